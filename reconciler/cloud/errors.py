@@ -1,0 +1,61 @@
+"""Errors of the gateway, classified where they enter: retryable or stalled.
+
+Raised by the Azure adapter (`reconciler.cloud.azure`) and by fakes in tests; execution and the daemon act on
+`retryable` and `retry_after` only. Messages never carry secret values (request bodies are not echoed).
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """A failed call to Azure.
+
+    `retryable`: throttling (429), 5xx, timeouts, connection errors: the same call may succeed later.
+    Otherwise the group is stalled (validation, authorisation, quota, a rejected update) until its manifest
+    changes. `retry_after` is the server's Retry-After in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code:
+            parts.insert(0, f"{self.code}:")
+        if self.status is not None:
+            parts.append(f"(HTTP {self.status})")
+        return " ".join(parts)
+
+
+class RetryableError(GatewayError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=True, status=status, code=code, retry_after=retry_after)
+
+
+class StalledError(GatewayError):
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message, retryable=False, status=status, code=code)
+
+
+class NotFoundError(StalledError):
+    """The group (or resource group) does not exist. Callers that expect absence treat it as a value."""

@@ -1,0 +1,42 @@
+"""The gateway protocol: everything the reconciler asks of Azure, and nothing more.
+
+Implemented by `reconciler.cloud.azure.AzureGateway` (the real SDK) and by in-memory fakes in tests.
+Execution and the engine depend on this protocol, never on the SDK. Every method raises
+`reconciler.cloud.errors.GatewayError` (retryable or stalled) and lets `asyncio.CancelledError` through.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from reconciler.model.observed import ObservedGroup
+
+
+class Gateway(Protocol):
+    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+        """All groups of a resource group: one list call per page. A missing resource group is empty."""
+        ...
+
+    async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
+        """One group with its instance view, or None when it does not exist."""
+        ...
+
+    async def create_or_update(
+        self, resource_group: str, name: str, body: dict[str, Any], *, timeout: float
+    ) -> ObservedGroup:
+        """PUT the full body and wait for the long-running operation to finish (or `timeout` seconds)."""
+        ...
+
+    async def patch_tags(self, resource_group: str, name: str, tags: dict[str, str]) -> ObservedGroup:
+        """PATCH the tags only; ACI does not restart the group."""
+        ...
+
+    async def delete(self, resource_group: str, name: str, *, timeout: float) -> None:
+        """Delete and wait until the group is gone. Deleting a missing group is not an error."""
+        ...
+
+    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
+        ...
+
+    async def close(self) -> None:
+        ...
