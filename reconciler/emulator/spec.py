@@ -43,8 +43,8 @@ Microsoft's examples and recorded traffic in `../shared/azure/` or by Azure's do
 * Checks that are not in the spec (location required by ARM, tag limits, name rules, quotas, the cross-field
   rules of the resource provider) belong to the server, not here.
 
-Messages never quote a value the caller sent, except enum values (which are never secret), so a violation
-can be logged or returned to a client without leaking a secret.
+Messages never quote a value the caller sent (only property names and the spec's own enum values), so a
+violation can be logged or returned to a client without leaking a secret.
 """
 
 from __future__ import annotations
@@ -368,9 +368,9 @@ class _Walker:
                 canonical = enum.get(_enum_key(value))
                 allowed = ", ".join(repr(v) for v in enum.values())
                 if canonical is None:
-                    self.bad(path, f"{value!r} is not one of {allowed}", node.enum_code)
+                    self.bad(path, f"the value must be one of {allowed}", node.enum_code)
                 elif not self.request and canonical != value:
-                    self.bad(path, f"Azure returns {canonical!r}, not {value!r}")
+                    self.bad(path, f"Azure spells this value {canonical!r}")
             elif node.fmt == "date-time" and not self.request and not _DATE_TIME.match(value):
                 self.bad(path, "expected an ISO 8601 date-time")
             return
