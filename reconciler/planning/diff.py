@@ -1,0 +1,140 @@
+"""Field-level diff of two canonical container-group bodies, honouring `reconcile.ignore`.
+
+Called by `reconciler.planning.plan` with the canonical forms of `reconciler.planning.normalise` (desired
+first, observed second). The comparison is complete: a field the manifest omits compares as "absent", because
+a PUT without it resets it (the canonical form already fills the defaults Azure applies to omitted fields).
+The exceptions are the values the server chooses itself (`normalise.SERVER_CHOSEN`: an allocated IP, a
+generated confidential-compute policy), compared only when the manifest states them.
+
+Paths are JSON Pointers (RFC 6901) into the ARM body in which keyed-list elements are addressed by their key
+(`/properties/containers/web/properties/image`). `ignore` pointers match by prefix; a `*` segment matches any
+one segment; a numeric segment that is not itself a key addresses the n-th element of a keyed list in the
+manifest's order (`/properties/containers/0/properties/image`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.model.plan import FieldChange
+from reconciler.planning.normalise import SECURE, SERVER_CHOSEN
+
+_ABSENT = object()
+
+
+def escape(segment: str) -> str:
+    """One JSON Pointer reference token (RFC 6901: `~` -> `~0`, `/` -> `~1`)."""
+    return segment.replace("~", "~0").replace("/", "~1")
+
+
+def unescape(segment: str) -> str:
+    return segment.replace("~1", "/").replace("~0", "~")
+
+
+def pointer(segments: Iterable[str]) -> str:
+    return "".join("/" + escape(s) for s in segments)
+
+
+def split_pointer(path: str) -> tuple[str, ...]:
+    """The segments of a JSON Pointer; raises ValueError for a string that is not one."""
+    if path == "":
+        return ()
+    if not path.startswith("/"):
+        raise ValueError(f"{path!r} is not a JSON Pointer: it must start with '/'")
+    return tuple(unescape(s) for s in path[1:].split("/"))
+
+
+def _contains_secret_marker(value: Any) -> bool:
+    if value == SECURE:
+        return True
+    if isinstance(value, Mapping):
+        return any(_contains_secret_marker(v) for v in value.values())
+    return False
+
+
+def _advance(patterns: Sequence[tuple[str, ...]], key: str, position: int | None) -> list[tuple[str, ...]]:
+    """The remainders of the ignore patterns that match one more segment `key` (at `position` in the
+    desired map, when the parent is a map of the desired side)."""
+    out: list[tuple[str, ...]] = []
+    for pattern in patterns:
+        if not pattern:
+            continue
+        head = pattern[0]
+        if head in ("*", key) or (
+            position is not None and head.isdigit() and int(head) == position and head != key
+        ):
+            out.append(pattern[1:])
+    return out
+
+
+def diff(
+    desired: Mapping[str, Any],
+    observed: Mapping[str, Any],
+    *,
+    ignore: Iterable[str] = (),
+    server_chosen: Iterable[str] = SERVER_CHOSEN,
+) -> list[FieldChange]:
+    """Every difference between two canonical bodies, as `FieldChange`s, in a deterministic order.
+
+    A subtree present on one side only is one `add`/`remove` of the whole subtree; values that differ in type
+    or are lists are one `change`. A change that involves the secure marker is `sensitive` and carries no
+    values. Raises ValueError for an `ignore` entry that is not a JSON Pointer.
+    """
+    patterns = [split_pointer(p) for p in ignore]
+    walk = _Walk(chosen=frozenset(split_pointer(p) for p in server_chosen))
+    _walk(walk, desired, observed, (), patterns)
+    return walk.out
+
+
+@dataclass
+class _Walk:
+    chosen: frozenset[tuple[str, ...]]
+    out: list[FieldChange] = field(default_factory=list)
+
+    def run(
+        self, desired: Any, observed: Any, path: tuple[str, ...], patterns: list[tuple[str, ...]]
+    ) -> None:
+        _walk(self, desired, observed, path, patterns)
+
+
+def _walk(
+    ctx: _Walk,
+    desired: Any,
+    observed: Any,
+    path: tuple[str, ...],
+    patterns: list[tuple[str, ...]],
+) -> None:
+    if any(len(p) == 0 for p in patterns):
+        return  # an ignore pointer ends here: the live value of this subtree is never diffed
+    if desired is _ABSENT and path in ctx.chosen:
+        return  # the server picked it because the manifest did not
+    if isinstance(desired, Mapping) and isinstance(observed, Mapping):
+        keys = list(desired)
+        keys += [k for k in observed if k not in desired]
+        positions = {k: i for i, k in enumerate(desired)}
+        for key in keys:
+            _walk(
+                ctx,
+                desired.get(key, _ABSENT),
+                observed.get(key, _ABSENT),
+                (*path, key),
+                _advance(patterns, key, positions.get(key)),
+            )
+        return
+    if desired == observed:
+        return
+    sensitive = _contains_secret_marker(desired) or _contains_secret_marker(observed)
+    before = None if observed is _ABSENT or sensitive else observed
+    after = None if desired is _ABSENT or sensitive else desired
+    kind: Literal["add", "remove", "change"]
+    if observed is _ABSENT:
+        kind = "add"
+    elif desired is _ABSENT:
+        kind = "remove"
+    else:
+        kind = "change"
+    ctx.out.append(
+        FieldChange(path=pointer(path), kind=kind, before=before, after=after, sensitive=sensitive)
+    )

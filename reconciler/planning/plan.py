@@ -1,0 +1,396 @@
+"""Builds the Plan: for each desired group against what lives in Azure, the one action to take, and why.
+
+Called by the engine (`build_plan` once per pass; `diff_group` and `sync_state` for `reconcile status`).
+Pure: no I/O, no clock, no randomness; the same inputs give the same Plan, changes ordered by
+(resource group, name).
+
+Rules (DESIGN.md sections 4 to 6):
+- no live group: create;
+- a live group this instance manages: update, replace, tags or noop by the table of `classify`;
+- a live group no aci-reconciler manages: `failIfExists: true` is a conflict (nothing touched), `false` adopts
+  it (`adopt=True`, the action by the table, at least `tags` so that our tags get written);
+- a live group another instance manages: always a conflict naming the owner;
+- `suspend: true`: the action it would be, held; `recreate: never` and a replace: held;
+- prune: a live group this instance manages and no manifest names is deleted, unless its prune tag says
+  `false` or pruning is off (then the delete is listed, held); nothing is pruned when the manifests did not
+  load completely; an empty manifest set that would delete every managed group is refused unless allowed.
+Tags: the manifest's tags against the live tags minus the ownership tags (a tag added out of band is drift);
+the ownership tags `managed-by`, instance and prune must be there; the revision and spec tags alone never
+cause a write. Secrets compare through the keyed hash tag only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from reconciler.model.manifest import GroupManifest
+from reconciler.model.observed import ObservedGroup
+from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
+from reconciler.planning.classify import TERMINATED_REASON, classify
+from reconciler.planning.diff import diff, pointer
+from reconciler.planning.normalise import canonical
+from reconciler.planning.ownership import (
+    INFORMATIONAL_TAGS,
+    MANAGED_BY_TAG,
+    OWNERSHIP_TAGS,
+    SECRETS_TAG,
+    instance_problems,
+    live_tags,
+    owner_of,
+    ownership_tags,
+    prune_allowed,
+    secrets_hash,
+    spec_fingerprint,
+    tag_problems,
+    user_tags,
+)
+
+
+@dataclass(frozen=True)
+class DesiredGroup:
+    """One validated manifest and where it came from (`path:line:col`, for messages)."""
+
+    manifest: GroupManifest
+    source: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.manifest.resource_group.lower(), self.manifest.name.lower())
+
+
+class SyncState(StrEnum):
+    """What `reconcile status` says of one group."""
+
+    IN_SYNC = "InSync"
+    DRIFTED = "Drifted"  # exists, differs from its manifest
+    MISSING = "Missing"  # has a manifest, does not exist
+    CONFLICT = "Conflict"  # exists, may not be touched
+    ORPHANED = "Orphaned"  # managed by this instance, manifest gone
+
+
+def desired_canonical(manifest: GroupManifest) -> dict[str, Any]:
+    """The canonical form of a manifest's ARM body (secrets left out, as a GET leaves them out)."""
+    return canonical(manifest.to_arm_body(reveal_secrets=False))
+
+
+def observed_canonical(observed: ObservedGroup) -> dict[str, Any]:
+    body = dict(observed.body)
+    if observed.location and "location" not in body:
+        body["location"] = observed.location
+    return canonical(body)
+
+
+def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in tags.items() if k.lower() == wanted), None)
+
+
+def write_tags_for(
+    desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes
+) -> dict[str, str]:
+    """The tags every write of this group carries: the manifest's plus the ownership tags."""
+    manifest = desired.manifest
+    own = ownership_tags(
+        instance=instance,
+        revision=revision,
+        fingerprint=spec_fingerprint(desired_canonical(manifest)),
+        secret_hash=secrets_hash(manifest.secret_values(), secret_key),
+        prune=manifest.policy.prune,
+    )
+    return {**user_tags(manifest.tags), **own}
+
+
+def _tag_changes(
+    manifest: GroupManifest, live: Mapping[str, str], own: Mapping[str, str], ignore: Sequence[str]
+) -> list[FieldChange]:
+    changes = diff({"tags": dict(manifest.tags)}, {"tags": user_tags(live)}, ignore=ignore, server_chosen=())
+    for name in OWNERSHIP_TAGS:
+        if name in INFORMATIONAL_TAGS or name == SECRETS_TAG:
+            continue
+        want, have = own.get(name), _get_tag(live, name)
+        if want is not None and want != have:
+            changes.append(
+                FieldChange(
+                    path=pointer(("tags", name)),
+                    kind="add" if have is None else "change",
+                    before=have,
+                    after=want,
+                )
+            )
+    return changes
+
+
+def _secret_changes(
+    manifest: GroupManifest, live: Mapping[str, str], want_hash: str | None
+) -> list[FieldChange]:
+    have_hash = _get_tag(live, SECRETS_TAG)
+    if want_hash == have_hash:
+        return []
+    paths = sorted(manifest.secret_values())
+    if paths:
+        # One hash covers all secrets, so every secret path is reported; values never are.
+        return [FieldChange(path=p, kind="change", sensitive=True) for p in paths]
+    return [FieldChange(path=pointer(("tags", SECRETS_TAG)), kind="remove", sensitive=True)]
+
+
+def diff_group(
+    desired: DesiredGroup,
+    observed: ObservedGroup | None,
+    *,
+    instance: str,
+    revision: str,
+    secret_key: bytes,
+) -> Change:
+    """The plan entry of one desired group against its live group (None: it does not exist).
+
+    Raises ValueError when a `reconcile.ignore` entry is not a JSON Pointer.
+    """
+    manifest = desired.manifest
+    policy = manifest.policy
+    want = desired_canonical(manifest)
+    want_hash = secrets_hash(manifest.secret_values(), secret_key)
+    tags = {
+        **user_tags(manifest.tags),
+        **ownership_tags(
+            instance=instance,
+            revision=revision,
+            fingerprint=spec_fingerprint(want),
+            secret_hash=want_hash,
+            prune=policy.prune,
+        ),
+    }
+    base: dict[str, Any] = {
+        "resource_group": manifest.resource_group,
+        "name": manifest.name,
+        "source": desired.source,
+        "desired": manifest,
+    }
+
+    if observed is None:
+        fields = diff(want, {}, server_chosen=()) + diff({"tags": dict(manifest.tags)}, {}, server_chosen=())
+        fields += [FieldChange(path=p, kind="add", sensitive=True) for p in sorted(manifest.secret_values())]
+        return _hold(
+            Change(
+                **base,
+                action=Action.CREATE,
+                reason="does not exist",
+                fields=tuple(fields),
+                changed_paths=tuple(f.path for f in fields),
+                write_tags=tags,
+            ),
+            policy_suspend=policy.suspend,
+            recreate_never=False,
+        )
+
+    owner = owner_of(observed)
+    adopt = False
+    if owner is not None and owner != instance:
+        who = f"aci-reconciler instance {owner!r}" if owner else "an aci-reconciler instance with no name tag"
+        return Change(
+            **base,
+            action=Action.CONFLICT,
+            reason=f"exists and is managed by {who}; two reconcilers never touch each other's groups",
+        )
+    if owner is None:
+        if policy.fail_if_exists:
+            return Change(
+                **base,
+                action=Action.CONFLICT,
+                reason=(
+                    "exists and is not managed by aci-reconciler; failIfExists is true "
+                    "(set reconcile.failIfExists: false to adopt it)"
+                ),
+            )
+        adopt = True
+
+    live = live_tags(observed)
+    spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
+    result = classify(spec, terminated=observed.terminated)
+    secrets = _secret_changes(manifest, live, want_hash)
+    if secrets and observed.terminated:
+        secrets = [s.model_copy(update={"forces_replacement": True}) for s in secrets]
+    tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
+
+    replace_paths = list(result.replace_paths)
+    if result.action is Action.REPLACE:
+        action, reason = Action.REPLACE, result.reason
+        replace_paths += [s.path for s in secrets if s.forces_replacement]
+    elif secrets and observed.terminated:
+        action, reason = Action.REPLACE, TERMINATED_REASON
+        replace_paths += [s.path for s in secrets]
+    elif result.action is Action.UPDATE:
+        action, reason = Action.UPDATE, result.reason
+    elif secrets:
+        action, reason = Action.UPDATE, "secret values changed"
+    elif tag_fields:
+        action = Action.TAGS
+        reason = "only tags changed" if not adopt else "tags it as managed"
+    else:
+        action, reason = Action.NOOP, "in sync"
+    if adopt:
+        reason = f"adopting an unmanaged group (failIfExists: false): {reason}"
+
+    all_fields = (*result.fields, *secrets, *tag_fields)
+    change = Change(
+        **base,
+        action=action,
+        adopt=adopt,
+        reason=reason,
+        fields=all_fields,
+        changed_paths=tuple(f.path for f in all_fields),
+        replace_paths=tuple(replace_paths),
+        write_tags=tags,
+    )
+    return _hold(change, policy_suspend=policy.suspend, recreate_never=policy.recreate == "never")
+
+
+def _hold(change: Change, *, policy_suspend: bool, recreate_never: bool) -> Change:
+    if change.action is Action.NOOP:
+        return change
+    if policy_suspend:
+        return change.model_copy(update={"held": "suspended (reconcile.suspend: true)"})
+    if recreate_never and change.action is Action.REPLACE:
+        return change.model_copy(
+            update={
+                "held": "a replace is needed but reconcile.recreate is never; delete the group to recreate it"
+            }
+        )
+    return change
+
+
+def sync_state(change: Change) -> SyncState:
+    """In sync or not, for `reconcile status`, from a group's plan entry."""
+    if change.action is Action.NOOP:
+        return SyncState.IN_SYNC
+    if change.action is Action.CREATE:
+        return SyncState.MISSING
+    if change.action is Action.CONFLICT:
+        return SyncState.CONFLICT
+    if change.action is Action.DELETE:
+        return SyncState.ORPHANED
+    return SyncState.DRIFTED
+
+
+def _delete(observed: ObservedGroup, *, reason: str, held: str | None) -> Change:
+    return Change(
+        resource_group=observed.resource_group,
+        name=observed.name,
+        action=Action.DELETE,
+        reason=reason,
+        held=held,
+    )
+
+
+def build_plan(
+    desired: Sequence[DesiredGroup],
+    observed: Iterable[ObservedGroup],
+    *,
+    instance: str,
+    revision: str,
+    secret_key: bytes,
+    prune: bool = True,
+    allow_empty: bool = False,
+    load_complete: bool = True,
+    issues: Sequence[PlanIssue] = (),
+) -> Plan:
+    """The plan of one pass: every desired group against the live groups, plus prunes.
+
+    `observed` holds the live groups of every resource group in scope (those of the desired groups and any
+    this instance may prune). `load_complete=False` (some manifest failed to load) turns pruning off for the
+    pass. `issues` from loading are carried into the plan.
+    """
+    out_issues = list(issues)
+    problems = instance_problems(instance)
+    if problems:
+        out_issues += [PlanIssue(severity="error", message=m) for m in problems]
+        return Plan(revision=revision, instance=instance, issues=tuple(out_issues))
+
+    live: dict[tuple[str, str], ObservedGroup] = {}
+    for live_group in observed:
+        live[(live_group.resource_group.lower(), live_group.name.lower())] = live_group
+
+    changes: list[Change] = []
+    seen: dict[tuple[str, str], DesiredGroup] = {}
+    for group in desired:
+        manifest = group.manifest
+        where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
+        if group.key in seen:
+            first = seen[group.key].source or "another manifest"
+            out_issues.append(
+                PlanIssue(
+                    severity="error",
+                    message=(
+                        f"container group {manifest.name!r} in resource group {manifest.resource_group!r} "
+                        f"is already declared at {first}; names are unique per resource group"
+                    ),
+                    **where,
+                )
+            )
+            continue
+        seen[group.key] = group
+        bad_tags = tag_problems(manifest.tags)
+        if bad_tags:
+            out_issues += [PlanIssue(severity="error", message=m, **where) for m in bad_tags]
+            continue
+        try:
+            change = diff_group(
+                group, live.get(group.key), instance=instance, revision=revision, secret_key=secret_key
+            )
+        except ValueError as exc:
+            out_issues.append(PlanIssue(severity="error", message=f"reconcile.ignore: {exc}", **where))
+            continue
+        changes.append(change)
+
+    orphans = [g for key, g in live.items() if key not in seen and owner_of(g) == instance]
+    if orphans and not load_complete:
+        out_issues.append(
+            PlanIssue(
+                severity="warning",
+                message=(
+                    f"pruning skipped: the manifests did not all load, so {len(orphans)} managed group(s) "
+                    "without a manifest may only be missing because of that error"
+                ),
+            )
+        )
+    elif orphans:
+        refuse = not seen and not allow_empty
+        if refuse:
+            out_issues.append(
+                PlanIssue(
+                    severity="error",
+                    message=(
+                        f"refusing to prune: no manifests were found, and pruning would delete all "
+                        f"{len(orphans)} group(s) this instance ({instance!r}) manages; check the manifest "
+                        "path, or pass --allow-empty if deleting them all is intended"
+                    ),
+                )
+            )
+        for orphan in orphans:
+            if refuse:
+                held: str | None = "refused: the manifest set is empty (see the error)"
+            elif not prune:
+                held = "pruning is off for this run"
+            elif not prune_allowed(orphan):
+                held = "its manifest set reconcile.prune: false"
+            else:
+                held = None
+            changes.append(_delete(orphan, reason="its manifest is gone", held=held))
+
+    changes.sort(key=lambda c: c.key)
+    return Plan(revision=revision, instance=instance, changes=tuple(changes), issues=tuple(out_issues))
+
+
+__all__ = [
+    "MANAGED_BY_TAG",
+    "DesiredGroup",
+    "SyncState",
+    "build_plan",
+    "desired_canonical",
+    "diff_group",
+    "observed_canonical",
+    "sync_state",
+    "write_tags_for",
+]
