@@ -32,9 +32,10 @@ class _Paint:
         self.enabled = enabled
 
     def __call__(self, text: str, *codes: str) -> str:
-        if not self.enabled or not codes or not text:
+        prefix = "".join(codes)
+        if not self.enabled or not prefix or not text:
             return text
-        return "".join(codes) + text + _RESET
+        return prefix + text + _RESET
 
     def symbol(self, symbol: str) -> str:
         if symbol == "-/+":
@@ -103,7 +104,7 @@ def render_plan_text(plan: Plan, *, color: bool = False, show_noop: bool = False
     blocks = [build_block(c) for c in changes]
     title = f"aci-reconciler plan: revision {clean(plan.revision)}, instance {clean(plan.instance)}"
     out = [paint(title, _BOLD)]
-    used = {b.symbol for b in blocks} | {line.sign for b in blocks for line in b.lines}
+    used = {b.symbol for b in blocks}
     legend = [s for s in LEGEND if s in used]
     if legend:
         out += ["", "Resource actions are indicated with the following symbols:"]

@@ -168,7 +168,7 @@ def format_value(value: Any, *, width: int = DEFAULT_WIDTH) -> str:
     text = _dumps_compact(plain)
     if isinstance(plain, (list, dict)) and plain and len(text) > width:
         text = json.dumps(plain, ensure_ascii=False, sort_keys=True, indent=2, allow_nan=False)
-    return escape_unsafe(text)
+    return escape_unsafe(text, keep_newlines=True)  # json.dumps escapes newlines in strings; these are folds
 
 
 def clean(text: str) -> str:
