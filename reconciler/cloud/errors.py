@@ -52,6 +52,17 @@ class RetryableError(GatewayError):
         super().__init__(message, retryable=True, status=status, code=code, retry_after=retry_after)
 
 
+class OperationTimeoutError(RetryableError):
+    """A long-running operation did not finish within its timeout.
+
+    Retryable by a later pass, but the executor does not retry it within the same pass: the write was
+    accepted and is probably still running, and another PUT would restart the group once more.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="OperationTimedOut")
+
+
 class StalledError(GatewayError):
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message, retryable=False, status=status, code=code)

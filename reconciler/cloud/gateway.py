@@ -22,7 +22,12 @@ class Gateway(Protocol):
         ...
 
     async def create_or_update(
-        self, resource_group: str, name: str, body: dict[str, Any], *, timeout: float
+        self,
+        resource_group: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the LRO deadline; applied inside
     ) -> ObservedGroup:
         """PUT the full body and wait for the long-running operation to finish (or `timeout` seconds)."""
         ...
@@ -31,12 +36,18 @@ class Gateway(Protocol):
         """PATCH the tags only; ACI does not restart the group."""
         ...
 
-    async def delete(self, resource_group: str, name: str, *, timeout: float) -> None:
+    async def delete(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the deadline; applied inside
+    ) -> None:
         """Delete and wait until the group is gone. Deleting a missing group is not an error."""
         ...
 
-    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
-        ...
+    async def logs(
+        self, resource_group: str, name: str, container: str, *, tail: int | None = None
+    ) -> str: ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

@@ -1,0 +1,512 @@
+"""The Azure adapter: `Gateway` on azure-mgmt-containerinstance's async client (api-version 2023-05-01).
+
+Built by `connect(Target)`, which the CLI calls (the only place that wires concrete classes together); the
+engine, the executor and `reconciler.cloud.observe` use it through the `Gateway` protocol.
+
+Design choices, so the integrator knows what to expect:
+
+- Requests go through the SDK client's own pipeline (`ContainerInstanceManagementClient._send_request`, the
+  SDK's documented raw-request entry point): authentication, ARM challenge handling, the user agent, TLS
+  and header redaction are the SDK's. Bodies are ours: the PUT sends the exact desired JSON as bytes with
+  `Content-Type: application/json`, so no field is dropped or renamed by SDK models, and responses are kept as
+  the raw ARM JSON (`ObservedGroup.body`), unknown fields included.
+- One retry layer: the SDK's retry policy is off (`retry_total=0`). Retries live in `reconciler.cloud.retry`,
+  used by the executor and by `observe`, so Retry-After is honoured once and attempts are counted. The one
+  exception is polling of a long-running operation: a transient failure of a poll (a read) is tolerated
+  until the operation's deadline, because failing the write instead would make the executor PUT again, and
+  every PUT restarts the group's containers.
+- Long-running operations are polled here (`Azure-AsyncOperation`, else `Location`, else the resource's
+  `provisioningState`), honouring each poll's Retry-After, within `asyncio.timeout(timeout)`; on timeout we
+  raise `OperationTimeoutError` (retryable, by a later pass). Poll URLs must point at the ARM endpoint we
+  were configured with, so a bearer token is never sent elsewhere.
+- Every error is classified in `reconciler.cloud.classify`; messages carry Azure's error text (shortened),
+  never our request body.
+- `on_request(operation, status, duration_s)` is called once per HTTP request (operations `list`, `get`,
+  `put`, `patch`, `delete`, `poll`, `logs`; status the HTTP status or `error`), for the daemon's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import quote, urlencode, urlsplit
+
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AsyncHttpTransport
+from azure.core.rest import AsyncHttpResponse, HttpRequest
+from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient
+
+from reconciler.cloud.classify import (
+    arm_error,
+    classify_exception,
+    classify_http,
+    classify_operation_failure,
+    retry_after_from_headers,
+)
+from reconciler.cloud.errors import (
+    GatewayError,
+    NotFoundError,
+    OperationTimeoutError,
+    RetryableError,
+    StalledError,
+)
+from reconciler.model.observed import ObservedGroup
+
+API_VERSION = "2023-05-01"
+DEFAULT_ENDPOINT = "https://management.azure.com"
+PROVIDER = "Microsoft.ContainerInstance/containerGroups"
+
+# provisioningState values after which a group is no longer changing.
+TERMINAL_PROVISIONING = frozenset({"succeeded", "failed", "canceled", "cancelled"})
+# A runaway nextLink chain (a server bug) must not loop forever.
+MAX_PAGES = 10_000
+
+RequestHook = Callable[[str, str, float], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom to talk to ARM.
+
+    `endpoint`: a custom ARM endpoint (the local emulator `https://127.0.0.1:PORT`, a sovereign cloud);
+    None is public Azure. `ca_cert`: a PEM bundle that signs the endpoint's certificate (the emulator's
+    self-signed one). `credential`: `default` is `DefaultAzureCredential` (environment, workload identity,
+    managed identity, Azure CLI...); `static` sends a fixed bearer token and is for the embedded emulator
+    only. `poll_interval`: seconds between polls of a long-running operation when Azure sends no Retry-After.
+    """
+
+    subscription_id: str
+    endpoint: str | None = None
+    ca_cert: Path | None = None
+    credential: Literal["default", "static"] = "default"
+    poll_interval: float = 5.0
+    static_token: str = "aci-reconciler-emulator"
+    # Per-request socket timeouts; an LRO's overall wait is the caller's `timeout`.
+    connect_timeout: float = 30.0
+    read_timeout: float = 120.0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the setting and the fix when the target cannot work."""
+        if not self.subscription_id.strip():
+            raise ValueError("subscription id is empty: set --subscription or AZURE_SUBSCRIPTION_ID")
+        if self.endpoint is not None:
+            parts = urlsplit(self.endpoint)
+            if parts.scheme != "https" or not parts.netloc:
+                raise ValueError(
+                    f"ARM endpoint {self.endpoint!r} must be an https:// URL "
+                    "(the SDK sends bearer tokens only over TLS)"
+                )
+        if self.credential == "static" and self.endpoint is None:
+            raise ValueError(
+                "the static credential is for a local emulator only: give its endpoint, "
+                "or use the default credential for Azure"
+            )
+        if self.ca_cert is not None and not self.ca_cert.is_file():
+            raise ValueError(f"CA certificate {self.ca_cert} does not exist: give the emulator's CA file")
+        if self.poll_interval < 0:
+            raise ValueError(f"poll interval must not be negative, got {self.poll_interval}")
+
+
+class StaticTokenCredential(AsyncTokenCredential):
+    """A fixed bearer token, for the embedded emulator (which checks that a token is present)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        del scopes, claims, tenant_id, enable_cae, kwargs
+        return AccessToken(self._token, int(time.time()) + 24 * 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> StaticTokenCredential:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        return None
+
+
+def connect(
+    target: Target,
+    *,
+    on_request: RequestHook | None = None,
+    transport: AsyncHttpTransport[Any, Any] | None = None,
+    credential: AsyncTokenCredential | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> AzureGateway:
+    """Build the gateway for `target`. No I/O happens until the first call.
+
+    `transport` and `credential` replace the real ones (tests use azure-core fake transports); `sleep` is
+    what LRO polling waits with (tests inject a fake clock).
+    """
+    target.validate()
+    if credential is None:
+        if target.credential == "static":
+            credential = StaticTokenCredential(target.static_token)
+        else:
+            from azure.identity.aio import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+    endpoint = (target.endpoint or DEFAULT_ENDPOINT).rstrip("/")
+    kwargs: dict[str, Any] = {
+        "retry_total": 0,  # one retry layer: ours (see the module docstring)
+        "polling_interval": target.poll_interval,
+        "credential_scopes": [f"{endpoint}/.default"],
+    }
+    if transport is not None:
+        kwargs["transport"] = transport
+    else:
+        kwargs["connection_timeout"] = target.connect_timeout
+        kwargs["read_timeout"] = target.read_timeout
+    if target.ca_cert is not None:
+        kwargs["connection_verify"] = str(target.ca_cert)
+    client = ContainerInstanceManagementClient(
+        credential, target.subscription_id, base_url=endpoint, **kwargs
+    )
+    return AzureGateway(
+        client,
+        credential,
+        subscription_id=target.subscription_id,
+        endpoint=endpoint,
+        poll_interval=target.poll_interval,
+        on_request=on_request,
+        sleep=sleep,
+    )
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: dict[str, str]
+    body: Any  # parsed JSON, or None for an empty body
+
+
+def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
+    props = data.get("properties") or {}
+    instance_view = props.get("instanceView") or {}
+    tags = data.get("tags") or {}
+    return ObservedGroup(
+        resource_group=resource_group,
+        name=str(data.get("name", "")),
+        id=str(data.get("id", "")),
+        location=str(data.get("location", "")),
+        tags={str(k): "" if v is None else str(v) for k, v in tags.items()},
+        body=dict(data),
+        provisioning_state=props.get("provisioningState"),
+        instance_state=instance_view.get("state") if isinstance(instance_view, Mapping) else None,
+    )
+
+
+class AzureGateway:
+    """The `Gateway` protocol on the ACI management SDK. Build it with `connect`; close it when done."""
+
+    def __init__(
+        self,
+        client: ContainerInstanceManagementClient,
+        credential: AsyncTokenCredential,
+        *,
+        subscription_id: str,
+        endpoint: str,
+        poll_interval: float,
+        on_request: RequestHook | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._credential = credential
+        self._subscription = subscription_id
+        self._endpoint = endpoint
+        self._netloc = urlsplit(endpoint).netloc.lower()
+        self._poll_interval = poll_interval
+        self._on_request = on_request
+        self._sleep = sleep
+
+    # --- URLs -----------------------------------------------------------------------------------
+
+    def _groups_url(self, resource_group: str) -> str:
+        return (
+            f"/subscriptions/{quote(self._subscription, safe='')}"
+            f"/resourceGroups/{quote(resource_group, safe='')}/providers/{PROVIDER}"
+        )
+
+    def _group_url(self, resource_group: str, name: str, suffix: str = "", **query: Any) -> str:
+        params = {"api-version": API_VERSION, **{k: v for k, v in query.items() if v is not None}}
+        return f"{self._groups_url(resource_group)}/{quote(name, safe='')}{suffix}?{urlencode(params)}"
+
+    # --- one HTTP request ------------------------------------------------------------------------
+
+    def _record(self, operation: str, status: str, started: float) -> None:
+        if self._on_request is None:
+            return
+        try:
+            self._on_request(operation, status, time.perf_counter() - started)
+        except Exception:
+            # Metrics must never break a reconcile.
+            log.exception("on_request hook failed")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        operation: str,
+        label: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+    ) -> _Response:
+        """Send one request; return the response when it is < 400, raise a classified GatewayError else."""
+        headers = {"Accept": "application/json"}
+        content: bytes | None = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = HttpRequest(method, url, headers=headers, content=content)
+        started = time.perf_counter()
+        try:
+            response: AsyncHttpResponse = await self._client._send_request(request)
+            await response.read()
+        except asyncio.CancelledError:
+            self._record(operation, "cancelled", started)
+            raise
+        except Exception as exc:
+            self._record(operation, "error", started)
+            error = classify_exception(exc, operation=label)
+            if "unexpected error" in error.message:
+                log.warning("unexpected error from the Azure SDK during %s", label, exc_info=exc)
+            raise error from exc
+        self._record(operation, str(response.status_code), started)
+        resp_headers = {k.lower(): v for k, v in response.headers.items()}
+        parsed: Any = None
+        raw = response.content
+        if raw:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+        if response.status_code >= 400:
+            code, message = arm_error(parsed)
+            raise classify_http(
+                response.status_code, code=code, message=message, headers=resp_headers, operation=label
+            )
+        return _Response(response.status_code, resp_headers, parsed)
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+        url: str | None = f"{self._groups_url(resource_group)}?{urlencode({'api-version': API_VERSION})}"
+        groups: list[ObservedGroup] = []
+        seen: set[str] = set()
+        label = f"list {resource_group}"
+        while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise StalledError(f"{label}: the service returned a nextLink loop")
+            seen.add(url)
+            if url.startswith("http"):
+                self._check_same_endpoint(url, label)
+            try:
+                response = await self._send("GET", url, "list", label)
+            except NotFoundError:
+                if groups:
+                    raise
+                # A missing resource group has no groups; the plan will create them (and ARM the RG error).
+                return []
+            page = response.body if isinstance(response.body, Mapping) else {}
+            for item in page.get("value") or []:
+                if isinstance(item, Mapping):
+                    groups.append(_observed(resource_group, item))
+            next_link = page.get("nextLink")
+            url = str(next_link) if next_link else None
+        return groups
+
+    async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
+        try:
+            response = await self._send(
+                "GET", self._group_url(resource_group, name), "get", f"GET {resource_group}/{name}"
+            )
+        except NotFoundError:
+            return None
+        if not isinstance(response.body, Mapping):
+            raise RetryableError(f"GET {resource_group}/{name}: the response had no JSON body")
+        return _observed(resource_group, response.body)
+
+    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
+        url = self._group_url(
+            resource_group, name, f"/containers/{quote(container, safe='')}/logs", tail=tail
+        )
+        response = await self._send("GET", url, "logs", f"logs {resource_group}/{name}/{container}")
+        body = response.body if isinstance(response.body, Mapping) else {}
+        return str(body.get("content") or "")
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    async def create_or_update(
+        self,
+        resource_group: str,
+        name: str,
+        body: dict[str, Any],
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the LRO deadline; applied inside
+    ) -> ObservedGroup:
+        label = f"PUT {resource_group}/{name}"
+        url = self._group_url(resource_group, name)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send("PUT", url, "put", label, body=body)
+                await self._wait_for_operation(response, url, label)
+                final = await self._send("GET", url, "get", f"GET {resource_group}/{name}")
+        except TimeoutError:
+            raise OperationTimeoutError(f"{label}: not finished after {timeout:.0f}s") from None
+        if not isinstance(final.body, Mapping):
+            raise RetryableError(f"{label}: the final GET had no JSON body")
+        group = _observed(resource_group, final.body)
+        if (group.provisioning_state or "").lower() == "failed":
+            raise StalledError(f"{label}: provisioning failed", code="ProvisioningFailed")
+        return group
+
+    async def patch_tags(self, resource_group: str, name: str, tags: dict[str, str]) -> ObservedGroup:
+        label = f"PATCH {resource_group}/{name}"
+        response = await self._send(
+            "PATCH", self._group_url(resource_group, name), "patch", label, body={"tags": dict(tags)}
+        )
+        if not isinstance(response.body, Mapping):
+            raise RetryableError(f"{label}: the response had no JSON body")
+        return _observed(resource_group, response.body)
+
+    async def delete(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the deadline; applied inside
+    ) -> None:
+        label = f"DELETE {resource_group}/{name}"
+        url = self._group_url(resource_group, name)
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    response = await self._send("DELETE", url, "delete", label)
+                except NotFoundError:
+                    return
+                if response.status == 204:
+                    return
+                if response.status == 202:
+                    await self._wait_for_operation(response, None, label)
+                await self._wait_until_gone(url, label)
+        except TimeoutError:
+            raise OperationTimeoutError(f"{label}: the group still exists after {timeout:.0f}s") from None
+
+    async def close(self) -> None:
+        await self._client.close()
+        await self._credential.close()
+
+    # --- long-running operations -----------------------------------------------------------------
+
+    def _check_same_endpoint(self, url: str, label: str) -> None:
+        if urlsplit(url).netloc.lower() != self._netloc:
+            raise StalledError(
+                f"{label}: Azure pointed to {urlsplit(url).netloc!r}, not the configured endpoint; "
+                "refusing to send credentials there"
+            )
+
+    async def _poll_sleep(self, headers: Mapping[str, str]) -> None:
+        wait = retry_after_from_headers(headers)
+        await self._sleep(self._poll_interval if wait is None else wait)
+
+    async def _wait_for_operation(self, response: _Response, resource_url: str | None, label: str) -> None:
+        """Wait for the operation a write started, by the means ARM gave (caller bounds the time)."""
+        async_url = response.headers.get("azure-asyncoperation")
+        location = response.headers.get("location")
+        if async_url:
+            self._check_same_endpoint(async_url, label)
+            await self._poll_async_operation(async_url, response.headers, label)
+        elif location and response.status == 202:
+            self._check_same_endpoint(location, label)
+            await self._poll_location(location, response.headers, label)
+        elif resource_url is not None:
+            state = ""
+            if isinstance(response.body, Mapping):
+                state = str((response.body.get("properties") or {}).get("provisioningState") or "")
+            if state and state.lower() not in TERMINAL_PROVISIONING:
+                await self._poll_provisioning(resource_url, response.headers, label)
+
+    async def _poll(self, url: str, label: str) -> _Response | None:
+        """One poll; None when it failed transiently (the caller sleeps and polls again)."""
+        try:
+            return await self._send("GET", url, "poll", f"{label} (poll)")
+        except GatewayError as exc:
+            if not exc.retryable:
+                raise
+            log.info("transient failure while polling %s: %s", label, exc)
+            return None
+
+    async def _poll_async_operation(self, url: str, headers: Mapping[str, str], label: str) -> None:
+        while True:
+            await self._poll_sleep(headers)
+            polled = await self._poll(url, label)
+            if polled is None:
+                continue
+            headers = polled.headers
+            body = polled.body if isinstance(polled.body, Mapping) else {}
+            status = str(body.get("status") or "").lower()
+            if status == "succeeded":
+                return
+            if status in ("failed", "canceled", "cancelled"):
+                code, message = arm_error(body)
+                raise classify_operation_failure(
+                    code, message or f"the operation ended {status}", operation=label
+                )
+
+    async def _poll_location(self, url: str, headers: Mapping[str, str], label: str) -> None:
+        while True:
+            await self._poll_sleep(headers)
+            polled = await self._poll(url, label)
+            if polled is None:
+                continue
+            headers = polled.headers
+            if polled.status != 202:
+                return
+
+    async def _poll_provisioning(self, url: str, headers: Mapping[str, str], label: str) -> None:
+        while True:
+            await self._poll_sleep(headers)
+            polled = await self._poll(url, label)
+            if polled is None:
+                continue
+            headers = polled.headers
+            body = polled.body if isinstance(polled.body, Mapping) else {}
+            state = str((body.get("properties") or {}).get("provisioningState") or "")
+            if not state or state.lower() in TERMINAL_PROVISIONING:
+                return
+
+    async def _wait_until_gone(self, url: str, label: str) -> None:
+        while True:
+            try:
+                await self._send("GET", url, "get", f"{label} (wait until gone)")
+            except NotFoundError:
+                return
+            except GatewayError as exc:
+                if not exc.retryable:
+                    raise
+            await self._sleep(self._poll_interval)
