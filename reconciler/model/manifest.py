@@ -1,57 +1,760 @@
 """The desired container group: the manifest format of DESIGN.md section 3 as pydantic v2 models.
 
-CONTRACT (placeholder until the full model lands; keep these names and signatures):
+CONTRACT (names and signatures everyone relies on):
 
 - `GroupManifest`: one validated manifest document. Attributes `name`, `resource_group`, `location`,
-  `tags: dict[str, str]`, `policy: ReconcilePolicy` (key `reconcile`), and the ARM body fields.
+  `tags: dict[str, str]`, `policy: ReconcilePolicy` (key `reconcile`), `zones`, `identity`, `properties`
+  (`reconciler.model.aci` sub-models), `api_version` and `type_` (accepted, never sent).
 - `GroupManifest.to_arm_body(*, reveal_secrets: bool) -> dict[str, Any]`: the ARM request body (camelCase,
   canonical enum case, numbers as JSON numbers): `location`, `tags`, `zones`, `identity`, `properties`.
-  With `reveal_secrets=False` every secret field is left out, exactly as a GET leaves it out.
+  With `reveal_secrets=False` every secret field is left out, exactly as a GET leaves it out; with
+  `reveal_secrets=True` it is the PUT body (raises `UnresolvedSecretError` while a reference is unresolved).
 - `GroupManifest.secret_values() -> dict[str, str]`: resolved secret values keyed by the JSON Pointer of the
   field in the ARM body (keyed lists addressed by key, see `reconciler.model.plan.FieldChange`).
+- `GroupManifest.secret_refs() -> list[tuple[str, SecretRef]]` and
+  `GroupManifest.resolve_secrets(resolver: Callable[[SecretRef], str]) -> GroupManifest`.
+- `GroupManifest.from_arm(body, *, resource_group, name) -> GroupManifest`: lenient parse of a live group
+  (for `reconcile export`); `GroupManifest.to_manifest_dict() -> dict[str, Any]`: the manifest document.
 - `parse_manifest(data: Mapping[str, Any]) -> GroupManifest`: validates one document; raises
-  `pydantic.ValidationError` whose `loc` tuples are paths into `data`, so the loader can map them to lines.
+  `pydantic.ValidationError` whose `loc` tuples are paths into `data` (keys as written there), so the loader
+  can map them to lines, and whose messages say what is wrong and how to fix it.
 
-Called by the source loader (which builds it), planning (which diffs it) and execution (which PUTs it).
+Called by the source loader (which builds it), planning (which diffs it), execution (which PUTs it) and the
+CLI (`reconcile export`, `reconcile schema`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from reconciler.model import pointer
+from reconciler.model.aci import (
+    GROUP_NAME_RE,
+    ApiVersion,
+    ArmModel,
+    ConfidentialComputeProperties,
+    Container,
+    ContainerProperties,
+    Diagnostics,
+    DnsConfiguration,
+    EncryptionProperties,
+    EnvironmentVariable,
+    Extension,
+    Identity,
+    ImageRegistryCredential,
+    InitContainer,
+    IpAddress,
+    OsType,
+    Priority,
+    ResourceType,
+    RestartPolicy,
+    SecretRef,
+    Sku,
+    SubnetId,
+    Text,
+    UnknownKey,
+    Volume,
+    each,
+    fail,
+)
+
+__all__ = [
+    "GroupManifest",
+    "GroupProperties",
+    "ReconcilePolicy",
+    "SecretRef",
+    "UnresolvedSecretError",
+    "parse_manifest",
+]
+
+# Azure's limits for one container group ("Resource availability & quota limits for ACI", default quotas:
+# containers per container group 60, volumes per container group 20).
+MAX_CONTAINERS = 60
+MAX_VOLUMES = 20
+# Tags ("Use tags to organize your Azure resources", limitations): at most 50 per resource, names up to 512
+# characters, values up to 256, and names without < > % & \ ? / (and ':' '*' '+' for some resource types).
+MAX_TAGS = 50
+TAG_NAME_FORBIDDEN = set("<>%&\\?/*+:")
+# Resource group names: 1-90 characters, letters, digits, '_', '-', '.', '(' and ')' (Unicode letters too),
+# not ending with '.' (Azure naming rules, Microsoft.Resources/resourcegroups).
+RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
+
+SECRET_KEYS = frozenset(
+    {"securevalue", "password", "storageaccountkey", "workspacekey", "secret", "protectedsettings"}
+)
 
 
-class ReconcilePolicy(BaseModel):
-    """The `reconcile:` block of a manifest: policy of this reconciler for this group."""
+class UnresolvedSecretError(ValueError):
+    """A secret reference has no value yet: the loader must resolve it before the body is sent."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    def __init__(self, pointers: list[str]) -> None:
+        self.pointers = pointers
+        super().__init__(
+            "secret references not resolved (resolve them with GroupManifest.resolve_secrets): "
+            + ", ".join(pointers)
+        )
 
-    fail_if_exists: bool = Field(default=True, alias="failIfExists")
-    recreate: Literal["auto", "never"] = "auto"
+
+def _tags(value: Any) -> Any:
+    # `tags: null` is what ARM returns for a group without tags, and what exports contain.
+    return {} if value is None else value
+
+
+class ReconcilePolicy(ArmModel):
+    """Ours: the `reconcile:` block, this reconciler's policy for the group."""
+
+    model_config = ConfigDict(title="ReconcilePolicy")
+
+    fail_if_exists: bool = True
+    """When a group of this name exists and this reconciler does not manage it: true reports a conflict and
+    touches nothing (as Airflow's fail_if_exists); false adopts it."""
+    recreate: Annotated[
+        Literal["auto", "never"], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)
+    ] = "auto"
+    """auto: replace (delete, create) when a field changed that ACI cannot update in place; never: report
+    the replacement and leave the group as it is."""
     prune: bool = True
+    """May this group be deleted when its manifest goes away."""
     suspend: bool = False
+    """Plan but never change this group."""
     ignore: tuple[str, ...] = ()
+    """JSON Pointers into the ARM body whose live value is never diffed, keyed lists addressed by key, e.g.
+    /properties/containers/web/properties/image."""
+
+    @model_validator(mode="after")
+    def _pointers(self) -> ReconcilePolicy:
+        for p in self.ignore:
+            if p == "":
+                raise fail(
+                    "ignore_pointer", "an empty pointer would ignore the whole group: use 'suspend: true'"
+                )
+            try:
+                pointer.check(p)
+            except pointer.PointerSyntaxError as exc:
+                raise fail("ignore_pointer", str(exc)) from None
+        return self
 
 
-class GroupManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+class GroupProperties(ArmModel):
+    """The container group's properties (ARM `properties`)."""
 
+    _readonly: ClassVar[frozenset[str]] = frozenset(
+        {"provisioningstate", "instanceview", "isCustomProvisioningTimeout".lower()}
+    )
+
+    containers: tuple[Container, ...] = Field(min_length=1)
+    """The containers of the group (at least one, at most 60)."""
+    init_containers: tuple[InitContainer, ...] | None = None
+    """Containers that run to completion, in order, before the containers start."""
+    image_registry_credentials: tuple[ImageRegistryCredential, ...] | None = None
+    """Credentials for private registries."""
+    restart_policy: RestartPolicy | None = None
+    """Always (the default), OnFailure or Never."""
+    ip_address: IpAddress | None = None
+    """The group's IP address and exposed ports."""
+    os_type: OsType
+    """Linux or Windows."""
+    volumes: tuple[Volume, ...] | None = None
+    """Volumes the containers can mount."""
+    diagnostics: Diagnostics | None = None
+    """Log Analytics settings."""
+    subnet_ids: tuple[SubnetId, ...] | None = None
+    """Subnets (of a virtual network) the group joins."""
+    dns_config: DnsConfiguration | None = None
+    """DNS settings."""
+    sku: Sku | None = None
+    """Standard (the default), Dedicated or Confidential."""
+    encryption_properties: EncryptionProperties | None = None
+    """Customer-managed key encryption."""
+    extensions: tuple[Extension, ...] | None = None
+    """Extension sidecars used by virtual kubelet."""
+    confidential_compute_properties: ConfidentialComputeProperties | None = None
+    """Confidential group settings (sku: Confidential)."""
+    priority: Priority | None = None
+    """Regular or Spot."""
+
+
+class GroupManifest(ArmModel):
+    """A container group manifest: the ACI YAML of `az container create --file`, plus `resourceGroup` and
+    `reconcile`. Keys are accepted in any case, as ARM accepts them."""
+
+    model_config = ConfigDict(title="ACI container group manifest")
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"id", "etag", "systemdata", "managedby"})
+    _ours: ClassVar[frozenset[str]] = frozenset({"api_version", "type_", "name", "resource_group", "policy"})
+
+    api_version: ApiVersion | None = None
+    """The api-version the file was written for (accepted for compatibility; 2023-05-01 is always used)."""
+    type_: ResourceType | None = Field(default=None, alias="type")
+    """Microsoft.ContainerInstance/containerGroups (accepted for compatibility)."""
     name: str
-    resource_group: str = Field(alias="resourceGroup")
-    location: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    properties: dict[str, Any]
+    """The group's name: 1-63 lowercase letters, digits and '-', no leading, trailing or double '-'."""
+    resource_group: str
+    """Ours: the resource group (or set a directory default, or --resource-group)."""
+    location: str = Field(min_length=1)
+    """The Azure region, e.g. westeurope."""
+    tags: Annotated[dict[str, Text], BeforeValidator(_tags)] = Field(default_factory=dict)
+    """Tags of the group."""
+    zones: tuple[Text, ...] | None = None
+    """The availability zone (one), e.g. ['1']."""
+    identity: Identity | None = None
+    """Managed identities of the group."""
+    properties: GroupProperties
+    """The group's properties."""
     policy: ReconcilePolicy = Field(default_factory=ReconcilePolicy, alias="reconcile")
+    """Ours: policy of this reconciler for this group."""
 
-    def to_arm_body(self, *, reveal_secrets: bool) -> dict[str, Any]:
-        del reveal_secrets
-        return {"location": self.location, "tags": dict(self.tags), "properties": dict(self.properties)}
+    # -- validation -----------------------------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _rules(self) -> GroupManifest:
+        issues = list(_issues(self))
+        if issues:
+            text = "; ".join(f"{'.'.join(str(p) for p in loc)}: {msg}" for loc, msg in issues)
+            raise PydanticCustomError("manifest_rules", "{text}", {"text": text, "issues": tuple(issues)})
+        return self
+
+    # -- secrets --------------------------------------------------------------------------------------------
+
+    def _secret_slots(self) -> Iterator[tuple[str, ArmModel, str, str | None]]:
+        """(pointer, owner, value field, reference field or None) of every secret slot that is in use."""
+        props = self.properties
+        base = ("properties",)
+        for kind, _, c in _all_containers(props):
+            for env in c.properties.environment_variables or ():
+                if env.secure_value is not None or env.secure_value_from is not None:
+                    p = pointer.join(
+                        (
+                            *base,
+                            kind,
+                            c.name,
+                            "properties",
+                            "environmentVariables",
+                            env.name,
+                            "secureValue",
+                        )
+                    )
+                    yield p, env, "secure_value", "secure_value_from"
+        for cred in props.image_registry_credentials or ():
+            if cred.password is not None or cred.password_from is not None:
+                yield (
+                    pointer.join((*base, "imageRegistryCredentials", cred.server, "password")),
+                    cred,
+                    "password",
+                    ("password_from"),
+                )
+        for vol in props.volumes or ():
+            af = vol.azure_file
+            if af is not None and (
+                af.storage_account_key is not None or af.storage_account_key_from is not None
+            ):
+                p = pointer.join((*base, "volumes", vol.name, "azureFile", "storageAccountKey"))
+                yield p, af, "storage_account_key", "storage_account_key_from"
+        la = props.diagnostics.log_analytics if props.diagnostics else None
+        if la is not None:
+            yield (
+                pointer.join((*base, "diagnostics", "logAnalytics", "workspaceKey")),
+                la,
+                "workspace_key",
+                ("workspace_key_from"),
+            )
+
+    def secret_refs(self) -> list[tuple[str, SecretRef]]:
+        """Every `...From` reference, with the JSON Pointer of the secret it stands for."""
+        out: list[tuple[str, SecretRef]] = []
+        for p, owner, _, ref_field in self._secret_slots():
+            ref = getattr(owner, ref_field) if ref_field else None
+            if isinstance(ref, SecretRef):
+                out.append((p, ref))
+        return out
+
+    def unresolved_secrets(self) -> list[str]:
+        """Pointers of references that have no value yet."""
+        return [p for p, owner, value_field, _ in self._secret_slots() if getattr(owner, value_field) is None]
+
+    def resolve_secrets(self, resolver: Callable[[SecretRef], str]) -> GroupManifest:
+        """A copy in which every reference has its value (from `resolver`); the reference is kept, so that
+        `to_manifest_dict()` still writes the reference and never the value."""
+        props = self.properties
+
+        def envs(items: tuple[EnvironmentVariable, ...] | None) -> tuple[EnvironmentVariable, ...] | None:
+            if items is None:
+                return None
+            return tuple(
+                e.model_copy(update={"secure_value": SecretStr(resolver(e.secure_value_from))})
+                if e.secure_value_from is not None
+                else e
+                for e in items
+            )
+
+        containers = tuple(
+            c.model_copy(
+                update={
+                    "properties": c.properties.model_copy(
+                        update={"environment_variables": envs(c.properties.environment_variables)}
+                    )
+                }
+            )
+            for c in props.containers
+        )
+        init = (
+            tuple(
+                c.model_copy(
+                    update={
+                        "properties": c.properties.model_copy(
+                            update={"environment_variables": envs(c.properties.environment_variables)}
+                        )
+                    }
+                )
+                for c in props.init_containers
+            )
+            if props.init_containers is not None
+            else None
+        )
+        creds = (
+            tuple(
+                c.model_copy(update={"password": SecretStr(resolver(c.password_from))})
+                if c.password_from is not None
+                else c
+                for c in props.image_registry_credentials
+            )
+            if props.image_registry_credentials is not None
+            else None
+        )
+        volumes = (
+            tuple(
+                v.model_copy(
+                    update={
+                        "azure_file": v.azure_file.model_copy(
+                            update={
+                                "storage_account_key": SecretStr(
+                                    resolver(v.azure_file.storage_account_key_from)
+                                )
+                            }
+                        )
+                    }
+                )
+                if v.azure_file is not None and v.azure_file.storage_account_key_from is not None
+                else v
+                for v in props.volumes
+            )
+            if props.volumes is not None
+            else None
+        )
+        diagnostics = props.diagnostics
+        la = diagnostics.log_analytics if diagnostics else None
+        if diagnostics is not None and la is not None and la.workspace_key_from is not None:
+            diagnostics = diagnostics.model_copy(
+                update={
+                    "log_analytics": la.model_copy(
+                        update={"workspace_key": SecretStr(resolver(la.workspace_key_from))}
+                    )
+                }
+            )
+        new_props = props.model_copy(
+            update={
+                "containers": containers,
+                "init_containers": init,
+                "image_registry_credentials": creds,
+                "volumes": volumes,
+                "diagnostics": diagnostics,
+            }
+        )
+        return self.model_copy(update={"properties": new_props})
 
     def secret_values(self) -> dict[str, str]:
-        return {}
+        """Resolved secret values keyed by the JSON Pointer of the field in the ARM body: secure environment
+        values, registry passwords, storage account keys, secret volume files, the workspace key (and the
+        write-only workspace resource ID) and extensions' protected settings (as canonical JSON)."""
+        unresolved = self.unresolved_secrets()
+        if unresolved:
+            raise UnresolvedSecretError(unresolved)
+        out: dict[str, str] = {}
+        for p, owner, value_field, _ in self._secret_slots():
+            value = getattr(owner, value_field)
+            assert isinstance(value, SecretStr)  # unresolved_secrets() above saw to it
+            out[p] = value.get_secret_value()
+        props = self.properties
+        for vol in props.volumes or ():
+            for file_name, content in (vol.secret or {}).items():
+                out[pointer.join(("properties", "volumes", vol.name, "secret", file_name))] = (
+                    content.get_secret_value()
+                )
+        la = props.diagnostics.log_analytics if props.diagnostics else None
+        if la is not None and la.workspace_resource_id is not None:
+            out[pointer.join(("properties", "diagnostics", "logAnalytics", "workspaceResourceId"))] = (
+                la.workspace_resource_id
+            )
+        for ext in props.extensions or ():
+            ps = ext.properties.protected_settings
+            if ps is not None:
+                out[
+                    pointer.join(("properties", "extensions", ext.name, "properties", "protectedSettings"))
+                ] = json.dumps(ps.get_secret_value(), sort_keys=True, separators=(",", ":"))
+        return out
+
+    # -- output ---------------------------------------------------------------------------------------------
+
+    def to_arm_body(self, *, reveal_secrets: bool) -> dict[str, Any]:
+        """The ARM body of a PUT (`reveal_secrets=True`) or as a GET shows it (`reveal_secrets=False`)."""
+        if reveal_secrets:
+            unresolved = self.unresolved_secrets()
+            if unresolved:
+                raise UnresolvedSecretError(unresolved)
+        body = self.arm(reveal_secrets=reveal_secrets)
+        body.setdefault("tags", {})
+        return body
+
+    def to_manifest_dict(self) -> dict[str, Any]:
+        """The manifest document of this group: `parse_manifest(m.to_manifest_dict()) == m` for a manifest
+        whose references are unresolved. References are written as references; a literal secret (one that was
+        written into the manifest) is written back as it was."""
+        return self.manifest()
+
+    @classmethod
+    def from_arm(cls, body: Mapping[str, Any], *, resource_group: str, name: str) -> GroupManifest:
+        """A manifest of a live group (GET or list body). Read-only and unknown fields are dropped; secrets,
+        which a GET never returns, become `{env: ...}` references named after their place, for the user to
+        provide (a secret volume's files cannot be recovered and stay empty)."""
+        data = _with_placeholders(body)
+        data["name"] = name
+        data["resourceGroup"] = resource_group
+        data.pop("type", None)
+        return cls.model_validate(data, context={"lenient": True})
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rules that span several objects. Each issue carries its loc relative to the document.
+
+Loc = tuple[str | int, ...]
+
+
+def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
+    if not GROUP_NAME_RE.match(m.name):
+        yield (
+            ("name",),
+            (
+                f"container group name {m.name!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+                "not starting or ending with '-' and without '--' (for example 'web-prod')"
+            ),
+        )
+    rg = m.resource_group
+    if not RESOURCE_GROUP_RE.match(rg) or rg.endswith("."):
+        yield (
+            ("resourceGroup",),
+            (
+                f"resource group name {rg!r} is invalid: use 1-90 letters, digits, '_', '-', '.', '(' "
+                "or ')', not ending with '.'"
+            ),
+        )
+    yield from _tag_issues(m.tags)
+    if m.zones is not None and len(m.zones) > 1:
+        yield ("zones",), "ACI places a container group in one availability zone: list at most one zone"
+
+    props = m.properties
+    P: Loc = ("properties",)
+    if len(props.containers) > MAX_CONTAINERS:
+        yield (
+            (*P, "containers"),
+            f"{len(props.containers)} containers: ACI allows at most {MAX_CONTAINERS} per group",
+        )
+    if props.volumes is not None and len(props.volumes) > MAX_VOLUMES:
+        yield (*P, "volumes"), f"{len(props.volumes)} volumes: ACI allows at most {MAX_VOLUMES} per group"
+
+    # Names of containers and init containers share one namespace (both are addressed by name in the API).
+    seen: dict[str, Loc] = {}
+    for kind, i, c in _all_containers(props):
+        loc = (*P, kind, i, "name")
+        if c.name in seen:
+            yield (
+                loc,
+                f"container name {c.name!r} is used twice (first at {_dotted(seen[c.name])}): rename one",
+            )
+        else:
+            seen[c.name] = loc
+
+    volumes = {v.name for v in props.volumes or ()}
+    yield from _duplicates((*P, "volumes"), [v.name for v in props.volumes or ()], "volume name")
+    yield from _duplicates(
+        (*P, "imageRegistryCredentials"),
+        [c.server for c in props.image_registry_credentials or ()],
+        "registry server",
+        key="server",
+    )
+    yield from _duplicates((*P, "extensions"), [e.name for e in props.extensions or ()], "extension name")
+
+    total_cpu = sum(c.properties.resources.requests.cpu for c in props.containers)
+    total_mem = sum(c.properties.resources.requests.memory_in_gb for c in props.containers)
+    has_gpu = False
+    for kind, i, c in _all_containers(props):
+        cp = c.properties
+        base: Loc = (*P, kind, i, "properties")
+        yield from _duplicates(
+            (*base, "environmentVariables"),
+            [e.name for e in cp.environment_variables or ()],
+            "environment variable",
+        )
+        yield from _duplicates(
+            (*base, "volumeMounts"), [v.name for v in cp.volume_mounts or ()], "volume mount"
+        )
+        yield from _duplicates(
+            (*base, "volumeMounts"),
+            [v.mount_path for v in cp.volume_mounts or ()],
+            "mount path",
+            key="mountPath",
+        )
+        for j, vm in each(cp.volume_mounts):
+            if vm.name not in volumes:
+                declared = ", ".join(sorted(volumes)) or "none"
+                yield (
+                    (*base, "volumeMounts", j, "name"),
+                    (
+                        f"volume mount {vm.name!r} refers to no volume of the group: declare it under "
+                        f"properties.volumes (declared: {declared})"
+                    ),
+                )
+        if isinstance(cp, ContainerProperties):
+            req = cp.resources.requests
+            lim = cp.resources.limits
+            if req.gpu is not None or (lim is not None and lim.gpu is not None):
+                has_gpu = True
+            # "The 'MemoryInGB' limit '3' in container ... is greater than the total request '2' of container
+            # group" (ACI error ContainerLimitGreaterThanContainerGroupTotalRequest, docker compose-cli#743).
+            if lim is not None and lim.cpu is not None and lim.cpu > total_cpu + 1e-9:
+                yield (
+                    (*base, "resources", "limits", "cpu"),
+                    (
+                        f"cpu limit {lim.cpu} exceeds the group's total cpu request {total_cpu:g}: "
+                        "lower the limit"
+                    ),
+                )
+            if lim is not None and lim.memory_in_gb is not None and lim.memory_in_gb > total_mem + 1e-9:
+                yield (
+                    (*base, "resources", "limits", "memoryInGB"),
+                    (
+                        f"memoryInGB limit {lim.memory_in_gb} exceeds the group's total memory request "
+                        f"{total_mem:g}: lower the limit"
+                    ),
+                )
+
+    # GPU deployments "are only available for Linux container groups" and "not supported in an Azure Virtual
+    # Network deployment" ("Resource availability & quota limits for ACI").
+    if has_gpu and props.os_type != "Linux":
+        yield (*P, "osType"), "GPU resources are available only to Linux container groups: set osType: Linux"
+    if has_gpu and props.subnet_ids:
+        yield (
+            (*P, "subnetIds"),
+            "GPU resources are not available in a virtual network: remove subnetIds or the GPUs",
+        )
+    # "Multi-container groups currently support only Linux containers" ("Container groups in ACI").
+    if props.os_type == "Windows" and len(props.containers) > 1:
+        yield (
+            (*P, "containers"),
+            ("a Windows container group has exactly one container (multi-container groups are Linux only)"),
+        )
+    if props.os_type == "Windows" and props.sku == "Confidential":
+        yield (*P, "sku"), "confidential container groups are Linux only: set osType: Linux or another sku"
+    ccp = props.confidential_compute_properties
+    if ccp is not None and ccp.cce_policy and props.sku != "Confidential":
+        yield (*P, "confidentialComputeProperties"), "a ccePolicy needs sku: Confidential"
+
+    ip = props.ip_address
+    if ip is not None:
+        if ip.type_ == "Private" and not props.subnet_ids:
+            yield (
+                (*P, "ipAddress", "type"),
+                ("a private IP address lives in a virtual network: add subnetIds, or use type: Public"),
+            )
+        seen_ports: dict[tuple[int, str], int] = {}
+        for j, port in enumerate(ip.ports):
+            key = (port.port, port.protocol or "TCP")
+            if key in seen_ports:
+                yield (*P, "ipAddress", "ports", j, "port"), f"port {port.port}/{key[1]} is listed twice"
+            seen_ports[key] = j
+
+    ident = m.identity
+    for i, cred in each(props.image_registry_credentials):
+        # A user-assigned identity that pulls images must be one of the group's identities.
+        if cred.identity is not None and cred.identity.lower().startswith("/subscriptions/"):
+            known = {k.lower() for k in (ident.user_assigned_identities or {})} if ident else set()
+            if cred.identity.lower() not in known:
+                yield (
+                    (*P, "imageRegistryCredentials", i, "identity"),
+                    (
+                        f"registry identity {cred.identity!r} is not one of the group's user-assigned "
+                        "identities: add it under identity.userAssignedIdentities"
+                    ),
+                )
+
+
+def _all_containers(props: GroupProperties) -> Iterator[tuple[str, int, Container | InitContainer]]:
+    for i, c in enumerate(props.containers):
+        yield "containers", i, c
+    for i, ic in enumerate(props.init_containers or ()):
+        yield "initContainers", i, ic
+
+
+def _tag_issues(tags: dict[str, str]) -> Iterator[tuple[Loc, str]]:
+    if len(tags) > MAX_TAGS:
+        yield ("tags",), f"{len(tags)} tags: Azure allows at most {MAX_TAGS} per resource"
+    for k, v in tags.items():
+        if not k or len(k) > 512 or TAG_NAME_FORBIDDEN & set(k):
+            yield (
+                ("tags", k),
+                (f"tag name {k!r} is invalid: use 1-512 characters without < > % & \\ ? / * + :"),
+            )
+        if len(v) > 256:
+            yield ("tags", k), f"tag {k!r} has a value of {len(v)} characters: Azure allows at most 256"
+
+
+def _duplicates(base: Loc, names: list[str], what: str, key: str = "name") -> Iterator[tuple[Loc, str]]:
+    first: dict[str, int] = {}
+    for i, n in enumerate(names):
+        if n in first:
+            yield (
+                (*base, i, key),
+                f"{what} {n!r} is used twice (also at index {first[n]}): each must be unique",
+            )
+        else:
+            first[n] = i
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Export: placeholders for the secrets a GET leaves out
+
+
+def _env_name(*parts: str) -> str:
+    name = "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_") for p in parts if p).upper()
+    return name if not name[:1].isdigit() else "_" + name
+
+
+def _with_placeholders(body: Mapping[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = _copy(body)
+    props = data.get("properties")
+    if not isinstance(props, dict):
+        return data
+    for kind in ("containers", "initContainers"):
+        for c in props.get(kind) or ():
+            cprops = c.get("properties") if isinstance(c, dict) else None
+            for env in (cprops or {}).get("environmentVariables") or ():
+                if isinstance(env, dict) and "value" not in env and "secureValue" not in env:
+                    env["secureValueFrom"] = {
+                        "env": _env_name(str(c.get("name", "")), str(env.get("name", "")))
+                    }
+    for cred in props.get("imageRegistryCredentials") or ():
+        if isinstance(cred, dict) and cred.get("username") and "password" not in cred:
+            cred["passwordFrom"] = {"env": _env_name(str(cred.get("server", "")), "password")}
+    for vol in props.get("volumes") or ():
+        af = vol.get("azureFile") if isinstance(vol, dict) else None
+        if isinstance(af, dict) and "storageAccountKey" not in af:
+            af["storageAccountKeyFrom"] = {"env": _env_name(str(vol.get("name", "")), "storage_account_key")}
+    diag = props.get("diagnostics")
+    la = diag.get("logAnalytics") if isinstance(diag, dict) else None
+    if isinstance(la, dict) and "workspaceKey" not in la:
+        la["workspaceKeyFrom"] = {"env": "LOG_ANALYTICS_WORKSPACE_KEY"}
+    return data
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing with errors that point into the input document
+
+MISSING_HINTS: dict[str, str] = {
+    "resourceGroup": ": set 'resourceGroup:' in the manifest, a directory default, or --resource-group",
+    "location": ": set 'location:', e.g. westeurope",
+    "properties": ": a manifest is the ARM body of the group; put containers, osType... under 'properties:'",
+    "osType": ": set 'osType: Linux' (or Windows)",
+    "containers": ": list at least one container under 'containers:'",
+    "resources": ": set requests with cpu and memoryInGB, e.g. {requests: {cpu: 1, memoryInGB: 1.5}}",
+    "requests": ": set requests with cpu and memoryInGB, e.g. {cpu: 1, memoryInGB: 1.5}",
+    "image": ": set the image, e.g. mcr.microsoft.com/azuredocs/aci-helloworld:latest",
+    "ports": ": list the ports to expose, e.g. [{port: 80}]",
+    "type": ": set 'type: Public' or 'type: Private'",
+}
 
 
 def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
-    return GroupManifest.model_validate(dict(data))
+    """Validate one manifest document. Errors are a `pydantic.ValidationError` whose locs are paths into
+    `data` (keys spelled as there) and whose messages say what is wrong and how to fix it."""
+    try:
+        return GroupManifest.model_validate(dict(data) if not isinstance(data, dict) else data)
+    except ValidationError as exc:
+        raise _rewrite(exc, data) from None
+
+
+def _rewrite(exc: ValidationError, data: Any) -> ValidationError:
+    details: list[InitErrorDetails] = []
+    for err in exc.errors(include_url=False):
+        kind = err["type"]
+        loc: Loc = tuple(err["loc"])
+        value = err.get("input")
+        ctx = err.get("ctx") or {}
+        if kind == "manifest_rules" and "issues" in ctx:
+            for issue_loc, msg in ctx["issues"]:
+                details.append(_detail("manifest_rule", msg, _input_loc(data, (*loc, *issue_loc)), None))
+            continue
+        if kind == "extra_forbidden" and isinstance(value, UnknownKey):
+            details.append(_detail("unknown_key", value.message, _input_loc(data, loc), None))
+            continue
+        msg = err["msg"]
+        if kind == "missing" and loc:
+            last = str(loc[-1])
+            msg = f"{last!r} is required{MISSING_HINTS.get(last, '')}"
+        elif kind == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}: remove it"
+        elif kind.startswith("literal_"):
+            msg = f"{msg} (case does not matter)"
+        shown = None if _secretish(loc) else value
+        details.append(_detail(kind, msg, _input_loc(data, loc), shown))
+    return ValidationError.from_exception_data(title="GroupManifest", line_errors=details)
+
+
+def _detail(kind: str, msg: str, loc: Loc, value: Any) -> InitErrorDetails:
+    return {
+        "type": PydanticCustomError(kind, msg),
+        "loc": loc,
+        "input": value,
+    }
+
+
+def _secretish(loc: Loc) -> bool:
+    return any(isinstance(p, str) and p.lower() in SECRET_KEYS for p in loc)
+
+
+def _input_loc(data: Any, loc: Loc) -> Loc:
+    """Map a loc in canonical keys back to the keys as the document spells them (`memoryInGb`)."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, Mapping) and isinstance(part, str):
+            if part in node:
+                key: str | int = part
+            else:
+                lower = part.lower()
+                key = next((k for k in node if isinstance(k, str) and k.lower() == lower), part)
+            out.append(key)
+            node = node.get(key) if isinstance(key, str) else None
+        elif isinstance(node, list | tuple) and isinstance(part, int):
+            out.append(part)
+            node = node[part] if 0 <= part < len(node) else None
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)

@@ -1,0 +1,1031 @@
+"""The ARM sub-models of a container group (api-version 2023-05-01), as pydantic v2 models.
+
+`reconciler.model.manifest.GroupManifest` is built from these; nothing else should need them directly except
+planning and tests that inspect a parsed manifest. The reference is Microsoft's OpenAPI spec
+(`specification/containerinstance/.../stable/2023-05-01/containerInstance.json`); where a rule is stricter
+than the spec, a comment says where it comes from.
+
+Every model derives from `ArmModel`, which makes real-world YAML acceptable: keys in any case (ARM treats
+property names case-insensitively), read-only fields of a GET or `az container export` dropped, and
+unknown keys reported with a "did you mean" suggestion. Secret fields are `pydantic.SecretStr` (or
+`pydantic.Secret`), so repr, str, logging and `model_dump()` never show them; `ArmModel.arm()` is the only
+way out, and it reveals secrets only when asked to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Secret,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+API_VERSION = "2023-05-01"
+RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
+
+# Keys that later api-versions added. A manifest written for them is not silently half-applied: it is an error
+# that says which version the key needs.
+FUTURE_KEYS: dict[str, str] = {
+    "configmap": "2024-05-01-preview",
+    "containergroupprofile": "2024-05-01-preview",
+    "standbypoolprofile": "2024-05-01-preview",
+    "iscreatedfromstandbypool": "2024-05-01-preview",
+    "provisioningtimeoutinseconds": "2024-11-01-preview",
+    "identityacls": "2024-10-01-preview",
+    "secretreferences": "2024-10-01-preview",
+}
+
+
+def fail(kind: str, message: str) -> PydanticCustomError:
+    """A validation error without pydantic's "Value error, " prefix. Without a context, pydantic-core does not
+    format the message, so braces in it (`{env: NAME}`) are literal."""
+    return PydanticCustomError(kind, message)
+
+
+class UnknownKey:
+    """Stands in for the value of a key no model knows, so that pydantic reports it (as `extra_forbidden`)
+    at its exact place; `reconciler.model.manifest` turns that into `message`. Holds no input value, which
+    may be a mistyped secret."""
+
+    __slots__ = ("key", "message")
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<unknown key {self.key!r}>"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared base
+
+
+class ArmModel(BaseModel):
+    """Base of every manifest model: case-insensitive keys, read-only keys dropped, unknown keys reported."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+    )
+
+    # Lower-cased key (alias or field name) -> alias; computed once per class.
+    _keys: ClassVar[dict[str, str]] = {}
+    # Lower-cased keys that a GET or an export contains and a request must not: accepted and dropped.
+    _readonly: ClassVar[frozenset[str]] = frozenset()
+    # Field name -> field name of the `...From` reference that may stand for it.
+    _secret_pairs: ClassVar[dict[str, str]] = {}
+    # Fields that a GET never returns (secrets, write-only); `arm(reveal_secrets=False)` leaves them out.
+    _hidden: ClassVar[frozenset[str]] = frozenset()
+    # Fields of ours that are never part of an ARM body.
+    _ours: ClassVar[frozenset[str]] = frozenset()
+    # (field name, alias) in declaration order.
+    _fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        keys: dict[str, str] = {}
+        fields: list[tuple[str, str]] = []
+        for name, info in cls.model_fields.items():
+            alias = info.alias or name
+            keys[name.lower()] = alias
+            keys[alias.lower()] = alias
+            fields.append((name, alias))
+        cls._keys = keys
+        cls._fields = tuple(fields)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        lenient = bool(info.context and info.context.get("lenient"))
+        out: dict[Any, Any] = {}
+        for key, value in data.items():
+            if not isinstance(key, str):
+                out[key] = UnknownKey(str(key), f"key {key!r} is not a string; quote it or remove it")
+                continue
+            lower = key.lower()
+            alias = cls._keys.get(lower)
+            if alias is not None:
+                if alias in out:
+                    out[key] = UnknownKey(
+                        key,
+                        f"{key!r} repeats {alias!r} (ARM keys are case-insensitive): keep only one of them",
+                    )
+                else:
+                    out[alias] = value
+            elif lower in cls._readonly or lenient:
+                continue
+            else:
+                out[key] = UnknownKey(key, cls._unknown_message(key))
+        return out
+
+    @classmethod
+    def _unknown_message(cls, key: str) -> str:
+        where = cls.__name__
+        since = FUTURE_KEYS.get(key.lower())
+        if since is not None:
+            return (
+                f"{key!r} is not part of api-version {API_VERSION} (it came with {since}); "
+                "this reconciler speaks 2023-05-01: remove it"
+            )
+        known = sorted(set(cls._keys.values()))
+        close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+        if close:
+            suggestion = next(k for k in known if k.lower() == close[0])
+            return f"unknown key {key!r} in {where}: did you mean {suggestion!r}?"
+        return f"unknown key {key!r} in {where}; allowed keys: {', '.join(known)}"
+
+    # -- output ---------------------------------------------------------------------------------------------
+
+    def arm(self, *, reveal_secrets: bool) -> dict[str, Any]:
+        """This object as ARM JSON: canonical camelCase keys, omitted fields omitted, ours left out, secrets
+        included only when `reveal_secrets` (unresolved references are the caller's concern)."""
+        out: dict[str, Any] = {}
+        for name, alias in self._fields:
+            if name in self._ours or name in self._secret_pairs.values():
+                continue
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name in self._hidden and not reveal_secrets:
+                # A GET returns a secret volume as an empty map: keep the volume's type visible.
+                if isinstance(value, dict):
+                    out[alias] = {}
+                continue
+            out[alias] = _arm_value(value, reveal_secrets)
+        return out
+
+    def manifest(self) -> dict[str, Any]:
+        """This object as a manifest document: like `arm(reveal_secrets=True)`, but references stay
+        references (a resolved value is not written back) and our keys are included."""
+        out: dict[str, Any] = {}
+        refs = self._secret_pairs
+        for name, alias in self._fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            ref_name = refs.get(name)
+            if ref_name is not None and getattr(self, ref_name) is not None:
+                continue
+            out[alias] = _manifest_value(value)
+        return out
+
+
+def _arm_value(value: Any, reveal: bool) -> Any:
+    if isinstance(value, ArmModel):
+        return value.arm(reveal_secrets=reveal)
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Secret):
+        return _plain(value.get_secret_value())
+    if isinstance(value, tuple | list):
+        return [_arm_value(v, reveal) for v in value]
+    if isinstance(value, dict):
+        return {k: _arm_value(v, reveal) for k, v in value.items()}
+    return value
+
+
+def _manifest_value(value: Any) -> Any:
+    if isinstance(value, ArmModel):
+        return value.manifest()
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Secret):
+        return _plain(value.get_secret_value())
+    if isinstance(value, tuple | list):
+        return [_manifest_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _manifest_value(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of free-form JSON, so callers cannot mutate a frozen model through it."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scalar types
+
+
+def _case_insensitive(*canonical: str) -> Callable[[Any], Any]:
+    table = {c.lower(): c for c in canonical}
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            return table.get(value.strip().lower(), value)
+        return value
+
+    return convert
+
+
+def _identity_type(value: Any) -> Any:
+    # "SystemAssigned,UserAssigned" and "systemassigned, userassigned" are what people type.
+    if isinstance(value, str):
+        squashed = value.replace(" ", "").lower()
+        return {
+            "systemassigned": "SystemAssigned",
+            "userassigned": "UserAssigned",
+            "systemassigned,userassigned": "SystemAssigned, UserAssigned",
+            "none": "None",
+        }.get(squashed, value)
+    return value
+
+
+def _text(value: Any) -> Any:
+    """YAML turns `value: 8080` into a number; ARM's deserializer takes a JSON number for a string, so do we.
+    A boolean is refused: YAML 1.1 reads `yes`, `on` and `true` as booleans; the intended text is unclear."""
+    if isinstance(value, bool):
+        raise fail("bool_not_text", "a boolean is not text here: quote the value (for example 'true')")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _api_version(value: Any) -> Any:
+    # A YAML 1.1 loader reads `apiVersion: 2018-10-01` as a date.
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return value
+
+
+def _resource_type(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() == RESOURCE_TYPE.lower():
+        return RESOURCE_TYPE
+    if isinstance(value, str):
+        raise fail(
+            "resource_type",
+            f"type {value!r} is not a container group: use {RESOURCE_TYPE!r} or leave 'type' out",
+        )
+    return value
+
+
+OsType = Annotated[Literal["Linux", "Windows"], BeforeValidator(_case_insensitive("Linux", "Windows"))]
+RestartPolicy = Annotated[
+    Literal["Always", "OnFailure", "Never"],
+    BeforeValidator(_case_insensitive("Always", "OnFailure", "Never")),
+]
+Protocol = Annotated[Literal["TCP", "UDP"], BeforeValidator(_case_insensitive("TCP", "UDP"))]
+IpAddressType = Annotated[
+    Literal["Public", "Private"], BeforeValidator(_case_insensitive("Public", "Private"))
+]
+DnsNameLabelScope = Annotated[
+    Literal["Unsecure", "TenantReuse", "SubscriptionReuse", "ResourceGroupReuse", "Noreuse"],
+    BeforeValidator(
+        _case_insensitive("Unsecure", "TenantReuse", "SubscriptionReuse", "ResourceGroupReuse", "Noreuse")
+    ),
+]
+GpuSku = Annotated[Literal["K80", "P100", "V100"], BeforeValidator(_case_insensitive("K80", "P100", "V100"))]
+Scheme = Annotated[Literal["http", "https"], BeforeValidator(_case_insensitive("http", "https"))]
+Sku = Annotated[
+    Literal["Standard", "Dedicated", "Confidential"],
+    BeforeValidator(_case_insensitive("Standard", "Dedicated", "Confidential")),
+]
+Priority = Annotated[Literal["Regular", "Spot"], BeforeValidator(_case_insensitive("Regular", "Spot"))]
+LogType = Annotated[
+    Literal["ContainerInsights", "ContainerInstanceLogs"],
+    BeforeValidator(_case_insensitive("ContainerInsights", "ContainerInstanceLogs")),
+]
+IdentityType = Annotated[
+    Literal["SystemAssigned", "UserAssigned", "SystemAssigned, UserAssigned", "None"],
+    BeforeValidator(_identity_type),
+]
+Text = Annotated[str, BeforeValidator(_text)]
+ApiVersion = Annotated[str, BeforeValidator(_api_version), Field(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
+ResourceType = Annotated[str, BeforeValidator(_resource_type)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+# Container group and container names. Group: 1-63 characters, lowercase letters, digits and '-', not
+# starting or ending with '-', no '--' (Azure "naming rules and restrictions" for
+# Microsoft.ContainerInstance/containerGroups; the ARM deploymentScripts docs say the same of
+# containerGroupName). Containers: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266);
+# '--' is allowed inside a container name (ACI accepted 'single--container--aci' in
+# docker-archive/compose-cli#357).
+GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,63}(?<!-)$")
+CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# DNS name label: ACI's own message says "only lowercase letters, numbers and hyphens. The first
+# character must be a letter. The last character must be a letter or number. The value must be between 5
+# and 63 characters long" (quoted in derekbekoe/vscode-spot#37).
+DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_container_name(value: str, what: str) -> str:
+    if not CONTAINER_NAME_RE.match(value):
+        raise fail(
+            "container_name",
+            f"{what} name {value!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (for example 'web')",
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Secrets
+
+
+class SecretRef(ArmModel):
+    """Ours: where a secret comes from, resolved when the manifest is loaded. Exactly one of `env`, `file`."""
+
+    model_config = ConfigDict(title="SecretRef")
+
+    env: str | None = None
+    """Name of an environment variable of the reconciler's process that holds the value."""
+    file: str | None = None
+    """Path of a file that holds the value (relative to the manifest's directory)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise fail(
+                "secret_ref",
+                "a secret reference needs exactly one of 'env' or 'file', e.g. {env: DB_PASSWORD}",
+            )
+        if self.env is not None and not ENV_NAME_RE.match(self.env):
+            raise fail(
+                "secret_ref",
+                f"{self.env!r} is not an environment variable name: use letters, digits and '_', "
+                "not starting with a digit",
+            )
+        if self.file is not None and not self.file.strip():
+            raise fail("secret_ref", "'file' of a secret reference is empty: give the path of the file")
+        return self
+
+    def describe(self) -> str:
+        """For messages: `env DB_PASSWORD` or `file ./secrets/db`; never the value."""
+        return f"env {self.env}" if self.env is not None else f"file {self.file}"
+
+
+def _one_source(model: ArmModel, value_field: str, ref_field: str, label: str, ref_alias: str) -> None:
+    if getattr(model, value_field) is not None and getattr(model, ref_field) is not None:
+        raise fail("secret_twice", f"set either {label!r} or {ref_alias!r}, not both")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Containers
+
+
+class ContainerPort(ArmModel):
+    """A port the container exposes within the group."""
+
+    port: Port
+    """The port number (1-65535)."""
+    protocol: Protocol | None = None
+    """TCP (the default) or UDP."""
+
+
+class EnvironmentVariable(ArmModel):
+    """An environment variable: exactly one of `value`, `secureValue` or `secureValueFrom`."""
+
+    _secret_pairs: ClassVar[dict[str, str]] = {"secure_value": "secure_value_from"}
+    _hidden: ClassVar[frozenset[str]] = frozenset({"secure_value"})
+
+    name: str = Field(min_length=1)
+    """The name of the environment variable."""
+    value: Text | None = None
+    """The value, in plain text (shown in plans and in the portal)."""
+    secure_value: SecretStr | None = None
+    """A secret value written into the manifest (allowed, warned about): prefer `secureValueFrom`."""
+    secure_value_from: SecretRef | None = None
+    """Ours: where the secret value comes from, `{env: NAME}` or `{file: PATH}`."""
+
+    @model_validator(mode="after")
+    def _one_value(self) -> EnvironmentVariable:
+        given = [self.value is not None, self.secure_value is not None, self.secure_value_from is not None]
+        if sum(given) > 1:
+            raise fail(
+                "env_value",
+                f"environment variable {self.name!r} has more than one of 'value', 'secureValue' and "
+                "'secureValueFrom': keep one",
+            )
+        if not any(given):
+            raise fail(
+                "env_value",
+                f"environment variable {self.name!r} has no value: set 'value', or 'secureValueFrom: "
+                "{env: NAME}' for a secret (an exported group lists secure variables without their value)",
+            )
+        return self
+
+
+class GpuResource(ArmModel):
+    """A GPU request or limit."""
+
+    # ACI offers 1, 2 or 4 GPUs of one SKU per container (Azure docs "Deploy container instances that use GPU
+    # resources": K80, P100 and V100 in counts of 1, 2 and 4).
+    count: int
+    """The number of GPUs: 1, 2 or 4."""
+    sku: GpuSku
+    """The GPU SKU: K80, P100 or V100."""
+
+    @model_validator(mode="after")
+    def _count(self) -> GpuResource:
+        if self.count not in (1, 2, 4):
+            raise fail("gpu_count", f"GPU count {self.count} is not offered by ACI: use 1, 2 or 4")
+        return self
+
+
+def _check_memory(value: float, where: str) -> None:
+    # "The memory requirement should be times of 0.1 GB" (ACI's message, Azure/azure-cli#7355).
+    if abs(value * 10 - round(value * 10)) > 1e-6:
+        lower = round(int(value * 10) / 10, 1)
+        raise fail(
+            "memory_step",
+            f"{where} memoryInGB {value} is not a multiple of 0.1 GB: use {lower} or {round(lower + 0.1, 1)}",
+        )
+
+
+class ResourceRequests(ArmModel):
+    """What the container needs; the group is sized by the sum of its containers' requests."""
+
+    memory_in_gb: float = Field(alias="memoryInGB", gt=0)
+    """Memory in GB, in steps of 0.1 (1.5 is fine, 1.25 is not)."""
+    cpu: float = Field(gt=0)
+    """CPU cores (fractions allowed, e.g. 0.5)."""
+    gpu: GpuResource | None = None
+    """GPUs (Linux groups outside a virtual network only)."""
+
+    @model_validator(mode="after")
+    def _memory(self) -> ResourceRequests:
+        _check_memory(self.memory_in_gb, "requested")
+        return self
+
+
+class ResourceLimits(ArmModel):
+    """Upper bounds for one container; at least its request and at most the group's total request."""
+
+    memory_in_gb: float | None = Field(default=None, alias="memoryInGB", gt=0)
+    """Memory limit in GB, in steps of 0.1."""
+    cpu: float | None = Field(default=None, gt=0)
+    """CPU limit in cores."""
+    gpu: GpuResource | None = None
+    """GPU limit."""
+
+    @model_validator(mode="after")
+    def _memory(self) -> ResourceLimits:
+        if self.memory_in_gb is not None:
+            _check_memory(self.memory_in_gb, "limit")
+        return self
+
+
+class ResourceRequirements(ArmModel):
+    """Resource requests (required) and limits of a container."""
+
+    requests: ResourceRequests
+    """What the container needs: cpu and memoryInGB (and optionally gpu)."""
+    limits: ResourceLimits | None = None
+    """Optional limits."""
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> ResourceRequirements:
+        # "The 'Cpu' limit value must be greater than or equal to the request value" (ACI error
+        # ResourceLimitsLessThanRequests, quoted in virtual-kubelet/virtual-kubelet#143).
+        lim = self.limits
+        if lim is None:
+            return self
+        if lim.cpu is not None and lim.cpu < self.requests.cpu:
+            raise fail(
+                "limit_below_request",
+                f"cpu limit {lim.cpu} is below the request {self.requests.cpu}: "
+                "raise the limit or lower the request",
+            )
+        if lim.memory_in_gb is not None and lim.memory_in_gb < self.requests.memory_in_gb:
+            raise fail(
+                "limit_below_request",
+                f"memoryInGB limit {lim.memory_in_gb} is below the request {self.requests.memory_in_gb}: "
+                "raise the limit or lower the request",
+            )
+        return self
+
+
+class VolumeMount(ArmModel):
+    """Mounts one of the group's volumes into the container."""
+
+    name: str = Field(min_length=1)
+    """The name of a volume declared in `properties.volumes`."""
+    mount_path: str = Field(min_length=1)
+    """Where the volume appears in the container; must not contain ':'."""
+    read_only: bool | None = None
+    """Mount read-only."""
+
+    @model_validator(mode="after")
+    def _path(self) -> VolumeMount:
+        # The spec: "Must not contain colon (:)".
+        if ":" in self.mount_path:
+            raise fail("mount_path", f"mountPath {self.mount_path!r} contains ':', which ACI does not allow")
+        return self
+
+
+class ContainerExec(ArmModel):
+    """A command run in the container by a probe."""
+
+    command: tuple[str, ...] = Field(min_length=1)
+    """The command in exec form, e.g. [cat, /tmp/healthy]."""
+
+
+class HttpHeader(ArmModel):
+    """An HTTP header sent by an httpGet probe."""
+
+    name: str | None = None
+    value: Text | None = None
+
+
+class ContainerHttpGet(ArmModel):
+    """An HTTP GET made by a probe."""
+
+    path: str | None = None
+    """The path to request, e.g. /healthz."""
+    port: Port
+    """The port to request."""
+    scheme: Scheme | None = None
+    """http or https."""
+    http_headers: tuple[HttpHeader, ...] | None = None
+    """Extra headers."""
+
+
+class ContainerProbe(ArmModel):
+    """A liveness or readiness probe: exactly one of `exec` or `httpGet`."""
+
+    exec_: ContainerExec | None = Field(default=None, alias="exec")
+    """Run a command; success is exit code 0."""
+    http_get: ContainerHttpGet | None = None
+    """Make an HTTP GET; success is a 2xx/3xx status."""
+    # Ranges as Kubernetes defines them; ACI's probes mirror Kubernetes' and refuse what it refuses.
+    initial_delay_seconds: int | None = Field(default=None, ge=0)
+    """Seconds after start before the first probe."""
+    period_seconds: int | None = Field(default=None, ge=1)
+    """Seconds between probes."""
+    failure_threshold: int | None = Field(default=None, ge=1)
+    """Failures in a row that count as failed."""
+    success_threshold: int | None = Field(default=None, ge=1)
+    """Successes in a row that count as passed."""
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    """Seconds before a probe times out."""
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ContainerProbe:
+        if (self.exec_ is None) == (self.http_get is None):
+            raise fail("probe_action", "a probe needs exactly one of 'exec' or 'httpGet'")
+        return self
+
+
+class SecurityContextCapabilities(ArmModel):
+    """Linux capabilities to add to or drop from the container."""
+
+    add: tuple[str, ...] | None = None
+    drop: tuple[str, ...] | None = None
+
+
+class SecurityContext(ArmModel):
+    """The container's security settings."""
+
+    privileged: bool | None = None
+    """Run the container privileged (confidential SKU)."""
+    allow_privilege_escalation: bool | None = None
+    """Whether the init process may gain privileges."""
+    capabilities: SecurityContextCapabilities | None = None
+    run_as_group: int | None = Field(default=None, ge=0)
+    """GID the container runs as."""
+    run_as_user: int | None = Field(default=None, ge=0)
+    """UID the container runs as."""
+    seccomp_profile: str | None = None
+    """Base64 of a seccomp profile in JSON."""
+
+
+class ContainerProperties(ArmModel):
+    """What runs in a container and with which resources."""
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"instanceview"})
+
+    image: str = Field(min_length=1)
+    """The image, e.g. mcr.microsoft.com/azuredocs/aci-helloworld:latest."""
+    command: tuple[str, ...] | None = None
+    """The command in exec form (a list), replacing the image's entrypoint."""
+    ports: tuple[ContainerPort, ...] | None = None
+    """Ports the container exposes within the group."""
+    environment_variables: tuple[EnvironmentVariable, ...] | None = None
+    """Environment variables."""
+    resources: ResourceRequirements
+    """CPU, memory and GPU requests and limits."""
+    volume_mounts: tuple[VolumeMount, ...] | None = None
+    """Volumes of the group mounted into this container."""
+    liveness_probe: ContainerProbe | None = None
+    """Restart the container when this probe fails."""
+    readiness_probe: ContainerProbe | None = None
+    """Hold traffic until this probe passes."""
+    security_context: SecurityContext | None = None
+    """Security settings."""
+
+
+class Container(ArmModel):
+    """A container of the group."""
+
+    name: str
+    """The container's name: 1-63 lowercase letters, digits and '-'."""
+    properties: ContainerProperties
+
+    @model_validator(mode="after")
+    def _name(self) -> Container:
+        check_container_name(self.name, "container")
+        return self
+
+
+class InitContainerProperties(ArmModel):
+    """An init container runs to completion before the containers start."""
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"instanceview"})
+
+    image: str = Field(min_length=1)
+    """The image of the init container."""
+    command: tuple[str, ...] | None = None
+    """The command in exec form."""
+    environment_variables: tuple[EnvironmentVariable, ...] | None = None
+    """Environment variables."""
+    volume_mounts: tuple[VolumeMount, ...] | None = None
+    """Volumes mounted into the init container."""
+    security_context: SecurityContext | None = None
+    """Security settings."""
+
+
+class InitContainer(ArmModel):
+    """An init container of the group."""
+
+    name: str
+    """The init container's name: 1-63 lowercase letters, digits and '-'."""
+    properties: InitContainerProperties
+
+    @model_validator(mode="after")
+    def _name(self) -> InitContainer:
+        check_container_name(self.name, "init container")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Volumes
+
+
+class AzureFileVolume(ArmModel):
+    """An Azure Files share mounted as a volume."""
+
+    _secret_pairs: ClassVar[dict[str, str]] = {"storage_account_key": "storage_account_key_from"}
+    _hidden: ClassVar[frozenset[str]] = frozenset({"storage_account_key"})
+
+    share_name: str = Field(min_length=1)
+    """The name of the file share."""
+    read_only: bool | None = None
+    """Mount the share read-only."""
+    storage_account_name: str = Field(min_length=1)
+    """The storage account that holds the share."""
+    storage_account_key: SecretStr | None = None
+    """The storage account key, literally (prefer `storageAccountKeyFrom`)."""
+    storage_account_key_from: SecretRef | None = None
+    """Ours: where the storage account key comes from, `{env: NAME}` or `{file: PATH}`."""
+
+    @model_validator(mode="after")
+    def _key(self) -> AzureFileVolume:
+        _one_source(
+            self,
+            "storage_account_key",
+            "storage_account_key_from",
+            "storageAccountKey",
+            "storageAccountKeyFrom",
+        )
+        return self
+
+
+class EmptyDirVolume(ArmModel):
+    """A scratch directory that lives as long as the group."""
+
+
+class GitRepoVolume(ArmModel):
+    """A volume populated with a clone of a git repository."""
+
+    directory: str | None = None
+    """Target directory; must not contain or start with '..'. '.' puts the repository at the volume's root."""
+    repository: str = Field(min_length=1)
+    """The repository URL."""
+    revision: str | None = None
+    """The commit hash to check out."""
+
+    @model_validator(mode="after")
+    def _directory(self) -> GitRepoVolume:
+        # The spec: "Must not contain or start with '..'".
+        if self.directory is not None and ".." in self.directory:
+            raise fail("git_directory", f"gitRepo directory {self.directory!r} must not contain '..'")
+        return self
+
+
+def _secret_file(value: Any) -> Any:
+    # Secret volume files are base64 (the spec's example says "SecretValue1InBase64"); wrapped output of
+    # `base64` is accepted, since the line breaks carry no data.
+    if isinstance(value, str):
+        try:
+            base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise fail(
+                "secret_base64", "a secret volume file must be base64: encode it (e.g. `base64 -w0 FILE`)"
+            ) from None
+    return value
+
+
+SecretFile = Annotated[SecretStr, BeforeValidator(_secret_file)]
+
+
+class Volume(ArmModel):
+    """A volume of the group: exactly one of `azureFile`, `emptyDir`, `secret`, `gitRepo`."""
+
+    _hidden: ClassVar[frozenset[str]] = frozenset({"secret"})
+
+    name: str = Field(min_length=1)
+    """The volume's name, referenced by volumeMounts."""
+    azure_file: AzureFileVolume | None = None
+    """An Azure Files share."""
+    empty_dir: EmptyDirVolume | None = None
+    """An empty directory."""
+    secret: dict[str, SecretFile] | None = None
+    """Files whose content is secret: file name -> base64 content."""
+    git_repo: GitRepoVolume | None = None
+    """A clone of a git repository."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Volume:
+        kinds = [k for k in ("azure_file", "empty_dir", "secret", "git_repo") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            names = {
+                "azure_file": "azureFile",
+                "empty_dir": "emptyDir",
+                "secret": "secret",
+                "git_repo": "gitRepo",
+            }
+            got = ", ".join(names[k] for k in kinds) or "none"
+            raise fail(
+                "volume_kind",
+                f"volume {self.name!r} needs exactly one of azureFile, emptyDir, secret or gitRepo "
+                f"(got {got})",
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Group-level settings
+
+
+class ImageRegistryCredential(ArmModel):
+    """How to pull from a private registry: username and password, or a managed identity."""
+
+    _secret_pairs: ClassVar[dict[str, str]] = {"password": "password_from"}
+    _hidden: ClassVar[frozenset[str]] = frozenset({"password"})
+
+    server: str = Field(min_length=1)
+    """The registry server without a scheme, e.g. myregistry.azurecr.io."""
+    username: str | None = None
+    """The user name."""
+    password: SecretStr | None = None
+    """The password, literally (prefer `passwordFrom`)."""
+    password_from: SecretRef | None = None
+    """Ours: where the password comes from, `{env: NAME}` or `{file: PATH}`."""
+    identity: str | None = None
+    """Resource ID of a managed identity of the group that may pull from the registry."""
+    identity_url: str | None = None
+    """The identity URL for the private registry."""
+
+    @model_validator(mode="after")
+    def _auth(self) -> ImageRegistryCredential:
+        # The spec: "The Docker image registry server without a protocol such as http and https".
+        if "://" in self.server:
+            raise fail(
+                "registry_server",
+                f"registry server {self.server!r} must not include a scheme: "
+                f"write {self.server.split('://', 1)[1]!r}",
+            )
+        _one_source(self, "password", "password_from", "password", "passwordFrom")
+        has_password = self.password is not None or self.password_from is not None
+        if self.identity is None:
+            if self.username is None or not has_password:
+                raise fail(
+                    "registry_auth",
+                    f"registry {self.server!r} needs 'username' with 'password' (or 'passwordFrom'), "
+                    "or 'identity' (a managed identity of the group)",
+                )
+        elif has_password and self.username is None:
+            raise fail("registry_auth", f"registry {self.server!r} has a password but no 'username'")
+        return self
+
+
+class IpPort(ArmModel):
+    """A port exposed on the group's IP address."""
+
+    port: Port
+    """The port number (1-65535)."""
+    protocol: Protocol | None = None
+    """TCP (the default) or UDP."""
+
+
+class IpAddress(ArmModel):
+    """The group's IP address: public (optionally with a DNS name label) or private in a virtual network."""
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"ip", "fqdn"})
+
+    ports: tuple[IpPort, ...] = Field(min_length=1)
+    """Ports exposed on the IP address."""
+    type_: IpAddressType = Field(alias="type")
+    """Public or Private."""
+    dns_name_label: str | None = None
+    """Public only: the DNS label, giving <label>.<region>.azurecontainer.io."""
+    auto_generated_domain_name_label_scope: DnsNameLabelScope | None = None
+    """Who may reuse the DNS name label (Unsecure by default)."""
+
+    @model_validator(mode="after")
+    def _label(self) -> IpAddress:
+        label = self.dns_name_label
+        if label is not None:
+            if not DNS_LABEL_RE.match(label):
+                raise fail(
+                    "dns_name_label",
+                    f"DNS name label {label!r} is invalid: use 5-63 lowercase letters, digits and '-', "
+                    "starting with a letter and ending with a letter or digit",
+                )
+            if self.type_ != "Public":
+                raise fail(
+                    "dns_name_label",
+                    "a DNS name label needs a public IP address: set type: Public or remove dnsNameLabel",
+                )
+        return self
+
+
+class LogAnalytics(ArmModel):
+    """Send logs (and events) to a Log Analytics workspace."""
+
+    _secret_pairs: ClassVar[dict[str, str]] = {"workspace_key": "workspace_key_from"}
+    # The spec marks workspaceResourceId x-ms-secret: a GET does not return it.
+    _hidden: ClassVar[frozenset[str]] = frozenset({"workspace_key", "workspace_resource_id"})
+
+    workspace_id: str = Field(min_length=1)
+    """The workspace ID."""
+    workspace_key: SecretStr | None = None
+    """The workspace key, literally (prefer `workspaceKeyFrom`)."""
+    workspace_key_from: SecretRef | None = None
+    """Ours: where the workspace key comes from, `{env: NAME}` or `{file: PATH}`."""
+    log_type: LogType | None = None
+    """ContainerInsights or ContainerInstanceLogs."""
+    metadata: dict[str, Text] | None = None
+    """Metadata for Log Analytics."""
+    workspace_resource_id: str | None = None
+    """The workspace's resource ID."""
+
+    @model_validator(mode="after")
+    def _key(self) -> LogAnalytics:
+        _one_source(self, "workspace_key", "workspace_key_from", "workspaceKey", "workspaceKeyFrom")
+        if self.workspace_key is None and self.workspace_key_from is None:
+            raise fail(
+                "workspace_key", "logAnalytics needs 'workspaceKey' or 'workspaceKeyFrom: {env: NAME}'"
+            )
+        return self
+
+
+class Diagnostics(ArmModel):
+    """Diagnostic settings of the group."""
+
+    log_analytics: LogAnalytics | None = None
+    """Log Analytics settings."""
+
+
+class SubnetId(ArmModel):
+    """A subnet the group joins (the subnet must be delegated to Microsoft.ContainerInstance)."""
+
+    id: str = Field(min_length=1)
+    """The subnet's resource ID."""
+    name: str | None = None
+    """A friendly name for the subnet."""
+
+
+class DnsConfiguration(ArmModel):
+    """DNS settings of the group."""
+
+    name_servers: tuple[str, ...] = Field(min_length=1)
+    """DNS servers."""
+    search_domains: str | None = None
+    """Search domains, separated by spaces."""
+    options: str | None = None
+    """resolv.conf options, e.g. ndots:2."""
+
+
+class EncryptionProperties(ArmModel):
+    """Encrypt the group's deployment data with a customer-managed key."""
+
+    vault_base_url: str = Field(min_length=1)
+    """The key vault's URL."""
+    key_name: str = Field(min_length=1)
+    """The key's name."""
+    key_version: str = Field(min_length=1)
+    """The key's version."""
+    identity: str | None = None
+    """The managed identity that reads the key."""
+
+
+class ExtensionProperties(ArmModel):
+    """Settings of a virtual-kubelet extension."""
+
+    _hidden: ClassVar[frozenset[str]] = frozenset({"protected_settings"})
+
+    extension_type: str = Field(min_length=1)
+    """The extension's type, e.g. kube-proxy."""
+    version: Text = Field(min_length=1)
+    """The extension's version."""
+    settings: dict[str, Any] | None = None
+    """Settings."""
+    protected_settings: Secret[dict[str, Any]] | None = None
+    """Secret settings (never returned by a GET)."""
+
+
+class Extension(ArmModel):
+    """An extension sidecar used by virtual kubelet."""
+
+    name: str = Field(min_length=1)
+    """The extension's name."""
+    properties: ExtensionProperties
+
+
+class ConfidentialComputeProperties(ArmModel):
+    """Settings of a confidential group (sku: Confidential)."""
+
+    cce_policy: str | None = None
+    """Base64 of the confidential computing enforcement policy."""
+
+
+class UserAssignedIdentity(ArmModel):
+    """A user-assigned identity; its IDs are read-only."""
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"principalid", "clientid"})
+
+
+USER_IDENTITY_RE = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+$",
+    re.IGNORECASE,
+)
+
+
+class Identity(ArmModel):
+    """Managed identities of the group."""
+
+    _readonly: ClassVar[frozenset[str]] = frozenset({"principalid", "tenantid"})
+
+    type_: IdentityType = Field(alias="type")
+    """SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned' or None."""
+    user_assigned_identities: dict[str, UserAssignedIdentity] | None = None
+    """Resource IDs of user-assigned identities, each mapped to {}."""
+
+    @model_validator(mode="after")
+    def _ids(self) -> Identity:
+        ids = self.user_assigned_identities or {}
+        wants_user = "UserAssigned" in self.type_
+        if wants_user and not ids:
+            raise fail(
+                "identity",
+                f"identity type {self.type_!r} needs userAssignedIdentities: "
+                "map each identity's resource ID to {}",
+            )
+        if not wants_user and ids:
+            raise fail(
+                "identity",
+                f"identity type {self.type_!r} takes no userAssignedIdentities: use 'UserAssigned' or "
+                "'SystemAssigned, UserAssigned', or remove them",
+            )
+        for rid in ids:
+            if not USER_IDENTITY_RE.match(rid):
+                raise fail(
+                    "identity",
+                    f"{rid!r} is not a user-assigned identity resource ID: use "
+                    "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
+                )
+        return self
+
+
+def each(items: Iterable[Any] | None) -> Iterable[tuple[int, Any]]:
+    return enumerate(items or ())
