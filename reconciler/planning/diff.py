@@ -99,6 +99,10 @@ class _Walk:
         _walk(self, desired, observed, path, patterns)
 
 
+def _chosen_below(chosen: frozenset[tuple[str, ...]], path: tuple[str, ...]) -> bool:
+    return any(len(c) > len(path) and c[: len(path)] == path for c in chosen)
+
+
 def _walk(
     ctx: _Walk,
     desired: Any,
@@ -125,6 +129,21 @@ def _walk(
         return
     if desired == observed:
         return
+    one_sided = desired is _ABSENT or observed is _ABSENT
+    present = observed if desired is _ABSENT else desired
+    if one_sided and isinstance(present, Mapping) and _chosen_below(ctx.chosen, path):
+        # A subtree present on one side only, holding a server-chosen value: the server may have created
+        # it just to hold that value (`confidentialComputeProperties: {ccePolicy}` for an omitted policy).
+        inner = _Walk(chosen=ctx.chosen)
+        _walk(
+            inner,
+            {} if desired is _ABSENT else desired,
+            {} if observed is _ABSENT else observed,
+            path,
+            patterns,
+        )
+        if not inner.out:
+            return
     sensitive = _contains_secret_marker(desired) or _contains_secret_marker(observed)
     before = None if observed is _ABSENT or sensitive else observed
     after = None if desired is _ABSENT or sensitive else desired

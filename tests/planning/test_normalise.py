@@ -1,0 +1,301 @@
+"""The canonical form: a request body and the service's response to it normalise to the same thing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.planning.diff import diff
+from reconciler.planning.normalise import SECURE, canonical
+from tests.planning.support import SHARED
+
+RECORDINGS = SHARED / "recordings"
+EXAMPLES = SHARED / "spec-2023-05-01" / "examples"
+
+
+def _body(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        raw = raw.get("string")
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+
+
+def _recorded_pairs() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(cassette, PUT body, last GET of that group) for every cassette that has both."""
+    if not RECORDINGS.is_dir():
+        return []
+    pairs = []
+    for path in sorted(RECORDINGS.rglob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        puts: dict[str, dict[str, Any]] = {}
+        gets: dict[str, dict[str, Any]] = {}
+        for interaction in data.get("interactions", []):
+            request = interaction["request"]
+            uri = request["uri"].split("?")[0]
+            if uri.split("/")[-2:-1] != ["containerGroups"]:
+                continue  # not a container group itself (logs, exec, operations, profiles)
+            name = uri.rsplit("/", 1)[-1]
+            if request["method"] == "PUT":
+                body = _body(request.get("body"))
+                if body is not None:
+                    puts.setdefault(name, body)
+            elif request["method"] == "GET" and interaction["response"]["status"]["code"] == 200:
+                body = _body(interaction["response"]["body"])
+                if body is not None:
+                    gets[name] = body
+        if "standbypool" in path.name:
+            # Groups taken from a standby pool get their containers from a container-group profile
+            # (2024-05-01-preview); a 2023-05-01 manifest cannot describe them.
+            continue
+        for name, put in puts.items():
+            if name in gets:
+                pairs.append((f"{path.relative_to(RECORDINGS)}:{name}", put, gets[name]))
+    return pairs
+
+
+PAIRS = _recorded_pairs()
+
+
+@pytest.mark.skipif(not PAIRS, reason="../shared/azure/recordings is not available")
+@pytest.mark.parametrize(("cassette", "put", "got"), PAIRS, ids=[p[0] for p in PAIRS])
+def test_recorded_request_body_equals_recorded_get_response(
+    cassette: str, put: dict[str, Any], got: dict[str, Any]
+) -> None:
+    # The API versions differ between cassettes; the canonical form still projects onto one schema, so
+    # a manifest equal to the request body is in sync with what Azure returned.
+    del cassette
+    assert diff(canonical(put), canonical(got)) == []
+
+
+# Spec examples whose response echoes the request faithfully. Left out on purpose: the sample response of
+# `ContainerGroupsCreateOrUpdate.json` drops the request's identity, subnetIds, logType and metadata, and that
+# of `ContainerGroupExtensions.json` drops its Private ipAddress; no recorded real response does that.
+FAITHFUL_EXAMPLES = [
+    "ContainerGroupEncryptionProperties.json",
+    "ContainerGroupCreateConfidential.json",
+    "ContainerGroupsCreatePriority.json",
+]
+
+
+@pytest.mark.parametrize("example", FAITHFUL_EXAMPLES)
+def test_spec_example_request_equals_its_response(example: str) -> None:
+    path = EXAMPLES / example
+    if not path.exists():
+        pytest.skip("../shared/azure/spec-2023-05-01 is not available")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    request = data["parameters"]["containerGroup"]
+    response = next(r["body"] for code, r in data["responses"].items() if code in ("200", "201"))
+    assert diff(canonical(request), canonical(response)) == []
+
+
+def test_recordings_cover_secrets_and_server_defaults() -> None:
+    if not PAIRS:
+        pytest.skip("../shared/azure/recordings is not available")
+    names = " ".join(p[0] for p in PAIRS)
+    # The cassettes that exercise secret stripping, defaults and the generated ccePolicy are among them.
+    for needed in ("test_container_create.yaml", "with_acr", "confidential_sku", "with_zone", "export"):
+        assert needed in names
+
+
+def test_read_only_and_unknown_fields_are_dropped() -> None:
+    body = {
+        "id": "/subscriptions/x",
+        "name": "web",
+        "type": "Microsoft.ContainerInstance/containerGroups",
+        "location": "westus",
+        "properties": {
+            "provisioningState": "Succeeded",
+            "isCustomProvisioningTimeout": False,
+            "provisioningTimeoutInSeconds": 1800,
+            "instanceView": {"state": "Running"},
+            "containers": [{"name": "c", "properties": {"image": "i", "instanceView": {"restartCount": 1}}}],
+            "ipAddress": {"type": "Public", "fqdn": "x.westus.azurecontainer.io", "ports": [{"port": 80}]},
+        },
+        "identity": {"type": "SystemAssigned", "principalId": "p", "tenantId": "t"},
+    }
+    assert canonical(body) == {
+        "location": "westus",
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "containers": {"c": {"properties": {"image": "i"}}},
+            "restartPolicy": "Always",
+            "ipAddress": {
+                "ports": {"80": {"protocol": "TCP"}},
+                "type": "Public",
+                "autoGeneratedDomainNameLabelScope": "Unsecure",
+            },
+            "sku": "Standard",
+        },
+    }
+
+
+def test_numbers_compare_by_value_whatever_their_json_type() -> None:
+    a = {"properties": {"containers": [{"name": "c", "properties": {"resources": {"requests": {"cpu": 1}}}}]}}
+    b = {
+        "properties": {"containers": [{"name": "c", "properties": {"resources": {"requests": {"cpu": 1.0}}}}]}
+    }
+    c = {
+        "properties": {"containers": [{"name": "c", "properties": {"resources": {"requests": {"cpu": "1"}}}}]}
+    }
+    assert canonical(a) == canonical(b) == canonical(c)
+    half = {
+        "properties": {"containers": [{"name": "c", "properties": {"resources": {"requests": {"cpu": 0.5}}}}]}
+    }
+    assert canonical(half) != canonical(a)
+
+
+def test_enum_case_and_location_spelling_do_not_matter() -> None:
+    a = {"location": "West Europe", "properties": {"osType": "linux", "restartPolicy": "onfailure"}}
+    b = {"location": "westeurope", "properties": {"osType": "Linux", "restartPolicy": "OnFailure"}}
+    assert canonical(a) == canonical(b)
+    assert canonical(a)["properties"]["restartPolicy"] == "OnFailure"
+
+
+def test_omitted_fields_equal_the_defaults_azure_fills() -> None:
+    bare = {
+        "properties": {"containers": [{"name": "c", "properties": {"image": "i", "ports": [{"port": 80}]}}]}
+    }
+    full = {
+        "properties": {
+            "sku": "Standard",
+            "restartPolicy": "Always",
+            "initContainers": [],
+            "imageRegistryCredentials": [],
+            "containers": [
+                {
+                    "name": "c",
+                    "properties": {
+                        "image": "i",
+                        "command": [],
+                        "environmentVariables": [],
+                        "ports": [{"port": 80, "protocol": "TCP"}],
+                        "securityContext": {"capabilities": {}},
+                    },
+                }
+            ],
+        }
+    }
+    assert canonical(bare) == canonical(full)
+
+
+def test_keyed_lists_ignore_order_but_command_keeps_it() -> None:
+    def group(envs: list[dict[str, str]], command: list[str]) -> dict[str, Any]:
+        return {
+            "properties": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "properties": {"image": "i", "environmentVariables": envs, "command": command},
+                    }
+                ]
+            }
+        }
+
+    a = group([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], ["x", "y"])
+    b = group([{"name": "B", "value": "2"}, {"name": "A", "value": "1"}], ["x", "y"])
+    c = group([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], ["y", "x"])
+    assert canonical(a) == canonical(b)
+    assert canonical(a) != canonical(c)
+
+
+def test_containers_and_ports_become_maps_keyed_by_name_and_number() -> None:
+    body = {
+        "properties": {
+            "containers": [
+                {"name": "b", "properties": {"image": "i"}},
+                {"name": "a", "properties": {"image": "j"}},
+            ],
+            "ipAddress": {
+                "type": "Public",
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53}, {"port": 80}],
+            },
+        }
+    }
+    props = canonical(body)["properties"]
+    assert list(props["containers"]) == ["b", "a"]  # the manifest's order, for numeric ignore pointers
+    assert props["ipAddress"]["ports"] == {
+        "53:UDP": {"protocol": "UDP"},
+        "53:TCP": {"protocol": "TCP"},
+        "80": {"protocol": "TCP"},
+    }
+
+
+def test_secure_env_var_is_a_marker_on_both_sides_and_differs_from_a_plain_one() -> None:
+    def group(env: dict[str, str]) -> dict[str, Any]:
+        return {"properties": {"containers": [{"name": "c", "properties": {"environmentVariables": [env]}}]}}
+
+    manifest_side = canonical(group({"name": "DB_PASSWORD", "secureValue": "hunter2"}))
+    get_side = canonical(group({"name": "DB_PASSWORD"}))
+    plain = canonical(group({"name": "DB_PASSWORD", "value": "hunter2"}))
+    assert manifest_side == get_side
+    env = manifest_side["properties"]["containers"]["c"]["properties"]["environmentVariables"]
+    assert env == {"DB_PASSWORD": SECURE}
+    assert manifest_side != plain
+    assert "hunter2" not in json.dumps(manifest_side)
+
+
+def test_secret_fields_never_reach_the_canonical_form() -> None:
+    body = {
+        "properties": {
+            "imageRegistryCredentials": [{"server": "Reg.azurecr.io", "username": "u", "password": "pw-1"}],
+            "volumes": [
+                {"name": "s", "secret": {"k": "c2VjcmV0"}},
+                {
+                    "name": "f",
+                    "azureFile": {"shareName": "s", "storageAccountName": "a", "storageAccountKey": "key-1"},
+                },
+            ],
+            "diagnostics": {"logAnalytics": {"workspaceId": "w", "workspaceKey": "wk-1"}},
+            "extensions": [
+                {"name": "e", "properties": {"extensionType": "t", "protectedSettings": {"x": "ps-1"}}}
+            ],
+        }
+    }
+    out = json.dumps(canonical(body))
+    for secret in ("pw-1", "c2VjcmV0", "key-1", "wk-1", "ps-1"):
+        assert secret not in out
+    props = canonical(body)["properties"]
+    assert props["volumes"]["s"] == {"secret": SECURE}
+    assert list(props["imageRegistryCredentials"]) == ["reg.azurecr.io"]
+
+
+def test_arm_ids_compare_case_insensitively() -> None:
+    a = {"properties": {"subnetIds": [{"id": "/subscriptions/S/resourceGroups/RG/providers/x/subnets/A"}]}}
+    b = {"properties": {"subnetIds": [{"id": "/subscriptions/s/resourcegroups/rg/providers/x/subnets/a"}]}}
+    assert canonical(a) == canonical(b)
+
+
+def test_zones_are_a_set() -> None:
+    assert canonical({"zones": ["2", "1"]}) == canonical({"zones": ["1", "2"]})
+
+
+def test_identity_none_equals_no_identity() -> None:
+    assert canonical({"identity": {"type": "None"}}) == canonical({})
+    uai = "/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i"
+    a = {"identity": {"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {uai: {}}}}
+    b = {
+        "identity": {
+            "type": "SystemAssigned, UserAssigned",
+            "principalId": "p",
+            "userAssignedIdentities": {uai.upper(): {"principalId": "p", "clientId": "c"}},
+        }
+    }
+    assert canonical(a) == canonical(b)
+
+
+def test_canonical_is_idempotent_on_a_rich_body() -> None:
+    path = EXAMPLES / "ContainerGroupsCreateOrUpdate.json"
+    if not path.exists():
+        pytest.skip("../shared/azure/spec-2023-05-01 is not available")
+    request = json.loads(path.read_text(encoding="utf-8"))["parameters"]["containerGroup"]
+    once = canonical(request)
+    assert canonical(once) == once
