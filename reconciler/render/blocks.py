@@ -114,8 +114,14 @@ def _escape_segment(seg: str) -> str:
 
 
 def _leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
-    """Flattens a value into leaf pointers; lists of named objects are addressed by name, like plan paths."""
-    if isinstance(value, dict) and value:
+    """Flattens a value into leaf pointers, stopping at main fields (a port list stays one line).
+
+    Lists of named objects are addressed by name, like plan paths; planning's canonical form already holds
+    keyed lists as maps keyed the same way.
+    """
+    if main_field_rank(path) is not None:
+        yield path, _display_main(path, value)
+    elif isinstance(value, dict) and value:
         for k in sorted(value):
             yield from _leaves(f"{path}/{_escape_segment(str(k))}", value[k])
     elif (
@@ -128,6 +134,17 @@ def _leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
             yield from _leaves(f"{path}/{_escape_segment(v['name'])}", rest)
     else:
         yield path, value
+
+
+def _display_main(path: str, value: Any) -> Any:
+    # Canonical ports are a map keyed by port number; people wrote (and read) them as a list.
+    if (
+        path.lower().endswith("/ports")
+        and isinstance(value, dict)
+        and all(isinstance(v, dict) for v in value.values())
+    ):
+        return list(value.values())
+    return value
 
 
 def _diff_value(fc: FieldChange) -> str:

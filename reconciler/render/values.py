@@ -52,6 +52,9 @@ _KEY_PARENTS = frozenset(
     }
 )
 
+# `reconciler.planning.normalise.SECURE`, repeated because render may not import planning (same layer).
+SECURE_MARKER: dict[str, Any] = {"secure": True}
+
 DEFAULT_WIDTH = 72
 
 # Characters that must not reach a terminal or a PR comment raw: C0/C1 controls (ANSI escape sequences),
@@ -124,7 +127,12 @@ def jsonable(value: Any) -> Any:
 
 
 def redact(value: Any) -> Any:
-    """A copy of a JSON value with every secret key's value replaced by `(sensitive)`, at any depth."""
+    """A copy of a JSON value with every secret key's value replaced by `(sensitive)`, at any depth.
+
+    Planning's canonical marker for "a secret is here" (`{"secure": true}`) shows as `(sensitive)` too.
+    """
+    if isinstance(value, Mapping) and dict(value) == SECURE_MARKER:
+        return SENSITIVE
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():

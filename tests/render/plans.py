@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.model.manifest import GroupManifest, parse_manifest
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
 
@@ -238,4 +239,30 @@ def full_result() -> ApplyResult:
                 duration_s=3661,
             ),
         ),
+    )
+
+
+def desired_with_secret(secret: str, name: str = "api") -> GroupManifest:
+    """A desired manifest holding `secret` as a secure env value and a registry password, as planning keeps it
+    on `Change.desired` for execution (renderers must never show it)."""
+    return parse_manifest(
+        {
+            "name": name,
+            "resourceGroup": "rg-prod",
+            "location": "westeurope",
+            "properties": {
+                "osType": "Linux",
+                "containers": [
+                    {
+                        "name": name,
+                        "properties": {
+                            "image": "api:1",
+                            "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                            "environmentVariables": [{"name": "DB", "secureValue": secret}],
+                        },
+                    }
+                ],
+                "imageRegistryCredentials": [{"server": "r.io", "username": "u", "password": secret}],
+            },
+        }
     )
