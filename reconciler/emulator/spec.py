@@ -14,6 +14,8 @@ Public API:
   spells them.
 * `normalize(definition, body)` -> the request body as the resource provider stores it: canonical property
   names and enum spellings, numbers as numbers, nulls, unknown and read-only properties dropped.
+* `shape(definition, body)` -> the fields of a body and their JSON types, values left out, for comparing
+  the emulator's answers with Azure's.
 * `definitions()` -> the definition names the spec provides.
 
 How requests are judged, and why. The ACI resource provider is a .NET service that reads the body with
@@ -57,7 +59,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
-__all__ = ["Violation", "definitions", "normalize", "response_violations", "validate"]
+__all__ = ["Violation", "definitions", "normalize", "response_violations", "shape", "validate"]
 
 API_VERSION: Final = "2023-05-01"
 
@@ -444,6 +446,53 @@ def response_violations(definition: str, body: object, *, allow_unknown: bool = 
     walker = _Walker(request=False, allow_unknown=allow_unknown)
     walker.walk(_root(definition), body, "")
     return walker.out
+
+
+def shape(definition: str, body: object) -> dict[str, tuple[str, bool]]:
+    """The shape of a body, for comparing two bodies field by field without their values: every JSON path
+    present, with array indices and map keys (tags, identities, secret-volume files) collapsed to `*`,
+    mapped to (its JSON type, whether the spec's `definition` describes that path). JSON types are
+    `object`, `array`, `string`, `number` (integers and floats alike), `boolean` and `null`.
+
+    Used by the fidelity tests to compare the emulator's answers with Microsoft's examples and recordings.
+    """
+    out: dict[str, tuple[str, bool]] = {}
+    _shape(_root(definition), body, "", out)
+    return out
+
+
+def _kind_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
+
+
+def _shape(node: _Node | None, value: object, path: str, out: dict[str, tuple[str, bool]]) -> None:
+    out[path] = (_kind_name(value), node is not None)
+    if isinstance(value, dict):
+        if node is not None and node.kind == _OBJECT and not node.props and node.additional is None:
+            return  # free-form (`settings`): its contents are opaque data, not fields
+        for raw_key, item in value.items():
+            key = str(raw_key)
+            prop = None if node is None else node.props.get(key)
+            if prop is not None:
+                _shape(prop.node, item, _pointer(path, key), out)
+            elif node is not None and node.additional is not None:
+                _shape(node.additional, item, f"{path}/*", out)
+            else:
+                _shape(None, item, _pointer(path, key), out)
+    elif isinstance(value, list):
+        items = None if node is None else node.items
+        for item in value:
+            _shape(items, item, f"{path}/*", out)
 
 
 def normalize(definition: str, body: object) -> object:
