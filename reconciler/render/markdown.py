@@ -125,22 +125,26 @@ def render_plan_markdown(plan: Plan, *, max_chars: int = MAX_COMMENT_CHARS) -> s
     tail: list[str] = []
     issues = sorted(plan.issues, key=lambda i: (i.severity != "error", i.source or "", i.message))
     if issues:
-        tail += ["", "#### Issues", "", *(_issue_item(i) for i in issues)]
+        tail += ["", "#### Issues", "", *_fit([_issue_item(i) for i in issues], max_chars // 4, "issue")]
 
     changes = [c for c in sorted_changes(plan.changes) if c.action is not Action.NOOP]
-    budget = max_chars - len("\n".join(head + tail)) - 200
+    budget = max_chars - len("\n".join(head + tail)) - 300
+    blocks = [build_block(c) for c in changes]
+    bullets = [f"- `{b.symbol}` {md_escape(b.header)}" for b in blocks]
+    # after[i]: room the one-line entries of groups i.. need if their details are left out.
+    after = [0] * (len(bullets) + 1)
+    for i in range(len(bullets) - 1, -1, -1):
+        after[i] = after[i + 1] + len(bullets[i]) + 1
     details: list[str] = []
-    left_out: list[str] = []
-    for change in changes:
-        block = build_block(change)
+    for i, block in enumerate(blocks):
         text = _details(block)
-        if not left_out and len(text) + 2 <= budget:
-            details += ["", text]
-            budget -= len(text) + 2
-        else:
-            left_out.append(f"- `{block.symbol}` {md_escape(block.header)}")
+        if len(text) + 2 + min(after[i + 1], budget // 2) > budget:
+            break
+        details += ["", text]
+        budget -= len(text) + 2
+    left_out = bullets[len(details) // 2 :]
     body = head
-    if details or left_out:
+    if blocks:
         body += ["", "#### Changes", *details]
     if left_out:
         body += [
@@ -148,9 +152,23 @@ def render_plan_markdown(plan: Plan, *, max_chars: int = MAX_COMMENT_CHARS) -> s
             f"The details of {len(left_out)} more {'group' if len(left_out) == 1 else 'groups'} do not fit "
             "in a comment; the job log has the full plan:",
             "",
-            *left_out,
+            *_fit(left_out, budget, "group"),
         ]
     return "\n".join(body + tail) + "\n"
+
+
+def _fit(items: list[str], budget: int, noun: str) -> list[str]:
+    """As many list items as fit in `budget` characters, then one item saying how many were left out."""
+    out: list[str] = []
+    used = 0
+    for n, item in enumerate(items):
+        if used + len(item) + 1 > budget - 60:
+            rest = len(items) - n
+            out.append(f"- ... and {rest} more {noun if rest == 1 else noun + 's'}")
+            break
+        out.append(item)
+        used += len(item) + 1
+    return out
 
 
 def render_apply_markdown(result: ApplyResult) -> str:
@@ -171,8 +189,9 @@ def render_apply_markdown(result: ApplyResult) -> str:
         out += ["", "| Group | Action | Result | Time | Details |", "|:--|:--|:--|--:|:--|"]
         for o in rows:
             sentence = outcome_sentence(o)
+            took = format_duration(o.duration_s) if o.attempts or o.duration_s else ""
             out.append(
                 f"| {code_span(address(o))} | {o.action.value} | {o.result.value} "
-                f"| {format_duration(o.duration_s)} | {md_escape(sentence)} |"
+                f"| {took} | {md_escape(sentence)} |"
             )
     return "\n".join(out) + "\n"
