@@ -1,0 +1,63 @@
+"""ARM error responses of the emulator: one exception type carrying status, code and message.
+
+Raised by the request handlers in `server.py` and the resource rules in `resource.py`/`store.py`; the
+server turns it into the ARM error body `{"error": {"code": ..., "message": ...}}`. The codes and messages
+follow the recorded Azure traffic where it shows them (`ResourceNotFound`, `InvalidContainerGroupUpdate`,
+`MissingApiVersionParameter`, `NoRegisteredProviderFound` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
+
+
+class ArmError(Exception):
+    """An error the emulator answers with an ARM error body and the given HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+def not_found(resource_group: str, name: str) -> ArmError:
+    # The wording is ARM's own (see the recordings): the resource type, the group and the aka.ms link.
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{RESOURCE_TYPE}/{name}' under resource group '{resource_group}' was not found. "
+        "For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+    )
+
+
+def invalid_update(name: str) -> ArmError:
+    return ArmError(
+        400,
+        "InvalidContainerGroupUpdate",
+        f"The updates on container group '{name}' are invalid. If you are going to update the os type, "
+        "restart policy, network profile, CPU, memory or GPU resources for a container group, you must "
+        "delete it first and then create a new one.",
+    )
+
+
+def bad_request(message: str, code: str = "InvalidRequestContent") -> ArmError:
+    return ArmError(400, code, message)

@@ -1,0 +1,495 @@
+"""The emulator's state: container groups, their life cycle over time, indexes for paging, persistence.
+
+`server.py` owns one `Store` and calls it from its request handlers, always on one asyncio loop and
+without awaiting in between, so no locking is needed. Time is passed in (`now`, seconds since the epoch)
+rather than read here, which keeps transitions deterministic under a fake clock: a transition (create,
+update, start, restart, delete) records when it will be done, and every read first `advance`s the record,
+so no timer task or real sleep is ever needed. With a provisioning delay of 0 a transition is done the
+moment it is made.
+
+Lookups are O(1) and listing is O(page): per subscription and per resource group the keys are kept in
+sorted lists, and a page resumes after the last key of the previous one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import json
+import os
+import tempfile
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator.resource import JSON, strip_secrets
+
+STATE_VERSION = 1
+# Container-group states that ACI will not update in place any more.
+TERMINATED_STATES = frozenset({"Succeeded", "Failed", "Stopped"})
+
+
+def iso(ts: float, *, millis: bool = False) -> str:
+    moment = datetime.fromtimestamp(ts, UTC)
+    if millis:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def add_event(events: list[JSON], name: str, message: str, ts: float, kind: str = "Normal") -> None:
+    """Append an ARM instance-view event, folding a repeat of the last one into its count as ACI does."""
+    if events and events[-1]["name"] == name and events[-1]["message"] == message:
+        events[-1]["count"] += 1
+        events[-1]["lastTimestamp"] = iso(ts)
+        return
+    events.append(
+        {
+            "count": 1,
+            "firstTimestamp": iso(ts),
+            "lastTimestamp": iso(ts),
+            "name": name,
+            "message": message,
+            "type": kind,
+        }
+    )
+
+
+@dataclass
+class ContainerRuntime:
+    """What the instance view says about one container."""
+
+    name: str
+    restart_count: int = 0
+    state: str = "Waiting"
+    start_time: float | None = None
+    finish_time: float | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    previous: JSON | None = None
+    events: list[JSON] = field(default_factory=list)
+    logs: str = ""
+
+    def current_state(self) -> JSON:
+        out: JSON = {"state": self.state}
+        if self.start_time is not None:
+            out["startTime"] = iso(self.start_time, millis=True)
+        if self.exit_code is not None:
+            out["exitCode"] = self.exit_code
+        if self.finish_time is not None:
+            out["finishTime"] = iso(self.finish_time, millis=True)
+        out["detailStatus"] = self.detail
+        return out
+
+    def instance_view(self) -> JSON:
+        view: JSON = {"restartCount": self.restart_count, "currentState": self.current_state()}
+        if self.previous is not None:
+            view["previousState"] = self.previous
+        view["events"] = copy.deepcopy(self.events)
+        return view
+
+
+@dataclass
+class Transition:
+    """A change in progress: done at `done_at`, then Succeeded, or Failed when `fails`."""
+
+    kind: str  # create | update | start | restart | delete
+    started: float
+    done_at: float
+    fails: bool = False
+    op_id: str = ""
+
+
+@dataclass
+class GroupRecord:
+    subscription: str
+    resource_group: str
+    name: str
+    spec: JSON  # the stored body, defaults filled; holds secrets in memory only (never persisted)
+    created: float
+    provisioning_state: str = "Pending"
+    group_state: str = "Pending"
+    group_events: list[JSON] = field(default_factory=list)
+    containers: dict[str, ContainerRuntime] = field(default_factory=dict)
+    transition: Transition | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.subscription.lower(), self.resource_group.lower(), self.name.lower())
+
+    @property
+    def location(self) -> str:
+        return str(self.spec.get("location", ""))
+
+    @property
+    def resource_id(self) -> str:
+        return (
+            f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}"
+            f"/providers/Microsoft.ContainerInstance/containerGroups/{self.name}"
+        )
+
+    @property
+    def restart_policy(self) -> str:
+        return str((self.spec.get("properties") or {}).get("restartPolicy", "Always"))
+
+    def container_specs(self) -> list[JSON]:
+        return [c for c in (self.spec.get("properties") or {}).get("containers") or [] if isinstance(c, dict)]
+
+    @property
+    def terminated(self) -> bool:
+        return self.transition is None and self.group_state in TERMINATED_STATES
+
+    def render(self, now: float, *, instance_view: bool = True) -> JSON:
+        """The group as ARM returns it: secrets stripped, state and (optionally) the instance view."""
+        body = strip_secrets(self.spec)
+        props: JSON = body.setdefault("properties", {})
+        props["provisioningState"] = self.provisioning_state_at(now)
+        if instance_view:
+            for container in props.get("containers") or []:
+                runtime = self.containers.get(str(container.get("name")))
+                if runtime is not None and runtime.events:
+                    container.setdefault("properties", {})["instanceView"] = runtime.instance_view()
+            props["instanceView"] = {"events": copy.deepcopy(self.group_events), "state": self.group_state}
+        ordered: JSON = {"properties": _ordered_properties(props)}
+        for name in ("identity", "zones"):
+            if name in body:
+                ordered[name] = body[name]
+        ordered["id"] = self.resource_id
+        ordered["name"] = self.name
+        ordered["type"] = "Microsoft.ContainerInstance/containerGroups"
+        ordered["location"] = self.location
+        if "tags" in body:
+            ordered["tags"] = body["tags"]
+        return ordered
+
+    def provisioning_state_at(self, now: float) -> str:
+        t = self.transition
+        if t is None:
+            return self.provisioning_state
+        if t.kind == "delete":
+            return "Deleting"
+        if t.kind == "create" and now >= t.started + (t.done_at - t.started) / 2:
+            return "Creating"
+        return "Pending"
+
+    def events_for_operation(self) -> list[JSON]:
+        events: list[JSON] = []
+        for runtime in self.containers.values():
+            events.extend(copy.deepcopy(runtime.events))
+        return events
+
+
+_PROPERTY_ORDER = ("sku", "provisioningState", "provisioningTimeoutInSeconds", "isCustomProvisioningTimeout")
+
+
+def _ordered_properties(props: JSON) -> JSON:
+    # Azure puts sku and provisioning state first; clients do not care, people reading a dump do.
+    out: JSON = {k: props[k] for k in _PROPERTY_ORDER if k in props}
+    out.update({k: v for k, v in props.items() if k not in out})
+    return out
+
+
+@dataclass
+class Operation:
+    """An ARM async operation, polled at `.../locations/<loc>/operations/<id>`."""
+
+    id: str
+    subscription: str
+    location: str
+    resource_id: str
+    key: tuple[str, str, str]
+    kind: str
+    started: float
+    done_at: float
+    fails: bool = False
+
+    def status_at(self, now: float) -> str:
+        if now < self.done_at:
+            return "Pending"
+        return "Failed" if self.fails else "Succeeded"
+
+
+class Store:
+    """All container groups and async operations, with the life-cycle rules of ACI."""
+
+    def __init__(self, max_operations: int = 100_000) -> None:
+        self._records: dict[tuple[str, str, str], GroupRecord] = {}
+        self._by_rg: dict[tuple[str, str], list[str]] = {}
+        self._by_sub: dict[str, list[tuple[str, str]]] = {}
+        self._operations: OrderedDict[str, Operation] = OrderedDict()
+        self._max_operations = max_operations
+        self.version = 0  # bumped on every change; the persister writes when it moves
+
+    # -- indexes -----------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def _index(self, rec: GroupRecord) -> None:
+        sub, rg, name = rec.key
+        bisect.insort(self._by_rg.setdefault((sub, rg), []), name)
+        bisect.insort(self._by_sub.setdefault(sub, []), (rg, name))
+
+    def _unindex(self, rec: GroupRecord) -> None:
+        sub, rg, name = rec.key
+        names = self._by_rg.get((sub, rg), [])
+        i = bisect.bisect_left(names, name)
+        if i < len(names) and names[i] == name:
+            del names[i]
+        pairs = self._by_sub.get(sub, [])
+        j = bisect.bisect_left(pairs, (rg, name))
+        if j < len(pairs) and pairs[j] == (rg, name):
+            del pairs[j]
+
+    def insert(self, rec: GroupRecord) -> None:
+        self._records[rec.key] = rec
+        self._index(rec)
+        self.version += 1
+
+    def remove(self, rec: GroupRecord) -> None:
+        if self._records.pop(rec.key, None) is not None:
+            self._unindex(rec)
+            self.version += 1
+
+    def touch(self) -> None:
+        self.version += 1
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def advance(self, rec: GroupRecord, now: float) -> GroupRecord | None:
+        """Finish `rec`'s transition if its time has come; None when that removed the group."""
+        t = rec.transition
+        if t is None or now < t.done_at:
+            return rec
+        rec.transition = None
+        self.version += 1
+        if t.kind == "delete":
+            self.remove(rec)
+            return None
+        if t.fails:
+            rec.provisioning_state = "Failed"
+            rec.group_state = "Pending"
+            add_event(
+                rec.group_events,
+                "FailedProvisioning",
+                "The container group failed to provision (fault injected by the emulator).",
+                t.done_at,
+                "Warning",
+            )
+            return rec
+        rec.provisioning_state = "Succeeded"
+        self._run_containers(rec, t)
+        rec.group_state = "Running"
+        return rec
+
+    def _run_containers(self, rec: GroupRecord, t: Transition) -> None:
+        wanted = {str(c.get("name")): c for c in rec.container_specs()}
+        for name in list(rec.containers):
+            if name not in wanted:
+                del rec.containers[name]
+        for name, spec in wanted.items():
+            image = str((spec.get("properties") or {}).get("image", ""))
+            runtime = rec.containers.setdefault(name, ContainerRuntime(name=name))
+            if runtime.state == "Running" and t.kind in ("update", "restart"):
+                runtime.previous = {
+                    **runtime.current_state(),
+                    "state": "Terminated",
+                    "exitCode": 0,
+                    "finishTime": iso(t.started, millis=True),
+                    "detailStatus": "Killed",
+                }
+                runtime.restart_count += 1
+                add_event(runtime.events, "Killing", f"Killing container with id {name}.", t.started)
+            elif t.kind == "start":
+                runtime.restart_count = 0
+                runtime.previous = None
+            add_event(runtime.events, "Pulling", f'pulling image "{image}"', t.started)
+            add_event(runtime.events, "Pulled", f'Successfully pulled image "{image}"', t.done_at)
+            add_event(runtime.events, "Started", "Started container", t.done_at)
+            runtime.state = "Running"
+            runtime.start_time = t.done_at
+            runtime.finish_time = None
+            runtime.exit_code = None
+            runtime.detail = ""
+
+    def begin(
+        self, rec: GroupRecord, kind: str, now: float, delay: float, *, fails: bool = False
+    ) -> Operation:
+        """Start a transition of `rec` and the async operation that reports on it."""
+        op = Operation(
+            id=str(uuid.uuid4()),
+            subscription=rec.subscription,
+            location=rec.location,
+            resource_id=rec.resource_id,
+            key=rec.key,
+            kind=kind,
+            started=now,
+            done_at=now + max(0.0, delay),
+            fails=fails,
+        )
+        rec.transition = Transition(kind, now, op.done_at, fails, op.id)
+        if kind in ("create",):
+            rec.provisioning_state = "Pending"
+            rec.group_state = "Pending"
+        self._operations[op.id] = op
+        while len(self._operations) > self._max_operations:
+            self._operations.popitem(last=False)
+        self.version += 1
+        return op
+
+    def stop(self, rec: GroupRecord, now: float) -> None:
+        for runtime in rec.containers.values():
+            if runtime.state == "Running":
+                add_event(runtime.events, "Killing", f"Killing container with id {runtime.name}.", now)
+            runtime.state = "Terminated"
+            runtime.exit_code = 0 if runtime.exit_code is None else runtime.exit_code
+            runtime.finish_time = now
+            runtime.detail = "Killed"
+        rec.group_state = "Stopped"
+        self.version += 1
+
+    def terminate(self, rec: GroupRecord, exit_code: int, now: float, container: str | None) -> str:
+        """Make containers exit with `exit_code`, following the group's restart policy.
+
+        `Never` leaves them Terminated; `OnFailure` restarts them unless the exit code is 0; `Always`
+        restarts them. Returns the group's instance-view state afterwards.
+        """
+        policy = rec.restart_policy.lower()
+        for runtime in rec.containers.values():
+            if container is not None and runtime.name != container:
+                continue
+            restart = policy == "always" or (policy == "onfailure" and exit_code != 0)
+            if restart:
+                runtime.previous = {
+                    **runtime.current_state(),
+                    "state": "Terminated",
+                    "exitCode": exit_code,
+                    "finishTime": iso(now, millis=True),
+                    "detailStatus": "Completed" if exit_code == 0 else "Error",
+                }
+                runtime.restart_count += 1
+                add_event(runtime.events, "Started", "Started container", now)
+                runtime.state = "Running"
+                runtime.start_time = now
+            else:
+                runtime.state = "Terminated"
+                runtime.exit_code = exit_code
+                runtime.finish_time = now
+                runtime.detail = "Completed" if exit_code == 0 else "Error"
+        states = list(rec.containers.values())
+        if states and all(r.state == "Terminated" for r in states):
+            rec.group_state = "Succeeded" if all(r.exit_code == 0 for r in states) else "Failed"
+        self.version += 1
+        return rec.group_state
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get(self, subscription: str, resource_group: str, name: str, now: float) -> GroupRecord | None:
+        rec = self._records.get((subscription.lower(), resource_group.lower(), name.lower()))
+        return None if rec is None else self.advance(rec, now)
+
+    def find(self, resource_group: str, name: str, now: float) -> GroupRecord | None:
+        """A group by resource group and name in any subscription (for the control API)."""
+        rg, nm = resource_group.lower(), name.lower()
+        for sub, pairs in self._by_sub.items():
+            i = bisect.bisect_left(pairs, (rg, nm))
+            if i < len(pairs) and pairs[i] == (rg, nm):
+                return self.get(sub, rg, nm, now)
+        return None
+
+    def operation(self, op_id: str, now: float) -> Operation | None:
+        op = self._operations.get(op_id)
+        if op is not None and now >= op.done_at:
+            rec = self._records.get(op.key)
+            if rec is not None and rec.transition is not None and rec.transition.op_id == op.id:
+                self.advance(rec, now)
+        return op
+
+    def page_resource_group(
+        self, subscription: str, resource_group: str, after: str | None, size: int, now: float
+    ) -> tuple[list[GroupRecord], str | None]:
+        sub, rg = subscription.lower(), resource_group.lower()
+        names = self._by_rg.get((sub, rg), [])
+        out: list[GroupRecord] = []
+        i = bisect.bisect_right(names, after) if after is not None else 0
+        while len(out) < size and i < len(names):
+            name = names[i]
+            rec = self.advance(self._records[(sub, rg, name)], now)
+            if rec is None:
+                continue  # the delete finished and removed names[i]; the next name moved into place
+            out.append(rec)
+            i += 1
+        more = i < len(names)
+        return out, (out[-1].name.lower() if more and out else None)
+
+    def page_subscription(
+        self, subscription: str, after: tuple[str, str] | None, size: int, now: float
+    ) -> tuple[list[GroupRecord], tuple[str, str] | None]:
+        sub = subscription.lower()
+        pairs = self._by_sub.get(sub, [])
+        out: list[GroupRecord] = []
+        i = bisect.bisect_right(pairs, after) if after is not None else 0
+        while len(out) < size and i < len(pairs):
+            rg, name = pairs[i]
+            rec = self.advance(self._records[(sub, rg, name)], now)
+            if rec is None:
+                continue
+            out.append(rec)
+            i += 1
+        more = i < len(pairs)
+        return out, ((out[-1].key[1], out[-1].key[2]) if more and out else None)
+
+    def records(self) -> Iterator[GroupRecord]:
+        return iter(list(self._records.values()))
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def to_json(self) -> JSON:
+        groups = []
+        for rec in self._records.values():
+            data = asdict(rec)
+            data["spec"] = strip_secrets(rec.spec)  # the state file never holds a secret
+            groups.append(data)
+        return {"version": STATE_VERSION, "groups": groups}
+
+    def load_json(self, data: JSON) -> None:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r} (expected {STATE_VERSION})")
+        for raw in data.get("groups", []):
+            item: dict[str, Any] = dict(raw)
+            containers = {
+                name: ContainerRuntime(**runtime) for name, runtime in (item.pop("containers") or {}).items()
+            }
+            transition = item.pop("transition", None)
+            rec = GroupRecord(**item, containers=containers)
+            rec.transition = Transition(**transition) if transition else None
+            self.insert(rec)
+
+    def save(self, path: Path) -> None:
+        """Write the state atomically (temp file, fsync, rename), readable by the owner only."""
+        payload = json.dumps(self.to_json(), separators=(",", ":"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}: not a valid emulator state file (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}); move it away or pass another --state file"
+            ) from exc
+        self.load_json(data)
