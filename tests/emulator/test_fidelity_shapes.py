@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ResponseNotReadError, StreamConsumedError
 from azure.core.pipeline import PipelineResponse
 from azure.core.rest import HttpRequest
 from azure.mgmt.containerinstance.aio import ContainerInstanceManagementClient
@@ -84,6 +85,9 @@ async def sdk_client(emu: Any, subscription: str) -> AsyncIterator[ContainerInst
         yield client
 
 
+UNREAD = "<body not readable from a raw_response_hook>"
+
+
 @dataclass
 class Answer:
     status: int
@@ -99,10 +103,16 @@ class Recorder:
 
     def __call__(self, response: PipelineResponse[Any, Any]) -> None:
         http = response.http_response
-        text = http.text()
-        self.answers.append(
-            Answer(http.status_code, json.loads(text) if text else None, dict(http.headers.items()))
-        )
+        try:
+            text = http.text()
+        except (StreamConsumedError, ResponseNotReadError):
+            # Long-running operations' first answers are streamed: status and headers are all the hook
+            # can see. Tests that need such a body send the request raw.
+            text, unread = "", True
+        else:
+            unread = False
+        body = UNREAD if unread else (json.loads(text) if text else None)
+        self.answers.append(Answer(http.status_code, body, dict(http.headers.items())))
 
     @property
     def first(self) -> Answer:
@@ -117,8 +127,7 @@ async def send_raw(
     content = None if body is None else json.dumps(body)
     headers = {"Content-Type": "application/json"} if content is not None else {}
     request = HttpRequest(method, url, content=content, headers=headers)
-    response = await client._client.send_request(request)
-    await response.read()
+    response = await client._client.send_request(request)  # not streamed: the body is read already
     text = response.text()
     return Answer(response.status_code, json.loads(text) if text else None, dict(response.headers.items()))
 
