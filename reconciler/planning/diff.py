@@ -114,7 +114,8 @@ def _walk(
         return  # an ignore pointer ends here: the live value of this subtree is never diffed
     if desired is _ABSENT and path in ctx.chosen:
         return  # the server picked it because the manifest did not
-    if isinstance(desired, Mapping) and isinstance(observed, Mapping):
+    # The secure marker is a leaf: plain <-> secure is one sensitive change, not two half-changes.
+    if isinstance(desired, Mapping) and isinstance(observed, Mapping) and SECURE not in (desired, observed):
         keys = list(desired)
         keys += [k for k in observed if k not in desired]
         positions = {k: i for i, k in enumerate(desired)}

@@ -83,6 +83,15 @@ def observed_canonical(observed: ObservedGroup) -> dict[str, Any]:
     return canonical(body)
 
 
+def resolved_secret_values(manifest: GroupManifest) -> dict[str, str] | None:
+    """The manifest's secret values, or None while a secret reference is unresolved (a dry run without
+    the secrets at hand): then secrets cannot be compared, and planning says so instead of failing."""
+    try:
+        return manifest.secret_values()
+    except ValueError:  # UnresolvedSecretError; its message names pointers, never values
+        return None
+
+
 def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     return next((v for k, v in tags.items() if k.lower() == wanted), None)
@@ -93,11 +102,12 @@ def write_tags_for(
 ) -> dict[str, str]:
     """The tags every write of this group carries: the manifest's plus the ownership tags."""
     manifest = desired.manifest
+    secrets = resolved_secret_values(manifest) or {}
     own = ownership_tags(
         instance=instance,
         revision=revision,
         fingerprint=spec_fingerprint(desired_canonical(manifest)),
-        secret_hash=secrets_hash(manifest.secret_values(), secret_key),
+        secret_hash=secrets_hash(secrets, secret_key),
         prune=manifest.policy.prune,
     )
     return {**user_tags(manifest.tags), **own}
@@ -124,12 +134,14 @@ def _tag_changes(
 
 
 def _secret_changes(
-    manifest: GroupManifest, live: Mapping[str, str], want_hash: str | None
+    secret_values: Mapping[str, str] | None, live: Mapping[str, str], want_hash: str | None
 ) -> list[FieldChange]:
+    if secret_values is None:
+        return []  # unresolved: not comparable in this pass (build_plan warns)
     have_hash = _get_tag(live, SECRETS_TAG)
     if want_hash == have_hash:
         return []
-    paths = sorted(manifest.secret_values())
+    paths = sorted(secret_values)
     if paths:
         # One hash covers all secrets, so every secret path is reported; values never are.
         return [FieldChange(path=p, kind="change", sensitive=True) for p in paths]
@@ -151,7 +163,8 @@ def diff_group(
     manifest = desired.manifest
     policy = manifest.policy
     want = desired_canonical(manifest)
-    want_hash = secrets_hash(manifest.secret_values(), secret_key)
+    secret_values = resolved_secret_values(manifest)
+    want_hash = secrets_hash(secret_values or {}, secret_key)
     tags = {
         **user_tags(manifest.tags),
         **ownership_tags(
@@ -171,7 +184,7 @@ def diff_group(
 
     if observed is None:
         fields = diff(want, {}, server_chosen=()) + diff({"tags": dict(manifest.tags)}, {}, server_chosen=())
-        fields += [FieldChange(path=p, kind="add", sensitive=True) for p in sorted(manifest.secret_values())]
+        fields += [FieldChange(path=p, kind="add", sensitive=True) for p in sorted(secret_values or {})]
         return _hold(
             Change(
                 **base,
@@ -207,9 +220,15 @@ def diff_group(
         adopt = True
 
     live = live_tags(observed)
+    if secret_values is None:
+        # Keep what the live group says about its secrets: this pass cannot know better.
+        have_hash = _get_tag(live, SECRETS_TAG)
+        tags.pop(SECRETS_TAG, None)
+        if have_hash is not None:
+            tags[SECRETS_TAG] = have_hash
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
     result = classify(spec, terminated=observed.terminated)
-    secrets = _secret_changes(manifest, live, want_hash)
+    secrets = _secret_changes(secret_values, live, want_hash)
     if secrets and observed.terminated:
         secrets = [s.model_copy(update={"forces_replacement": True}) for s in secrets]
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
@@ -335,6 +354,17 @@ def build_plan(
         if bad_tags:
             out_issues += [PlanIssue(severity="error", message=m, **where) for m in bad_tags]
             continue
+        if resolved_secret_values(manifest) is None:
+            out_issues.append(
+                PlanIssue(
+                    severity="warning",
+                    message=(
+                        "secret references are not resolved, so changed secret values cannot be detected "
+                        "in this plan; provide them (secureValueFrom env/file) to compare them"
+                    ),
+                    **where,
+                )
+            )
         try:
             change = diff_group(
                 group, live.get(group.key), instance=instance, revision=revision, secret_key=secret_key

@@ -9,8 +9,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from pydantic import PrivateAttr
-
 from reconciler.model.manifest import GroupManifest, parse_manifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.planning.plan import DesiredGroup, write_tags_for
@@ -19,15 +17,6 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "azure"
 KEY = b"test-secret-key"
 INSTANCE = "prod"
 REVISION = "abc123"
-
-
-class SecretManifest(GroupManifest):
-    """A manifest whose resolved secrets are given by the test (the placeholder model resolves none)."""
-
-    _secrets: dict[str, str] = PrivateAttr(default_factory=dict)
-
-    def secret_values(self) -> dict[str, str]:
-        return dict(self._secrets)
 
 
 def base_properties(**overrides: Any) -> dict[str, Any]:
@@ -59,7 +48,6 @@ def manifest(
     tags: dict[str, str] | None = None,
     properties: dict[str, Any] | None = None,
     reconcile: dict[str, Any] | None = None,
-    secrets: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> GroupManifest:
     data: dict[str, Any] = {
@@ -72,11 +60,7 @@ def manifest(
     if reconcile is not None:
         data["reconcile"] = reconcile
     data.update(extra or {})
-    if secrets is None:
-        return parse_manifest(data)
-    m = SecretManifest.model_validate(data)
-    m._secrets = dict(secrets)
-    return m
+    return parse_manifest(data)
 
 
 def desired(m: GroupManifest, source: str | None = "manifests/web.yaml:1:1") -> DesiredGroup:
