@@ -122,7 +122,7 @@ def _leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
     if main_field_rank(path) is not None:
         yield path, _display_main(path, value)
     elif isinstance(value, dict) and value:
-        for k in sorted(value):
+        for k in value:  # manifest order: containers are listed as people wrote them
             yield from _leaves(f"{path}/{_escape_segment(str(k))}", value[k])
     elif (
         isinstance(value, list)
@@ -191,7 +191,7 @@ def _summary_lines(change: Change, sign: Sign) -> tuple[list[DiffLine], int]:
                 shown.append((rank, DiffLine(sign=sign, path=escape_unsafe(path), value=format_value(leaf))))
             else:
                 hidden += 1
-    shown.sort(key=lambda r: (r[0], r[1].path))
+    shown.sort(key=lambda r: r[0])  # stable: manifest order within a rank
     return [line for _, line in shown], hidden
 
 

@@ -38,17 +38,65 @@ def test_create_lists_the_main_fields_of_the_new_group_and_counts_the_rest() -> 
         '      + /location                                                           = "westeurope"\n'
         '      + /properties/osType                                                  = "Linux"\n'
         '      + /properties/containers/web/properties/image                         = "myregistry.azurecr.io/web:1.4.2"\n'  # noqa: E501 - the expected line is this long
-        '      + /properties/containers/web/properties/ports                         = [{"port": 80, "protocol": "TCP"}]\n'  # noqa: E501 - the expected line is this long
         "      + /properties/containers/web/properties/resources/requests/cpu        = 1.0\n"
         "      + /properties/containers/web/properties/resources/requests/memoryInGB = 1.5\n"
+        '      + /properties/containers/web/properties/ports                         = [{"port": 80, "protocol": "TCP"}]\n'  # noqa: E501 - the expected line is this long
+        '      + /properties/ipAddress/type                                          = "Public"\n'
         '      + /properties/ipAddress/dnsNameLabel                                  = "web-prod"\n'
         '      + /properties/ipAddress/ports                                         = [{"port": 80, "protocol": "TCP"}]\n'  # noqa: E501 - the expected line is this long
-        '      + /properties/ipAddress/type                                          = "Public"\n'
         "        # (4 more fields)\n"
         "    }\n"
         "\n"
         "Plan: 1 to create.\n"
     )
+
+
+def test_create_from_the_canonical_form_lists_containers_in_manifest_order() -> None:
+    # Planning hands a create over as whole subtrees of its canonical form: keyed lists are maps.
+    properties = {
+        "osType": "Linux",
+        "containers": {
+            "web": {
+                "properties": {
+                    "image": "nginx:1.25",
+                    "command": ["nginx", "-g", "daemon off;"],
+                    "ports": {"80": {"port": 80, "protocol": "TCP"}},
+                    "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}},
+                }
+            },
+            "log": {"properties": {"image": "fluentbit:3", "resources": {"requests": {"cpu": 0.5}}}},
+        },
+        "ipAddress": {"type": "Public", "ports": {"80": {"port": 80, "protocol": "TCP"}}},
+    }
+    change = Change(
+        resource_group="rg",
+        name="web",
+        action=Action.CREATE,
+        fields=(
+            FieldChange(path="/location", kind="add", after="westeurope"),
+            FieldChange(path="/properties", kind="add", after=properties),
+        ),
+    )
+    lines = render_plan_text(plan_of(change)).splitlines()
+    start = lines.index('  + container_group "rg/web" {')
+    web, log = "/properties/containers/web/properties", "/properties/containers/log/properties"
+    width = len(f"{web}/resources/requests/memoryInGB")
+    expected = [
+        ("/location", '"westeurope"'),
+        ("/properties/osType", '"Linux"'),
+        (f"{web}/image", '"nginx:1.25"'),
+        (f"{web}/ports", '[{"port": 80, "protocol": "TCP"}]'),
+        (f"{web}/resources/requests/cpu", "1"),
+        (f"{web}/resources/requests/memoryInGB", "1.5"),
+        (f"{log}/image", '"fluentbit:3"'),
+        (f"{log}/resources/requests/cpu", "0.5"),
+        ("/properties/ipAddress/type", '"Public"'),
+        ("/properties/ipAddress/ports", '[{"port": 80, "protocol": "TCP"}]'),
+    ]
+    assert lines[start + 1 : start + 12] == [
+        *(f"      + {path.ljust(width)} = {value}" for path, value in expected),
+        "        # (1 more field)",
+    ]
 
 
 def test_update_shows_before_and_after_and_secrets_as_sensitive() -> None:
