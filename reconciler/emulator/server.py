@@ -59,6 +59,8 @@ SUPPORTED_API_VERSIONS = (
 )
 _SUPPORTED = frozenset(v.strip() for v in SUPPORTED_API_VERSIONS.split(","))
 IDENTITY_PATH = "/msi/token"
+# Which fault (if any) was injected into a request; read back when the request is logged.
+_FAULT_KEY = web.RequestKey("emulator_fault", str)
 _NOT_AN_OBJECT = "The request content was invalid and cannot be deserialized: 'expected an object'."
 MAX_BODY = 4 * 1024 * 1024  # ARM's request size limit
 
@@ -432,7 +434,6 @@ class Emulator:
         started = time.perf_counter()
         path = request.path
         route_name = "unknown"
-        fault: str | None = None
         response: web.StreamResponse
         try:
             if path.startswith("/_emulator/") or path == "/_emulator":
@@ -446,9 +447,12 @@ class Emulator:
             else:
                 route = match_route(path)
                 route_name = route.name if route else "unknown"
-                response, fault = await self._arm(request, route)
+                response = await self._arm(request, route)
         except ArmError as err:
             response = self._error(err)
+        fault = request.get(_FAULT_KEY)
+        if route_name == "control":
+            return response  # the control surface is not traffic: it stays out of counters and log
         self.counters[f"{request.method} {route_name}"] += 1
         self.counters[f"status {response.status}"] += 1
         self.request_log.append(
@@ -547,7 +551,7 @@ class Emulator:
             taken.append(quota)
         return headers, taken
 
-    async def _arm(self, request: web.Request, route: _Route | None) -> tuple[web.StreamResponse, str | None]:
+    async def _arm(self, request: web.Request, route: _Route | None) -> web.StreamResponse:
         self._check_auth(request)
         if route is None:
             raise ArmError(
@@ -578,6 +582,8 @@ class Emulator:
             quota_headers, quotas = self._aci_quota(route.subscription, now)
             headers.update(quota_headers)
         fault = self.faults.pick(method, request.path)
+        if fault is not None:
+            request[_FAULT_KEY] = fault
         if fault in ("500", "503", "429"):
             raise self._fault_error(fault, headers)
         if fault == "reset":
@@ -596,7 +602,7 @@ class Emulator:
             response.headers[name] = value
         response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
         response.headers.setdefault("x-ms-correlation-request-id", str(uuid.uuid4()))
-        return response, fault
+        return response
 
     def _fault_error(self, fault: str, headers: dict[str, str]) -> ArmError:
         retry = {"Retry-After": str(self.faults.settings.retry_after)}

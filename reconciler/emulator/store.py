@@ -171,7 +171,7 @@ class GroupRecord:
             return self.provisioning_state
         if t.kind == "delete":
             return "Deleting"
-        if t.kind == "create" and now >= t.started + (t.done_at - t.started) / 2:
+        if t.kind == "create" and t.done_at > t.started and now >= t.started + (t.done_at - t.started) / 2:
             return "Creating"
         return "Pending"
 

@@ -1,0 +1,293 @@
+"""The emulator over raw HTTP: ARM error bodies, headers, quotas, faults, the control surface, persistence."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import stat
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from reconciler.emulator.server import Emulator, EmulatorConfig
+from tests.emulator.conftest import AUTH, RG, SUBSCRIPTION, FakeClock, Q, body, group_path
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def _put(session: aiohttp.ClientSession, name: str, payload: Any, **kw: Any) -> tuple[int, Any, Any]:
+    async with session.put(group_path(name, **kw), params=Q, headers=AUTH, json=payload) as r:
+        return r.status, await r.json(), r.headers
+
+
+async def test_create_answers_201_with_absolute_async_operation_url(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    status, data, headers = await _put(raw_session, "web", body())
+    assert status == 201
+    assert data["properties"]["provisioningState"] == "Pending"
+    assert data["properties"]["instanceView"] == {"events": [], "state": "Pending"}
+    url = headers["Azure-AsyncOperation"]
+    assert re.fullmatch(
+        rf"{re.escape(emulator.endpoint)}/subscriptions/{SUBSCRIPTION}/providers/Microsoft\.ContainerInstance"
+        r"/locations/westeurope/operations/[0-9a-f-]{36}\?api-version=2018-06-01",
+        url,
+    )
+    assert headers["x-ms-ratelimit-remaining-subscription-writes"] == "199"
+    assert headers["x-ms-ratelimit-remaining-subscription-resource-requests-pt5m"] == "899"
+    assert headers["x-ms-ratelimit-remaining-subscription-resource-requests-pt1h"] == "1799"
+    async with raw_session.get(url, headers=AUTH) as r:
+        op = await r.json()
+        assert r.headers["Retry-After"] == "0"
+    assert op["status"] == "Succeeded"
+    assert op["id"].endswith("/containerGroups/web")
+    assert [e["name"] for e in op["properties"]["events"]] == ["Pulling", "Pulled", "Started"]
+
+
+async def test_operation_reports_pending_until_the_delay_passes(raw_session: aiohttp.ClientSession) -> None:
+    clock = FakeClock()
+    async with Emulator(EmulatorConfig(provisioning_delay=10, clock=clock, retry_after=3)) as emu:
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+            async with session.put(
+                emu.endpoint + group_path("web"), params=Q, headers=AUTH, json=body()
+            ) as r:
+                url = r.headers["Azure-AsyncOperation"]
+            async with session.get(url, headers=AUTH) as r:
+                assert (await r.json())["status"] == "Pending"
+                assert r.headers["Retry-After"] == "3"
+            clock.advance(10)
+            async with session.get(url, headers=AUTH) as r:
+                assert (await r.json())["status"] == "Succeeded"
+
+
+async def test_paths_are_case_insensitive_and_names_keep_their_casing(
+    raw_session: aiohttp.ClientSession,
+) -> None:
+    await _put(raw_session, "web", body())
+    path = group_path("WEB").replace("resourceGroups", "resourcegroups").replace("Microsoft", "microsoft")
+    async with raw_session.get(path, params=Q, headers=AUTH) as r:
+        assert r.status == 200
+        data = await r.json()
+    assert data["name"] == "web"
+    assert data["id"] == group_path("web")
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [({}, "MissingApiVersionParameter"), ({"api-version": "1999-01-01"}, "NoRegisteredProviderFound")],
+)
+async def test_bad_api_version_is_rejected(
+    raw_session: aiohttp.ClientSession, params: dict[str, str], code: str
+) -> None:
+    async with raw_session.get(group_path("web"), params=params, headers=AUTH) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == code
+
+
+async def test_invalid_bodies_get_arm_400s(raw_session: aiohttp.ClientSession) -> None:
+    async with raw_session.put(group_path("web"), params=Q, headers=AUTH, data=b"{not json") as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "InvalidRequestContent"
+    no_location = body()
+    del no_location["location"]
+    status, data, _ = await _put(raw_session, "web", no_location)
+    assert (status, data["error"]["code"]) == (400, "LocationRequired")
+    status, data, _ = await _put(raw_session, "web", body(osType="Solaris"))
+    assert status == 400
+    assert data["error"]["code"] in ("InvalidOsType", "InvalidRequestContent")
+    no_containers = body()
+    del no_containers["properties"]["containers"]
+    status, data, _ = await _put(raw_session, "web", no_containers)
+    assert status == 400
+    assert "containers" in json.dumps(data["error"])
+
+
+async def test_list_omits_instance_view_as_azure_does(raw_session: aiohttp.ClientSession) -> None:
+    await _put(raw_session, "web", body())
+    path = group_path("web").rsplit("/", 1)[0]
+    async with raw_session.get(path, params=Q, headers=AUTH) as r:
+        data = await r.json()
+        assert r.headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
+    (item,) = data["value"]
+    assert "instanceView" not in item["properties"]
+    assert "instanceView" not in item["properties"]["containers"][0]["properties"]
+    assert "nextLink" not in data
+
+
+async def test_delete_answers_200_with_body_then_204_when_gone(raw_session: aiohttp.ClientSession) -> None:
+    await _put(raw_session, "web", body())
+    async with raw_session.delete(group_path("web"), params=Q, headers=AUTH) as r:
+        assert r.status == 200
+        assert (await r.json())["name"] == "web"
+        assert r.headers["x-ms-ratelimit-remaining-subscription-deletes"] == "199"
+    async with raw_session.delete(group_path("web"), params=Q, headers=AUTH) as r:
+        assert r.status == 204
+
+
+async def test_location_change_is_rejected(raw_session: aiohttp.ClientSession) -> None:
+    await _put(raw_session, "web", body())
+    moved = body()
+    moved["location"] = "eastus"
+    status, data, _ = await _put(raw_session, "web", moved)
+    assert status == 409
+    assert data["error"]["code"] == "InvalidResourceLocation"
+
+
+async def test_update_while_provisioning_is_a_409() -> None:
+    clock = FakeClock()
+    async with Emulator(EmulatorConfig(provisioning_delay=5, clock=clock)) as emu:
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(
+            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+        ) as session:
+            assert (await _put(session, "web", body()))[0] == 201
+            status, data, _ = await _put(session, "web", body(image="other"))
+            assert (status, data["error"]["code"]) == (409, "ContainerGroupTransitioning")
+            clock.advance(5)
+            assert (await _put(session, "web", body(image="other")))[0] == 200
+
+
+async def test_aci_quota_answers_429_with_retry_after() -> None:
+    clock = FakeClock()
+    async with Emulator(EmulatorConfig(clock=clock, aci_requests_per_5m=2)) as emu:
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(
+            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+        ) as session:
+            assert (await _put(session, "a", body()))[0] == 201
+            clock.advance(100)
+            assert (await _put(session, "b", body()))[0] == 201
+            status, data, headers = await _put(session, "c", body())
+            assert status == 429
+            assert data["error"]["code"] == "ResourceRequestsThrottled"
+            assert headers["Retry-After"] == "200"
+            clock.advance(200)
+            assert (await _put(session, "c", body()))[0] == 201
+
+
+async def test_request_log_and_counters_hold_no_secrets(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    payload = body()
+    payload["properties"]["containers"][0]["properties"]["environmentVariables"] = [
+        {"name": "PW", "secureValue": "hunter2-secret"}
+    ]
+    await _put(raw_session, "web", payload)
+    async with raw_session.get("/_emulator/requests") as r:
+        log = await r.json()
+    async with raw_session.get("/_emulator/counters") as r:
+        counters = await r.json()
+    assert log["requests"][0]["method"] == "PUT"
+    assert log["requests"][0]["status"] == 201
+    assert "?" not in log["requests"][0]["path"]
+    assert counters["counters"]["PUT containerGroup"] == 1
+    everything = json.dumps([log, counters, [e.to_json() for e in emulator.request_log]])
+    assert "hunter2-secret" not in everything
+    async with raw_session.get(group_path("web"), params=Q, headers=AUTH) as r:
+        assert "hunter2-secret" not in await r.text()
+
+
+async def test_control_surface_sets_faults_knobs_and_terminates_jobs(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    async with raw_session.put("/_emulator/faults", json={"rate": 1, "kinds": ["500"], "count": 1}) as r:
+        assert r.status == 200
+    async with raw_session.get(group_path("web"), params=Q, headers=AUTH) as r:
+        assert r.status == 500
+        assert (await r.json())["error"]["code"] == "InternalServerError"
+    async with raw_session.get(group_path("web"), params=Q, headers=AUTH) as r:
+        assert r.status == 404  # count=1: only one fault
+    async with raw_session.put("/_emulator/faults", json={"kinds": ["bogus"]}) as r:
+        assert r.status == 400
+    async with raw_session.delete("/_emulator/faults") as r:
+        assert r.status == 204
+    async with raw_session.patch("/_emulator/config", json={"page_size": 7, "retry_after": 2}) as r:
+        assert (await r.json())["page_size"] == 7
+    assert emulator.config.page_size == 7
+    async with raw_session.patch("/_emulator/config", json={"bogus": 1}) as r:
+        assert r.status == 400
+
+    await _put(raw_session, "job", body(restartPolicy="Never"))
+    async with raw_session.post(
+        "/_emulator/terminate", json={"resourceGroup": RG, "name": "job", "exitCode": 0}
+    ) as r:
+        assert (await r.json()) == {"state": "Succeeded"}
+    async with raw_session.get("/_emulator/groups") as r:
+        groups = (await r.json())["value"]
+    assert groups == [{"id": group_path("job"), "provisioningState": "Succeeded", "state": "Succeeded"}]
+    async with raw_session.delete("/_emulator/counters") as r:
+        assert r.status == 204
+    assert not emulator.counters
+
+
+async def test_connection_reset_fault_drops_the_connection(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    # aiohttp retries an idempotent request once on a dropped connection, so drop both attempts.
+    emulator.faults.set(rate=1.0, kinds=["reset"], count=2)
+    with pytest.raises(aiohttp.ClientError):
+        await _put(raw_session, "web", body())
+    assert emulator.get_group(RG, "web") is None
+    assert [e.fault for e in emulator.request_log] == ["reset", "reset"]
+
+
+async def test_reset_after_fault_applies_the_write_but_loses_the_answer(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    emulator.faults.set(rate=1.0, kinds=["reset_after"], count=2)
+    with pytest.raises(aiohttp.ClientError):
+        await _put(raw_session, "web", body())
+    assert emulator.get_group(RG, "web") is not None
+
+
+async def test_identity_endpoint_requires_its_header(emulator: Emulator) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(emulator.identity_endpoint, params={"resource": "https://x"}) as r:
+            assert r.status == 401
+        async with session.get(
+            emulator.identity_endpoint,
+            params={"resource": "https://management.azure.com", "api-version": "2019-08-01"},
+            headers={"X-IDENTITY-HEADER": emulator.identity_header},
+        ) as r:
+            token = await r.json()
+        assert token["token_type"] == "Bearer"
+        assert int(token["expires_on"]) > 0
+        # The plain-http port serves nothing but the token endpoint.
+        arm = emulator.identity_endpoint.replace("/msi/token", group_path("web"))
+        async with session.get(arm, params=Q, headers=AUTH) as r:
+            assert r.status == 400
+
+
+async def test_state_file_persists_groups_without_secrets(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    payload = body()
+    payload["properties"]["containers"][0]["properties"]["environmentVariables"] = [
+        {"name": "PW", "secureValue": "hunter2-secret"}
+    ]
+    async with Emulator(EmulatorConfig(state_file=state)) as emu:
+        first_ca = emu.ca_cert_path.read_bytes()
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(
+            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+        ) as session:
+            assert (await _put(session, "web", payload))[0] == 201
+    text = state.read_text()
+    assert "hunter2-secret" not in text
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    async with Emulator(EmulatorConfig(state_file=state)) as emu:
+        assert emu.ca_cert_path.read_bytes() == first_ca  # clients keep trusting the same CA
+        group = emu.get_group(RG, "web")
+    assert group is not None
+    assert group["properties"]["provisioningState"] == "Succeeded"
+    assert group["properties"]["containers"][0]["properties"]["environmentVariables"] == [{"name": "PW"}]
+
+
+async def test_corrupt_state_file_is_reported_with_its_path(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{broken")
+    with pytest.raises(ValueError, match=re.escape(str(state))):
+        await Emulator(EmulatorConfig(state_file=state)).start()
