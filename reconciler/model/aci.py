@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -322,6 +323,17 @@ ApiVersion = Annotated[str, BeforeValidator(_api_version), Field(pattern=r"^\d{4
 ResourceType = Annotated[str, BeforeValidator(_resource_type)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
+
+def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    if not value:
+        raise fail("too_short", "the list is empty: give at least one item")
+    return value
+
+
+# An after-validator rather than `min_length`: pydantic checks a length constraint even when items failed,
+# which adds a misleading "at least 1 item, not 0" to every error inside the list.
+NonEmpty = [AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})]
+
 # Container group and container names. Group: 1-63 characters, lowercase letters, digits and '-', not
 # starting or ending with '-', no '--' (Azure "naming rules and restrictions" for
 # Microsoft.ContainerInstance/containerGroups; the ARM deploymentScripts docs say the same of
@@ -545,7 +557,7 @@ class VolumeMount(ArmModel):
 class ContainerExec(ArmModel):
     """A command run in the container by a probe."""
 
-    command: tuple[str, ...] = Field(min_length=1)
+    command: Annotated[tuple[str, ...], *NonEmpty]
     """The command in exec form, e.g. [cat, /tmp/healthy]."""
 
 
@@ -646,14 +658,9 @@ class ContainerProperties(ArmModel):
 class Container(ArmModel):
     """A container of the group."""
 
-    name: str
+    name: Annotated[str, AfterValidator(lambda v: check_container_name(v, "container"))]
     """The container's name: 1-63 lowercase letters, digits and '-'."""
     properties: ContainerProperties
-
-    @model_validator(mode="after")
-    def _name(self) -> Container:
-        check_container_name(self.name, "container")
-        return self
 
 
 class InitContainerProperties(ArmModel):
@@ -676,14 +683,9 @@ class InitContainerProperties(ArmModel):
 class InitContainer(ArmModel):
     """An init container of the group."""
 
-    name: str
+    name: Annotated[str, AfterValidator(lambda v: check_container_name(v, "init container"))]
     """The init container's name: 1-63 lowercase letters, digits and '-'."""
     properties: InitContainerProperties
-
-    @model_validator(mode="after")
-    def _name(self) -> InitContainer:
-        check_container_name(self.name, "init container")
-        return self
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -847,35 +849,37 @@ class IpPort(ArmModel):
     """TCP (the default) or UDP."""
 
 
+def _check_dns_label(label: str) -> str:
+    if not DNS_LABEL_RE.match(label):
+        raise fail(
+            "dns_name_label",
+            f"DNS name label {label!r} is invalid: use 5-63 lowercase letters, digits and '-', "
+            "starting with a letter and ending with a letter or digit",
+        )
+    return label
+
+
 class IpAddress(ArmModel):
     """The group's IP address: public (optionally with a DNS name label) or private in a virtual network."""
 
     _readonly: ClassVar[frozenset[str]] = frozenset({"ip", "fqdn"})
 
-    ports: tuple[IpPort, ...] = Field(min_length=1)
+    ports: Annotated[tuple[IpPort, ...], *NonEmpty]
     """Ports exposed on the IP address."""
     type_: IpAddressType = Field(alias="type")
     """Public or Private."""
-    dns_name_label: str | None = None
+    dns_name_label: Annotated[str, AfterValidator(_check_dns_label)] | None = None
     """Public only: the DNS label, giving <label>.<region>.azurecontainer.io."""
     auto_generated_domain_name_label_scope: DnsNameLabelScope | None = None
     """Who may reuse the DNS name label (Unsecure by default)."""
 
     @model_validator(mode="after")
     def _label(self) -> IpAddress:
-        label = self.dns_name_label
-        if label is not None:
-            if not DNS_LABEL_RE.match(label):
-                raise fail(
-                    "dns_name_label",
-                    f"DNS name label {label!r} is invalid: use 5-63 lowercase letters, digits and '-', "
-                    "starting with a letter and ending with a letter or digit",
-                )
-            if self.type_ != "Public":
-                raise fail(
-                    "dns_name_label",
-                    "a DNS name label needs a public IP address: set type: Public or remove dnsNameLabel",
-                )
+        if self.dns_name_label is not None and self.type_ != "Public":
+            raise fail(
+                "dns_name_label",
+                "a DNS name label needs a public IP address: set type: Public or remove dnsNameLabel",
+            )
         return self
 
 
@@ -928,7 +932,7 @@ class SubnetId(ArmModel):
 class DnsConfiguration(ArmModel):
     """DNS settings of the group."""
 
-    name_servers: tuple[str, ...] = Field(min_length=1)
+    name_servers: Annotated[tuple[str, ...], *NonEmpty]
     """DNS servers."""
     search_domains: str | None = None
     """Search domains, separated by spaces."""

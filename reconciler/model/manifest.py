@@ -30,7 +30,15 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.model import pointer
@@ -50,6 +58,7 @@ from reconciler.model.aci import (
     ImageRegistryCredential,
     InitContainer,
     IpAddress,
+    NonEmpty,
     OsType,
     Priority,
     ResourceType,
@@ -106,6 +115,16 @@ def _tags(value: Any) -> Any:
     return {} if value is None else value
 
 
+def _check_ignore_pointer(p: str) -> str:
+    if p == "":
+        raise fail("ignore_pointer", "an empty pointer would ignore the whole group: use 'suspend: true'")
+    try:
+        pointer.check(p)
+    except pointer.PointerSyntaxError as exc:
+        raise fail("ignore_pointer", str(exc)) from None
+    return p
+
+
 class ReconcilePolicy(ArmModel):
     """Ours: the `reconcile:` block, this reconciler's policy for the group."""
 
@@ -123,22 +142,9 @@ class ReconcilePolicy(ArmModel):
     """May this group be deleted when its manifest goes away."""
     suspend: bool = False
     """Plan but never change this group."""
-    ignore: tuple[str, ...] = ()
+    ignore: tuple[Annotated[str, AfterValidator(_check_ignore_pointer)], ...] = ()
     """JSON Pointers into the ARM body whose live value is never diffed, keyed lists addressed by key, e.g.
     /properties/containers/web/properties/image."""
-
-    @model_validator(mode="after")
-    def _pointers(self) -> ReconcilePolicy:
-        for p in self.ignore:
-            if p == "":
-                raise fail(
-                    "ignore_pointer", "an empty pointer would ignore the whole group: use 'suspend: true'"
-                )
-            try:
-                pointer.check(p)
-            except pointer.PointerSyntaxError as exc:
-                raise fail("ignore_pointer", str(exc)) from None
-        return self
 
 
 class GroupProperties(ArmModel):
@@ -148,7 +154,7 @@ class GroupProperties(ArmModel):
         {"provisioningstate", "instanceview", "isCustomProvisioningTimeout".lower()}
     )
 
-    containers: tuple[Container, ...] = Field(min_length=1)
+    containers: Annotated[tuple[Container, ...], *NonEmpty]
     """The containers of the group (at least one, at most 60)."""
     init_containers: tuple[InitContainer, ...] | None = None
     """Containers that run to completion, in order, before the containers start."""
@@ -543,15 +549,11 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
                     ),
                 )
 
-    # GPU deployments "are only available for Linux container groups" and "not supported in an Azure Virtual
-    # Network deployment" ("Resource availability & quota limits for ACI").
+    # GPU deployments "are only available for Linux container groups" ("Resource availability & quota limits
+    # for ACI"). The same page says they are not supported in a virtual network, but Microsoft's own
+    # ContainerGroupsCreateOrUpdate example combines GPUs with subnetIds, so that is left to Azure to judge.
     if has_gpu and props.os_type != "Linux":
         yield (*P, "osType"), "GPU resources are available only to Linux container groups: set osType: Linux"
-    if has_gpu and props.subnet_ids:
-        yield (
-            (*P, "subnetIds"),
-            "GPU resources are not available in a virtual network: remove subnetIds or the GPUs",
-        )
     # "Multi-container groups currently support only Linux containers" ("Container groups in ACI").
     if props.os_type == "Windows" and len(props.containers) > 1:
         yield (
