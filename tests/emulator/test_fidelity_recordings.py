@@ -124,6 +124,7 @@ class Step:
     status: int
     answer: Any
     version: str
+    headers: frozenset[str]  # the names of the recorded answer's headers, lower case
 
 
 def _version(query: str) -> str:
@@ -158,7 +159,7 @@ def load_steps(path: Path) -> list[Step]:
         sub, rg, name, suffix, query = where
         steps.append(
             Step(index, request["method"], kind, sub, rg, name, suffix, query, body, status, answer,
-                 _version(query))
+                 _version(query), frozenset(h.lower() for h in response.get("headers") or {}))
         )  # fmt: skip
     return steps
 
@@ -272,9 +273,18 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
                 problems.append(f"{where}: Azure answered {expected}{reason}; the emulator {got.status}")
                 problems.append(f"{where}:   emulator said {json.dumps(got.body)[:400]}")
                 continue
-            if step.method == "PUT" and got.status >= 400:
-                rejected.add(key)
+            if got.status >= 400:
+                # ARM's error document: {"error": {"code", "message", ...}}, codes and messages as strings.
+                problems += [f"{where}: {line}" for line in spec_problems("CloudError", got.body)]
+                error = (got.body or {}).get("error") if isinstance(got.body, dict) else None
+                if not (isinstance(error, dict) and error.get("code") and error.get("message")):
+                    problems.append(f"{where}: not an ARM error document: {got.body!r}")
+                if step.method == "PUT":
+                    rejected.add(key)
                 continue
+            async_named = any(h.lower() == "azure-asyncoperation" for h in got.headers)
+            if divergence is None and "azure-asyncoperation" in step.headers and not async_named:
+                problems.append(f"{where}: Azure names its Azure-AsyncOperation; the emulator does not")
             if got.status in (200, 201) and step.kind in ("group", "action") and got.body is not None:
                 if step.method == "PUT":
                     await wait_async_operation(client, got)
