@@ -565,7 +565,9 @@ class HttpHeader(ArmModel):
     """An HTTP header sent by an httpGet probe."""
 
     name: str | None = None
+    """The header's name."""
     value: Text | None = None
+    """The header's value."""
 
 
 class ContainerHttpGet(ArmModel):
@@ -611,7 +613,9 @@ class SecurityContextCapabilities(ArmModel):
     """Linux capabilities to add to or drop from the container."""
 
     add: tuple[str, ...] | None = None
+    """Capabilities to add, e.g. [NET_ADMIN]."""
     drop: tuple[str, ...] | None = None
+    """Capabilities to drop."""
 
 
 class SecurityContext(ArmModel):
@@ -622,6 +626,7 @@ class SecurityContext(ArmModel):
     allow_privilege_escalation: bool | None = None
     """Whether the init process may gain privileges."""
     capabilities: SecurityContextCapabilities | None = None
+    """Linux capabilities to add or drop."""
     run_as_group: int | None = Field(default=None, ge=0)
     """GID the container runs as."""
     run_as_user: int | None = Field(default=None, ge=0)
@@ -661,6 +666,7 @@ class Container(ArmModel):
     name: Annotated[str, AfterValidator(lambda v: check_container_name(v, "container"))]
     """The container's name: 1-63 lowercase letters, digits and '-'."""
     properties: ContainerProperties
+    """Image, command, resources, ports, environment, mounts and probes of the container."""
 
 
 class InitContainerProperties(ArmModel):
@@ -686,6 +692,7 @@ class InitContainer(ArmModel):
     name: Annotated[str, AfterValidator(lambda v: check_container_name(v, "init container"))]
     """The init container's name: 1-63 lowercase letters, digits and '-'."""
     properties: InitContainerProperties
+    """Image, command, environment and mounts of the init container."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -974,6 +981,7 @@ class Extension(ArmModel):
     name: str = Field(min_length=1)
     """The extension's name."""
     properties: ExtensionProperties
+    """Type, version and settings of the extension."""
 
 
 class ConfidentialComputeProperties(ArmModel):
