@@ -46,14 +46,6 @@ def split_pointer(path: str) -> tuple[str, ...]:
     return tuple(unescape(s) for s in path[1:].split("/"))
 
 
-def _contains_secret_marker(value: Any) -> bool:
-    if value == SECURE:
-        return True
-    if isinstance(value, Mapping):
-        return any(_contains_secret_marker(v) for v in value.values())
-    return False
-
-
 def _advance(patterns: Sequence[tuple[str, ...]], key: str, position: int | None) -> list[tuple[str, ...]]:
     """The remainders of the ignore patterns that match one more segment `key` (at `position` in the
     desired map, when the parent is a map of the desired side)."""
@@ -79,8 +71,8 @@ def diff(
     """Every difference between two canonical bodies, as `FieldChange`s, in a deterministic order.
 
     A subtree present on one side only is one `add`/`remove` of the whole subtree; values that differ in type
-    or are lists are one `change`. A change that involves the secure marker is `sensitive` and carries no
-    values. Raises ValueError for an `ignore` entry that is not a JSON Pointer.
+    or are lists are one `change`. A change of a secure leaf (to, from or between the secure marker) is
+    `sensitive` and carries no values. Raises ValueError for an `ignore` entry that is not a JSON Pointer.
     """
     patterns = [split_pointer(p) for p in ignore]
     walk = _Walk(chosen=frozenset(split_pointer(p) for p in server_chosen))
@@ -145,7 +137,10 @@ def _walk(
         )
         if not inner.out:
             return
-    sensitive = _contains_secret_marker(desired) or _contains_secret_marker(observed)
+    # Canonical values never hold a secret (only the marker), so a subtree that contains markers keeps its
+    # values; a change of a secure leaf itself is sensitive and shows none (its plain side may be about to
+    # become a secret).
+    sensitive = SECURE in (desired, observed)
     before = None if observed is _ABSENT or sensitive else observed
     after = None if desired is _ABSENT or sensitive else desired
     kind: Literal["add", "remove", "change"]

@@ -176,3 +176,27 @@ def test_changes_follow_the_schema_order_whatever_the_input_key_order() -> None:
         f"{prefix}/command",
         f"{prefix}/environmentVariables/A/value",
     ]
+
+
+def test_added_container_with_a_secure_variable_keeps_its_values_but_not_the_secret() -> None:
+    live = canonical({"properties": {"containers": [{"name": "web", "properties": {"image": "a"}}]}})
+    desired = canonical(
+        {
+            "properties": {
+                "containers": [
+                    {"name": "web", "properties": {"image": "a"}},
+                    {
+                        "name": "new",
+                        "properties": {
+                            "image": "b",
+                            "environmentVariables": [{"name": "PW", "secureValue": "pw-9"}],
+                        },
+                    },
+                ]
+            }
+        }
+    )
+    (change,) = diff(desired, live)
+    assert not change.sensitive
+    assert change.after["properties"]["image"] == "b"
+    assert "pw-9" not in change.model_dump_json()
