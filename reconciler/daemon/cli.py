@@ -1,0 +1,346 @@
+"""`reconcile daemon`: the daemon's options, and running it with signal handling.
+
+`reconciler.cli` parses the common options (manifests, target, engine), then calls `add_arguments` for the
+daemon's own and `run(args, settings, open_gateway, environ)`, which returns the exit code:
+
+- 0 after an orderly shutdown (the first SIGTERM or SIGINT: stop taking triggers, let the pass in flight
+  finish within `--grace-period`, record what is unfinished), and after a successful `--once` pass;
+- 1 on bad options or when the daemon cannot run (the message says which option and what to do), and when the
+  `--once` pass failed;
+- 130 on a second SIGTERM/SIGINT: the state file is written and the process exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from reconciler.daemon import logging as daemon_logging
+from reconciler.daemon.metrics import DaemonMetrics
+from reconciler.daemon.runner import Daemon, DaemonConfig
+from reconciler.daemon.state import BackoffPolicy
+
+EXIT_FORCED = 130
+DEFAULT_LISTEN = "127.0.0.1:9440"
+DEFAULT_STATE_DIR = ".reconciler/daemon"
+WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class DaemonUsageError(Exception):
+    """A bad daemon option; the message names it and says what to give instead."""
+
+
+def parse_duration(text: str) -> float:
+    """`300`, `30s`, `5m`, `1h`, `1m30s`, `250ms` -> seconds."""
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _DURATION_PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a duration; write seconds (30) or a number with a unit: 250ms, 30s, 5m, 1h"
+            ) from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration cannot be negative")
+    return seconds
+
+
+def parse_listen(text: str) -> tuple[str, int] | None:
+    """`HOST:PORT`, `[::1]:PORT`, `:PORT` (loopback), or `off` -> (host, port) or None."""
+    value = text.strip()
+    if value.lower() in ("off", "none", ""):
+        return None
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]*):(\d+)", value)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"--listen {text!r}: write HOST:PORT, e.g. 127.0.0.1:9440 (or 'off')"
+        )
+    host = match.group(1) or match.group(3) or "127.0.0.1"
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"--listen {text!r}: port {port} is out of range")
+    return host, port
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction between 0 and 1 (0.1 spreads by +/-10%)")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    group = parser.add_argument_group("daemon")
+    group.add_argument(
+        "--interval",
+        type=parse_duration,
+        default=parse_duration(environ.get("RECONCILER_INTERVAL", "5m")),
+        metavar="DURATION",
+        help="resync (re-observe Azure and correct drift) this often; 0 disables (default 5m; "
+        "env RECONCILER_INTERVAL)",
+    )
+    group.add_argument(
+        "--jitter",
+        type=_fraction,
+        default=0.1,
+        metavar="FRACTION",
+        help="spread each interval by +/- this fraction (default 0.1)",
+    )
+    group.add_argument(
+        "--debounce",
+        type=parse_duration,
+        default=1.0,
+        metavar="DURATION",
+        help="wait this long after the last file change before a pass (default 1s)",
+    )
+    group.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=parse_listen(environ.get("RECONCILER_LISTEN", DEFAULT_LISTEN)),
+        metavar="HOST:PORT",
+        help="address of /healthz /readyz /metrics /status /hook; 'off' disables "
+        f"(default {DEFAULT_LISTEN}; env RECONCILER_LISTEN)",
+    )
+    group.add_argument(
+        "--git-url",
+        default=environ.get("RECONCILER_GIT_URL") or None,
+        metavar="URL",
+        help="pull manifests from this git remote; -f then names a directory inside it "
+        "(env RECONCILER_GIT_URL)",
+    )
+    group.add_argument(
+        "--git-ref",
+        default=environ.get("RECONCILER_GIT_REF") or None,
+        metavar="REF",
+        help="branch, tag or commit to follow (default: the remote's HEAD; env RECONCILER_GIT_REF)",
+    )
+    group.add_argument(
+        "--git-interval",
+        type=parse_duration,
+        default=60.0,
+        metavar="DURATION",
+        help="fetch the remote this often (default 1m); the webhook fetches at once",
+    )
+    group.add_argument(
+        "--git-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where the clone and checkouts live (default: STATE_DIR/git)",
+    )
+    group.add_argument(
+        "--git-timeout",
+        type=parse_duration,
+        default=120.0,
+        metavar="DURATION",
+        help="give up on one git command after this long (default 2m)",
+    )
+    group.add_argument(
+        "--webhook-secret-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"enable POST /hook, checking GitHub's X-Hub-Signature-256 with this secret (or env "
+        f"{WEBHOOK_SECRET_ENV})",
+    )
+    group.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(environ.get("RECONCILER_STATE_DIR", DEFAULT_STATE_DIR)),
+        metavar="DIR",
+        help=f"where the daemon keeps its state file (default {DEFAULT_STATE_DIR}; env RECONCILER_STATE_DIR)",
+    )
+    group.add_argument(
+        "--grace-period",
+        type=parse_duration,
+        default=60.0,
+        metavar="DURATION",
+        help="on SIGTERM, how long the pass in flight may take to finish (default 60s)",
+    )
+    group.add_argument(
+        "--backoff-max",
+        type=parse_duration,
+        default=600.0,
+        metavar="DURATION",
+        help="longest wait before retrying a group that failed retryably (default 10m)",
+    )
+    group.add_argument("--dry-run", action="store_true", help="plan on every trigger, never apply")
+    group.add_argument("--once", action="store_true", help="run one pass and exit (0 when it succeeded)")
+    group.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="do not watch the manifest directory for changes",
+    )
+    group.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default=environ.get("RECONCILER_LOG_FORMAT", "auto"),
+        help="auto: JSON lines unless stderr is a terminal (env RECONCILER_LOG_FORMAT)",
+    )
+    group.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default=environ.get("RECONCILER_LOG_LEVEL", "info"),
+    )
+
+
+def _webhook_secret(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes | None:
+    path: Path | None = args.webhook_secret_file
+    if path is not None:
+        try:
+            secret = path.read_bytes().strip()
+        except OSError as err:
+            raise DaemonUsageError(
+                f"--webhook-secret-file {path}: cannot read it ({err.strerror}); give a readable file"
+            ) from None
+        if not secret:
+            raise DaemonUsageError(f"--webhook-secret-file {path}: the file is empty; put the secret in it")
+        return secret
+    value = environ.get(WEBHOOK_SECRET_ENV)
+    return value.strip().encode() if value and value.strip() else None
+
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> DaemonConfig:
+    manifests: Path = args.manifests
+    if args.git_url:
+        if manifests.is_absolute() or ".." in manifests.parts:
+            raise DaemonUsageError(
+                f"-f {manifests}: with --git-url, -f names a directory inside the repository "
+                "(e.g. -f manifests, or -f . for its root)"
+            )
+    elif not manifests.is_dir():
+        raise DaemonUsageError(f"{manifests}: no such directory of manifests (choose one with -f DIR)")
+    if args.backoff_max <= 0:
+        raise DaemonUsageError("--backoff-max must be longer than 0s")
+    return DaemonConfig(
+        manifests=manifests,
+        instance=args.instance,
+        interval=args.interval,
+        jitter=args.jitter,
+        debounce=args.debounce,
+        listen=args.listen,
+        git_url=args.git_url,
+        git_ref=args.git_ref,
+        git_interval=max(args.git_interval, 0.1),
+        git_dir=args.git_dir,
+        git_timeout=args.git_timeout,
+        webhook_secret=_webhook_secret(args, environ),
+        state_dir=args.state_dir,
+        grace_period=args.grace_period,
+        dry_run=args.dry_run,
+        once=args.once,
+        backoff=BackoffPolicy(base=min(10.0, args.backoff_max), cap=args.backoff_max),
+        watch=args.watch,
+    )
+
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+@contextlib.asynccontextmanager
+async def _open_gateway(open_gateway: GatewayFactory, metrics: DaemonMetrics) -> AsyncIterator[Any]:
+    try:
+        accepts = "on_request" in inspect.signature(open_gateway).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    # The CLI's factory reports Azure requests once it takes `on_request`; older factories take nothing.
+    context = open_gateway(on_request=metrics.on_request) if accepts else open_gateway()
+    async with context as gateway:
+        yield gateway
+
+
+async def serve(
+    config: DaemonConfig,
+    settings: Any,
+    open_gateway: GatewayFactory,
+    environ: Mapping[str, str],
+    *,
+    on_started: Callable[[Daemon], None] | None = None,
+) -> int:
+    from reconciler.daemon.passes import EnginePasses
+
+    log = structlog.get_logger("reconciler.daemon")
+    metrics = DaemonMetrics()
+    async with _open_gateway(open_gateway, metrics) as gateway:
+
+        def engine(manifests: Callable[[], Path] | None, revision: Callable[[], str | None] | None) -> Any:
+            return EnginePasses(settings, gateway, environ=environ, manifests=manifests, revision=revision)
+
+        daemon = Daemon(config, engine, metrics=metrics)
+        loop = asyncio.get_running_loop()
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            if signals == 1:
+                log.info("signal received; stopping", signal=signal.Signals(signum).name)
+                daemon.stop()
+                return
+            log.warning("second signal; exiting at once", signal=signal.Signals(signum).name)
+            daemon.save_now()
+            sys.stderr.flush()
+            os._exit(EXIT_FORCED)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            log.info(
+                "daemon starting",
+                instance=config.instance,
+                manifests=str(config.manifests),
+                git_url=daemon.git.display_url if daemon.git else None,
+                interval_s=config.interval,
+                dry_run=config.dry_run,
+            )
+            await daemon.start()
+            if on_started is not None:
+                on_started(daemon)
+            return await daemon.wait()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+
+def run(
+    args: argparse.Namespace,
+    settings: Any,
+    open_gateway: GatewayFactory,
+    environ: Mapping[str, str],
+) -> int:
+    json_lines = {"auto": None, "json": True, "console": False}[args.log_format]
+    daemon_logging.configure(json_lines=json_lines, level=args.log_level)
+    try:
+        config = config_from_args(args, environ)
+    except DaemonUsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if config.webhook_secret:
+        daemon_logging.REDACTOR.add([config.webhook_secret.decode(errors="replace")])
+    try:
+        return asyncio.run(serve(config, settings, open_gateway, environ))
+    except OSError as err:
+        # Typically the listen address is taken; say which option to change.
+        print(f"error: cannot start the daemon: {err} (check --listen and --state-dir)", file=sys.stderr)
+        return 1

@@ -1,0 +1,136 @@
+"""The daemon's HTTP endpoints (aiohttp): `/healthz`, `/readyz`, `/metrics`, `/status` and `POST /hook`.
+
+Built by `reconciler.daemon.cli` around a `DaemonView` (what the worker, the state book and the git source
+know) and served on `--listen` (127.0.0.1:9440 by default). `/status` renders the last plan with the project's
+JSON renderer, which never shows secret values. The webhook checks GitHub's `X-Hub-Signature-256` HMAC-SHA256
+with a constant-time comparison before it does anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from reconciler.daemon.metrics import CONTENT_TYPE, DaemonMetrics
+from reconciler.daemon.state import StateBook
+from reconciler.daemon.worker import Worker
+from reconciler.model.plan import Plan
+
+log = structlog.get_logger("reconciler.daemon.http")
+
+# How long the loop may go without a heartbeat before /healthz fails (the heartbeat ticks every second).
+HEARTBEAT_STALE_S = 30.0
+MAX_HOOK_BODY = 5 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB; pushes are far smaller
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """GitHub's `X-Hub-Signature-256: sha256=<hex>` over the raw body, compared in constant time."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def _render_plan(plan: Plan) -> dict[str, Any]:
+    from reconciler.render import plan_to_json
+
+    return plan_to_json(plan)
+
+
+@dataclass
+class DaemonView:
+    worker: Worker
+    book: StateBook
+    metrics: DaemonMetrics
+    instance: str
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    # Set by the heartbeat task; compared with `monotonic()`.
+    heartbeat: float
+    worker_alive: Callable[[], bool]
+    on_hook: Callable[[], None] | None = None
+    hook_secret: bytes | None = None
+    git: Callable[[], dict[str, Any]] | None = None
+    shutting_down: bool = False
+
+
+def status_json(view: DaemonView) -> dict[str, Any]:
+    worker = view.worker
+    last = worker.last_pass
+    plan = worker.last_plan
+    return {
+        "instance": view.instance,
+        "ready": worker.first_pass_done.is_set(),
+        "shutting_down": view.shutting_down,
+        "revision": worker.revision,
+        "dry_run": worker.dry_run,
+        "last_pass": last.to_json() if last else None,
+        "current_pass": worker.current.to_json() if worker.current else None,
+        "pending_triggers": [t.to_json() for t in worker.coalescer.pending],
+        "next_retry_at": view.book.next_retry(),
+        "counts": view.book.counts(),
+        "groups": [s.to_json() for s in sorted(view.book.groups.values(), key=lambda s: s.key)],
+        "unfinished_at_start": view.book.unfinished_at_start,
+        "git": view.git() if view.git else None,
+        "last_plan": _render_plan(plan) if plan is not None else None,
+    }
+
+
+def build_app(view: DaemonView) -> web.Application:
+    app = web.Application(client_max_size=MAX_HOOK_BODY)
+
+    async def healthz(request: web.Request) -> web.Response:
+        del request
+        age = view.monotonic() - view.heartbeat
+        alive = view.worker_alive() and age <= HEARTBEAT_STALE_S
+        body = {"status": "ok" if alive else "unhealthy", "heartbeat_age_s": round(age, 3)}
+        return web.json_response(body, status=200 if alive else 503)
+
+    async def readyz(request: web.Request) -> web.Response:
+        del request
+        ready = view.worker.first_pass_done.is_set() and not view.shutting_down
+        body = {"status": "ready" if ready else "not ready"}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        del request
+        view.metrics.set_groups(view.book.counts())
+        response = web.Response(body=view.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    async def status(request: web.Request) -> web.Response:
+        del request
+        return web.Response(text=json.dumps(status_json(view), indent=2), content_type="application/json")
+
+    async def hook(request: web.Request) -> web.Response:
+        if view.hook_secret is None or view.on_hook is None:
+            return web.json_response(
+                {"error": "webhook disabled: start the daemon with --webhook-secret-file"}, status=404
+            )
+        body = await request.read()
+        if not verify_signature(view.hook_secret, body, request.headers.get("X-Hub-Signature-256")):
+            log.warning("webhook rejected: bad signature", remote=request.remote)
+            return web.json_response({"error": "bad or missing X-Hub-Signature-256"}, status=401)
+        event = request.headers.get("X-GitHub-Event", "push")
+        if event == "ping":
+            return web.json_response({"status": "pong"})
+        if view.shutting_down:
+            return web.json_response({"error": "shutting down"}, status=503)
+        view.on_hook()
+        log.info("webhook accepted", github_event=event, delivery=request.headers.get("X-GitHub-Delivery"))
+        return web.json_response({"status": "accepted"}, status=202)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", status)
+    app.router.add_post("/hook", hook)
+    return app

@@ -1,0 +1,350 @@
+"""Composes the daemon's parts and runs them until shutdown: triggers, worker, HTTP server, heartbeat.
+
+`Daemon.run()` restores the state book, starts the HTTP endpoints and the trigger sources (file watcher or git
+poller, interval resync, retry timer), and runs the worker until `stop()` (SIGTERM/SIGINT in
+`reconciler.daemon.cli`). Shutdown stops taking triggers, lets an in-flight pass finish within the grace
+period, cancels it after that (the worker records the unfinished groups), writes the state file and returns.
+
+Everything that waits takes its sleep, clock, randomness and file-event stream from `DaemonConfig` hooks so
+tests drive it without a real clock. Called by `reconciler.daemon.cli.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from reconciler.daemon.gitsource import GitSource, run_git_poller
+from reconciler.daemon.http import DaemonView, build_app
+from reconciler.daemon.metrics import DaemonMetrics
+from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
+from reconciler.daemon.triggers import (
+    Coalescer,
+    FileChanges,
+    RetryTimer,
+    Sleep,
+    Trigger,
+    TriggerKind,
+    run_interval,
+    watch_files,
+    watchfiles_source,
+)
+from reconciler.daemon.worker import PassEngine, Worker
+
+log = structlog.get_logger("reconciler.daemon")
+
+# manifests directory resolver, revision provider -> engine
+EngineFactory = Callable[[Callable[[], Path] | None, Callable[[], str | None] | None], PassEngine]
+
+
+@dataclass
+class DaemonConfig:
+    manifests: Path
+    instance: str = "default"
+    interval: float = 300.0
+    jitter: float = 0.1
+    debounce: float = 1.0
+    listen: tuple[str, int] | None = ("127.0.0.1", 9440)
+    git_url: str | None = None
+    git_ref: str | None = None
+    git_interval: float = 60.0
+    git_dir: Path | None = None
+    git_timeout: float = 120.0
+    # Inside the checkout when git is used; `manifests` is then relative to its root.
+    webhook_secret: bytes | None = None
+    state_dir: Path | None = None
+    grace_period: float = 30.0
+    dry_run: bool = False
+    once: bool = False
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    watch: bool = True
+    # Injection points; the defaults are the real ones.
+    sleep: Sleep = asyncio.sleep
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+    file_changes: Callable[[Path, asyncio.Event], AsyncIterator[FileChanges]] | None = None
+
+
+class Daemon:
+    def __init__(
+        self, config: DaemonConfig, engine_factory: EngineFactory, *, metrics: DaemonMetrics | None = None
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or DaemonMetrics()
+        self.book = StateBook(backoff=config.backoff, rng=config.rng)
+        self.store = StateStore(config.state_dir) if config.state_dir is not None else None
+        self.coalescer = Coalescer(on_fire=self._count_trigger)
+        self.retry_timer = RetryTimer(self.coalescer, sleep=config.sleep, clock=config.clock)
+        self.git: GitSource | None = None
+        if config.git_url:
+            git_dir = config.git_dir or ((config.state_dir or Path(".reconciler/daemon")) / "git")
+            self.git = GitSource(config.git_url, git_dir, ref=config.git_ref, timeout=config.git_timeout)
+        self.poke = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())
+        self.worker = Worker(
+            self.engine,
+            self.coalescer,
+            self.book,
+            metrics=self.metrics,
+            retry_timer=self.retry_timer,
+            clock=config.clock,
+            monotonic=config.monotonic,
+            store=self.store,
+            dry_run=config.dry_run,
+            on_secrets=_register_secrets,
+        )
+        self.view = DaemonView(
+            worker=self.worker,
+            book=self.book,
+            metrics=self.metrics,
+            instance=config.instance,
+            clock=config.clock,
+            monotonic=config.monotonic,
+            heartbeat=config.monotonic(),
+            worker_alive=self._worker_alive,
+            on_hook=self.hook,
+            hook_secret=config.webhook_secret,
+            git=self._git_status if self.git else None,
+        )
+        self._worker_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self.bound: tuple[str, int] | None = None
+        self.unfinished: list[str] = []
+
+    # -- composition ------------------------------------------------------------------------------------
+
+    def _manifests_resolver(self) -> Callable[[], Path] | None:
+        git = self.git
+        if git is None:
+            return None
+        sub = self.config.manifests
+        return lambda: git.tree() / sub
+
+    def _revision_provider(self) -> Callable[[], str | None] | None:
+        git = self.git
+        if git is None:
+            return None
+        return git.current_sha
+
+    def _git_status(self) -> dict[str, Any]:
+        assert self.git is not None  # only wired when git is configured
+        return {
+            "url": self.git.display_url,
+            "ref": self.git.ref,
+            "revision": self.git.current_sha(),
+            "last_fetch_at": self.git.last_fetch_at,
+            "last_error": self.git.last_error,
+        }
+
+    def _worker_alive(self) -> bool:
+        return self._worker_task is not None and not self._worker_task.done()
+
+    def hook(self) -> None:
+        """The webhook: fetch at once when git is configured, else run a pass."""
+        if self.git is not None:
+            self.poke.set()
+        else:
+            self.coalescer.fire(Trigger(TriggerKind.WEBHOOK, "webhook", self.config.clock()))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+        return task
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        if self.store is not None:
+            saved = self.store.load()
+            if saved is not None:
+                for item in self.book.restore(saved):
+                    text = f"{item['resource_group']}/{item['name']} ({item['action']})"
+                    self.unfinished.append(text)
+                    log.warning(
+                        "unfinished by the previous run; this run re-observes and converges",
+                        resource_group=item["resource_group"],
+                        name=item["name"],
+                        action=item["action"],
+                        revision=item["revision"],
+                    )
+        if config.listen is not None:
+            await self._start_http(*config.listen)
+        self._spawn(self._heartbeat(), "daemon-heartbeat")
+        self._worker_task = asyncio.create_task(self.worker.run(), name="daemon-worker")
+        if config.once:
+            self.coalescer.fire(Trigger(TriggerKind.STARTUP, "one pass (--once)", config.clock()))
+            if self.git is not None:
+                # One fetch first, so that the single pass sees the remote's commit.
+                await self.git.sync()
+            return
+        if self.git is not None:
+            self._spawn(
+                run_git_poller(
+                    self.git,
+                    self.coalescer,
+                    interval=config.git_interval,
+                    sleep=config.sleep,
+                    clock=config.clock,
+                    poke=self.poke,
+                ),
+                "daemon-git-poller",
+            )
+        else:
+            self.coalescer.fire(Trigger(TriggerKind.STARTUP, "daemon started", config.clock()))
+            if config.watch:
+                source = (config.file_changes or watchfiles_source)(config.manifests, self._stop)
+                self._spawn(
+                    watch_files(
+                        self.coalescer,
+                        config.manifests,
+                        source,
+                        debounce=config.debounce,
+                        sleep=config.sleep,
+                        clock=config.clock,
+                    ),
+                    "daemon-file-watcher",
+                )
+        if config.interval > 0:
+            self._spawn(
+                run_interval(
+                    self.coalescer,
+                    config.interval,
+                    jitter=config.jitter,
+                    rng=config.rng,
+                    sleep=config.sleep,
+                    clock=config.clock,
+                ),
+                "daemon-interval",
+            )
+
+    def _count_trigger(self, trigger: Trigger) -> None:
+        self.metrics.triggers.labels(kind=trigger.kind.value).inc()
+
+    async def _start_http(self, host: str, port: int) -> None:
+        runner = web.AppRunner(build_app(self.view), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        bound_port = sockets[0].getsockname()[1] if sockets else port
+        self.bound = (host, int(bound_port))
+        log.info(
+            "listening", url=f"http://{host}:{bound_port}", endpoints="/healthz /readyz /metrics /status"
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.view.heartbeat = self.config.monotonic()
+            await self.config.sleep(1.0)
+
+    async def wait(self) -> int:
+        """Until stop() or (with --once) the single pass; then shut down. Returns the exit code."""
+        assert self._worker_task is not None  # start() first
+        if self.config.once:
+            await self._wait_first_pass_or_stop()
+            return await self.shutdown(once=True)
+        stopper = asyncio.create_task(self._stop.wait(), name="daemon-stop-wait")
+        try:
+            await asyncio.wait({stopper, self._worker_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+        if self._worker_task.done() and not self._stop.is_set():
+            err = self._worker_task.exception()
+            log.error("worker stopped unexpectedly", error=repr(err))
+            await self.shutdown()
+            return 1
+        return await self.shutdown()
+
+    async def _wait_first_pass_or_stop(self) -> None:
+        done_wait = asyncio.create_task(self.worker.first_pass_done.wait(), name="daemon-once-wait")
+        stop_wait = asyncio.create_task(self._stop.wait(), name="daemon-once-stop")
+        try:
+            await asyncio.wait({done_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (done_wait, stop_wait):
+                task.cancel()
+            await asyncio.gather(done_wait, stop_wait, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Begin an orderly shutdown (the first SIGTERM/SIGINT)."""
+        if not self._stopping:
+            log.info("shutting down", grace_period_s=self.config.grace_period)
+        self._stopping = True
+        self.view.shutting_down = True
+        self.coalescer.close()
+        self._stop.set()
+
+    def save_now(self) -> None:
+        """Write the state file at once (the second signal exits right after this)."""
+        if self.store is not None:
+            with contextlib.suppress(OSError):
+                self.store.save(self.book.to_json())
+
+    async def shutdown(self, *, once: bool = False) -> int:
+        self.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.retry_timer.aclose()
+        code = 0
+        worker = self._worker_task
+        if worker is not None and not worker.done():
+            if self.worker.current is not None:
+                log.info("waiting for the pass in flight", grace_period_s=self.config.grace_period)
+            finished = await self._wait_with_grace(worker)
+            if not finished:
+                log.warning("grace period over; stopping the pass in flight")
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+                code = 0
+        elif worker is not None and worker.done() and not worker.cancelled() and worker.exception():
+            code = 1
+        if once and self.worker.last_pass is not None and self.worker.last_pass.result != "ok":
+            code = 1
+        self.save_now()
+        unfinished = [
+            f"{s.resource_group}/{s.name} ({s.in_flight})" for s in self.book.groups.values() if s.in_flight
+        ]
+        if unfinished:
+            log.warning("unfinished at shutdown; the next run finishes them", groups=unfinished)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        log.info("stopped", exit_code=code)
+        return code
+
+    async def _wait_with_grace(self, worker: asyncio.Task[None]) -> bool:
+        timer = asyncio.ensure_future(self.config.sleep(self.config.grace_period))
+        timer.set_name("daemon-grace-period")
+        try:
+            await asyncio.wait({worker, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        return worker.done()
+
+
+def _register_secrets(values: Any) -> None:
+    from reconciler.daemon.logging import REDACTOR
+
+    REDACTOR.add(values)

@@ -1,0 +1,432 @@
+"""Per-group state of the daemon (Ready / Reconciling / Stalled) and the policy of what each pass may apply.
+
+The worker (`reconciler.daemon.worker`) asks `StateBook.admit` which planned changes to apply, records each
+group's outcome, and persists the book under `--state-dir` (JSON, written atomically) so that a restart can
+report what a killed or stopped daemon left unfinished. Correctness after a crash never depends on that file:
+every pass re-observes Azure. `/status` and the metrics read the book.
+
+Policy: a stalled group (invalid manifest, rejected update, authorisation) is left out until its manifest
+fingerprint or the revision changes; a retryable failure backs off exponentially per group, with a cap and
+jitter, and only that group waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.outcome import GroupOutcome, Result
+from reconciler.model.plan import Action, Change
+
+STATE_FILE_VERSION = 1
+HISTORY_LENGTH = 10
+
+Key = tuple[str, str]
+
+
+class Phase(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+
+
+class Reason(StrEnum):
+    IN_SYNC = "InSync"
+    APPLIED = "Applied"
+    PROGRESSING = "Progressing"
+    BACKING_OFF = "BackingOff"
+    RETRYABLE_ERROR = "RetryableError"
+    NOT_CONVERGED = "NotConverged"
+    APPLY_REJECTED = "ApplyRejected"
+    INVALID_MANIFEST = "InvalidManifest"
+    CONFLICT = "Conflict"
+    HELD = "Held"
+    PLANNED = "Planned"  # --dry-run: the change is reported, never applied
+    INTERRUPTED = "Interrupted"
+    NOT_ATTEMPTED = "NotAttempted"
+
+
+def fingerprint(change: Change) -> str:
+    """What identifies "the same desired state" of a group, without the revision and without secrets.
+
+    The write tags carry the spec fingerprint and the keyed hash of the secrets that planning computed, so a
+    rotated secret counts as a change; the revision tag is left out because the revision is compared apart.
+    """
+    tags = {k: v for k, v in change.write_tags.items() if not k.endswith("revision")}
+    material = json.dumps(
+        {"action": change.action.value, "tags": tags, "paths": list(change.changed_paths)}, sort_keys=True
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    base: float = 10.0
+    cap: float = 600.0
+    jitter: float = 0.2  # +/- this fraction
+
+    def delay(self, failures: int, rng: random.Random, retry_after: float | None = None) -> float:
+        raw = min(self.cap, self.base * 2 ** max(0, failures - 1))
+        spread = raw * (1.0 + rng.uniform(-self.jitter, self.jitter)) if self.jitter > 0 else raw
+        return float(max(min(spread, self.cap), retry_after or 0.0))
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    at: float
+    action: str
+    result: str
+    duration_s: float
+    revision: str
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "action": self.action,
+            "result": self.result,
+            "duration_s": round(self.duration_s, 3),
+            "revision": self.revision,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OutcomeRecord:
+        return cls(
+            at=float(data["at"]),
+            action=str(data["action"]),
+            result=str(data["result"]),
+            duration_s=float(data.get("duration_s", 0.0)),
+            revision=str(data.get("revision", "")),
+            message=str(data.get("message", "")),
+        )
+
+
+@dataclass
+class GroupState:
+    resource_group: str
+    name: str
+    phase: Phase = Phase.RECONCILING
+    reason: Reason = Reason.PROGRESSING
+    message: str = ""
+    last_applied_revision: str | None = None
+    last_attempted_revision: str | None = None
+    last_error: str | None = None
+    # What the group was stalled on: (fingerprint, revision); a different pair lets it be tried again.
+    stalled_on: tuple[str, str] | None = None
+    failures: int = 0  # consecutive retryable failures
+    next_retry_at: float | None = None
+    # The action being applied when the state was last written; set on a restart means it was cut short.
+    in_flight: str | None = None
+    # The fingerprint that was last applied successfully: a later plan for the same one is drift.
+    applied_fingerprint: str | None = None
+    history: deque[OutcomeRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
+
+    @property
+    def key(self) -> Key:
+        return (self.resource_group.lower(), self.name.lower())
+
+    def set(self, phase: Phase, reason: Reason, message: str = "") -> None:
+        self.phase = phase
+        self.reason = reason
+        self.message = message
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "resource_group": self.resource_group,
+            "name": self.name,
+            "state": self.phase.value,
+            "reason": self.reason.value,
+            "message": self.message,
+            "last_applied_revision": self.last_applied_revision,
+            "last_attempted_revision": self.last_attempted_revision,
+            "last_error": self.last_error,
+            "stalled_on": list(self.stalled_on) if self.stalled_on else None,
+            "failures": self.failures,
+            "next_retry_at": self.next_retry_at,
+            "in_flight": self.in_flight,
+            "applied_fingerprint": self.applied_fingerprint,
+            "history": [h.to_json() for h in self.history],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GroupState:
+        stalled = data.get("stalled_on")
+        state = cls(
+            resource_group=str(data["resource_group"]),
+            name=str(data["name"]),
+            phase=Phase(data.get("state", Phase.RECONCILING.value)),
+            reason=Reason(data.get("reason", Reason.PROGRESSING.value)),
+            message=str(data.get("message", "")),
+            last_applied_revision=data.get("last_applied_revision"),
+            last_attempted_revision=data.get("last_attempted_revision"),
+            last_error=data.get("last_error"),
+            stalled_on=(str(stalled[0]), str(stalled[1])) if stalled else None,
+            failures=int(data.get("failures", 0)),
+            next_retry_at=data.get("next_retry_at"),
+            in_flight=data.get("in_flight"),
+            applied_fingerprint=data.get("applied_fingerprint"),
+        )
+        for item in data.get("history", ())[-HISTORY_LENGTH:]:
+            state.history.append(OutcomeRecord.from_json(item))
+        return state
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why a planned change is or is not applied this pass."""
+
+    change: Change
+    apply: bool
+    why: str = ""
+
+
+class StateBook:
+    """Every group's state, keyed by (resource group, name) in lower case."""
+
+    def __init__(self, *, backoff: BackoffPolicy | None = None, rng: random.Random | None = None) -> None:
+        self.groups: dict[Key, GroupState] = {}
+        self.backoff = backoff or BackoffPolicy()
+        self.rng = rng or random.Random()
+        # Found in the state file at start-up: what a previous run left unfinished, for people to see.
+        self.unfinished_at_start: list[dict[str, Any]] = []
+
+    def get(self, resource_group: str, name: str) -> GroupState:
+        key = (resource_group.lower(), name.lower())
+        state = self.groups.get(key)
+        if state is None:
+            state = GroupState(resource_group=resource_group, name=name)
+            self.groups[key] = state
+        return state
+
+    def counts(self) -> dict[str, int]:
+        counts = {p.value: 0 for p in Phase}
+        for state in self.groups.values():
+            counts[state.phase.value] += 1
+        return counts
+
+    def next_retry(self) -> float | None:
+        times = [s.next_retry_at for s in self.groups.values() if s.next_retry_at is not None]
+        return min(times) if times else None
+
+    # -- the policy -------------------------------------------------------------------------------------
+
+    def admit(self, change: Change, revision: str, now: float) -> Decision:
+        """Whether this pass may apply `change` (one that changes something)."""
+        state = self.groups.get(change.key)
+        if state is None:
+            return Decision(change, True)
+        if state.phase is Phase.STALLED and state.stalled_on == (fingerprint(change), revision):
+            return Decision(
+                change,
+                False,
+                f"stalled ({state.reason.value}): waiting for its manifest or revision to change",
+            )
+        if state.next_retry_at is not None and state.next_retry_at > now:
+            return Decision(change, False, f"backing off after {state.failures} failure(s)")
+        return Decision(change, True)
+
+    def is_drift(self, change: Change, revision: str) -> bool:
+        """A change planned for what was already applied: Azure moved, not the manifest."""
+        state = self.groups.get(change.key)
+        return (
+            state is not None
+            and state.applied_fingerprint is not None
+            and state.last_applied_revision == revision
+            and state.applied_fingerprint == _applied_fingerprint_of(change)
+        )
+
+    def begin(self, change: Change, revision: str) -> None:
+        state = self.get(change.resource_group, change.name)
+        state.last_attempted_revision = revision
+        state.in_flight = change.action.value
+        state.set(Phase.RECONCILING, Reason.PROGRESSING, f"{change.action.value} in progress")
+
+    def record_outcome(
+        self, change: Change, outcome: GroupOutcome, revision: str, now: float
+    ) -> GroupState | None:
+        """Update a group from what applying its change did; returns None when the group is gone (pruned)."""
+        state = self.get(change.resource_group, change.name)
+        state.in_flight = None
+        state.history.append(
+            OutcomeRecord(
+                at=now,
+                action=outcome.action.value,
+                result=outcome.result.value,
+                duration_s=outcome.duration_s,
+                revision=revision,
+                message=outcome.message,
+            )
+        )
+        if outcome.result is Result.SUCCEEDED:
+            if change.action is Action.DELETE:
+                del self.groups[change.key]
+                return None
+            state.last_applied_revision = revision
+            state.applied_fingerprint = _applied_fingerprint_of(change)
+            state.last_error = None
+            state.failures = 0
+            state.next_retry_at = None
+            state.stalled_on = None
+            state.set(Phase.READY, Reason.APPLIED, f"{change.action.value} succeeded")
+        elif outcome.result is Result.FAILED:
+            state.last_error = outcome.message
+            if outcome.retryable:
+                self._back_off(state, now, outcome.message)
+            else:
+                state.failures = 0
+                state.next_retry_at = None
+                state.stalled_on = (fingerprint(change), revision)
+                state.set(Phase.STALLED, Reason.APPLY_REJECTED, outcome.message)
+        elif outcome.result is Result.HELD:
+            state.set(Phase.READY, Reason.HELD, change.held or outcome.message)
+        elif outcome.interrupted_after_delete:
+            state.in_flight = change.action.value
+            state.set(
+                Phase.RECONCILING,
+                Reason.INTERRUPTED,
+                "replace interrupted after the delete; the next pass creates the group",
+            )
+        else:
+            state.set(Phase.RECONCILING, Reason.NOT_ATTEMPTED, outcome.message or "not attempted this pass")
+        return state
+
+    def record_unconverged(self, change: Change, now: float) -> None:
+        state = self.get(change.resource_group, change.name)
+        self._back_off(state, now, "still differs from its manifest after apply")
+        state.set(Phase.RECONCILING, Reason.NOT_CONVERGED, "still differs from its manifest after apply")
+
+    def record_interrupted(self, change: Change) -> None:
+        state = self.get(change.resource_group, change.name)
+        state.in_flight = change.action.value
+        state.set(
+            Phase.RECONCILING,
+            Reason.INTERRUPTED,
+            f"{change.action.value} interrupted by shutdown; the next pass re-observes and finishes it",
+        )
+
+    def _back_off(self, state: GroupState, now: float, message: str) -> None:
+        state.failures += 1
+        delay = self.backoff.delay(state.failures, self.rng)
+        state.next_retry_at = now + delay
+        state.stalled_on = None
+        state.set(Phase.RECONCILING, Reason.RETRYABLE_ERROR, f"{message}; retrying in {delay:.0f}s")
+
+    def record_noop(self, change: Change, revision: str) -> None:
+        state = self.get(change.resource_group, change.name)
+        state.last_error = None
+        state.failures = 0
+        state.next_retry_at = None
+        state.stalled_on = None
+        state.in_flight = None
+        # In sync at this revision is applied at this revision (as Flux's lastAppliedRevision).
+        state.last_applied_revision = revision
+        if change.write_tags:
+            state.applied_fingerprint = _applied_fingerprint_of(change)
+        state.set(Phase.READY, Reason.IN_SYNC, "matches its manifest")
+
+    def record_held(self, change: Change, reason: Reason, message: str) -> None:
+        state = self.get(change.resource_group, change.name)
+        phase = Phase.STALLED if reason is Reason.CONFLICT else Phase.READY
+        if reason is Reason.PLANNED:
+            phase = Phase.RECONCILING
+        state.set(phase, reason, message)
+
+    def record_invalid(self, key: Key, message: str, revision: str) -> None:
+        state = self.get(*key) if key not in self.groups else self.groups[key]
+        state.last_error = message
+        state.last_attempted_revision = revision
+        state.stalled_on = ("invalid", revision)
+        state.next_retry_at = None
+        state.set(Phase.STALLED, Reason.INVALID_MANIFEST, message)
+
+    def forget_except(self, keys: Iterable[Key]) -> None:
+        """Drop groups that neither the plan nor the manifests mention any more."""
+        keep = set(keys)
+        for key in list(self.groups):
+            if key not in keep and self.groups[key].in_flight is None:
+                del self.groups[key]
+
+    # -- persistence ------------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_FILE_VERSION,
+            "groups": [s.to_json() for s in sorted(self.groups.values(), key=lambda s: s.key)],
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Load a saved book; returns (and remembers) the groups whose apply was cut short."""
+        if data.get("version") != STATE_FILE_VERSION:
+            return []
+        unfinished: list[dict[str, Any]] = []
+        for item in data.get("groups", ()):
+            state = GroupState.from_json(item)
+            if state.in_flight:
+                unfinished.append(
+                    {
+                        "resource_group": state.resource_group,
+                        "name": state.name,
+                        "action": state.in_flight,
+                        "revision": state.last_attempted_revision,
+                    }
+                )
+                state.set(
+                    Phase.RECONCILING,
+                    Reason.INTERRUPTED,
+                    f"{state.in_flight} was cut short by the previous run; "
+                    "this run re-observes and finishes it",
+                )
+            self.groups[state.key] = state
+        self.unfinished_at_start = unfinished
+        return unfinished
+
+
+def _applied_fingerprint_of(change: Change) -> str:
+    # Drift compares what is applied, whatever action got it there.
+    tags = {k: v for k, v in change.write_tags.items() if not k.endswith("revision")}
+    return hashlib.sha256(json.dumps(tags, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class StateStore:
+    """The state file under `--state-dir`, replaced atomically so a crash never leaves half a file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / "daemon-state.json"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            # A damaged file only loses the report of what was unfinished; the next pass converges anyway.
+            return None
+        return data if isinstance(data, dict) else None
+
+    def save(self, data: Mapping[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".daemon-state.", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise

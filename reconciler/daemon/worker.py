@@ -1,0 +1,388 @@
+"""The daemon's loop: wait for a batch of triggers, plan, leave out what the group states hold back, apply.
+
+One `Worker` consumes the `Coalescer`, so passes never overlap. Each pass plans everything (which re-observes
+Azure, so drift is found), asks the `StateBook` which changes may be applied (stalled groups wait for a new
+manifest or revision; retryable failures wait for their backoff), applies those through the `PassEngine`,
+records every outcome in the book, the metrics and the logs, and keeps the last plan for `/status`.
+
+The engine is a protocol so that tests drive the worker with scripted plans; `reconciler.daemon.passes` adapts
+the real engine (`reconciler.engine.reconcile`). Composed by `reconciler.daemon.cli`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from reconciler.daemon.metrics import DaemonMetrics
+from reconciler.daemon.state import Key, Reason, StateBook, StateStore
+from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger
+from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
+from reconciler.model.plan import Action, Change, Plan
+
+log = structlog.get_logger("reconciler.daemon")
+
+
+class ProgressLike(Protocol):
+    """What the worker reads of the executor's progress events."""
+
+    @property
+    def resource_group(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def action(self) -> Any: ...
+    @property
+    def phase(self) -> Any: ...
+    @property
+    def message(self) -> str: ...
+
+
+OnEvent = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """A plan and what the worker must know about how its manifests loaded."""
+
+    plan: Plan
+    # False when some manifest could not be read: nothing may be pruned then.
+    complete: bool = True
+    # Groups whose manifest failed to load (when the loader could tell which), with why.
+    failed: Mapping[Key, str] = field(default_factory=dict)
+    # The engine's own pass object, handed back to `apply`.
+    handle: Any = None
+    # Values that must never be logged (resolved secrets of this pass), for the log redactor.
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyView:
+    result: ApplyResult
+    # Groups applied successfully that the verifying re-plan still finds different.
+    unconverged: frozenset[Key] = frozenset()
+
+
+class PassEngine(Protocol):
+    async def plan(self) -> PlanView: ...
+
+    async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView: ...
+
+
+@dataclass
+class PassRecord:
+    number: int
+    triggers: tuple[Trigger, ...]
+    started_at: float
+    finished_at: float | None = None
+    duration_s: float | None = None
+    revision: str | None = None
+    result: str = "running"  # running | ok | failed | error | interrupted
+    error: str | None = None
+    applied: int = 0
+    deferred: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "triggers": [t.to_json() for t in self.triggers],
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
+            "revision": self.revision,
+            "result": self.result,
+            "error": self.error,
+            "applied": self.applied,
+            "deferred": self.deferred,
+        }
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: PassEngine,
+        coalescer: Coalescer,
+        book: StateBook,
+        *,
+        metrics: DaemonMetrics,
+        retry_timer: RetryTimer,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        store: StateStore | None = None,
+        dry_run: bool = False,
+        on_secrets: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.coalescer = coalescer
+        self.book = book
+        self.metrics = metrics
+        self.retry_timer = retry_timer
+        self.clock = clock
+        self.monotonic = monotonic
+        self.store = store
+        self.dry_run = dry_run
+        self.on_secrets = on_secrets
+        self.first_pass_done = asyncio.Event()
+        self.last_plan: Plan | None = None
+        self.last_pass: PassRecord | None = None
+        self.current: PassRecord | None = None
+        self.passes = 0
+        self.revision: str | None = None
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def run(self) -> None:
+        """Run passes until the coalescer closes (shutdown)."""
+        while True:
+            batch = await self.coalescer.next()
+            if batch is None:
+                return
+            await self.run_pass(batch)
+
+    async def run_pass(self, triggers: Sequence[Trigger]) -> PassRecord:
+        self.passes += 1
+        record = PassRecord(number=self.passes, triggers=tuple(triggers), started_at=self.clock())
+        self.current = record
+        self.idle.clear()
+        started = self.monotonic()
+        kinds = sorted({t.kind.value for t in triggers})
+        log.info(
+            "pass started", number=record.number, triggers=kinds, reasons=[t.reason for t in triggers][:5]
+        )
+        try:
+            await self._pass(record)
+        except asyncio.CancelledError:
+            record.result = "interrupted"
+            raise
+        except Exception as err:  # one failed pass must never end the daemon; it is recorded
+            record.result = "error"
+            record.error = f"{type(err).__name__}: {err}"
+            log.error("pass failed", number=record.number, error=record.error)
+        finally:
+            record.finished_at = self.clock()
+            record.duration_s = self.monotonic() - started
+            self.metrics.pass_duration.labels(result=record.result).observe(record.duration_s)
+            self.metrics.passes.labels(result=record.result).inc()
+            self.metrics.last_pass.set(record.finished_at)
+            if record.result == "ok":
+                self.metrics.last_success.set(record.finished_at)
+            self.metrics.set_groups(self.book.counts())
+            self._save()
+            self.last_pass = record
+            self.current = None
+            self.idle.set()
+            if record.result != "interrupted":
+                self.first_pass_done.set()
+                self.metrics.ready.set(1)
+                self.retry_timer.schedule(self.book.next_retry())
+            log.info(
+                "pass finished",
+                number=record.number,
+                result=record.result,
+                revision=record.revision,
+                duration_s=round(record.duration_s, 3),
+                applied=record.applied,
+                deferred=record.deferred,
+            )
+        return record
+
+    async def _pass(self, record: PassRecord) -> None:
+        view = await self.engine.plan()
+        if view.secrets and self.on_secrets is not None:
+            self.on_secrets(view.secrets)
+        plan = view.plan
+        revision = plan.revision
+        record.revision = revision
+        self.revision = revision
+        self.last_plan = plan
+        now = self.clock()
+        for issue in plan.issues:
+            log.log(
+                40 if issue.severity == "error" else 30,
+                "plan issue",
+                severity=issue.severity,
+                message=issue.message,
+                source=issue.source,
+                resource_group=issue.resource_group,
+                name=issue.name,
+                revision=revision,
+            )
+        for key, why in view.failed.items():
+            self.book.record_invalid(key, why, revision)
+            log.warning(
+                "manifest invalid; group stalled and never pruned",
+                resource_group=key[0],
+                name=key[1],
+                action="none",
+                revision=revision,
+                error=why,
+            )
+
+        to_apply: list[Change] = []
+        for change in plan.changes:
+            self._decide(change, view=view, revision=revision, now=now, record=record, to_apply=to_apply)
+        self.book.forget_except([c.key for c in plan.changes] + list(view.failed))
+
+        if not to_apply:
+            record.result = "failed" if plan.errors else "ok"
+            return
+        for change in to_apply:
+            self.book.begin(change, revision)
+            log.info(
+                "applying",
+                resource_group=change.resource_group,
+                name=change.name,
+                action=change.action.value,
+                revision=revision,
+                paths=list(change.changed_paths)[:10],
+            )
+        # Written before the first write to Azure: a kill from here on is reported by the next run.
+        self._save()
+        applied = await self._apply(view, to_apply, revision)
+        failed = self._record(applied, to_apply, revision)
+        record.applied = sum(1 for o in applied.result.outcomes if o.result is Result.SUCCEEDED)
+        record.result = "failed" if (failed or plan.errors) else "ok"
+
+    def _decide(
+        self,
+        change: Change,
+        *,
+        view: PlanView,
+        revision: str,
+        now: float,
+        record: PassRecord,
+        to_apply: list[Change],
+    ) -> None:
+        fields = {"resource_group": change.resource_group, "name": change.name, "action": change.action.value}
+        if change.action is Action.DELETE and (not view.complete or change.key in view.failed):
+            # A manifest that fails to load must never get its live group deleted.
+            record.deferred += 1
+            self.metrics.skipped.labels(why="not_pruned").inc()
+            log.warning("not pruned: manifests did not all load", **fields, revision=revision)
+            return
+        if change.action is Action.NOOP:
+            self.book.record_noop(change, revision)
+            return
+        if change.action is Action.CONFLICT:
+            self.book.record_held(change, Reason.CONFLICT, change.reason or "exists and is not managed by us")
+            log.warning(
+                "conflict: group exists and is not ours", **fields, revision=revision, reason=change.reason
+            )
+            return
+        if not change.changes_something:
+            self.book.record_held(change, Reason.HELD, change.held or "held by policy")
+            log.info("held", **fields, revision=revision, held=change.held)
+            return
+        if self.book.is_drift(change, revision):
+            self.metrics.drift.labels(action=change.action.value).inc()
+            log.warning("drift detected", **fields, revision=revision, paths=list(change.changed_paths)[:10])
+        if self.dry_run:
+            record.deferred += 1
+            self.metrics.skipped.labels(why="dry_run").inc()
+            self.book.record_held(change, Reason.PLANNED, "--dry-run: planned, not applied")
+            log.info("planned (dry run)", **fields, revision=revision)
+            return
+        decision = self.book.admit(change, revision, now)
+        if not decision.apply:
+            record.deferred += 1
+            why = "stalled" if "stalled" in decision.why else "backoff"
+            self.metrics.skipped.labels(why=why).inc()
+            log.info("deferred", **fields, revision=revision, why=decision.why)
+            return
+        to_apply.append(change)
+
+    async def _apply(self, view: PlanView, changes: list[Change], revision: str) -> ApplyView:
+        def on_event(event: ProgressLike) -> None:
+            log.info(
+                "progress",
+                resource_group=event.resource_group,
+                name=event.name,
+                action=str(getattr(event.action, "value", event.action)),
+                phase=str(getattr(event.phase, "value", event.phase)),
+                message=event.message,
+                revision=revision,
+            )
+
+        try:
+            return await self.engine.apply(view, changes, on_event)
+        except asyncio.CancelledError:
+            for change in changes:
+                self.book.record_interrupted(change)
+            log.warning(
+                "apply interrupted; recorded as unfinished",
+                groups=[f"{c.resource_group}/{c.name}" for c in changes],
+                revision=revision,
+            )
+            raise
+        except Exception as err:  # an engine failure fails these groups, retryably
+            message = f"apply failed: {type(err).__name__}: {err}"
+            outcomes = tuple(
+                GroupOutcome(
+                    resource_group=c.resource_group,
+                    name=c.name,
+                    action=c.action,
+                    result=Result.FAILED,
+                    message=message,
+                    retryable=True,
+                )
+                for c in changes
+            )
+            return ApplyView(result=ApplyResult(revision=revision, outcomes=outcomes))
+
+    def _record(self, applied: ApplyView, changes: list[Change], revision: str) -> bool:
+        by_key = {c.key: c for c in changes}
+        now = self.clock()
+        failed = False
+        seen: set[Key] = set()
+        for outcome in applied.result.outcomes:
+            key = (outcome.resource_group.lower(), outcome.name.lower())
+            change = by_key.get(key)
+            if change is None:
+                continue
+            seen.add(key)
+            self.book.record_outcome(change, outcome, revision, now)
+            self.metrics.actions.labels(action=outcome.action.value, result=outcome.result.value).inc()
+            fields = {
+                "resource_group": change.resource_group,
+                "name": change.name,
+                "action": outcome.action.value,
+                "revision": revision,
+                "result": outcome.result.value,
+                "duration_s": round(outcome.duration_s, 3),
+                "attempts": outcome.attempts,
+            }
+            if outcome.result is Result.FAILED:
+                failed = True
+                log.error("group failed", **fields, retryable=outcome.retryable, error=outcome.message)
+            elif outcome.interrupted_after_delete:
+                log.warning("replace interrupted after delete", **fields)
+            else:
+                log.info("group done", **fields)
+        for key in applied.unconverged & seen:
+            self.book.record_unconverged(by_key[key], now)
+            failed = True
+            log.warning(
+                "not converged after apply",
+                resource_group=by_key[key].resource_group,
+                name=by_key[key].name,
+                action=by_key[key].action.value,
+                revision=revision,
+            )
+        for key, change in by_key.items():
+            if key not in seen:
+                # The executor returned nothing for it (it stopped early): the next pass picks it up.
+                self.book.record_interrupted(change)
+        return failed
+
+    def _save(self) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.save(self.book.to_json())
+        except OSError as err:
+            log.error("cannot write the state file", path=str(self.store.path), error=str(err))

@@ -1,0 +1,172 @@
+"""Per-group state: backoff with a cap, stalled until the manifest or revision changes, the state file."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.daemon.state import BackoffPolicy, Phase, Reason, StateBook, StateStore
+from reconciler.model.outcome import GroupOutcome, Result
+from reconciler.model.plan import Action
+from tests.daemon.fakes import START, change, fail, succeed
+
+
+@given(failures=st.integers(min_value=1, max_value=200), seed=st.integers())
+def test_backoff_never_exceeds_its_cap(failures: int, seed: int) -> None:
+    policy = BackoffPolicy(base=10, cap=600, jitter=0.2)
+    delay = policy.delay(failures, random.Random(seed))
+    assert 0 < delay <= 600
+
+
+def test_backoff_grows_exponentially_until_the_cap() -> None:
+    policy = BackoffPolicy(base=10, cap=300, jitter=0.0)
+    rng = random.Random(1)
+    assert [policy.delay(n, rng) for n in range(1, 8)] == [10, 20, 40, 80, 160, 300, 300]
+
+
+def test_backoff_honours_retry_after() -> None:
+    assert BackoffPolicy(base=1, cap=60, jitter=0).delay(1, random.Random(), retry_after=45) == 45
+
+
+def test_retryable_failure_holds_only_that_group_until_its_time() -> None:
+    book = StateBook(backoff=BackoffPolicy(base=10, cap=100, jitter=0))
+    web, api = change("web"), change("api")
+    book.begin(web, "r1")
+    book.record_outcome(web, fail(retryable=True)(web), "r1", START)
+    state = book.groups[web.key]
+    assert (state.phase, state.reason, state.failures) == (Phase.RECONCILING, Reason.RETRYABLE_ERROR, 1)
+    assert state.next_retry_at == START + 10
+    assert not book.admit(web, "r1", START + 5).apply
+    assert book.admit(api, "r1", START + 5).apply, "other groups are not delayed"
+    assert book.admit(web, "r1", START + 10).apply
+    book.record_outcome(web, fail(retryable=True)(web), "r1", START + 10)
+    assert book.groups[web.key].next_retry_at == START + 10 + 20
+    assert book.next_retry() == START + 30
+
+
+def test_success_clears_failures_and_records_applied_revision() -> None:
+    book = StateBook(backoff=BackoffPolicy(jitter=0))
+    web = change("web")
+    book.record_outcome(web, fail(retryable=True)(web), "r1", START)
+    book.record_outcome(web, succeed(web), "r2", START + 60)
+    state = book.groups[web.key]
+    assert (state.phase, state.reason) == (Phase.READY, Reason.APPLIED)
+    assert state.last_applied_revision == "r2"
+    assert (state.failures, state.next_retry_at, state.last_error) == (0, None, None)
+    assert [h.result for h in state.history] == ["failed", "succeeded"]
+
+
+def test_stalled_group_is_not_retried_until_its_manifest_changes() -> None:
+    book = StateBook()
+    web = change("web", spec="s1")
+    book.record_outcome(web, fail(retryable=False, message="InvalidImage")(web), "r1", START)
+    state = book.groups[web.key]
+    assert (state.phase, state.reason, state.last_error) == (
+        Phase.STALLED,
+        Reason.APPLY_REJECTED,
+        "InvalidImage",
+    )
+    assert not book.admit(web, "r1", START + 10_000).apply, "time alone never un-stalls"
+    assert book.admit(change("web", spec="s2"), "r1", START).apply, "a new manifest is tried"
+
+
+def test_stalled_group_is_retried_at_a_new_revision() -> None:
+    book = StateBook()
+    web = change("web")
+    book.record_outcome(web, fail(retryable=False)(web), "r1", START)
+    assert book.admit(web, "r2", START).apply
+
+
+def test_invalid_manifest_stalls_its_group() -> None:
+    book = StateBook()
+    book.record_invalid(("rg", "web"), "web.yaml:3:5: cpu must be a number", "r1")
+    state = book.groups[("rg", "web")]
+    assert (state.phase, state.reason) == (Phase.STALLED, Reason.INVALID_MANIFEST)
+    assert "cpu must be a number" in (state.last_error or "")
+
+
+def test_pruned_group_leaves_the_book() -> None:
+    book = StateBook()
+    gone = change("old", Action.DELETE)
+    book.begin(gone, "r1")
+    assert book.record_outcome(gone, succeed(gone), "r1", START) is None
+    assert gone.key not in book.groups
+
+
+def test_interrupted_replace_is_reported_and_kept_in_flight() -> None:
+    book = StateBook()
+    web = change("web", Action.REPLACE)
+    book.begin(web, "r1")
+    outcome = GroupOutcome(
+        resource_group="rg",
+        name="web",
+        action=Action.REPLACE,
+        result=Result.SKIPPED,
+        interrupted_after_delete=True,
+    )
+    state = book.record_outcome(web, outcome, "r1", START)
+    assert state is not None
+    assert state.reason is Reason.INTERRUPTED
+    assert state.in_flight == "replace"
+
+
+def test_drift_is_a_change_to_what_was_already_applied() -> None:
+    book = StateBook()
+    web = change("web", spec="s1")
+    book.record_outcome(web, succeed(web), "r1", START)
+    assert book.is_drift(change("web", spec="s1"), "r1")
+    assert not book.is_drift(change("web", spec="s2"), "r1"), "a new manifest is not drift"
+    assert not book.is_drift(change("web", spec="s1"), "r2"), "a new revision is not drift"
+
+
+def test_history_is_bounded() -> None:
+    book = StateBook(backoff=BackoffPolicy(jitter=0))
+    web = change("web")
+    for i in range(25):
+        book.record_outcome(web, succeed(web), f"r{i}", START + i)
+    assert len(book.groups[web.key].history) == 10
+    assert book.groups[web.key].history[-1].revision == "r24"
+
+
+def test_state_file_round_trip_reports_what_was_in_flight(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    book = StateBook()
+    ok, cut = change("ok"), change("cut", Action.REPLACE)
+    book.record_outcome(ok, succeed(ok), "r1", START)
+    book.begin(cut, "r2")
+    store.save(book.to_json())
+    assert [p.name for p in (tmp_path / "state").iterdir()] == ["daemon-state.json"], "no temp file left"
+
+    again = StateBook()
+    data = store.load()
+    assert data is not None
+    unfinished = again.restore(data)
+    assert unfinished == [{"resource_group": "rg", "name": "cut", "action": "replace", "revision": "r2"}]
+    restored = again.groups[cut.key]
+    assert restored.reason is Reason.INTERRUPTED
+    assert "cut short" in restored.message
+    assert again.groups[ok.key].last_applied_revision == "r1"
+    assert again.groups[ok.key].history[0].result == "succeeded"
+
+
+def test_damaged_state_file_is_ignored(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.path.write_text("{not json")
+    assert store.load() is None
+    store.path.write_text(json.dumps({"version": 999, "groups": [{"x": 1}]}))
+    data = store.load()
+    assert data is not None
+    assert StateBook().restore(data) == []
+
+
+def test_counts_by_state() -> None:
+    book = StateBook()
+    a, b, c = change("a"), change("b"), change("c")
+    book.record_outcome(a, succeed(a), "r1", START)
+    book.record_outcome(b, fail(retryable=False)(b), "r1", START)
+    book.begin(c, "r1")
+    assert book.counts() == {"Ready": 1, "Reconciling": 1, "Stalled": 1}
