@@ -61,6 +61,11 @@ class DesiredGroup:
         return (self.manifest.resource_group.lower(), self.manifest.name.lower())
 
 
+class IncompleteObservationError(ValueError):
+    """The live group's body holds no `properties` (a partial list result): comparing it would plan an
+    update of every field, and an update restarts the group, so planning refuses instead."""
+
+
 class SyncState(StrEnum):
     """What `reconcile status` says of one group."""
 
@@ -158,7 +163,8 @@ def diff_group(
 ) -> Change:
     """The plan entry of one desired group against its live group (None: it does not exist).
 
-    Raises ValueError when a `reconcile.ignore` entry is not a JSON Pointer.
+    Raises `IncompleteObservationError` when the live body has no properties (before comparing an owned
+    or adoptable group), and ValueError when a `reconcile.ignore` entry is not a JSON Pointer.
     """
     manifest = desired.manifest
     policy = manifest.policy
@@ -219,6 +225,11 @@ def diff_group(
             )
         adopt = True
 
+    if not isinstance(observed.body.get("properties"), Mapping):
+        raise IncompleteObservationError(
+            f"the live body of {observed.resource_group}/{observed.name} has no properties; "
+            "a full GET of the group is needed to compare it"
+        )
     live = live_tags(observed)
     if secret_values is None:
         # Keep what the live group says about its secrets: this pass cannot know better.
@@ -369,6 +380,9 @@ def build_plan(
             change = diff_group(
                 group, live.get(group.key), instance=instance, revision=revision, secret_key=secret_key
             )
+        except IncompleteObservationError as exc:
+            out_issues.append(PlanIssue(severity="error", message=str(exc), **where))
+            continue
         except ValueError as exc:
             out_issues.append(PlanIssue(severity="error", message=f"reconcile.ignore: {exc}", **where))
             continue
@@ -416,6 +430,7 @@ def build_plan(
 __all__ = [
     "MANAGED_BY_TAG",
     "DesiredGroup",
+    "IncompleteObservationError",
     "SyncState",
     "build_plan",
     "desired_canonical",

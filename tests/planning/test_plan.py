@@ -392,3 +392,11 @@ def test_unresolved_secret_reference_skips_secret_comparison_with_a_warning() ->
     assert change.action is Action.NOOP
     assert change.write_tags[own.SECRETS_TAG] == live.tags[own.SECRETS_TAG]
     assert "not resolved" in p.warnings[0].message
+
+
+def test_live_group_without_properties_is_an_error_not_an_update_of_everything() -> None:
+    m = manifest()
+    partial = applied(m).model_copy(update={"body": {"name": "web", "tags": applied(m).tags}})
+    p = plan([desired(m)], [partial])
+    assert p.changes == ()
+    assert "full GET" in p.errors[0].message
