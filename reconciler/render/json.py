@@ -3,6 +3,26 @@
 Called by the CLI and the daemon. The shape is a public interface versioned by `format_version` ("1"): fields
 may be added, never renamed or removed. Secrets never appear: a sensitive field's values are "(sensitive)"
 (null where the field is being added or removed), and `Change.desired` is never read.
+
+Plan (`plan_to_json`)::
+
+    {"format_version": "1", "revision": str, "instance": str, "has_changes": bool,
+     "changes": [{"resource_group": str, "name": str,
+                  "action": "create|update|replace|tags|delete|conflict|noop", "adopt": bool,
+                  "changed_paths": [pointer], "replace_paths": [pointer], "reason": str,
+                  "held": str|null, "changes_something": bool, "source": "path:line:col"|null,
+                  "fields": [{"path": pointer, "kind": "add|remove|change", "before": json, "after": json,
+                              "sensitive": bool, "forces_replacement": bool}]}],
+     "issues": [{"severity": "warning|error", "message": str, "source": str|null,
+                 "resource_group": str|null, "name": str|null}],
+     "summary": {"create": n, "update": n, "tags": n, "replace": n, "delete": n, "conflict": n, "noop": n,
+                 "held": n, "errors": n, "warnings": n, "has_changes": bool}}
+
+Changes are ordered by resource group and name, fields by path, issues errors first; keys are sorted in the
+rendered text. Apply results (`apply_to_json`) have `format_version`, `revision`, `ok`, `outcomes` (one
+object per group: resource_group, name, action, result, message, retryable, attempts, duration_s,
+interrupted_after_delete) and `summary` (created, updated, replaced, tags_updated, deleted, failed, held,
+skipped, conflict, unchanged).
 """
 
 from __future__ import annotations

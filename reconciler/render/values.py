@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import Enum
@@ -58,27 +58,20 @@ SECURE_MARKER: dict[str, Any] = {"secure": True}
 DEFAULT_WIDTH = 72
 
 # Characters that must not reach a terminal or a PR comment raw: C0/C1 controls (ANSI escape sequences),
-# bidirectional overrides ("trojan source") and line/paragraph separators.
-_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C))
+# bidirectional overrides ("trojan source") and the line/paragraph separators (categories Cc, Zl, Zp).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_KEEP_NEWLINES = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
-def _unsafe(ch: str) -> bool:
-    return ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+def _escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def escape_unsafe(text: str, *, keep_newlines: bool = False) -> str:
     """Replaces control, bidi and separator characters with `\\uXXXX` so data cannot drive the terminal."""
-    if not any(_unsafe(ch) for ch in text):
-        return text
-    out = []
-    for ch in text:
-        if keep_newlines and ch == "\n":
-            out.append(ch)
-        elif _unsafe(ch):
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return (_UNSAFE_KEEP_NEWLINES if keep_newlines else _UNSAFE).sub(_escape_char, text)
 
 
 def pointer_segments(path: str) -> list[str]:

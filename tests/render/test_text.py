@@ -419,3 +419,17 @@ def test_apply_colour_marks_failures_red_and_strips_back_to_plain() -> None:
     assert "\x1b[31mupdate failed" in coloured
     assert "\x1b[32mcreated in 12.3s\x1b[0m" in coloured
     assert ANSI.sub("", coloured) == render_apply_text(full_result())
+
+
+def test_apply_messages_cannot_inject_terminal_escapes() -> None:
+    failed = GroupOutcome(
+        resource_group="rg",
+        name="a",
+        action=Action.CREATE,
+        result=Result.FAILED,
+        message="boom\x1b]0;pwned\x07\nnext",
+        retryable=None,
+    )
+    assert render_apply_text(ApplyResult(revision="r", outcomes=(failed,))) == (
+        "rg/a: create failed in 0.0s: boom\\u001b]0;pwned\\u0007 next\n\nApply complete: 1 failed.\n"
+    )
