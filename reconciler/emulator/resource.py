@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -118,6 +119,12 @@ def apply_defaults(body: JSON, *, key: str, location: str, previous: JSON | None
     return out
 
 
+def json_copy(body: JSON) -> JSON:
+    """A deep copy of a JSON body; several times faster than `copy.deepcopy` for plain JSON."""
+    copied: JSON = json.loads(json.dumps(body))
+    return copied
+
+
 def strip_secrets(body: JSON) -> JSON:
     """A deep copy of a stored body without any secret: what GET, list, logs and the state file get.
 
@@ -125,7 +132,7 @@ def strip_secrets(body: JSON) -> JSON:
     the contents of secret volumes (leaving `{}`), the Log Analytics workspace key and the
     `secureValue` of configuration maps.
     """
-    out = copy.deepcopy(body)
+    out = json_copy(body)
     props = out.get("properties")
     if not isinstance(props, dict):
         return out

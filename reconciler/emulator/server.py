@@ -46,8 +46,14 @@ from aiohttp import web
 from reconciler.emulator.certs import CertPaths, ensure_certificates, server_ssl_context
 from reconciler.emulator.errors import ArmError, bad_request, invalid_update, not_found
 from reconciler.emulator.limits import FaultInjector, FaultSettings, TokenBucket, WindowQuota
-from reconciler.emulator.resource import JSON, apply_defaults, immutable_changes, normalize_location
-from reconciler.emulator.store import GroupRecord, Operation, Store, iso
+from reconciler.emulator.resource import (
+    JSON,
+    apply_defaults,
+    immutable_changes,
+    json_copy,
+    normalize_location,
+)
+from reconciler.emulator.store import GroupRecord, Operation, Store, iso, write_atomic
 
 API_VERSION = "2023-05-01"
 OPERATIONS_API_VERSION = "2018-06-01"
@@ -243,7 +249,7 @@ class GroupsView(Mapping[str, JSON]):
         rec = self._emu.store.get(route.subscription, route.resource_group, route.group, now)
         if rec is None:
             raise KeyError(resource_id)
-        return rec.render(now)
+        return json_copy(rec.render(now))
 
     def __iter__(self) -> Iterator[str]:
         return (rec.resource_id for rec in self._emu.store.records())
@@ -332,20 +338,26 @@ class Emulator:
             self._temp_cert_dir = None
 
     async def _persist_loop(self, path: Path) -> None:
-        # Writes are debounced: at most one snapshot per persist_interval, and a last one at stop.
+        # Debounced: at most one snapshot per interval, and a last one at stop. The snapshot is taken
+        # on the loop (requests cannot change the store half-way); only the file write runs in a
+        # thread. The pause grows with the cost of a snapshot, so a large store does not starve requests.
+        pause = self.config.persist_interval
         while True:
             await self._persist_wakeup.wait()
             self._persist_wakeup.clear()
             if self.store.version != self._saved_version:
                 version = self.store.version
-                await asyncio.to_thread(self.store.save, path)
+                started = time.perf_counter()
+                payload = self.store.snapshot()
+                pause = max(self.config.persist_interval, 10 * (time.perf_counter() - started))
+                await asyncio.to_thread(write_atomic, path, payload)
                 self._saved_version = version
             if self._stopping:
                 if self.store.version != self._saved_version:
-                    await asyncio.to_thread(self.store.save, path)
+                    await asyncio.to_thread(write_atomic, path, self.store.snapshot())
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_event.wait(), self.config.persist_interval)
+                await asyncio.wait_for(self._stop_event.wait(), pause)
 
     # -- properties and control --------------------------------------------------------------------
 
@@ -383,12 +395,12 @@ class Emulator:
 
     def get_group(self, resource_group: str, name: str, subscription: str | None = None) -> JSON | None:
         rec = self._find(resource_group, name, subscription)
-        return None if rec is None else rec.render(self.now())
+        return None if rec is None else json_copy(rec.render(self.now()))
 
     def submitted_body(self, resource_group: str, name: str, subscription: str | None = None) -> JSON | None:
         """The stored body including its secrets (in memory only), for tests that check delivery."""
         rec = self._find(resource_group, name, subscription)
-        return None if rec is None else json.loads(json.dumps(rec.spec))
+        return None if rec is None else json_copy(rec.spec)
 
     def terminate(
         self,
@@ -724,7 +736,9 @@ class Emulator:
         delay = self.config.provisioning_delay
         if existing is not None:
             self._check_update(existing, body)
-            existing.spec = apply_defaults(body, key=key, location=existing.location, previous=existing.spec)
+            existing.set_spec(
+                apply_defaults(body, key=key, location=existing.location, previous=existing.spec)
+            )
             op = self.store.begin(existing, "update", now, delay, fails=fail)
             rec, status = existing, 200
         else:
@@ -772,7 +786,7 @@ class Emulator:
         rec = self._require(route, now)
         body = self._validate("Resource", body)
         if "tags" in body:
-            rec.spec["tags"] = dict(body.get("tags") or {})
+            rec.set_tags(dict(body.get("tags") or {}))
             self.store.touch()
         return web.json_response(rec.render(now))
 

@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,22 @@ class GroupRecord:
     group_events: list[JSON] = field(default_factory=list)
     containers: dict[str, ContainerRuntime] = field(default_factory=dict)
     transition: Transition | None = None
+    # The spec without secrets, computed once per change: renders and snapshots share it, never mutate it.
+    _public: JSON | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def public_spec(self) -> JSON:
+        if self._public is None:
+            self._public = strip_secrets(self.spec)
+        return self._public
+
+    def set_spec(self, spec: JSON) -> None:
+        self.spec = spec
+        self._public = None
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.spec["tags"] = tags
+        self._public = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -143,15 +159,24 @@ class GroupRecord:
         return self.transition is None and self.group_state in TERMINATED_STATES
 
     def render(self, now: float, *, instance_view: bool = True) -> JSON:
-        """The group as ARM returns it: secrets stripped, state and (optionally) the instance view."""
-        body = strip_secrets(self.spec)
-        props: JSON = body.setdefault("properties", {})
+        """The group as ARM returns it: secrets stripped, state and (optionally) the instance view.
+
+        Nested values are shared with the cached public spec (copied only along the paths this adds
+        to), so the result is for serialising; `json_copy` it before handing it to code that mutates.
+        """
+        body = self.public_spec
+        props: JSON = dict(body.get("properties") or {})
         props["provisioningState"] = self.provisioning_state_at(now)
         if instance_view:
+            containers = []
             for container in props.get("containers") or []:
                 runtime = self.containers.get(str(container.get("name")))
-                if runtime is not None and runtime.events:
-                    container.setdefault("properties", {})["instanceView"] = runtime.instance_view()
+                if runtime is None or not runtime.events:
+                    containers.append(container)
+                    continue
+                cprops = {**(container.get("properties") or {}), "instanceView": runtime.instance_view()}
+                containers.append({**container, "properties": cprops})
+            props["containers"] = containers
             props["instanceView"] = {"events": copy.deepcopy(self.group_events), "state": self.group_state}
         ordered: JSON = {"properties": _ordered_properties(props)}
         for name in ("identity", "zones"):
@@ -450,8 +475,10 @@ class Store:
     def to_json(self) -> JSON:
         groups = []
         for rec in self._records.values():
-            data = asdict(rec)
-            data["spec"] = strip_secrets(rec.spec)  # the state file never holds a secret
+            data = {f.name: getattr(rec, f.name) for f in fields(GroupRecord) if not f.name.startswith("_")}
+            data["spec"] = rec.public_spec  # the state file never holds a secret
+            data["containers"] = {name: asdict(c) for name, c in rec.containers.items()}
+            data["transition"] = asdict(rec.transition) if rec.transition is not None else None
             groups.append(data)
         return {"version": STATE_VERSION, "groups": groups}
 
@@ -468,21 +495,12 @@ class Store:
             rec.transition = Transition(**transition) if transition else None
             self.insert(rec)
 
+    def snapshot(self) -> str:
+        """The state as JSON text; taken on the event loop, so no request can change it half-way."""
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
     def save(self, path: Path) -> None:
-        """Write the state atomically (temp file, fsync, rename), readable by the owner only."""
-        payload = json.dumps(self.to_json(), separators=(",", ":"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, self.snapshot())
 
     def load(self, path: Path) -> None:
         try:
@@ -493,3 +511,19 @@ class Store:
                 f"{exc.msg}); move it away or pass another --state file"
             ) from exc
         self.load_json(data)
+
+
+def write_atomic(path: Path, payload: str) -> None:
+    """Write `payload` atomically (temp file, fsync, rename), readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
