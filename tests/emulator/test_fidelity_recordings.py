@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.emulator import spec
 from reconciler.emulator.server import Emulator, EmulatorConfig
 from tests.emulator.test_fidelity_shapes import (
     API,
@@ -258,6 +259,7 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
     steps = load_steps(RECORDINGS / f"{cassette}.yaml")
     problems: list[str] = []
     rejected: set[str] = set()
+    secrets: dict[str, list[str]] = {}
     compared = 0
     async with sdk_client(emu, steps[0].subscription) as client:
         for step in steps:
@@ -285,10 +287,17 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
             async_named = any(h.lower() == "azure-asyncoperation" for h in got.headers)
             if divergence is None and "azure-asyncoperation" in step.headers and not async_named:
                 problems.append(f"{where}: Azure names its Azure-AsyncOperation; the emulator does not")
+            if step.method == "PUT":
+                secrets[key] = secret_paths(step.body)
             if got.status in (200, 201) and step.kind in ("group", "action") and got.body is not None:
                 if step.method == "PUT":
                     await wait_async_operation(client, got)
                 compared += 1
+                for path in secrets.get(key, []):
+                    if has(got.body, path):
+                        problems.append(f"{where}: the emulator returns the secret {path}")
+                    if has(step.answer, path):
+                        problems.append(f"{where}: Azure returned {path}, which the spec says is secret")
                 if divergence is not None or not isinstance(step.answer, dict):
                     # Nothing recorded to compare with (Azure answered an error): the spec alone judges.
                     problems += [f"{where}: {line}" for line in spec_problems("ContainerGroup", got.body)]
@@ -308,6 +317,41 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
     assert not problems, f"{cassette}:\n  " + "\n  ".join(problems)
     # A session whose groups all exist at 2023-05-01 was compared answer by answer, not just by status.
     assert compared > 0 or rejected
+
+
+def secret_paths(body: Any) -> list[str]:
+    """Where a request body carries secrets: what Azure strips from every answer about the group."""
+    found = spec.response_violations("ContainerGroup", body)
+    return [v.path for v in found if "secret" in v.message]
+
+
+def has(body: Any, pointer: str) -> bool:
+    node = body
+    for raw in pointer.split("/")[1:]:
+        key = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and key in node:
+            node = node[key]
+        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        else:
+            return False
+    return True
+
+
+def test_secret_paths_are_found_where_the_spec_and_azure_put_them() -> None:
+    body = {
+        "properties": {
+            "containers": [{"properties": {"environmentVariables": [{"name": "A", "secureValue": "x"}]}}],
+            "volumes": [{"name": "v", "secret": {"f": "eA=="}}],
+        }
+    }
+    paths = secret_paths(body)
+    assert paths == [
+        "/properties/containers/0/properties/environmentVariables/0/secureValue",
+        "/properties/volumes/0/secret/f",
+    ]
+    assert all(has(body, path) for path in paths)
+    assert not has({"properties": {"volumes": [{"secret": {}}]}}, paths[1])
 
 
 def compare_list(step: Step, got: Answer, where: str) -> list[str]:
