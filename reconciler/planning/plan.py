@@ -281,12 +281,10 @@ def _hold(change: Change, *, policy_suspend: bool, recreate_never: bool) -> Chan
     if change.action is Action.NOOP:
         return change
     if policy_suspend:
-        return change.model_copy(update={"held": "suspended (reconcile.suspend: true)"})
+        return change.model_copy(update={"held": "suspended"})
     if recreate_never and change.action is Action.REPLACE:
         return change.model_copy(
-            update={
-                "held": "a replace is needed but reconcile.recreate is never; delete the group to recreate it"
-            }
+            update={"held": "recreate: never (a replace is needed; delete the group to let it be recreated)"}
         )
     return change
 
