@@ -544,6 +544,33 @@ def test_normalized_body_is_valid_canonical_and_stable(body: object) -> None:
     assert all("secret" in v.message for v in leftover), leftover
 
 
+def _scalar_pointers(value: object, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _scalar_pointers(v, f"{path}/{k.replace('/', '~1')}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _scalar_pointers(v, f"{path}/{i}")]
+    return [path]
+
+
+def _replace(body: Any, pointer: str, new: object) -> None:
+    parts = [p.replace("~1", "/") for p in pointer.split("/")[1:]]
+    node = body
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if isinstance(node, list):
+        node[int(parts[-1])] = new
+    else:
+        node[parts[-1]] = new
+
+
+@given(request_bodies(), st.data())
+def test_a_field_of_the_wrong_json_type_is_reported_at_its_path(body: Any, data: st.DataObject) -> None:
+    pointers = _scalar_pointers(body)
+    pointer = data.draw(st.sampled_from(pointers))
+    _replace(body, pointer, {"unexpected": ["object"]})
+    assert pointer in paths(validate("ContainerGroup", body))
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
