@@ -100,6 +100,8 @@ class ArmModel(BaseModel):
     _ours: ClassVar[frozenset[str]] = frozenset()
     # (field name, alias) in declaration order.
     _fields: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # The canonical keys (aliases).
+    _aliases: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -112,12 +114,16 @@ class ArmModel(BaseModel):
             keys[alias.lower()] = alias
             fields.append((name, alias))
         cls._keys = keys
+        cls._aliases = frozenset(alias for _, alias in fields)
         cls._fields = tuple(fields)
 
     @model_validator(mode="before")
     @classmethod
     def _canonical_keys(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
+            return data
+        # The common case, every key already canonical, costs one set operation in C.
+        if cls._aliases.issuperset(data.keys()):
             return data
         lenient = bool(info.context and info.context.get("lenient"))
         out: dict[Any, Any] = {}

@@ -696,7 +696,10 @@ def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
     """Validate one manifest document. Errors are a `pydantic.ValidationError` whose locs are paths into
     `data` (keys spelled as there) and whose messages say what is wrong and how to fix it."""
     try:
-        return GroupManifest.model_validate(dict(data) if not isinstance(data, dict) else data)
+        # A Mapping that is not a dict (a loader's own node type) is copied; anything else (a list, a
+        # scalar) is left for pydantic to reject as "not a mapping" at the document's root.
+        document: Any = dict(data) if isinstance(data, Mapping) and not isinstance(data, dict) else data
+        return GroupManifest.model_validate(document)
     except ValidationError as exc:
         raise _rewrite(exc, data) from None
 

@@ -655,3 +655,10 @@ def test_manifest_is_immutable() -> None:
     m = parse_manifest(base_doc())
     with pytest.raises(ValidationError):
         m.name = "other"  # type: ignore[misc]  # assigning to a frozen model is the point of the test
+
+
+@pytest.mark.parametrize("document", [None, [], "name: web", 42])
+def test_a_document_that_is_not_a_mapping_is_a_validation_error_at_the_root(document: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_manifest(document)
+    assert [e["loc"] for e in info.value.errors()] == [()]
