@@ -164,6 +164,8 @@ class _Node:
 
 def _enum_key(value: str) -> str:
     # `SystemAssigned, UserAssigned` is a flags enum in .NET: spacing around the comma is not significant.
+    if "," not in value:
+        return value.strip().lower()
     return ",".join(part.strip() for part in value.split(",")).lower()
 
 
@@ -368,8 +370,8 @@ class _Walker:
             enum = node.enum
             if enum is not None:
                 canonical = enum.get(_enum_key(value))
-                allowed = ", ".join(repr(v) for v in enum.values())
                 if canonical is None:
+                    allowed = ", ".join(repr(v) for v in enum.values())
                     self.bad(path, f"the value must be one of {allowed}", node.enum_code)
                 elif not self.request and canonical != value:
                     self.bad(path, f"Azure spells this value {canonical!r}")
