@@ -137,13 +137,19 @@ def _leaves(path: str, value: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _display_main(path: str, value: Any) -> Any:
-    # Canonical ports are a map keyed by port number; people wrote (and read) them as a list.
+    # Canonical ports are a map keyed by port number (`80`, or `53:UDP` when one port has two protocols);
+    # people wrote (and read) them as a list of `{port, protocol}`.
     if (
         path.lower().endswith("/ports")
         and isinstance(value, dict)
         and all(isinstance(v, dict) for v in value.values())
     ):
-        return list(value.values())
+        ports = []
+        for key, element in value.items():
+            number = str(key).split(":", 1)[0]
+            with_number = {"port": int(number), **element} if number.isdigit() else element
+            ports.append(element if "port" in element else with_number)
+        return ports
     return value
 
 
@@ -189,7 +195,7 @@ def _summary_lines(change: Change, sign: Sign) -> tuple[list[DiffLine], int]:
             rank = main_field_rank(path)
             if rank is not None and not is_sensitive_path(path):
                 shown.append((rank, DiffLine(sign=sign, path=escape_unsafe(path), value=format_value(leaf))))
-            else:
+            elif leaf not in (None, {}, []):
                 hidden += 1
     shown.sort(key=lambda r: r[0])  # stable: manifest order within a rank
     return [line for _, line in shown], hidden
