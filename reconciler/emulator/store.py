@@ -297,6 +297,7 @@ class Store:
         if t.fails:
             rec.provisioning_state = "Failed"
             rec.group_state = "Pending"
+            self._pull_only(rec, t)
             add_event(
                 rec.group_events,
                 "FailedProvisioning",
@@ -309,6 +310,18 @@ class Store:
         self._run_containers(rec, t)
         rec.group_state = "Running"
         return rec
+
+    def _pull_only(self, rec: GroupRecord, t: Transition) -> None:
+        # A failed deployment still pulled its images; the containers wait (Azure's Get_Failed example).
+        for spec in rec.container_specs():
+            name = str(spec.get("name"))
+            image = str((spec.get("properties") or {}).get("image", ""))
+            runtime = rec.containers.setdefault(name, ContainerRuntime(name=name))
+            add_event(runtime.events, "Pulling", f'pulling image "{image}"', t.started)
+            add_event(runtime.events, "Pulled", f'Successfully pulled image "{image}"', t.done_at)
+            if runtime.state != "Running":
+                runtime.state = "Waiting"
+                runtime.start_time = t.done_at
 
     def _run_containers(self, rec: GroupRecord, t: Transition) -> None:
         wanted = {str(c.get("name")): c for c in rec.container_specs()}
