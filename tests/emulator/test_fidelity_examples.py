@@ -166,6 +166,33 @@ async def test_create_example_is_accepted_and_answered_like_azure(emu: Emulator,
 
 
 @needs_shared
+@pytest.mark.parametrize("name", examples_of("create"))
+async def test_create_example_sent_again_is_an_update_answered_200(emu: Emulator, name: str) -> None:
+    example = load(name)
+    params = example["parameters"]
+    resource_group, group = params["resourceGroupName"], params["containerGroupName"]
+    seen = Recorder()
+    async with sdk_client(emu, params["subscriptionId"]) as client:
+        await create(client, resource_group, group, request_body(example))
+        poller = await client.container_groups.begin_create_or_update(
+            resource_group,
+            group,
+            ContainerGroup.deserialize(request_body(example)),
+            polling_interval=0,
+            raw_response_hook=seen,
+        )
+        result = await poller.result()
+        url = group_url(emu.endpoint, params["subscriptionId"], resource_group, group)
+        again = await send_raw(client, "PUT", url, request_body(example))
+    # The same PUT on an existing group updates it (and restarts it, in ACI): 200, as the example lists.
+    assert seen.first.status == 200
+    assert result.provisioning_state == "Succeeded"
+    wanted = example["responses"]["200"]["body"]
+    assert again.status == 200
+    assert_like("ContainerGroup", wanted, again, f"{name}: PUT answer to an update")
+
+
+@needs_shared
 @pytest.mark.parametrize("name", examples_of("get"))
 async def test_get_example_is_answered_like_azure(emu: Emulator, name: str) -> None:
     example = load(name)
