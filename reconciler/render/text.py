@@ -199,7 +199,7 @@ def render_apply_text(result: ApplyResult, *, color: bool = False, show_noop: bo
     """One line per group (`rg/name: created in 12.3s`) and a final `Apply complete: ...` line."""
     paint = _Paint(color)
     out = []
-    for o in sorted_changes_outcomes(result.outcomes):
+    for o in _sorted_outcomes(result.outcomes):
         if o.action is Action.NOOP and not show_noop and o.result is not Result.FAILED:
             continue
         out.append(f"{address(o)}: {paint(outcome_sentence(o), _outcome_colour(o))}")
@@ -210,5 +210,5 @@ def render_apply_text(result: ApplyResult, *, color: bool = False, show_noop: bo
     return "\n".join(out) + "\n"
 
 
-def sorted_changes_outcomes(outcomes: tuple[GroupOutcome, ...]) -> list[GroupOutcome]:
+def _sorted_outcomes(outcomes: tuple[GroupOutcome, ...]) -> list[GroupOutcome]:
     return sorted(outcomes, key=lambda o: (o.resource_group.lower(), o.name.lower()))

@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from reconciler.model.outcome import ApplyResult, Result
+from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import ACTION_ORDER, SENSITIVE, Action, Change, FieldChange, Plan
 
 # Keys whose values ACI treats as secret (`x-ms-secret` in the 2023-05-01 spec, plus the fields a GET strips:
@@ -177,7 +177,7 @@ def clean(text: str) -> str:
     return escape_unsafe(text.replace("\r\n", "\n").replace("\n", " "))
 
 
-def address(change: Change | Any) -> str:
+def address(change: Change | GroupOutcome) -> str:
     return clean(f"{change.resource_group}/{change.name}")
 
 
