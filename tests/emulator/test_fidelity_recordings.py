@@ -284,6 +284,12 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
                 if step.method == "PUT":
                     rejected.add(key)
                 continue
+            mine = {h.lower() for h in got.headers}
+            if divergence is None and step.version == API:
+                # The throttling and quota headers a client paces itself by, as Azure sent them.
+                for header in sorted(h for h in step.headers if h.startswith("x-ms-ratelimit-")):
+                    if header not in mine:
+                        problems.append(f"{where}: Azure sends the header {header}; the emulator does not")
             async_named = any(h.lower() == "azure-asyncoperation" for h in got.headers)
             if divergence is None and "azure-asyncoperation" in step.headers and not async_named:
                 problems.append(f"{where}: Azure names its Azure-AsyncOperation; the emulator does not")
