@@ -19,14 +19,19 @@ Public API:
 * `definitions()` -> the definition names the spec provides.
 
 How requests are judged, and why. The ACI resource provider is a .NET service that reads the body with
-Json.NET (Newtonsoft) into typed models, then runs its own checks. What that implies, each point confirmed by
-Microsoft's examples and recorded traffic in `../shared/azure/` or by Azure's documented error messages:
+Json.NET (Newtonsoft) into typed models, then runs its own checks; Azure's own error texts show it ("The
+request content was invalid and could not be deserialized: 'Required property 'properties' not found in
+JSON. Path '', line 1, position 22.'"). The rules below follow from that, from Microsoft's examples and
+recordings in `../shared/azure/`, and from Azure's published error messages. Where the material is silent
+the rule is a decision, and says so.
 
-* Unknown properties are ignored, not rejected (Json.NET's default `MissingMemberHandling.Ignore`). Recorded
-  CLI traffic sends fields newer than the api-version in its URL and gets 201, and Azure's responses carry
-  fields the spec does not describe (`provisioningTimeoutInSeconds`, `isCustomProvisioningTimeout`). A typo
-  is therefore silently dropped by Azure too; `normalize` drops it the same way, so the emulator does not
-  echo it.
+* Unknown properties are ignored, not rejected (Json.NET's default `MissingMemberHandling.Ignore`). The
+  material never shows a body rejected for an unknown field, while Azure's answers carry fields the spec
+  does not describe (`provisioningTimeoutInSeconds`, `isCustomProvisioningTimeout`, and newer ones such as
+  `configMap` in 2024 recordings): the service's model is wider than this spec, so a field this spec does
+  not know is not evidence of a bad request. Decision: ignore it, as the deserializer does; `normalize`
+  then drops it, so the emulator does not echo what Azure at 2023-05-01 would not keep. A typo in a
+  property name is therefore silently dropped, by Azure and by the emulator alike.
 * Property names match case-insensitively (Json.NET's default contract resolver): `memoryInGb` is
   `memoryInGB`. Enum values match case-insensitively (`StringEnumConverter` parses ignoring case): `tcp` is
   `TCP`, `linux` is `Linux`; for the identity type the spaces around the comma do not matter either.
