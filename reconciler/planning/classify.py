@@ -11,13 +11,17 @@ Decisions beyond the letter of DESIGN.md, and why:
   type, restart policy, network (subnets, IP type), CPU/memory/GPU and the other rows below ("If you are going
   to update the os type, restart policy, network profile, CPU, memory or GPU resources for a container group,
   you must delete it first"); a PUT re-runs the init containers anyway, as every update restarts the group.
-- `identity` is an update: ACI accepts a managed identity on an existing group (`az container create` on an
-  existing name with `--assign-identity`); it is not in the list of properties that need a delete.
+- `identity` is an update: ACI accepts a managed identity on an existing group (Terraform's azurerm provider
+  made `identity` of `azurerm_container_group` updatable in place, hashicorp/terraform-provider-azurerm#25543;
+  #8327 reports identities added to existing groups); it is not among the delete-first properties.
+- `diagnostics` (Log Analytics) replaces: ACI answers an update that adds Log Analytics with the delete-first
+  error above although the documentation does not list it (MicrosoftDocs/azure-docs#65195; Terraform's
+  provider also marks `diagnostics` ForceNew).
 - Adding or removing the whole `ipAddress` changes the IP type (none <-> Public/Private) and replaces, like a
   change of `ipAddress.type`; ports and the DNS name label of an existing address update in place.
-- `dnsConfig`, `diagnostics`, `volumes`, `extensions`, registry credentials, probes, security context: update
-  in place (the ACI update documentation names image, DNS name label, environment variables and "other
-  properties that support update"; none of these appears among the delete-first properties).
+- `dnsConfig`, `volumes`, `extensions`, registry credentials, probes, security context: update in place (the
+  ACI update documentation names image, DNS name label, environment variables and "other properties that
+  support update"; none of these is among the delete-first properties or known to be rejected).
 - A group that has terminated (Succeeded or Failed, restart policy not `Always`) cannot be updated by ACI, so
   any change to its spec replaces it. A tags-only change still PATCHes tags: a PATCH does not touch the
   containers and ACI accepts it in any state, and replacing would re-run a finished job just to tag it.
@@ -86,6 +90,11 @@ TABLE: tuple[Rule, ...] = (
         "/properties/confidentialComputeProperties",
         Action.REPLACE,
         "the confidential-compute settings cannot change in place",
+    ),
+    Rule(
+        "/properties/diagnostics",
+        Action.REPLACE,
+        "ACI rejects updates of the Log Analytics settings of a running group",
     ),
     Rule("/properties/ipAddress/type", Action.REPLACE, "the IP address type cannot change in place"),
     Rule(

@@ -99,6 +99,7 @@ REPLACE_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "ipAddress.type": set_in(("properties", "ipAddress", "type"), "Public"),
     "ipAddress removed": remove_ip,
     "container added": add_container,
+    "diagnostics": set_in(("properties", "diagnostics"), {"logAnalytics": {"workspaceId": "w"}}),
 }
 
 UPDATE_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -121,7 +122,6 @@ UPDATE_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
         {"name": "init2", "properties": {"image": "busybox"}}
     ),
     "init container removed": lambda b: b["properties"].update(initContainers=[]),
-    "diagnostics": set_in(("properties", "diagnostics"), {"logAnalytics": {"workspaceId": "w"}}),
     "security context": lambda b: web(b).update(securityContext={"privileged": True}),
 }
 
