@@ -38,9 +38,7 @@ ACTION_ORDER: tuple[Action, ...] = (
     Action.NOOP,
 )
 
-CHANGING_ACTIONS = frozenset(
-    {Action.CREATE, Action.UPDATE, Action.REPLACE, Action.TAGS, Action.DELETE}
-)
+CHANGING_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.TAGS, Action.DELETE})
 
 SENSITIVE = "(sensitive)"
 

@@ -1,0 +1,615 @@
+"""The `reconcile` command line: argument parsing and composition.
+
+This is the only module that wires concrete classes together (the manifest directory, the Azure adapter or the
+embedded emulator, the engine, the renderers). Every command resolves its target first and never falls back
+silently: with no subscription, no `--endpoint` and no `--local`, it says how to choose one and exits 1.
+
+Exit codes follow `terraform plan`: 0 success (no changes with `--detailed-exitcode`), 1 error, 2 changes present
+(with `--detailed-exitcode`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from reconciler import __version__
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+DEFAULT_LOCAL_DIR = ".reconciler"
+
+COMMANDS = ("plan", "apply", "validate", "schema", "status", "export", "emulator", "daemon")
+
+
+class UsageError(Exception):
+    """Bad command line or environment; the message says what to do instead."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _env_default(environ: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def _add_manifest_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument(
+        "-f",
+        "--manifests",
+        type=Path,
+        default=Path(environ.get("RECONCILER_MANIFESTS", "manifests")),
+        metavar="DIR",
+        help="directory of manifests (default: ./manifests; env RECONCILER_MANIFESTS)",
+    )
+    parser.add_argument(
+        "--resource-group",
+        default=_env_default(environ, "AZURE_RESOURCE_GROUP"),
+        metavar="RG",
+        help="resource group of manifests that name none (env AZURE_RESOURCE_GROUP)",
+    )
+    parser.add_argument(
+        "--location",
+        default=_env_default(environ, "AZURE_LOCATION"),
+        help="location of manifests that name none (env AZURE_LOCATION)",
+    )
+
+
+def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    target = parser.add_argument_group("target (choose one)")
+    target.add_argument(
+        "--subscription",
+        default=_env_default(environ, "AZURE_SUBSCRIPTION_ID"),
+        metavar="ID",
+        help="Azure subscription id (env AZURE_SUBSCRIPTION_ID)",
+    )
+    target.add_argument(
+        "--endpoint",
+        default=_env_default(environ, "RECONCILER_ENDPOINT"),
+        metavar="URL",
+        help="an ARM endpoint other than Azure's, e.g. a running `reconcile emulator` (env RECONCILER_ENDPOINT)",
+    )
+    target.add_argument(
+        "--ca-cert",
+        type=Path,
+        default=_env_default(environ, "RECONCILER_CA_CERT"),
+        metavar="FILE",
+        help="CA certificate that signs the --endpoint's TLS certificate (env RECONCILER_CA_CERT)",
+    )
+    target.add_argument(
+        "--credential",
+        choices=("default", "static"),
+        default=_env_default(environ, "RECONCILER_CREDENTIAL") or "default",
+        help="'default': DefaultAzureCredential (Azure CLI, managed identity, environment...); "
+        "'static': a fixed token, accepted by emulators only (env RECONCILER_CREDENTIAL)",
+    )
+    target.add_argument(
+        "--local",
+        nargs="?",
+        const=DEFAULT_LOCAL_DIR,
+        default=None,
+        type=Path,
+        metavar="DIR",
+        help="use the embedded local emulator, its state kept under DIR (default .reconciler/)",
+    )
+    parser.add_argument(
+        "--instance",
+        default=_env_default(environ, "RECONCILER_INSTANCE") or "default",
+        metavar="NAME",
+        help="name of this reconciler instance; only groups tagged with it are ever pruned (default: default)",
+    )
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency", type=int, default=10, metavar="N", help="groups applied at once (default 10)"
+    )
+    parser.add_argument(
+        "--no-prune",
+        dest="prune",
+        action="store_false",
+        help="never delete groups whose manifest is gone",
+    )
+    parser.add_argument(
+        "--prune-scope",
+        action="append",
+        default=[],
+        metavar="RG",
+        help="also observe (and prune in) this resource group when no manifest names it any more",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="allow a plan that prunes every managed group because the manifest set is empty",
+    )
+    parser.add_argument(
+        "--lro-timeout",
+        type=float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long to wait for one create, update or delete (default 900)",
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+    parser.add_argument("-o", "--output", choices=tuple(choices), default=choices[0])
+
+
+def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    prog = "reconcile" if command == "apply" else f"reconcile {command}"
+    descriptions = {
+        "plan": "Print what apply would do (like `terraform plan`); changes nothing.",
+        "apply": "Plan, then make Azure match the manifests, then verify. `reconcile --dry-run` only plans.",
+        "validate": "Validate the manifests; exit 0 when valid, 1 with every error listed.",
+        "schema": "Print the JSON Schema of the manifest format.",
+        "status": "Every managed group with its sync state, provisioning and instance state.",
+        "export": "Print a live container group as a manifest (the way to adopt groups that exist).",
+        "emulator": "Serve the local ARM emulator of Azure Container Instances until SIGTERM.",
+        "daemon": "Watch the manifests and keep Azure matching them (GitOps controller).",
+    }
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=descriptions[command],
+        epilog=(
+            "commands: reconcile [apply] | plan | validate | schema | status | export NAME | emulator | daemon"
+            if command == "apply"
+            else None
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"aci-reconciler {__version__}")
+    if command in ("plan", "apply"):
+        _add_manifest_options(parser, environ)
+        _add_target_options(parser, environ)
+        _add_engine_options(parser)
+        _add_output(parser, ("text", "json", "markdown"))
+        parser.add_argument(
+            "--detailed-exitcode",
+            action="store_true",
+            help="exit 0 when there are no changes, 2 when there are, 1 on error",
+        )
+        parser.add_argument("--show-noop", action="store_true", help="also list groups that are in sync")
+        if command == "apply":
+            parser.add_argument("--dry-run", action="store_true", help="plan only (same as `reconcile plan`)")
+    elif command == "validate":
+        _add_manifest_options(parser, environ)
+    elif command == "status":
+        _add_manifest_options(parser, environ)
+        _add_target_options(parser, environ)
+        _add_engine_options(parser)
+        _add_output(parser, ("text", "json"))
+    elif command == "export":
+        parser.add_argument("name", help="container group name")
+        _add_manifest_options(parser, environ)
+        _add_target_options(parser, environ)
+        _add_output(parser, ("yaml", "json"))
+    elif command == "emulator":
+        from reconciler.emulator import cli as emulator_cli
+
+        emulator_cli.add_arguments(parser)
+    elif command == "daemon":
+        _add_manifest_options(parser, environ)
+        _add_target_options(parser, environ)
+        _add_engine_options(parser)
+        from reconciler.daemon import cli as daemon_cli
+
+        daemon_cli.add_arguments(parser, environ)
+    return parser
+
+
+def split_command(argv: Sequence[str]) -> tuple[str, list[str]]:
+    args = list(argv)
+    if args and args[0] in COMMANDS:
+        return args[0], args[1:]
+    for i, token in enumerate(args[1:], start=1):
+        if token in COMMANDS and args[i - 1] == "--local":
+            raise UsageError(f"put the command first: `reconcile {token} {' '.join(args[:i])}`")
+    return "apply", args
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Targets
+
+
+@dataclass(frozen=True)
+class TargetChoice:
+    kind: str  # "azure" | "endpoint" | "local"
+    subscription: str
+    endpoint: str | None = None
+    ca_cert: Path | None = None
+    credential: str = "default"
+    local_dir: Path | None = None
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return f"the embedded emulator (state in {self.local_dir})"
+        if self.kind == "endpoint":
+            return f"{self.endpoint} (subscription {self.subscription})"
+        return f"Azure subscription {self.subscription}"
+
+
+NO_TARGET = (
+    "no target chosen. Pick one of:\n"
+    "  --local                 the embedded local emulator (state under .reconciler/), to try things out\n"
+    "  --subscription ID       Azure (or set AZURE_SUBSCRIPTION_ID); credentials from DefaultAzureCredential\n"
+    "  --endpoint URL          another ARM endpoint, e.g. a running `reconcile emulator` (with --ca-cert)"
+)
+
+
+def choose_target(args: argparse.Namespace) -> TargetChoice:
+    if args.local is not None:
+        if args.endpoint:
+            raise UsageError("--local and --endpoint both choose a target; give one of them")
+        return TargetChoice(
+            kind="local",
+            subscription=args.subscription or LOCAL_SUBSCRIPTION,
+            credential="static",
+            local_dir=Path(args.local),
+        )
+    if args.endpoint:
+        if not args.endpoint.startswith("https://"):
+            raise UsageError(f"--endpoint {args.endpoint!r} must be an https:// URL (tokens are never sent in clear)")
+        if args.ca_cert is not None and not Path(args.ca_cert).is_file():
+            raise UsageError(f"--ca-cert {args.ca_cert}: no such file")
+        return TargetChoice(
+            kind="endpoint",
+            subscription=args.subscription or LOCAL_SUBSCRIPTION,
+            endpoint=args.endpoint.rstrip("/"),
+            ca_cert=args.ca_cert,
+            credential=args.credential,
+        )
+    if args.subscription:
+        return TargetChoice(kind="azure", subscription=args.subscription, credential=args.credential)
+    raise UsageError(NO_TARGET)
+
+
+@contextlib.asynccontextmanager
+async def open_gateway(choice: TargetChoice) -> AsyncIterator[Any]:
+    """The gateway of the chosen target; for `--local`, the emulator runs in this process meanwhile."""
+    from reconciler.cloud.azure import Target, connect
+
+    if choice.kind == "local":
+        from reconciler.emulator.server import Emulator, EmulatorConfig
+
+        assert choice.local_dir is not None
+        choice.local_dir.mkdir(parents=True, exist_ok=True)
+        config = EmulatorConfig(
+            state_file=choice.local_dir / "emulator-state.json", cert_dir=choice.local_dir / "tls"
+        )
+        async with Emulator(config) as emulator:
+            gateway = connect(
+                Target(
+                    subscription_id=choice.subscription,
+                    endpoint=emulator.endpoint,
+                    ca_cert=emulator.ca_cert_path,
+                    credential="static",
+                    poll_interval=0.0,
+                )
+            )
+            try:
+                yield gateway
+            finally:
+                await gateway.close()
+        return
+    gateway = connect(
+        Target(
+            subscription_id=choice.subscription,
+            endpoint=choice.endpoint,
+            ca_cert=choice.ca_cert,
+            credential="static" if choice.credential == "static" else "default",
+            poll_interval=1.0 if choice.kind == "endpoint" else 5.0,
+        )
+    )
+    try:
+        yield gateway
+    finally:
+        await gateway.close()
+
+
+def engine_settings(args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]) -> Any:
+    from reconciler.engine.keys import ENV_KEY, resolve_secret_key
+    from reconciler.engine.reconcile import EngineSettings
+    from reconciler.execution import ApplyOptions
+
+    key = resolve_secret_key(
+        environ_value=environ.get(ENV_KEY),
+        key_file=(choice.local_dir / "secret.key") if choice.local_dir is not None else None,
+        subscription=choice.subscription,
+        instance=args.instance,
+    )
+    if key.warning:
+        _warn(key.warning)
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    return EngineSettings(
+        manifests=args.manifests,
+        secret_key=key.key,
+        instance=args.instance,
+        default_resource_group=args.resource_group,
+        default_location=args.location,
+        prune=args.prune,
+        allow_empty=args.allow_empty,
+        prune_scope=tuple(args.prune_scope),
+        apply=ApplyOptions(concurrency=args.concurrency, lro_timeout=args.lro_timeout),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Output helpers
+
+
+def _color_enabled(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    if environ.get("NO_COLOR"):
+        return False
+    if environ.get("FORCE_COLOR"):
+        return True
+    return stream.isatty()
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+class Progress:
+    """Apply progress on stderr: one rewritten status line on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream: TextIO, total: int, *, live: bool) -> None:
+        self.stream = stream
+        self.total = total
+        self.live = live
+        self.finished = 0
+
+    def __call__(self, event: Any) -> None:
+        phase = str(event.phase)
+        label = f"{event.resource_group}/{event.name}"
+        if phase in ("done", "failed", "held"):
+            self.finished += 1
+        text = f"[{self.finished}/{self.total}] {label}: {phase}"
+        if event.message:
+            text += f" ({event.message})"
+        if self.live:
+            if phase in ("failed", "retrying"):
+                self.stream.write("\r\033[K" + text + "\n")
+            else:
+                self.stream.write("\r\033[K" + text[:200])
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _render_plan(plan: Any, output: str, *, color: bool, show_noop: bool) -> str:
+    from reconciler.render import render_plan_json, render_plan_markdown, render_plan_text
+
+    if output == "json":
+        return render_plan_json(plan)
+    if output == "markdown":
+        return render_plan_markdown(plan)
+    return render_plan_text(plan, color=color, show_noop=show_noop)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_validate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.source import Defaults, load_manifests
+
+    if not args.manifests.is_dir():
+        _error(f"{args.manifests}: not a directory (choose one with -f DIR)")
+        return EXIT_ERROR
+    result = load_manifests(
+        args.manifests,
+        defaults=Defaults(resource_group=args.resource_group, location=args.location),
+        environ=environ,
+        resolve_secrets=False,
+    )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for error in result.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if result.errors:
+        print(f"{len(result.errors)} error(s) in {args.manifests}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{len(result.groups)} manifest(s) valid in {args.manifests} (revision {result.revision})")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.model.schema import manifest_json_schema
+
+    print(json.dumps(manifest_json_schema(), indent=2, sort_keys=False))
+    return EXIT_OK
+
+
+async def _plan_or_apply(args: argparse.Namespace, environ: Mapping[str, str], *, apply: bool) -> int:
+    from reconciler.engine.reconcile import apply_pass, plan_pass
+    from reconciler.render import render_apply_text
+
+    choice = choose_target(args)
+    if not args.manifests.is_dir():
+        raise UsageError(f"{args.manifests}: no such directory of manifests (choose one with -f DIR)")
+    settings = engine_settings(args, choice, environ)
+    color = _color_enabled(sys.stdout, environ)
+    async with open_gateway(choice) as gateway:
+        planned = await plan_pass(settings, gateway, environ=environ)
+        plan = planned.plan
+        if not apply or args.output != "text":
+            print(_render_plan(plan, args.output, color=color, show_noop=args.show_noop))
+        else:
+            print(_render_plan(plan, "text", color=color, show_noop=args.show_noop))
+        if not apply:
+            from reconciler.engine.reconcile import PassOutcome
+
+            outcome = PassOutcome(planned=planned)
+            if outcome.failed:
+                return EXIT_ERROR
+            return EXIT_CHANGES if (args.detailed_exitcode and plan.has_changes) else EXIT_OK
+        total = sum(1 for c in plan.changes if c.changes_something)
+        progress = Progress(sys.stderr, total, live=sys.stderr.isatty() and not environ.get("CI"))
+        try:
+            outcome = await apply_pass(planned, settings, gateway, environ=environ, on_event=progress)
+        finally:
+            progress.close()
+    assert outcome.applied is not None
+    if args.output == "json":
+        from reconciler.render import apply_to_json
+
+        print(json.dumps({"apply": apply_to_json(outcome.applied)}, indent=2))
+    else:
+        print(render_apply_text(outcome.applied, color=color))
+    for label in outcome.unconverged:
+        _warn(f"{label} still differs from its manifest after apply; the next run will try again")
+    if outcome.failed or outcome.unconverged:
+        return EXIT_ERROR
+    return EXIT_CHANGES if (args.detailed_exitcode and plan.has_changes) else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return asyncio.run(_plan_or_apply(args, environ, apply=False))
+
+
+def cmd_apply(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return asyncio.run(_plan_or_apply(args, environ, apply=not args.dry_run))
+
+
+async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.engine.status import status_pass
+
+    choice = choose_target(args)
+    settings = engine_settings(args, choice, environ)
+    async with open_gateway(choice) as gateway:
+        planned, statuses = await status_pass(settings, gateway, environ=environ)
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "revision": planned.plan.revision,
+                    "instance": settings.instance,
+                    "groups": [s.to_json() for s in statuses],
+                    "issues": [i.model_dump() for i in planned.plan.issues],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(_status_table(statuses))
+        for issue in planned.plan.issues:
+            where = f"{issue.source}: " if issue.source else ""
+            print(f"{issue.severity}: {where}{issue.message}", file=sys.stderr)
+    return EXIT_ERROR if planned.plan.errors else EXIT_OK
+
+
+def _status_table(statuses: Sequence[Any]) -> str:
+    if not statuses:
+        return "No container groups: no manifests and nothing managed by this instance."
+    header = ("GROUP", "SYNC", "PROVISIONING", "STATE", "REVISION")
+    rows = [
+        (
+            f"{s.resource_group}/{s.name}",
+            s.sync.value + (f" ({s.held})" if s.held else ""),
+            s.provisioning_state or "-",
+            s.instance_state or "-",
+            (s.applied_revision or "-")[:12],
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
+
+
+def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return asyncio.run(_status(args, environ))
+
+
+async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import yaml
+
+    from reconciler.model.manifest import GroupManifest
+
+    choice = choose_target(args)
+    if not args.resource_group:
+        raise UsageError("export needs --resource-group (or AZURE_RESOURCE_GROUP)")
+    async with open_gateway(choice) as gateway:
+        live = await gateway.get_group(args.resource_group, args.name)
+    if live is None:
+        _error(f"container group {args.resource_group}/{args.name} not found in {choice.describe()}")
+        return EXIT_ERROR
+    manifest = GroupManifest.from_arm(live.body, resource_group=live.resource_group, name=live.name)
+    document = manifest.to_manifest_dict()
+    if args.output == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print("# Exported by `reconcile export`; secrets are secureValueFrom placeholders: fill them in.")
+        print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return asyncio.run(_export(args, environ))
+
+
+def cmd_emulator(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.emulator import cli as emulator_cli
+
+    return emulator_cli.run(args)
+
+
+def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.daemon import cli as daemon_cli
+
+    choice = choose_target(args)
+    settings = engine_settings(args, choice, environ)
+    return daemon_cli.run(args, settings, lambda: open_gateway(choice), environ)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "status": cmd_status,
+    "export": cmd_export,
+    "emulator": cmd_emulator,
+    "daemon": cmd_daemon,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    environ = dict(os.environ)
+    try:
+        command, rest = split_command(sys.argv[1:] if argv is None else argv)
+        args = build_parser(command, environ).parse_args(rest)
+        return HANDLERS[command](args, environ)
+    except UsageError as err:
+        _error(str(err))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""One reconcile pass: load the manifests, observe Azure, plan, and (when asked) apply and verify.
+
+The CLI's plan/apply/status commands and the daemon's worker all run these functions, so the three ways of
+using the reconciler share one engine. Loading is CPU and file work and runs in a thread; everything that talks
+to Azure goes through the `Gateway` given in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.cloud.gateway import Gateway
+from reconciler.engine.observe import Observation, RetryPolicy, Sleep, call_with_retry, observe
+from reconciler.execution import ApplyOptions, ProgressEvent, apply_plan
+from reconciler.model.observed import ObservedGroup
+from reconciler.model.outcome import ApplyResult, Result
+from reconciler.model.plan import Action, Plan, PlanIssue
+from reconciler.planning import DesiredGroup, build_plan
+from reconciler.source import Defaults, LoadResult, SourceError, load_manifests
+
+# Changes whose group may have run to completion: ACI rejects updates to a terminated group, so for these the
+# instance view (a GET: list does not return it) decides between update and replace.
+_NEEDS_INSTANCE_VIEW = frozenset({Action.UPDATE, Action.TAGS})
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    manifests: Path
+    secret_key: bytes
+    instance: str = "default"
+    default_resource_group: str | None = None
+    default_location: str | None = None
+    prune: bool = True
+    allow_empty: bool = False
+    # Resource groups observed (for pruning) even when no manifest names them any more.
+    prune_scope: tuple[str, ...] = ()
+    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class PlannedPass:
+    load: LoadResult
+    observation: Observation
+    plan: Plan
+
+    def observed(self) -> dict[tuple[str, str], ObservedGroup]:
+        return {(g.resource_group.lower(), g.name.lower()): g for g in self.observation.groups}
+
+
+@dataclass(frozen=True)
+class PassOutcome:
+    planned: PlannedPass
+    applied: ApplyResult | None = None
+    # The plan made again after applying: what still differs (empty when Azure converged).
+    verified: Plan | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return self.planned.plan
+
+    @property
+    def conflicts(self) -> int:
+        return sum(1 for c in self.plan.changes if c.action is Action.CONFLICT)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the pass must exit 1: invalid input, unobservable state, conflicts or failed groups."""
+        if self.plan.errors or self.conflicts:
+            return True
+        return self.applied is not None and not self.applied.ok
+
+    @property
+    def unconverged(self) -> tuple[str, ...]:
+        if self.verified is None or self.applied is None:
+            return ()
+        succeeded = {
+            (o.resource_group.lower(), o.name.lower())
+            for o in self.applied.outcomes
+            if o.result is Result.SUCCEEDED
+        }
+        return tuple(
+            f"{c.resource_group}/{c.name}"
+            for c in self.verified.changes
+            if c.changes_something and c.key in succeeded
+        )
+
+
+def _source_issue(err: SourceError, severity: str) -> PlanIssue:
+    where = f"{err.path}:{err.line}:{err.column}" if err.line else str(err.path)
+    return PlanIssue(severity="error" if severity == "error" else "warning", message=err.message, source=where)
+
+
+def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
+    return load_manifests(
+        settings.manifests,
+        defaults=Defaults(
+            resource_group=settings.default_resource_group, location=settings.default_location
+        ),
+        environ=environ,
+    )
+
+
+def _scope(settings: EngineSettings, loaded: LoadResult) -> set[str]:
+    scope = {g.manifest.resource_group for g in loaded.groups}
+    scope.update(settings.prune_scope)
+    if settings.default_resource_group:
+        scope.add(settings.default_resource_group)
+    return scope
+
+
+def _build(
+    settings: EngineSettings,
+    loaded: LoadResult,
+    observation: Observation,
+    groups: Sequence[ObservedGroup],
+    extra_issues: Sequence[PlanIssue] = (),
+) -> Plan:
+    unobservable = {rg.lower() for rg in observation.failed}
+    issues = [_source_issue(e, "error") for e in loaded.errors]
+    issues += [_source_issue(w, "warning") for w in loaded.warnings]
+    issues += [
+        PlanIssue(
+            severity="error",
+            message=f"cannot list container groups of resource group {rg!r}: {why}; "
+            "its groups are not planned this pass",
+            resource_group=rg,
+        )
+        for rg, why in sorted(observation.failed.items())
+    ]
+    issues += extra_issues
+    desired = [
+        DesiredGroup(manifest=g.manifest, source=str(g.source))
+        for g in loaded.groups
+        if g.manifest.resource_group.lower() not in unobservable
+    ]
+    return build_plan(
+        desired,
+        groups,
+        instance=settings.instance,
+        revision=loaded.revision,
+        secret_key=settings.secret_key,
+        prune=settings.prune,
+        allow_empty=settings.allow_empty,
+        load_complete=loaded.complete,
+        issues=issues,
+    )
+
+
+async def plan_pass(
+    settings: EngineSettings,
+    gateway: Gateway,
+    *,
+    environ: Mapping[str, str],
+    sleep: Sleep = asyncio.sleep,
+    loaded: LoadResult | None = None,
+) -> PlannedPass:
+    """Load (unless given), observe and plan. No write is made."""
+    if loaded is None:
+        loaded = await asyncio.to_thread(load, settings, environ)
+    observation = await observe(gateway, _scope(settings, loaded), policy=settings.retry, sleep=sleep)
+    groups = list(observation.groups)
+    plan = _build(settings, loaded, observation, groups)
+
+    by_key = {(g.resource_group.lower(), g.name.lower()): i for i, g in enumerate(groups)}
+    jobs = [
+        c
+        for c in plan.changes
+        if c.action in _NEEDS_INSTANCE_VIEW
+        and c.key in by_key
+        and groups[by_key[c.key]].restart_policy != "Always"
+    ]
+    if jobs:
+        extra: list[PlanIssue] = []
+        for change in jobs:
+            try:
+                fresh = await call_with_retry(
+                    functools.partial(gateway.get_group, change.resource_group, change.name),
+                    policy=settings.retry,
+                    sleep=sleep,
+                )
+            except Exception as err:  # noqa: BLE001 - a failed GET leaves the list view; the apply tells
+                extra.append(
+                    PlanIssue(
+                        severity="warning",
+                        message=f"could not read the instance view: {err}",
+                        resource_group=change.resource_group,
+                        name=change.name,
+                    )
+                )
+                continue
+            if fresh is not None:
+                groups[by_key[change.key]] = fresh
+        plan = _build(settings, loaded, observation, groups, extra)
+    return PlannedPass(load=loaded, observation=Observation(tuple(groups), observation.failed), plan=plan)
+
+
+async def apply_pass(
+    planned: PlannedPass,
+    settings: EngineSettings,
+    gateway: Gateway,
+    *,
+    environ: Mapping[str, str],
+    sleep: Sleep = asyncio.sleep,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    verify: bool = True,
+) -> PassOutcome:
+    """Apply a plan made by `plan_pass`, then re-observe and re-plan what was written to verify it."""
+    applied = await apply_plan(planned.plan, gateway, options=settings.apply, sleep=sleep, on_event=on_event)
+    wrote = any(o.result is Result.SUCCEEDED and o.action is not Action.NOOP for o in applied.outcomes)
+    verified: Plan | None = None
+    if verify and wrote:
+        again = await plan_pass(settings, gateway, environ=environ, sleep=sleep, loaded=planned.load)
+        verified = again.plan
+    return PassOutcome(planned=planned, applied=applied, verified=verified)
