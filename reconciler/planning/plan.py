@@ -29,7 +29,7 @@ from typing import Any
 from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
-from reconciler.planning.classify import TERMINATED_REASON, classify
+from reconciler.planning.classify import classify
 from reconciler.planning.diff import diff, pointer
 from reconciler.planning.normalise import canonical
 from reconciler.planning.ownership import (
@@ -238,23 +238,15 @@ def diff_group(
         if have_hash is not None:
             tags[SECRETS_TAG] = have_hash
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
-    result = classify(spec, terminated=observed.terminated)
     secrets = _secret_changes(secret_values, live, want_hash)
-    if secrets and observed.terminated:
-        secrets = [s.model_copy(update={"forces_replacement": True}) for s in secrets]
+    # Secret paths go through the same table: a rotated Log Analytics key is a diagnostics change.
+    result = classify([*spec, *secrets], terminated=observed.terminated)
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
 
-    replace_paths = list(result.replace_paths)
     if result.action is Action.REPLACE:
         action, reason = Action.REPLACE, result.reason
-        replace_paths += [s.path for s in secrets if s.forces_replacement]
-    elif secrets and observed.terminated:
-        action, reason = Action.REPLACE, TERMINATED_REASON
-        replace_paths += [s.path for s in secrets]
     elif result.action is Action.UPDATE:
-        action, reason = Action.UPDATE, result.reason
-    elif secrets:
-        action, reason = Action.UPDATE, "secret values changed"
+        action, reason = Action.UPDATE, result.reason if spec else "secret values changed"
     elif tag_fields:
         action = Action.TAGS
         reason = "only tags changed" if not adopt else "tags it as managed"
@@ -263,7 +255,7 @@ def diff_group(
     if adopt:
         reason = f"adopting an unmanaged group (failIfExists: false): {reason}"
 
-    all_fields = (*result.fields, *secrets, *tag_fields)
+    all_fields = (*result.fields, *tag_fields)
     change = Change(
         **base,
         action=action,
@@ -271,7 +263,7 @@ def diff_group(
         reason=reason,
         fields=all_fields,
         changed_paths=tuple(f.path for f in all_fields),
-        replace_paths=tuple(replace_paths),
+        replace_paths=result.replace_paths,
         write_tags=tags,
     )
     return _hold(change, policy_suspend=policy.suspend, recreate_never=policy.recreate == "never")

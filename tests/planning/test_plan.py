@@ -400,3 +400,27 @@ def test_live_group_without_properties_is_an_error_not_an_update_of_everything()
     p = plan([desired(m)], [partial])
     assert p.changes == ()
     assert "full GET" in p.errors[0].message
+
+
+def test_rotated_log_analytics_key_follows_the_table_and_replaces() -> None:
+    def with_key(key: str) -> GroupManifest:
+        props = base_properties(diagnostics={"logAnalytics": {"workspaceId": "w", "workspaceKey": key}})
+        return manifest(properties=props)
+
+    change = only(plan([desired(with_key("new-key"))], [applied(with_key("old-key"))]))
+    assert change.action is Action.REPLACE
+    assert change.replace_paths == ("/properties/diagnostics/logAnalytics/workspaceKey",)
+    assert "new-key" not in change.model_dump_json()
+
+
+def test_terminated_job_with_a_rotated_secret_is_replaced() -> None:
+    def job(value: str) -> GroupManifest:
+        props = base_properties(restartPolicy="Never")
+        props["containers"][0]["properties"]["environmentVariables"].append(
+            {"name": "PW", "secureValue": value}
+        )
+        return manifest(properties=props)
+
+    change = only(plan([desired(job("b"))], [applied(job("a"), instance_state="Succeeded")]))
+    assert change.action is Action.REPLACE
+    assert change.replace_paths == (f"{ENV_PATH}/PW/secureValue",)
