@@ -1,0 +1,101 @@
+"""deploy/: the definitions parse, probe the endpoints the daemon serves, and run without privileges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.daemon.http import build_app
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def served_paths() -> set[str]:
+    from tests.daemon.test_http import Harness
+
+    app = build_app(Harness().view)
+    return {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+
+
+def k8s(kind: str) -> dict[str, Any]:
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == kind:
+                return dict(doc)
+    raise AssertionError(f"no {kind} in deploy/kubernetes")
+
+
+def test_every_deploy_yaml_and_json_parses() -> None:
+    files = [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.json")]
+    assert len(files) >= 9
+    for path in files:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            assert list(yaml.safe_load_all(path.read_text())), path
+
+
+def test_kubernetes_probes_hit_the_daemons_endpoints() -> None:
+    deployment = k8s("Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"]["type"] == "Recreate", "two reconcilers must never overlap"
+    (container,) = spec["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert {"/healthz", "/readyz", "/metrics", "/status", "/hook"} <= served_paths()
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+    grace = spec["template"]["spec"]["terminationGracePeriodSeconds"]
+    args = container["args"]
+    assert grace > 60
+    assert args[args.index("--grace-period") + 1] == "60s"
+    assert k8s("Service")["spec"]["ports"][0]["port"] == 9440
+    assert k8s("Secret")["type"] == "Opaque"
+    assert "azure.workload.identity/client-id" in k8s("ServiceAccount")["metadata"]["annotations"]
+
+
+def test_image_runs_as_non_root_with_a_healthcheck() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "USER 10001" in text
+    assert "HEALTHCHECK" in text
+    assert "/healthz" in text
+    assert "python:3.11-slim" in text
+
+
+def test_systemd_unit_is_hardened() -> None:
+    text = (DEPLOY / "systemd" / "aci-reconciler.service").read_text()
+    for setting in (
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+    ):
+        assert setting in text
+
+
+def test_aci_yaml_runs_the_daemon_with_a_user_assigned_identity_and_probes() -> None:
+    group = yaml.safe_load((DEPLOY / "aci" / "reconciler.yaml").read_text())
+    assert group["identity"]["type"] == "UserAssigned"
+    assert str(group["apiVersion"]) == "2023-05-01"
+    (container,) = group["properties"]["containers"]
+    props = container["properties"]
+    assert props["command"][2:4] == ["reconcile", "daemon"]
+    assert props["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert props["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "ipAddress" not in group["properties"], "no public /status"
+
+
+def test_role_covers_what_the_reconciler_does_and_no_more() -> None:
+    role = json.loads((DEPLOY / "azure" / "role.json").read_text())
+    actions = set(role["Actions"])
+    for verb in ("read", "write", "delete"):
+        assert f"Microsoft.ContainerInstance/containerGroups/{verb}" in actions
+    assert not any(a.endswith("/*") or a == "*" for a in actions)
+    assert all(
+        scope.startswith("/subscriptions/") and "/resourceGroups/" in scope
+        for scope in role["AssignableScopes"]
+    )
