@@ -80,6 +80,20 @@ def diff(
     return walk.out
 
 
+def is_ignored(path: str, ignore: Iterable[str], desired: Mapping[str, Any]) -> bool:
+    """True when `path` lies at or under one of the `ignore` pointers, with the matching rules of `diff`
+    (numeric segments resolved against the order of `desired`, the canonical desired body)."""
+    patterns = [split_pointer(p) for p in ignore]
+    node: Any = desired
+    for segment in split_pointer(path):
+        if any(len(p) == 0 for p in patterns):
+            return True
+        positions = {k: i for i, k in enumerate(node)} if isinstance(node, Mapping) else {}
+        patterns = _advance(patterns, segment, positions.get(segment))
+        node = node.get(segment) if isinstance(node, Mapping) else None
+    return any(len(p) == 0 for p in patterns)
+
+
 @dataclass
 class _Walk:
     chosen: frozenset[tuple[str, ...]]

@@ -30,7 +30,7 @@ from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
 from reconciler.planning.classify import classify
-from reconciler.planning.diff import diff, pointer
+from reconciler.planning.diff import diff, is_ignored, pointer
 from reconciler.planning.normalise import canonical
 from reconciler.planning.ownership import (
     INFORMATIONAL_TAGS,
@@ -238,7 +238,11 @@ def diff_group(
         if have_hash is not None:
             tags[SECRETS_TAG] = have_hash
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
-    secrets = _secret_changes(secret_values, live, want_hash)
+    secrets = [
+        s
+        for s in _secret_changes(secret_values, live, want_hash)
+        if not is_ignored(s.path, policy.ignore, want)
+    ]
     # Secret paths go through the same table: a rotated Log Analytics key is a diagnostics change.
     result = classify([*spec, *secrets], terminated=observed.terminated)
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.planning.diff import diff, pointer, split_pointer
+from reconciler.planning.diff import diff, is_ignored, pointer, split_pointer
 from reconciler.planning.normalise import canonical
 
 
@@ -200,3 +200,15 @@ def test_added_container_with_a_secure_variable_keeps_its_values_but_not_the_sec
     assert not change.sensitive
     assert change.after["properties"]["image"] == "b"
     assert "pw-9" not in change.model_dump_json()
+
+
+def test_is_ignored_uses_the_same_rules_as_diff() -> None:
+    desired = group()
+    prefix = "/properties/containers/web/properties"
+    assert is_ignored(
+        f"{prefix}/environmentVariables/PW/secureValue", [f"{prefix}/environmentVariables"], desired
+    )
+    assert is_ignored(f"{prefix}/image", ["/properties/containers/0"], desired)
+    assert is_ignored(f"{prefix}/image", ["/properties/containers/*/properties/image"], desired)
+    assert not is_ignored(f"{prefix}/image", ["/properties/containers/1"], desired)
+    assert not is_ignored(f"{prefix}/image", [], desired)

@@ -424,3 +424,11 @@ def test_terminated_job_with_a_rotated_secret_is_replaced() -> None:
     change = only(plan([desired(job("b"))], [applied(job("a"), instance_state="Succeeded")]))
     assert change.action is Action.REPLACE
     assert change.replace_paths == (f"{ENV_PATH}/PW/secureValue",)
+
+
+def test_ignored_secret_path_is_not_reapplied() -> None:
+    live = applied(secret_manifest("old"))
+    m = secret_manifest("new")
+    ignored = m.model_copy(update={"policy": m.policy.model_copy(update={"ignore": (f"{ENV_PATH}/PW",)})})
+    assert only(plan([desired(ignored)], [live])).action is Action.NOOP
+    assert only(plan([desired(m)], [live])).action is Action.UPDATE
