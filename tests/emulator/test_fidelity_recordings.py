@@ -79,14 +79,17 @@ GENERATED = (
 class Divergence:
     status: int
     reason: str
+    code: str | None = None  # the ARM error code expected with a 4xx
 
 
 # (cassette, interaction index) -> what the emulator must answer at 2023-05-01 instead of the recording.
 AT_2023_05_01: dict[tuple[str, int], Divergence] = {
     ("azure-sdk-for-python/test_cli_mgmt_containerinstance.test_containerinstance", 0): Divergence(
-        201,
-        "Azure answered 400 NoRegisteredProviderFound because the recording's subscription had not "
-        "registered Microsoft.ContainerInstance; the body itself is valid and the emulator creates it",
+        400,
+        "Azure answered 400 NoRegisteredProviderFound: the recording's subscription had not registered "
+        "Microsoft.ContainerInstance. Registered, ACI refuses the body all the same, with "
+        "InvalidContainerGroupName: group names are lower case and 'myContainerGroup' is not",
+        "InvalidContainerGroupName",
     ),
     **{
         (f"azure-cli/{name}", index): Divergence(
@@ -281,6 +284,8 @@ async def test_recorded_session_is_answered_like_azure(emu: Emulator, cassette: 
                 error = (got.body or {}).get("error") if isinstance(got.body, dict) else None
                 if not (isinstance(error, dict) and error.get("code") and error.get("message")):
                     problems.append(f"{where}: not an ARM error document: {got.body!r}")
+                elif divergence is not None and divergence.code and error["code"] != divergence.code:
+                    problems.append(f"{where}: expected {divergence.code}, got {error['code']}")
                 if step.method == "PUT":
                     rejected.add(key)
                 continue
