@@ -17,6 +17,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -37,6 +38,61 @@ DEFAULT_CCE_POLICY = base64.b64encode(
     b'runtime_logging := {"allowed": true}\nload_fragment := {"allowed": true}\n'
     b'scratch_mount := {"allowed": true}\nscratch_unmount := {"allowed": true}\n'
 ).decode()
+
+
+_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,63}(?<!-)$")
+_DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+
+
+def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
+    """ACI's naming rules for a new group: (code, path, message) for each broken one.
+
+    Group and container names: 1-63 lowercase letters, digits and hyphens, no hyphen first, last or
+    twice in a row; container names unique; a DNS name label starts with a letter, ends with a letter
+    or digit, 5-63 characters.
+    """
+    out: list[tuple[str, str, str]] = []
+    rule = (
+        "can contain only lowercase letters, numbers and hyphens, cannot start or end with a hyphen or "
+        "have two hyphens in a row, and must be between 1 and 63 characters long"
+    )
+    if not _NAME.match(name):
+        message = f"The container group name '{name}' is invalid. It {rule}."
+        out.append(("InvalidContainerGroupName", "", message))
+    props = body.get("properties") or {}
+    seen: set[str] = set()
+    for section in ("containers", "initContainers"):
+        for i, container in enumerate(props.get(section) or []):
+            cname = str((container or {}).get("name", ""))
+            if not _NAME.match(cname):
+                out.append(
+                    (
+                        "InvalidContainerName",
+                        f"/properties/{section}/{i}/name",
+                        f"The container name '{cname}' in container group '{name}' is invalid. It {rule}.",
+                    )
+                )
+            elif cname in seen:
+                out.append(
+                    (
+                        "DuplicateContainerName",
+                        f"/properties/{section}/{i}/name",
+                        f"The container name '{cname}' is used more than once in container group '{name}'.",
+                    )
+                )
+            seen.add(cname)
+    label = (props.get("ipAddress") or {}).get("dnsNameLabel")
+    if label is not None and not _DNS_LABEL.match(str(label)):
+        out.append(
+            (
+                "InvalidDnsNameLabel",
+                "/properties/ipAddress/dnsNameLabel",
+                f"The DNS name label '{label}' in container group '{name}' is invalid. It can contain only "
+                "lowercase letters, numbers and hyphens. The first character must be a letter. The last "
+                "character must be a letter or number. The value must be between 5 and 63 characters long.",
+            )
+        )
+    return out
 
 
 def normalize_location(location: str) -> str:

@@ -51,6 +51,7 @@ from reconciler.emulator.resource import (
     apply_defaults,
     immutable_changes,
     json_copy,
+    name_problems,
     normalize_location,
 )
 from reconciler.emulator.store import GroupRecord, Operation, Store, iso, write_atomic
@@ -732,6 +733,15 @@ class Emulator:
             raise bad_request("The location property is required for this definition.", "LocationRequired")
         body = self._validate("ContainerGroup", body)
         existing = self.store.get(route.subscription, route.resource_group, route.group, now)
+        problems = name_problems(existing.name if existing else route.group, body)
+        if problems:
+            code, _, message = problems[0]
+            raise ArmError(
+                400,
+                code,
+                message,
+                details=[{"code": c, "target": arm_path(p), "message": m} for c, p, m in problems],
+            )
         key = f"{route.subscription}/{route.resource_group}/{route.group}".lower()
         delay = self.config.provisioning_delay
         if existing is not None:

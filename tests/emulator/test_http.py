@@ -291,3 +291,30 @@ async def test_corrupt_state_file_is_reported_with_its_path(tmp_path: Path) -> N
     state.write_text("{broken")
     with pytest.raises(ValueError, match=re.escape(str(state))):
         await Emulator(EmulatorConfig(state_file=state)).start()
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "code"),
+    [
+        ("Web", body(), "InvalidContainerGroupName"),
+        ("web--x", body(), "InvalidContainerGroupName"),
+        ("-web", body(), "InvalidContainerGroupName"),
+        (
+            "web",
+            body(ipAddress={"type": "Public", "dnsNameLabel": "Web", "ports": [{"port": 80}]}),
+            "InvalidDnsNameLabel",
+        ),
+    ],
+)
+async def test_aci_naming_rules_are_enforced_on_create(
+    raw_session: aiohttp.ClientSession, name: str, payload: dict[str, Any], code: str
+) -> None:
+    status, data, _ = await _put(raw_session, name, payload)
+    assert (status, data["error"]["code"]) == (400, code)
+
+
+async def test_duplicate_container_names_are_rejected(raw_session: aiohttp.ClientSession) -> None:
+    payload = body()
+    payload["properties"]["containers"].append(payload["properties"]["containers"][0])
+    status, data, _ = await _put(raw_session, "web", payload)
+    assert (status, data["error"]["code"]) == (400, "DuplicateContainerName")

@@ -93,12 +93,12 @@ async def test_update_in_place_restarts_containers_and_keeps_ip(
     emulator: Emulator, aci_client: ClientFactory
 ) -> None:
     client = await aci_client(emulator)
-    created = await _create(client, "web", group_model(dns_label="web"))
+    created = await _create(client, "web", group_model(dns_label="web-app"))
     response_codes: list[int] = []
     poller = await client.container_groups.begin_create_or_update(
         RG,
         "web",
-        group_model(image="nginx:1.26", dns_label="web"),
+        group_model(image="nginx:1.26", dns_label="web-app"),
         polling_interval=0,
         raw_response_hook=lambda r: response_codes.append(r.http_response.status_code),
     )
