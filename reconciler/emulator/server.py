@@ -360,6 +360,14 @@ class Emulator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), pause)
 
+    async def flush(self) -> None:
+        """Write the state file now (when there is one), e.g. before another process reads it."""
+        path = self.config.state_file
+        if path is not None and self.store.version != self._saved_version:
+            version = self.store.version
+            await asyncio.to_thread(write_atomic, path, self.store.snapshot())
+            self._saved_version = version
+
     # -- properties and control --------------------------------------------------------------------
 
     def now(self) -> float:

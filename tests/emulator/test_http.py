@@ -318,3 +318,45 @@ async def test_duplicate_container_names_are_rejected(raw_session: aiohttp.Clien
     payload["properties"]["containers"].append(payload["properties"]["containers"][0])
     status, data, _ = await _put(raw_session, "web", payload)
     assert (status, data["error"]["code"]) == (400, "DuplicateContainerName")
+
+
+async def test_flush_writes_the_state_file_while_running(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    async with Emulator(EmulatorConfig(state_file=state, persist_interval=3600)) as emu:
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(
+            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+        ) as session:
+            await _put(session, "web", body())
+        await emu.flush()
+        saved = json.loads(state.read_text())
+        assert [g["name"] for g in saved["groups"]] == ["web"]
+
+
+async def test_groups_view_is_read_only_and_renders_like_get(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    await _put(raw_session, "web", body())
+    rid = group_path("web")
+    assert list(emulator.groups) == [rid]
+    assert len(emulator.groups) == 1
+    view = emulator.groups[rid.upper()]
+    assert view["properties"]["provisioningState"] == "Succeeded"
+    view["properties"]["containers"][0]["properties"]["image"] = "mutated"
+    again = emulator.get_group(RG, "web")
+    assert again is not None
+    assert again["properties"]["containers"][0]["properties"]["image"] == "nginx:1.25"
+    with pytest.raises(KeyError):
+        emulator.groups[group_path("absent")]
+
+
+async def test_latency_knob_delays_arm_answers_only(
+    emulator: Emulator, raw_session: aiohttp.ClientSession
+) -> None:
+    emulator.config.latency = 0.05
+    async with raw_session.get("/_emulator/health") as r:
+        assert r.status == 200
+    async with raw_session.get(group_path("web"), params=Q, headers=AUTH) as r:
+        assert r.status == 404
+    durations = [e.duration for e in emulator.request_log]
+    assert durations[0] >= 0.05
