@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from reconciler.daemon.gitsource import GitSource, run_git_poller
+from reconciler.daemon.gitsource import GitError, GitSource, run_git_poller
 from reconciler.daemon.http import DaemonView, build_app
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
@@ -189,7 +189,10 @@ class Daemon:
             self.coalescer.fire(Trigger(TriggerKind.STARTUP, "one pass (--once)", config.clock()))
             if self.git is not None:
                 # One fetch first, so that the single pass sees the remote's commit.
-                await self.git.sync()
+                try:
+                    await self.git.sync()
+                except GitError as err:
+                    log.error("git fetch failed", url=self.git.display_url, ref=self.git.ref, error=str(err))
             return
         if self.git is not None:
             self._spawn(

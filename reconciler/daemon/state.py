@@ -354,7 +354,7 @@ class StateBook:
         """Drop groups that neither the plan nor the manifests mention any more."""
         keep = set(keys)
         for key in list(self.groups):
-            if key not in keep and self.groups[key].in_flight is None:
+            if key not in keep:
                 del self.groups[key]
 
     # -- persistence ------------------------------------------------------------------------------------

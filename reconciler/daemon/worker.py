@@ -226,7 +226,9 @@ class Worker:
         to_apply: list[Change] = []
         for change in plan.changes:
             self._decide(change, view=view, revision=revision, now=now, record=record, to_apply=to_apply)
-        self.book.forget_except([c.key for c in plan.changes] + list(view.failed))
+        if view.complete and not plan.errors:
+            # Only a complete picture forgets a group: an unreadable manifest or resource group is not gone.
+            self.book.forget_except([c.key for c in plan.changes])
 
         if not to_apply:
             record.result = "failed" if plan.errors else "ok"
