@@ -311,7 +311,8 @@ class Emulator:
         self._certs = await asyncio.to_thread(ensure_certificates, cert_dir)
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # In-flight requests (a slow fault, a latency sleep) get a short grace period at stop, not 60 s.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=server_ssl_context(self._certs))
         await site.start()
