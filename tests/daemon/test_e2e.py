@@ -384,3 +384,38 @@ def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
     finally:
         again.proc.send_signal(signal.SIGTERM)
         assert again.proc.wait(20) == 0, again.log_tail()
+
+
+def test_second_sigterm_exits_at_once_and_the_restart_reports_the_unfinished(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25")}, "one group")
+    # Creates take 30 s: the first SIGTERM finds an apply in flight and waits for it; the second does not.
+    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 30.0})
+    daemon = start_daemon(tmp_path, repo, emulator, "--grace-period", "60s")
+    try:
+        daemon.wait_for(lambda e: e.get("event") == "applying" and e.get("name") == "web", timeout=30)
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.wait_for(lambda e: e.get("event") == "waiting for the pass in flight", timeout=10)
+        assert daemon.proc.poll() is None, "the first signal waits for the apply in flight"
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(10)
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert code == 130
+    assert time.monotonic() - signalled < 5.0
+    saved = json.loads((tmp_path / "daemon-state" / "daemon-state.json").read_text())
+    assert [(g["name"], g["in_flight"]) for g in saved["groups"]] == [("web", "create")]
+
+    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 0.0})
+    again = start_daemon(tmp_path, repo, emulator)
+    try:
+        event = again.wait_for(lambda e: e.get("event", "").startswith("unfinished by the previous run"), 20)
+        assert (event["name"], event["action"]) == ("web", "create")
+        assert again.wait_for(pass_finished, timeout=30)["result"] in ("ok", "failed")
+    finally:
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.proc.wait(20) == 0, again.log_tail()

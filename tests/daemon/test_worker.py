@@ -263,3 +263,17 @@ async def test_engine_exception_fails_the_groups_retryably() -> None:
     web = worker.book.groups[("rg", "web")]
     assert web.reason is Reason.RETRYABLE_ERROR
     assert "executor bug" in (web.last_error or "")
+
+
+async def test_a_group_gone_from_a_complete_plan_is_forgotten_but_kept_when_loading_failed() -> None:
+    clock = FakeClock()
+    engine = FakeEngine()
+    engine.set_plan(plan("r1", change("web", Action.NOOP), change("api", Action.NOOP)))
+    worker = make(engine, clock)
+    await worker.run_pass([trig()])
+    engine.set_plan(plan("r2", change("web", Action.NOOP)), complete=False)
+    await worker.run_pass([trig()])
+    assert ("rg", "api") in worker.book.groups, "an unreadable manifest is not a removed group"
+    engine.set_plan(plan("r3", change("web", Action.NOOP)))
+    await worker.run_pass([trig()])
+    assert set(worker.book.groups) == {("rg", "web")}
