@@ -934,7 +934,8 @@ class Emulator:
             return web.json_response(
                 {"statusCode": 400, "message": "The 'resource' query parameter is required."}, status=400
             )
-        expires = int(self.now()) + 3600
+        # Real time, not the emulator's clock: azure-identity judges expiry by the wall clock.
+        expires = int(time.time()) + 3600
         return web.json_response(
             {
                 "access_token": "emulator-" + secrets.token_urlsafe(32),

@@ -523,7 +523,13 @@ class Store:
                 f"{path}: not a valid emulator state file (line {exc.lineno}, column {exc.colno}: "
                 f"{exc.msg}); move it away or pass another --state file"
             ) from exc
-        self.load_json(data)
+        try:
+            self.load_json(data)
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: not an emulator state file this version can read ({exc}); move it away or pass "
+                "another --state file"
+            ) from exc
 
 
 def write_atomic(path: Path, payload: str) -> None:

@@ -360,3 +360,10 @@ async def test_latency_knob_delays_arm_answers_only(
         assert r.status == 404
     durations = [e.duration for e in emulator.request_log]
     assert durations[0] >= 0.05
+
+
+async def test_state_file_of_another_shape_is_reported_with_its_path(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"version": 1, "groups": [{"name": "x", "colour": "red"}]}))
+    with pytest.raises(ValueError, match="this version can read"):
+        await Emulator(EmulatorConfig(state_file=state)).start()
