@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from pathlib import Path
 
@@ -207,3 +208,35 @@ async def test_retry_timer_fires_once_when_due_and_can_be_rescheduled() -> None:
     await timer.aclose()
     await clock.advance(10)
     assert coalescer.fired == 1
+
+
+async def test_real_file_watcher_reports_a_saved_manifest_and_ignores_editor_noise(tmp_path: Path) -> None:
+    from reconciler.daemon.triggers import watchfiles_source
+
+    fired = asyncio.Event()
+    coalescer = Coalescer(on_fire=lambda trigger: fired.set())
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        watch_files(
+            coalescer,
+            tmp_path,
+            watchfiles_source(tmp_path, stop),
+            debounce=0.05,
+            sleep=asyncio.sleep,
+            clock=lambda: 0.0,
+        ),
+        name="test-real-watch",
+    )
+    # watchfiles starts its watcher in a thread and misses what happens before: save until it reports.
+    for attempt in range(50):
+        (tmp_path / ".web.yaml.swp").write_text(f"noise {attempt}")
+        (tmp_path / "web.yaml").write_text(f"name: web  # {attempt}\n")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fired.wait(), 0.2)
+            break
+    assert fired.is_set()
+    batch = await coalescer.next()
+    assert batch is not None
+    assert batch[0].reason == "changed: web.yaml"
+    stop.set()
+    await asyncio.wait_for(task, 10)
