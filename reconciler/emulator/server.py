@@ -314,10 +314,14 @@ class Emulator:
         # In-flight requests (a slow fault, a latency sleep) get a short grace period at stop, not 60 s.
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=server_ssl_context(self._certs))
-        await site.start()
-        identity = web.TCPSite(self._runner, cfg.host, cfg.identity_port)
-        await identity.start()
+        try:
+            site = web.TCPSite(self._runner, cfg.host, cfg.port, ssl_context=server_ssl_context(self._certs))
+            await site.start()
+            identity = web.TCPSite(self._runner, cfg.host, cfg.identity_port)
+            await identity.start()
+        except BaseException:
+            await self.stop()  # a port in use must not leave a half-started server behind
+            raise
         self._port = _bound_port(site)
         self._identity_port = _bound_port(identity)
         if cfg.state_file is not None:

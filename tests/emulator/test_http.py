@@ -367,3 +367,10 @@ async def test_state_file_of_another_shape_is_reported_with_its_path(tmp_path: P
     state.write_text(json.dumps({"version": 1, "groups": [{"name": "x", "colour": "red"}]}))
     with pytest.raises(ValueError, match="this version can read"):
         await Emulator(EmulatorConfig(state_file=state)).start()
+
+
+async def test_port_in_use_fails_start_cleanly(emulator: Emulator) -> None:
+    second = Emulator(EmulatorConfig(port=emulator.port))
+    with pytest.raises(OSError, match="address already in use"):
+        await second.start()
+    await second.stop()  # stopping again is harmless
