@@ -1,0 +1,453 @@
+"""Load a manifest directory: every group, every problem (with file:line:col), and the revision.
+
+Called by the engine at the start of each reconcile pass and by `reconcile validate`; the entry point is
+`load_manifests(root, defaults=..., environ=...) -> LoadResult`. It never raises for bad input: one bad file
+or document becomes errors in the result, and every other file is still loaded.
+
+A document goes through these steps, all of which keep positions so that each error points at its place:
+read (size limit, UTF-8) -> YAML events -> plain values (`yamlread`) -> `${VAR}` substitution (`substitute`)
+-> secret references resolved (`secrets`) -> directory and CLI defaults filled in (`defaults`) -> the manifest
+model (`reconciler.model.manifest.parse_manifest`) -> secrets set on the model. Then `(resourceGroup, name)`
+must be unique across the tree (case-insensitive, as Azure names are).
+
+`LoadResult.complete` is False when any file or document failed: the engine must then not prune, because a
+group whose manifest failed to parse must never be deleted. `LoadResult.failed_keys` names the groups of
+failed documents whose name could still be read, so they can be shown as stalled rather than forgotten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.model.manifest import GroupManifest, SecretRef, parse_manifest
+from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer
+from reconciler.source.errors import FILE_START, Pos, SourceError, SourceLocation
+from reconciler.source.revision import revision as compute_revision
+from reconciler.source.secrets import find_references, literal_secret_warnings, resolve_references
+from reconciler.source.substitute import substitute
+from reconciler.source.walk import walk
+from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedGroup:
+    """One valid manifest document: the group (secrets resolved) and where it was written."""
+
+    manifest: GroupManifest
+    source: SourceLocation
+    file_digest: str  # sha256 hex of the whole file's bytes
+    document: int = 0  # 0-based index of the document in its file
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.manifest.resource_group, self.manifest.name)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """Everything one load of the manifest tree found."""
+
+    groups: tuple[LoadedGroup, ...]
+    errors: tuple[SourceError, ...]
+    warnings: tuple[SourceError, ...]
+    revision: str
+    # (resource group, name) of documents that failed but whose name (and resource group) could be read.
+    failed_keys: tuple[tuple[str, str], ...] = ()
+    files: int = 0  # manifest and defaults files read
+
+    @property
+    def complete(self) -> bool:
+        """True when nothing failed; only then may the engine prune."""
+        return not self.errors
+
+
+@dataclass(slots=True)
+class _Pass:
+    root: Path
+    environ: Mapping[str, str]
+    groups: list[LoadedGroup] = field(default_factory=list)
+    errors: list[SourceError] = field(default_factory=list)
+    warnings: list[SourceError] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    contents: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return path.name
+
+
+def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
+    """The bytes of a manifest file, or the error that prevents reading it (never reads a huge file)."""
+    too_big = (
+        f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB (the limit for one manifest file); "
+        "split it into several files"
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, SourceError.at(path, FILE_START, "vanished while loading")
+    except OSError as exc:
+        return None, SourceError.at(path, FILE_START, f"cannot be read: {exc.strerror or exc}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, SourceError.at(path, FILE_START, "not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            return None, SourceError.at(path, FILE_START, too_big)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return None, SourceError.at(path, FILE_START, f"cannot be read: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:  # it grew while we looked
+        return None, SourceError.at(path, FILE_START, too_big)
+    return data, None
+
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def _decode(path: Path, data: bytes) -> tuple[str | None, SourceError | None]:
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return None, SourceError.at(path, FILE_START, f"file is {name}; save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line = data.count(b"\n", 0, start) + 1
+        column = start - (data.rfind(b"\n", 0, start) + 1) + 1
+        return None, SourceError(
+            path, line, column, f"not UTF-8 text (byte 0x{data[start]:02x}); save the file as UTF-8"
+        )
+    return text.removeprefix("\ufeff"), None
+
+
+def _display(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _normal(key: str) -> str:
+    return key.replace("_", "").replace("-", "").casefold()
+
+
+def _locate(value: Any, loc: tuple[Any, ...]) -> tuple[DocPath, tuple[Any, ...]]:
+    """The longest path into `value` that `loc` names (keys matched case-insensitively, list items by index
+    or by name), and the segments of `loc` that matched nothing (e.g. a missing key)."""
+    node = value
+    matched: list[str | int] = []
+    rest: list[Any] = []
+    for seg in loc:
+        if isinstance(node, dict) and isinstance(seg, str):
+            key = seg if seg in node else None
+            if key is None:
+                want = _normal(seg)
+                key = next((k for k in node if _normal(k) == want), None)
+            if key is not None:
+                matched.append(key)
+                node = node[key]
+                continue
+        elif isinstance(node, list) and isinstance(seg, int) and not isinstance(seg, bool):
+            if 0 <= seg < len(node):
+                matched.append(seg)
+                node = node[seg]
+                continue
+        elif isinstance(node, list) and isinstance(seg, str):
+            for i, item in enumerate(node):
+                if isinstance(item, dict) and any(
+                    k.casefold() == "name" and isinstance(v, str) and v.casefold() == seg.casefold()
+                    for k, v in item.items()
+                ):
+                    matched.append(i)
+                    node = item
+                    break
+            else:
+                rest.append(seg)
+            continue
+        rest.append(seg)
+    return tuple(matched), tuple(rest)
+
+
+def _is_internal(seg: Any) -> bool:
+    """pydantic's union/validator tags in a loc (`function-after[...]`, `list[...]`) are not input keys."""
+    return isinstance(seg, str) and ("[" in seg or "(" in seg)
+
+
+def _find_key(document: dict[str, Any], name: str) -> Any:
+    folded = name.casefold()
+    for k, v in document.items():
+        if k.casefold() == folded:
+            return v
+    return None
+
+
+class _Document:
+    """One document of one file on its way to a `LoadedGroup`."""
+
+    def __init__(self, run: _Pass, path: Path, doc: ParsedDocument, layer: Layer, digest: str) -> None:
+        self.run = run
+        self.path = path
+        self.doc = doc
+        self.layer = layer
+        self.digest = digest
+        self.origins: dict[DocPath, SourceLocation | None] = {}
+        self.failed = False
+        # Paths already reported (a failed substitution): the model's complaint about them would repeat it.
+        self.reported: set[DocPath] = set()
+
+    def place(self, at: DocPath, *, key: bool = False) -> SourceLocation:
+        if at in self.origins:
+            origin = self.origins[at]
+            if origin is not None:
+                return origin
+            line, column = self.doc.start  # a CLI default: the document is where it applies
+            return SourceLocation(self.path, line, column)
+        pos: Pos | None = self.doc.key_positions.get(at) if key else None
+        line, column = pos or self.doc.position(at)
+        return SourceLocation(self.path, line, column)
+
+    def error(self, at: DocPath, message: str, *, key: bool = False) -> None:
+        where = self.place(at, key=key)
+        self.run.errors.append(SourceError(where.path, where.line, where.column, message))
+        self.failed = True
+
+    def load(self) -> None:
+        doc = self.doc
+        raw = doc.value
+        if raw is None and doc.ok:
+            return  # an empty document (a trailing `---`, a file of comments)
+        if not doc.ok:
+            self.run.errors.extend(doc.errors)
+            self.failed = True
+            self._note_failed(raw)
+            return
+        if not isinstance(raw, dict):
+            kind = "a list" if isinstance(raw, list) else "a single value"
+            self.error((), f"a manifest is a mapping (name:, location:, properties: ...), not {kind}")
+            return
+        for at, message in literal_secret_warnings(raw):
+            where = self.place(at, key=True)
+            self.run.warnings.append(SourceError(where.path, where.line, where.column, message))
+        value, problems = substitute(raw, self.run.environ)
+        for at, message in problems:
+            self.error(at, f"{_display(at)}: {message}" if at else message)
+            self.reported.add(at)
+        refs = find_references(value)
+        resolved, problems = resolve_references(
+            refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.root
+        )
+        for at, message in problems:
+            self.error(at, f"{_display(at)}: {message}")
+        self.origins = apply_layer(value, self.layer)
+        try:
+            manifest = parse_manifest(value)
+        except ValidationError as exc:
+            self._validation_errors(value, exc)
+            manifest = None
+        except (ValueError, TypeError) as exc:  # a model bug must not take the other files down
+            self.error((), f"manifest could not be validated: {type(exc).__name__}")
+            manifest = None
+        if manifest is not None and not self.failed:
+            manifest = self._resolve(manifest, resolved)
+        if manifest is None or self.failed:
+            self._note_failed(value)
+            return
+        line, column = doc.start
+        self.run.groups.append(
+            LoadedGroup(
+                manifest=manifest,
+                source=SourceLocation(self.path, line, column),
+                file_digest=self.digest,
+                document=doc.index,
+            )
+        )
+
+    def _resolve(self, manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
+        if not manifest.secret_refs():
+            return manifest
+
+        def resolver(ref: SecretRef) -> str:
+            key = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
+            return resolved[key]
+
+        try:
+            return manifest.resolve_secrets(resolver)
+        except KeyError:  # a reference we did not see in the document: a mismatch with the model
+            self.error((), "a secret reference could not be resolved")
+            return None
+
+    def _validation_errors(self, value: dict[str, Any], exc: ValidationError) -> None:
+        start = len(self.run.errors)
+        self._each_validation_error(value, exc)
+        # In the order of the file, as a reader goes through it (the model reports in field order).
+        self.run.errors[start:] = sorted(self.run.errors[start:], key=lambda e: (e.line, e.column))
+
+    def _each_validation_error(self, value: dict[str, Any], exc: ValidationError) -> None:
+        for err in exc.errors(include_url=False, include_input=False, include_context=False):
+            loc = tuple(err["loc"])
+            kind = err["type"]
+            matched, rest = _locate(value, loc)
+            if any(matched[: len(p)] == p for p in self.reported):
+                continue
+            rest = tuple(seg for seg in rest if not _is_internal(seg))
+            unknown_key = kind in ("extra_forbidden", "unknown_key") and not rest
+            shown = matched if kind == "missing" else (*matched, *rest)
+            text = _display(shown)
+            message = f"{text}: {err['msg']}" if text else str(err["msg"])
+            self.error(matched, message, key=unknown_key)
+
+    def _note_failed(self, value: Any) -> None:
+        """Remember the group of a failed document when its name can be read, for per-group status."""
+        if not isinstance(value, dict):
+            return
+        name = _find_key(value, "name")
+        group = _find_key(value, "resourceGroup")
+        if group is None and self.layer.resource_group is not None:
+            group = self.layer.resource_group.value
+        if isinstance(name, str) and isinstance(group, str) and "${" not in name + group:
+            self.run.failed.append((group, name))
+
+
+def _check_duplicates(run: _Pass) -> None:
+    first: dict[tuple[str, str], LoadedGroup] = {}
+    dropped: set[int] = set()
+    for group in run.groups:
+        key = (group.manifest.resource_group.casefold(), group.manifest.name.casefold())
+        earlier = first.get(key)
+        if earlier is None:
+            first[key] = group
+            continue
+        src = group.source
+        run.errors.append(
+            SourceError(
+                src.path,
+                src.line,
+                src.column,
+                f"container group {group.manifest.name!r} in resource group "
+                f"{group.manifest.resource_group!r} is also defined at {earlier.source}; "
+                "names are unique per resource group (case-insensitive)",
+            )
+        )
+        dropped.add(id(earlier))
+        dropped.add(id(group))
+    if dropped:
+        # Neither copy is applied: which one the user meant is a guess, and a guess could replace a group.
+        for group in run.groups:
+            if id(group) in dropped:
+                run.failed.append(group.key)
+        run.groups = [g for g in run.groups if id(g) not in dropped]
+
+
+def _load_file(run: _Pass, path: Path, layer: Layer) -> None:
+    data, error = _read(path)
+    if data is None:
+        assert error is not None
+        run.errors.append(error)
+        return
+    run.contents.append((run.relative(path), data))
+    text, error = _decode(path, data)
+    if text is None:
+        assert error is not None
+        run.errors.append(error)
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    docs, file_errors = parse_documents(text, path)
+    for doc in docs:
+        _Document(run, path, doc, layer, digest).load()
+    run.errors.extend(file_errors)
+
+
+def _load_defaults(run: _Pass, path: Path) -> Layer | None:
+    """The layer of a defaults file, or None (after recording errors) when it is unusable."""
+    data, error = _read(path)
+    if data is None:
+        assert error is not None
+        run.errors.append(error)
+        return None
+    run.contents.append((run.relative(path), data))
+    text, error = _decode(path, data)
+    if text is None:
+        assert error is not None
+        run.errors.append(error)
+        return None
+    docs, file_errors = parse_documents(text, path)
+    errors = list(file_errors)
+    for doc in docs:
+        errors.extend(doc.errors)
+    real = [d for d in docs if d.value is not None]
+    if len(real) > 1:
+        line, column = real[1].start
+        errors.append(SourceError(path, line, column, "a defaults file has one document"))
+    layer = Layer()
+    if real and not errors:
+        doc = real[0]
+        value, problems = substitute(doc.value, run.environ)
+        for at, message in problems:
+            errors.append(SourceError.at(path, doc.position(at), f"{_display(at)}: {message}"))
+        layer, layer_errors = parse_layer(path, doc, value)
+        errors.extend(layer_errors)
+    if errors:
+        run.errors.extend(errors)
+        return None
+    return layer
+
+
+def load_manifests(
+    root: Path, *, defaults: Defaults | None = None, environ: Mapping[str, str] | None = None
+) -> LoadResult:
+    """Load every manifest under `root` (a directory, or one file). Never raises for bad input."""
+    run = _Pass(root=root, environ=os.environ if environ is None else environ)
+    base = Layer.from_cli(defaults or Defaults())
+    # The layer in force per open directory; None where a defaults file is broken (its scope is skipped).
+    layers: list[Layer | None] = [base]
+    files = 0
+    for item in walk(root):
+        if item.kind == "enter":
+            layers.append(layers[-1])
+        elif item.kind == "leave":
+            layers.pop()
+        elif item.kind == "error":
+            run.errors.append(SourceError.at(item.path, FILE_START, item.message))
+        elif item.kind == "defaults":
+            files += 1
+            outer = layers[-1]
+            own = _load_defaults(run, item.path)
+            layers[-1] = None if own is None or outer is None else outer.under(own)
+        else:
+            files += 1
+            layer = layers[-1]
+            if layer is None:
+                # Covered by the defaults file's own errors; nothing here is applied (or pruned).
+                continue
+            _load_file(run, item.path, layer)
+    _check_duplicates(run)
+    return LoadResult(
+        groups=tuple(run.groups),
+        errors=tuple(run.errors),
+        warnings=tuple(run.warnings),
+        revision=compute_revision(root, run.contents),
+        failed_keys=tuple(dict.fromkeys(run.failed)),
+        files=files,
+    )

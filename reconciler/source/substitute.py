@@ -1,0 +1,90 @@
+"""`${VAR}` substitution from the environment in the string values of a manifest document.
+
+Called by `reconciler.source.loader` on every document (and `_defaults.yaml`) before validation.
+
+Syntax, in any string value (never in keys):
+
+- `${NAME}`: the value of environment variable NAME; an error when NAME is not set (strict, so a typo never
+  deploys an empty value).
+- `${NAME:-default}`: the value of NAME, or `default` when NAME is unset or empty (as in the shell). The
+  default is literal text up to the closing `}`.
+- `$${`: a literal `${` (so `$${HOME}` stays `${HOME}`).
+- a `$` not followed by `{` is left alone (`$HOME`, `price: 5$`).
+
+NAME is `[A-Za-z_][A-Za-z0-9_]*`. Secret values resolved from `secureValueFrom` are never substituted: they
+are resolved after this step and do not pass through it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from reconciler.source.yamlread import DocPath
+
+_PATTERN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+# (path of the scalar, message) for each problem found.
+Problem = tuple[DocPath, str]
+
+
+def substitute_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """`text` with its `${...}` references replaced, and a message for each one that failed."""
+    if "$" not in text:
+        return text, []
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "$${":
+            return "${"
+        body = match.group(1)
+        if body is None:
+            problems.append("unterminated '${' (write '$${' for a literal '${')")
+            return whole
+        name, sep, default = body.partition(":-")
+        if not _NAME.match(name):
+            problems.append(
+                f"invalid substitution '${{{body}}}': use ${{NAME}} or ${{NAME:-default}} "
+                "(write '$${' for a literal '${')"
+            )
+            return whole
+        value = environ.get(name)
+        if sep:
+            return value if value else default
+        if value is None:
+            problems.append(
+                f"environment variable {name} is not set (use ${{{name}:-default}} to give it a default)"
+            )
+            return whole
+        return value
+
+    return _PATTERN.sub(replace, text), problems
+
+
+def substitute(
+    value: Any,
+    environ: Mapping[str, str],
+    *,
+    skip: Callable[[DocPath], bool] | None = None,
+    path: DocPath = (),
+) -> tuple[Any, list[Problem]]:
+    """A copy of `value` with every string substituted, and the problems with the path of their scalar."""
+    problems: list[Problem] = []
+
+    def walk(node: Any, here: DocPath) -> Any:
+        if isinstance(node, str):
+            if "$" not in node or (skip is not None and skip(here)):
+                return node
+            text, found = substitute_text(node, environ)
+            problems.extend((here, message) for message in found)
+            return text
+        if isinstance(node, dict):
+            return {k: walk(v, (*here, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*here, i)) for i, v in enumerate(node)]
+        return node
+
+    return walk(value, path), problems

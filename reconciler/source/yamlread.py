@@ -1,0 +1,484 @@
+"""YAML (and JSON) text -> plain values that remember where every value came from.
+
+Called by `reconciler.source.loader` for manifests and `_defaults.yaml` files. Built on PyYAML's event
+stream (libyaml's C parser when available) rather than its composer or constructor, because:
+
+- the composer recurses in C and crashes the interpreter on deeply nested input; the event stream does not,
+  and we stop at `MAX_DEPTH` levels before the scanner gets slow;
+- we expand aliases ourselves under a hard budget (`MAX_DOCUMENT_NODES`), so "billion laughs" fails fast;
+- duplicate keys are an error here (PyYAML keeps the last one silently);
+- scalars are resolved conservatively (YAML 1.2 core schema, JSON-compatible): `true`/`false` are booleans,
+  `null`/`~`/empty is null, and a number is produced only when its text round-trips (`80`, `1.5`). Everything
+  else stays a string: `2018-10-01` (never a date), `yes`/`on`/`no` (YAML 1.1 booleans), `0123`, `1.10`,
+  `22:30` (sexagesimal), `0x1F`. The manifest model accepts numbers written as strings, so nothing is lost;
+- every value and every mapping key keeps its 1-based (line, column), indexed by its path in the document.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.source.errors import FILE_START, Pos, SourceError
+
+# Files larger than this are rejected before they are read: no manifest is anywhere near it.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# Deeper nesting than this is not a container group; libyaml's scanner gets quadratic on deep flow nesting.
+MAX_DEPTH = 64
+# Values (scalars and collections) one document may expand to, aliases included.
+MAX_DOCUMENT_NODES = 100_000
+
+try:  # libyaml is an order of magnitude faster; the pure-Python parser gives the same events.
+    _Loader: type[Any] = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+Key = str | int
+DocPath = tuple[Key, ...]
+
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
+_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+(?:e[-+][0-9]+)?\Z")
+_NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_YAML11_BOOLS = {
+    **dict.fromkeys(("yes", "Yes", "YES", "on", "On", "ON", "y", "Y"), True),
+    **dict.fromkeys(("no", "No", "NO", "off", "Off", "OFF", "n", "N"), False),
+    **_BOOLS,
+}
+_TAG = "tag:yaml.org,2002:"
+_MAP_TAGS = frozenset({None, "!", _TAG + "map"})
+_SEQ_TAGS = frozenset({None, "!", _TAG + "seq"})
+# Under these keys mapping keys are data (file names of a secret volume) and case matters.
+_CASE_SENSITIVE_PARENTS = frozenset({"secret"})
+
+
+class _Abort(Exception):
+    """Stops reading a file whose remaining content cannot be read safely (too deep, too big)."""
+
+
+@dataclass(slots=True)
+class ParsedDocument:
+    """One document of a file: its plain value and where each part of it was written."""
+
+    index: int
+    start: Pos
+    value: Any = None
+    positions: dict[DocPath, Pos] = field(default_factory=dict)
+    key_positions: dict[DocPath, Pos] = field(default_factory=dict)
+    errors: list[SourceError] = field(default_factory=list)
+    complete: bool = True  # False when the file's syntax broke off inside this document
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and not self.errors
+
+    def position(self, path: DocPath) -> Pos:
+        """Where `path` (or its nearest ancestor that has a position) was written."""
+        for i in range(len(path), -1, -1):
+            pos = self.positions.get(path[:i])
+            if pos is not None:
+                return pos
+        return self.start
+
+
+def _pos(mark: Any) -> Pos:
+    return (mark.line + 1, mark.column + 1)
+
+
+def resolve_plain_scalar(text: str) -> Any:
+    """The value of an untagged plain scalar (see the module docstring for why so few become non-strings)."""
+    if text in _NULLS:
+        return None
+    b = _BOOLS.get(text)
+    if b is not None:
+        return b
+    first = text[0]
+    if first.isdigit() or first == "-":
+        if _INT.match(text):
+            return int(text)
+        if _FLOAT.match(text):
+            value = float(text)
+            if repr(value) == text:
+                return value
+    return text
+
+
+class _Frame:
+    __slots__ = (
+        "anchor",
+        "count",
+        "folded",
+        "is_merge",
+        "key",
+        "key_mark",
+        "key_pos",
+        "merges",
+        "path",
+        "pos_mark",
+        "value",
+    )
+
+    def __init__(
+        self,
+        value: dict[str, Any] | list[Any],
+        path: DocPath,
+        anchor: str | None,
+        *,
+        pos_mark: int,
+        key_mark: int,
+        count: int,
+    ) -> None:
+        self.value = value
+        self.path = path
+        self.anchor = anchor
+        # Where this node's entries start in the position logs (an anchor keeps its slice of them).
+        self.pos_mark = pos_mark
+        self.key_mark = key_mark
+        self.count = count  # document size when this node started
+        self.key: str | None = None
+        self.is_merge = False
+        self.folded: dict[str, str] = {}  # case-folded key -> key as written
+        self.key_pos: Pos = FILE_START
+        self.merges: list[tuple[dict[str, Any], DocPath, Pos]] = []
+
+
+@dataclass(slots=True)
+class _Anchor:
+    value: Any
+    size: int
+    positions: list[tuple[DocPath, Pos]]  # relative to the anchored node
+    key_positions: list[tuple[DocPath, Pos]]
+
+
+class _DocumentBuilder:
+    """Builds one document's value from parser events; errors go to the document, fatal ones abort."""
+
+    def __init__(self, path: Path, doc: ParsedDocument) -> None:
+        self.path = path
+        self.doc = doc
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, _Anchor | None] = {}  # None: still being built (an alias to it recurses)
+        self.positions: list[tuple[DocPath, Pos]] = []
+        self.key_positions: list[tuple[DocPath, Pos]] = []
+        self.size = 0
+        self.done = False
+
+    def error(self, pos: Pos, message: str) -> None:
+        self.doc.errors.append(SourceError.at(self.path, pos, message))
+
+    def _count(self, n: int, pos: Pos) -> None:
+        self.size += n
+        if self.size > MAX_DOCUMENT_NODES:
+            self.error(
+                pos,
+                f"document expands to more than {MAX_DOCUMENT_NODES} values (aliases included); "
+                "is it an alias bomb? Write the values out, or split the document",
+            )
+            raise _Abort
+
+    # Where the next value goes, and whether it is a mapping key.
+    def _child_path(self) -> DocPath | None:
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            return (*top.path, len(top.value))
+        if top.key is None:
+            return None  # a key
+        return (*top.path, top.key)
+
+    def _is_case_sensitive(self, frame: _Frame) -> bool:
+        return bool(frame.path) and str(frame.path[-1]).casefold() in _CASE_SENSITIVE_PARENTS
+
+    def _add(self, value: Any, pos: Pos) -> None:
+        """Attach a finished value to its parent (or make it the document's value)."""
+        if not self.stack:
+            self.doc.value = value
+            self.done = True
+            return
+        top = self.stack[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+            return
+        key = top.key
+        assert key is not None
+        top.key = None
+        if top.is_merge:
+            top.is_merge = False
+            self._merge_source(top, value, pos)
+            return
+        mapping = top.value
+        if key in mapping:
+            self.error(top.key_pos, f"duplicate key {key!r}")
+            return
+        if not self._is_case_sensitive(top):
+            folded = key.casefold()
+            existing = top.folded.get(folded)
+            if existing is not None:
+                self.error(top.key_pos, f"duplicate key {key!r} (keys are case-insensitive: {existing!r})")
+                return
+            top.folded[folded] = key
+        mapping[key] = value
+
+    def _merge_source(self, top: _Frame, value: Any, pos: Pos) -> None:
+        """`<<: *base` (YAML merge key): remember the mappings to merge when the mapping ends."""
+        sources = value if isinstance(value, list) else [value]
+        if not all(isinstance(s, dict) for s in sources):
+            self.error(pos, "a merge key '<<' takes a mapping or a list of mappings")
+            return
+        base = (*top.path, "<<")
+        if isinstance(value, list):
+            top.merges.extend((s, (*base, i), pos) for i, s in enumerate(sources))
+        else:
+            top.merges.append((value, base, pos))
+
+    def _apply_merges(self, frame: _Frame) -> None:
+        mapping = frame.value
+        assert isinstance(mapping, dict)
+        folded = {k.casefold() for k in mapping}
+        for source, source_path, _ in frame.merges:
+            for k, v in source.items():
+                if k.casefold() in folded:
+                    continue  # explicit keys (and earlier merges) win, as YAML specifies
+                folded.add(k.casefold())
+                mapping[k] = v
+                # Re-home the merged entries' positions under this mapping.
+                new_base = (*frame.path, k)
+                old_base = (*source_path, k)
+                for p, q in list(self._entries_under(self.positions, old_base)):
+                    self.positions.append(((*new_base, *p[len(old_base) :]), q))
+                for p, q in list(self._entries_under(self.key_positions, old_base)):
+                    self.key_positions.append(((*new_base, *p[len(old_base) :]), q))
+
+    @staticmethod
+    def _entries_under(log: list[tuple[DocPath, Pos]], base: DocPath) -> list[tuple[DocPath, Pos]]:
+        n = len(base)
+        return [(p, q) for p, q in log if p[:n] == base]
+
+    def scalar(self, event: Any) -> None:
+        pos = _pos(event.start_mark)
+        path = self._child_path()
+        if path is None:  # a mapping key
+            top = self.stack[-1]
+            key = event.value
+            if event.tag not in (None, "!", _TAG + "str", _TAG + "merge"):
+                self.error(pos, f"unsupported tag {event.tag} on a key; keys are plain strings")
+            # Only a plain `<<` is the merge key; a quoted one is an ordinary key.
+            top.is_merge = key == "<<" and not event.style and event.tag in (None, _TAG + "merge")
+            top.key = key
+            top.key_pos = pos
+            self.key_positions.append(((*top.path, top.key), pos))
+            if event.anchor:
+                self.anchors[event.anchor] = _Anchor(top.key, 1, [], [])
+            return
+        self._count(1, pos)
+        value = self._scalar_value(event, pos)
+        self.positions.append((path, pos))
+        if event.anchor:
+            self.anchors[event.anchor] = _Anchor(value, 1, [((), pos)], [])
+        self._add(value, pos)
+
+    def _scalar_value(self, event: Any, pos: Pos) -> Any:
+        text: str = event.value
+        tag = event.tag
+        if tag is None or tag == "!":
+            if event.implicit[0] and not event.style and tag is None:
+                return resolve_plain_scalar(text)
+            return text
+        if not tag.startswith(_TAG):
+            self.error(pos, f"unsupported YAML tag {tag!r}; manifests use plain values only")
+            return text
+        kind = tag[len(_TAG) :]
+        try:
+            if kind == "str":
+                return text
+            if kind == "int":
+                return int(text.replace("_", ""), 0)
+            if kind == "float":
+                return float(text.replace("_", ""))
+            if kind == "bool":
+                return _YAML11_BOOLS[text]
+            if kind == "null":
+                if text not in _NULLS:
+                    raise ValueError(text)
+                return None
+        except (ValueError, KeyError):
+            self.error(pos, f"{text!r} is not a valid !!{kind}")
+            return text
+        self.error(pos, f"unsupported YAML tag !!{kind}; manifests use plain values only")
+        return text
+
+    def start(self, event: Any, is_mapping: bool) -> None:
+        pos = _pos(event.start_mark)
+        path = self._child_path()
+        if path is None:
+            self.error(pos, "a mapping key must be a plain string, not a mapping or a list")
+            raise _Abort
+        if len(self.stack) >= MAX_DEPTH:
+            self.error(pos, f"nested more than {MAX_DEPTH} levels deep")
+            raise _Abort
+        allowed = _MAP_TAGS if is_mapping else _SEQ_TAGS
+        if event.tag not in allowed:
+            self.error(pos, f"unsupported YAML tag {event.tag!r}; manifests use plain values only")
+        self._count(1, pos)
+        self.positions.append((path, pos))
+        if event.anchor:
+            self.anchors[event.anchor] = None
+        frame = _Frame(
+            {} if is_mapping else [],
+            path,
+            event.anchor,
+            pos_mark=len(self.positions) - 1,
+            key_mark=len(self.key_positions),
+            count=self.size,
+        )
+        self.stack.append(frame)
+
+    def end(self, event: Any) -> None:
+        frame = self.stack.pop()
+        key_mark = frame.key_mark
+        if frame.merges:
+            self._apply_merges(frame)
+        pos = self.positions[frame.pos_mark][1]
+        if frame.anchor:
+            n = len(frame.path)
+            self.anchors[frame.anchor] = _Anchor(
+                frame.value,
+                self.size - frame.count + 1,
+                [(p[n:], q) for p, q in self.positions[frame.pos_mark :]],
+                [(p[n:], q) for p, q in self.key_positions[key_mark:]],
+            )
+        self._add(frame.value, pos)
+        del event
+
+    def alias(self, event: Any) -> None:
+        pos = _pos(event.start_mark)
+        name = event.anchor
+        path = self._child_path()
+        if name not in self.anchors:
+            self.error(pos, f"unknown alias *{name}; define it with &{name} before using it")
+            if path is None:
+                self.stack[-1].key = f"*{name}"
+                self.stack[-1].key_pos = pos
+            else:
+                self._add(None, pos)
+            return
+        anchor = self.anchors[name]
+        if anchor is None:
+            self.error(pos, f"alias *{name} refers to a value that contains it (recursive alias)")
+            raise _Abort
+        if path is None:  # an aliased key
+            if not isinstance(anchor.value, str):
+                self.error(pos, "a mapping key must be a plain string, not a mapping or a list")
+                raise _Abort
+            top = self.stack[-1]
+            top.key = anchor.value
+            top.key_pos = pos
+            self.key_positions.append(((*top.path, anchor.value), pos))
+            return
+        self._count(anchor.size, pos)
+        self.positions.append((path, pos))
+        self.positions.extend(((*path, *p), q) for p, q in anchor.positions if p)
+        self.key_positions.extend(((*path, *p), q) for p, q in anchor.key_positions)
+        self._add(_copy(anchor.value), pos)
+
+    def finish(self) -> None:
+        self.doc.positions = dict(self.positions)
+        self.doc.key_positions = dict(self.key_positions)
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of plain values (aliases must not share mutable structure with their anchors)."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _error_pos(text: str, exc: yaml.YAMLError) -> Pos:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        return _pos(mark)
+    position = getattr(exc, "position", None)
+    if isinstance(position, int):
+        return offset_to_pos(text, position)
+    return FILE_START
+
+
+def offset_to_pos(text: str, offset: int) -> Pos:
+    """1-based (line, column) of a character offset in `text`."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return (line, column)
+
+
+def _describe(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    if problem:
+        context = getattr(exc, "context", None)
+        context_mark = getattr(exc, "context_mark", None)
+        where = ""
+        if context and context_mark is not None:
+            where = f" ({context} started at line {context_mark.line + 1}, column {context_mark.column + 1})"
+        elif context:
+            where = f" ({context})"
+        return f"invalid YAML: {problem}{where}"
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return f"invalid YAML: {reason}"
+    return "invalid YAML: " + str(exc).splitlines()[0]
+
+
+def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[SourceError]]:
+    """All documents of `text`, and the file-level errors (syntax) that cut the file short.
+
+    Never raises for any input: every problem is a `SourceError` naming `path` and a position. Documents
+    before a syntax error are complete and usable; the one it interrupts is marked incomplete.
+    """
+    docs: list[ParsedDocument] = []
+    file_errors: list[SourceError] = []
+    builder: _DocumentBuilder | None = None
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                assert builder is not None
+                builder.scalar(event)
+            elif kind is yaml.MappingStartEvent:
+                assert builder is not None
+                builder.start(event, True)
+            elif kind is yaml.SequenceStartEvent:
+                assert builder is not None
+                builder.start(event, False)
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                assert builder is not None
+                builder.end(event)
+            elif kind is yaml.AliasEvent:
+                assert builder is not None
+                builder.alias(event)
+            elif kind is yaml.DocumentStartEvent:
+                doc = ParsedDocument(index=len(docs), start=_pos(event.start_mark))
+                docs.append(doc)
+                builder = _DocumentBuilder(path, doc)
+            elif kind is yaml.DocumentEndEvent:
+                assert builder is not None
+                builder.finish()
+                builder = None
+    except _Abort:
+        if builder is not None:
+            builder.finish()
+            builder.doc.complete = False
+    except yaml.YAMLError as exc:
+        if builder is not None:
+            builder.finish()
+            builder.doc.complete = False
+        file_errors.append(SourceError.at(path, _error_pos(text, exc), _describe(exc)))
+    except RecursionError:  # pragma: no cover - MAX_DEPTH keeps the builder shallow
+        file_errors.append(SourceError.at(path, FILE_START, f"nested more than {MAX_DEPTH} levels deep"))
+    return docs, file_errors
