@@ -309,7 +309,7 @@ class _DocumentBuilder:
         except (ValueError, KeyError):
             self.error(pos, f"{text!r} is not a valid !!{kind}")
             return text
-        self.error(pos, f"unsupported YAML tag !!{kind}; manifests use plain values only")
+        self.error(pos, f"unsupported YAML tag '!!{kind}'; manifests use plain values only")
         return text
 
     def start(self, event: Any, is_mapping: bool) -> None:

@@ -1,0 +1,186 @@
+"""The positioned YAML reader: scalars stay what they were written as, positions, aliases, limits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from reconciler.source.yamlread import (
+    MAX_DEPTH,
+    MAX_DOCUMENT_NODES,
+    parse_documents,
+    resolve_plain_scalar,
+)
+
+F = Path("f.yaml")
+
+
+def one(text: str) -> object:
+    docs, errors = parse_documents(text, F)
+    assert errors == []
+    assert len(docs) == 1
+    assert docs[0].errors == []
+    return docs[0].value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("80", 80),
+        ("-3", -3),
+        ("1.5", 1.5),
+        ("true", True),
+        ("False", False),
+        ("~", None),
+        ("null", None),
+        ("", None),
+        ("2018-10-01", "2018-10-01"),
+        ("2001-12-14t21:59:43.10-05:00", "2001-12-14t21:59:43.10-05:00"),
+        ("yes", "yes"),
+        ("on", "on"),
+        ("NO", "NO"),
+        ("0123", "0123"),
+        ("1.10", "1.10"),
+        ("22:30", "22:30"),
+        ("0x1F", "0x1F"),
+        ("1_000", "1_000"),
+        ("1e3", "1e3"),
+        (".inf", ".inf"),
+    ],
+)
+def test_plain_scalars_become_numbers_only_when_their_text_round_trips(text: str, value: object) -> None:
+    got = resolve_plain_scalar(text)
+    assert got == value
+    assert type(got) is type(value)
+
+
+def test_api_version_date_stays_a_string_and_quoted_numbers_stay_strings() -> None:
+    assert one("apiVersion: 2018-10-01\nport: '80'\nn: !!str 12\nm: !!int '12'\n") == {
+        "apiVersion": "2018-10-01",
+        "port": "80",
+        "n": "12",
+        "m": 12,
+    }
+
+
+def test_positions_of_values_and_keys_are_one_based() -> None:
+    docs, _ = parse_documents("a:\n  b: [x, {c: 1}]\n", F)
+    doc = docs[0]
+    assert doc.positions[("a",)] == (2, 3)
+    assert doc.positions[("a", "b", 1, "c")] == (2, 14)
+    assert doc.key_positions[("a", "b")] == (2, 3)
+    assert doc.position(("a", "b", 1, "missing")) == (2, 10)
+
+
+def test_duplicate_keys_are_errors_also_when_only_case_differs() -> None:
+    docs, _ = parse_documents("name: a\nName: b\nname: c\n", F)
+    assert [str(e) for e in docs[0].errors] == [
+        "f.yaml:2:1: duplicate key 'Name' (keys are case-insensitive: 'name')",
+        "f.yaml:3:1: duplicate key 'name'",
+    ]
+
+
+def test_secret_volume_file_names_are_case_sensitive() -> None:
+    assert one("volumes:\n- secret: {a.txt: x, A.txt: y}\n") == {
+        "volumes": [{"secret": {"a.txt": "x", "A.txt": "y"}}]
+    }
+
+
+def test_aliases_expand_with_positions_of_the_anchor() -> None:
+    docs, _ = parse_documents("base: &b {cpu: 1}\nother: *b\n", F)
+    doc = docs[0]
+    assert doc.value == {"base": {"cpu": 1}, "other": {"cpu": 1}}
+    assert doc.value["base"] is not doc.value["other"]
+    assert doc.positions[("other",)] == (2, 8)
+    assert doc.positions[("other", "cpu")] == (1, 16)
+
+
+def test_merge_keys_merge_and_explicit_keys_win() -> None:
+    assert one("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  y: 3\n") == {"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 3}}
+
+
+def test_alias_bomb_fails_fast_with_a_clear_error() -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, 10):
+        prev, cur = chr(96 + i), chr(97 + i)
+        lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    started = time.perf_counter()
+    docs, errors = parse_documents("\n".join(lines) + "\n", Path("bomb.yaml"))
+    assert time.perf_counter() - started < 2.0
+    assert errors == []
+    assert not docs[0].ok
+    assert [str(e) for e in docs[0].errors] == [
+        f"bomb.yaml:6:8: document expands to more than {MAX_DOCUMENT_NODES} values (aliases included); "
+        "is it an alias bomb? Write the values out, or split the document"
+    ]
+
+
+def test_recursive_alias_is_an_error() -> None:
+    docs, _ = parse_documents("a: &a [1, *a]\n", F)
+    assert [str(e) for e in docs[0].errors] == [
+        "f.yaml:1:11: alias *a refers to a value that contains it (recursive alias)"
+    ]
+
+
+def test_unknown_alias_is_an_error() -> None:
+    docs, _ = parse_documents("a: *nope\n", F)
+    assert [str(e) for e in docs[0].errors] == [
+        "f.yaml:1:4: unknown alias *nope; define it with &nope before using it"
+    ]
+
+
+def test_deep_nesting_is_refused_without_crashing_the_interpreter() -> None:
+    depth = 200_000
+    started = time.perf_counter()
+    docs, _ = parse_documents("[" * depth + "]" * depth, F)
+    assert time.perf_counter() - started < 2.0
+    assert [str(e) for e in docs[0].errors] == [
+        f"f.yaml:1:{MAX_DEPTH + 1}: nested more than {MAX_DEPTH} levels deep"
+    ]
+
+
+def test_unsupported_tags_are_errors() -> None:
+    docs, _ = parse_documents("a: !!python/object:os.system x\nb: !Ref y\n", F)
+    assert [str(e) for e in docs[0].errors] == [
+        "f.yaml:1:4: unsupported YAML tag '!!python/object:os.system'; manifests use plain values only",
+        "f.yaml:2:4: unsupported YAML tag '!Ref'; manifests use plain values only",
+    ]
+
+
+def test_syntax_error_keeps_earlier_documents_and_names_the_position() -> None:
+    docs, errors = parse_documents("a: 1\n---\nb: [1,\n", F)
+    assert docs[0].ok
+    assert docs[0].value == {"a": 1}
+    assert not docs[1].ok
+    assert [str(e) for e in errors] == [
+        "f.yaml:4:1: invalid YAML: did not find expected node content "
+        "(while parsing a flow node started at line 4, column 1)"
+    ]
+
+
+def test_control_characters_are_a_positioned_error() -> None:
+    _, errors = parse_documents("a: 1\nb: \x07\n", F)
+    assert [str(e) for e in errors] == ["f.yaml:2:4: invalid YAML: control characters are not allowed"]
+
+
+def test_json_reads_through_the_same_path() -> None:
+    assert one('{"name": "web", "cpu": 1.5, "ok": true, "n": null, "l": [1, "2"]}') == {
+        "name": "web",
+        "cpu": 1.5,
+        "ok": True,
+        "n": None,
+        "l": [1, "2"],
+    }
+
+
+def test_non_string_keys_become_their_text() -> None:
+    assert one("80: a\ntrue: b\n") == {"80": "a", "true": "b"}
+
+
+def test_a_collection_as_key_is_an_error() -> None:
+    docs, _ = parse_documents("? [a]\n: b\n", F)
+    assert [str(e) for e in docs[0].errors] == [
+        "f.yaml:1:3: a mapping key must be a plain string, not a mapping or a list"
+    ]
