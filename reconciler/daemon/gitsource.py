@@ -214,6 +214,7 @@ async def run_git_poller(
     poke: asyncio.Event,
 ) -> None:
     """Fetch every `interval` seconds, or at once when poked (webhook); a new commit fires a GIT trigger."""
+    started = False
     while not coalescer.closed:
         poked = poke.is_set()
         poke.clear()
@@ -225,7 +226,11 @@ async def run_git_poller(
             source.last_error = str(err)
             log.error("git fetch failed", url=source.display_url, ref=source.ref, error=str(err))
             sha = None
+        if not started and sha is None and source.current_sha() is not None:
+            # A restart finds the commit already checked out: the first pass still has to run.
+            sha = source.current_sha()
         if sha is not None:
+            started = True
             log.info("git revision", url=source.display_url, ref=source.ref, revision=sha)
             coalescer.fire(
                 Trigger(TriggerKind.GIT, f"commit {sha[:12]}" + (" (webhook)" if poked else ""), clock())

@@ -152,3 +152,29 @@ async def test_poller_fires_on_a_new_commit_and_when_poked(remote: Path, tmp_pat
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_poller_after_a_restart_runs_a_pass_on_the_commit_already_checked_out(
+    remote: Path, tmp_path: Path
+) -> None:
+    sha = commit(remote, {"a.yaml": "1\n"})
+    assert await GitSource(str(remote), tmp_path / "work").sync() == sha
+    clock = FakeClock()
+    fired = asyncio.Event()
+    coalescer = Coalescer(on_fire=lambda trigger: fired.set())
+    restarted = GitSource(str(remote), tmp_path / "work")
+    task = asyncio.create_task(
+        run_git_poller(
+            restarted, coalescer, interval=60, sleep=clock.sleep, clock=clock.time, poke=asyncio.Event()
+        ),
+        name="test-git-poller",
+    )
+    await asyncio.wait_for(fired.wait(), 20)
+    batch = await coalescer.next()
+    assert batch is not None
+    assert batch[0].kind is TriggerKind.GIT
+    assert sha[:12] in batch[0].reason
+    coalescer.close()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
