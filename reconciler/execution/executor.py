@@ -1,0 +1,423 @@
+"""Apply a Plan through the gateway: ordering, concurrency, LRO waits, retries and quota budgets.
+
+Called by the engine (`reconciler.engine`) after planning; the daemon and the CLI see its progress through
+`on_event` and its result as an `ApplyResult`. Semantics (DESIGN.md section 8):
+
+- The executor acts on `Change.action` and `Change.held` only. `noop` and `conflict` make no call
+  (SKIPPED); a held change makes no call (HELD, with the reason: suspend, `recreate: never`).
+- Every PUT is built from the desired manifest with secrets resolved (`to_arm_body(reveal_secrets=True)`),
+  never from a GET, with `tags` replaced by `Change.write_tags` (the manifest's tags plus the ownership
+  tags). A tags-only change PATCHes `write_tags`. A write without the ownership tags is refused: the group
+  would no longer be recognised as ours.
+- create/update: one PUT; tags: one PATCH; delete: DELETE and wait until gone; replace: DELETE, wait until
+  gone, then PUT. A replace whose PUT fails after the delete reports `interrupted_after_delete=True`; the next
+  pass sees the group missing and plans a create, which completes it.
+- Retryable errors are retried with backoff (full jitter), honouring Retry-After, up to `max_attempts` per
+  call; stalled errors are not retried (FAILED, retryable=False). An LRO that times out is not retried in
+  this pass (another PUT would restart the group again); it is FAILED, retryable.
+- Groups run concurrently, at most `concurrency` at a time, each as an asyncio task named `apply:rg/name`.
+  One group's failure never cancels another. Creates, updates, tag patches and replaces run before deletes
+  (prunes), so a rename never leaves a gap.
+- Creates and deletes draw tokens from a `QuotaBudget` (ACI's create/delete quotas).
+- Cancellation (shutdown) cancels the group tasks, lets each finish its cancellation, emits a `cancelled`
+  event for each interrupted group, and re-raises `CancelledError`: nothing is reported as succeeded that
+  did not.
+- Messages never hold a secret: Azure's messages are scrubbed of the change's resolved secret values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reconciler.cloud.errors import GatewayError, OperationTimeoutError, StalledError
+from reconciler.cloud.gateway import Gateway
+from reconciler.cloud.retry import Attempts, RetryPolicy, call_with_retry
+from reconciler.execution.ratelimit import ACI_CREATE_LIMITS, ACI_DELETE_LIMITS, QuotaBudget, RateLimit
+from reconciler.model.manifest import UnresolvedSecretError
+from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
+from reconciler.model.plan import SENSITIVE, Action, Change, Plan
+from reconciler.planning.ownership import MANAGED_BY_TAG
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+Phase = Literal[
+    "started",
+    "retrying",
+    "waiting",
+    "deleting",
+    "creating",
+    "updating",
+    "patching",
+    "done",
+    "failed",
+    "held",
+    "cancelled",
+]
+
+# Actions that write before prunes, and prunes: the two waves of an apply.
+FIRST_WAVE = frozenset({Action.CREATE, Action.UPDATE, Action.TAGS, Action.REPLACE})
+LAST_WAVE = frozenset({Action.DELETE})
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of one group, for progress display and logs. Never holds a secret."""
+
+    resource_group: str
+    name: str
+    action: Action
+    phase: Phase
+    message: str = ""
+    attempt: int = 0
+
+    @property
+    def rg(self) -> str:
+        return self.resource_group
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How to apply: bounds, patience and budgets. The defaults suit Azure; tests shrink them.
+
+    `rng` drives the backoff jitter (seed it in tests). `create_limits`/`delete_limits` are ACI's quotas
+    (see `reconciler.execution.ratelimit`); pass a `QuotaBudget` to `apply_plan` to share one across passes.
+    `hold_prunes_on_failure`: skip this pass's deletes when a create/update/replace failed, for operators
+    who prefer a duplicate to a gap (off by default: one group's failure does not stop the others).
+    """
+
+    concurrency: int = 10
+    lro_timeout: float = 900.0
+    max_attempts: int = 5
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    max_retry_after: float = 300.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    create_limits: tuple[RateLimit, ...] = ACI_CREATE_LIMITS
+    delete_limits: tuple[RateLimit, ...] = ACI_DELETE_LIMITS
+    hold_prunes_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.lro_timeout <= 0:
+            raise ValueError(f"lro_timeout must be positive, got {self.lro_timeout}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_base=self.backoff_base,
+            backoff_cap=self.backoff_cap,
+            max_retry_after=self.max_retry_after,
+            rng=self.rng,
+        )
+
+
+def scrub(message: str, secrets: Sequence[str]) -> str:
+    """`message` with every secret value replaced by `(sensitive)` (longest first, so none leaks in part)."""
+    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
+        message = message.replace(value, SENSITIVE)
+    return message
+
+
+class _Run:
+    """The state of one `apply_plan` call, shared by its group tasks."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        options: ApplyOptions,
+        sleep: Sleep,
+        clock: Clock,
+        on_event: Callable[[ProgressEvent], None] | None,
+        budget: QuotaBudget,
+    ) -> None:
+        self.gateway = gateway
+        self.options = options
+        self.sleep = sleep
+        self.clock = clock
+        self.on_event = on_event
+        self.budget = budget
+        self.policy = options.retry_policy()
+        self.semaphore = asyncio.Semaphore(options.concurrency)
+
+    def emit(self, change: Change, phase: Phase, message: str = "", attempt: int = 0) -> None:
+        if self.on_event is None:
+            return
+        event = ProgressEvent(change.resource_group, change.name, change.action, phase, message, attempt)
+        try:
+            self.on_event(event)
+        except Exception:
+            # A broken progress display must not break an apply.
+            log.exception("on_event callback failed")
+
+    async def _take(self, change: Change, budget: Any, what: str) -> None:
+        wait = budget.wait_needed()
+        if wait > 0:
+            self.emit(change, "waiting", f"{what} quota: next slot in {wait:.0f}s")
+        await budget.acquire()
+
+    async def _retrying(
+        self,
+        change: Change,
+        call: Callable[[], Awaitable[Any]],
+        attempts: Attempts,
+        *,
+        quota: Any = None,
+        quota_name: str = "",
+    ) -> Any:
+        def on_retry(attempt: int, error: GatewayError, delay: float) -> None:
+            self.emit(
+                change,
+                "retrying",
+                f"{scrub(str(error), _secrets(change))}; retrying in {delay:.1f}s",
+                attempt,
+            )
+
+        async def before() -> None:
+            if quota is not None:
+                await self._take(change, quota, quota_name)
+
+        async def guarded() -> Any:
+            try:
+                return await call()
+            except OperationTimeoutError as exc:
+                # Not retried in this pass: the operation is probably still running in Azure.
+                raise _NoRetry(exc) from exc
+
+        try:
+            return await call_with_retry(
+                guarded,
+                policy=self.policy,
+                sleep=self.sleep,
+                attempts=attempts,
+                on_retry=on_retry,
+                before_attempt=before,
+            )
+        except _NoRetry as wrapped:
+            raise wrapped.error from None
+
+    def _put_body(self, change: Change) -> dict[str, Any]:
+        if change.desired is None:
+            raise StalledError("the plan entry carries no desired manifest (a planning bug); nothing sent")
+        try:
+            body = change.desired.to_arm_body(reveal_secrets=True)
+        except UnresolvedSecretError as exc:
+            # Names the JSON pointers of the references, never a value.
+            raise StalledError(str(exc), code="UnresolvedSecret") from None
+        body["tags"] = dict(change.write_tags)
+        return body
+
+    def _check_ownership(self, change: Change) -> None:
+        if not any(k.lower() == MANAGED_BY_TAG for k in change.write_tags):
+            raise StalledError(
+                "the plan entry carries no ownership tags (a planning bug); refusing to write a group "
+                "that would not be recognised as managed"
+            )
+
+    async def put(self, change: Change, attempts: Attempts, *, create: bool) -> None:
+        self._check_ownership(change)
+        body = self._put_body(change)
+        timeout = self.options.lro_timeout
+        await self._retrying(
+            change,
+            lambda: self.gateway.create_or_update(change.resource_group, change.name, body, timeout=timeout),
+            attempts,
+            quota=self.budget.creates if create else None,
+            quota_name="create",
+        )
+
+    async def patch(self, change: Change, attempts: Attempts) -> None:
+        self._check_ownership(change)
+        tags = dict(change.write_tags)
+        await self._retrying(
+            change,
+            lambda: self.gateway.patch_tags(change.resource_group, change.name, tags),
+            attempts,
+        )
+
+    async def delete(self, change: Change, attempts: Attempts) -> None:
+        timeout = self.options.lro_timeout
+        await self._retrying(
+            change,
+            lambda: self.gateway.delete(change.resource_group, change.name, timeout=timeout),
+            attempts,
+            quota=self.budget.deletes,
+            quota_name="delete",
+        )
+
+    async def apply_one(self, change: Change) -> GroupOutcome:
+        attempts = Attempts()
+        deleted = False
+        started = self.clock()
+
+        def outcome(result: Result, message: str = "", retryable: bool | None = None) -> GroupOutcome:
+            return GroupOutcome(
+                resource_group=change.resource_group,
+                name=change.name,
+                action=change.action,
+                result=result,
+                message=scrub(message, _secrets(change)),
+                retryable=retryable,
+                attempts=attempts.count,
+                duration_s=max(0.0, self.clock() - started),
+                interrupted_after_delete=deleted and result is not Result.SUCCEEDED,
+            )
+
+        try:
+            async with self.semaphore:
+                started = self.clock()
+                self.emit(change, "started")
+                action = change.action
+                if action is Action.CREATE:
+                    self.emit(change, "creating")
+                    await self.put(change, attempts, create=True)
+                elif action is Action.UPDATE:
+                    self.emit(change, "updating")
+                    await self.put(change, attempts, create=False)
+                elif action is Action.TAGS:
+                    self.emit(change, "patching")
+                    await self.patch(change, attempts)
+                elif action is Action.DELETE:
+                    self.emit(change, "deleting")
+                    await self.delete(change, attempts)
+                elif action is Action.REPLACE:
+                    # Checked before the delete: a replace that could never create must not delete.
+                    self._check_ownership(change)
+                    self._put_body(change)
+                    self.emit(change, "deleting")
+                    await self.delete(change, attempts)
+                    deleted = True
+                    self.emit(change, "creating")
+                    await self.put(change, attempts, create=True)
+                else:  # pragma: no cover - apply_plan only schedules changing actions
+                    raise StalledError(f"nothing to do for action {action}")
+        except asyncio.CancelledError:
+            note = "interrupted after the delete; the next pass creates it" if deleted else "interrupted"
+            self.emit(change, "cancelled", note, attempts.count)
+            raise
+        except GatewayError as exc:
+            message = str(exc)
+            if deleted:
+                message += "; the group was deleted and not yet re-created: the next pass creates it"
+            result = outcome(Result.FAILED, message, exc.retryable)
+            self.emit(change, "failed", result.message, attempts.count)
+            return result
+        except Exception as exc:
+            # A bug, not an Azure answer: record it against this group and keep the others going.
+            log.exception("applying %s/%s failed unexpectedly", change.resource_group, change.name)
+            result = outcome(Result.FAILED, f"internal error: {type(exc).__name__}", False)
+            self.emit(change, "failed", result.message, attempts.count)
+            return result
+        result = outcome(Result.SUCCEEDED)
+        self.emit(change, "done", "", attempts.count)
+        return result
+
+    async def run_wave(self, changes: Sequence[Change]) -> dict[int, GroupOutcome]:
+        """Run one wave concurrently; outcomes by index in `changes`."""
+        results: dict[int, GroupOutcome] = {}
+
+        async def one(index: int, change: Change) -> None:
+            results[index] = await self.apply_one(change)
+
+        async with asyncio.TaskGroup() as group:
+            for index, change in enumerate(changes):
+                group.create_task(one(index, change), name=f"apply:{change.resource_group}/{change.name}")
+        return results
+
+
+class _NoRetry(Exception):
+    """Carries an error past the retry loop without it being retried."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _secrets(change: Change) -> list[str]:
+    if change.desired is None:
+        return []
+    try:
+        return list(change.desired.secret_values().values())
+    except Exception:
+        # Secret resolution failing here means the PUT body could not be built either; nothing to scrub.
+        return []
+
+
+def _skipped(change: Change, result: Result, message: str) -> GroupOutcome:
+    return GroupOutcome(
+        resource_group=change.resource_group,
+        name=change.name,
+        action=change.action,
+        result=result,
+        message=message,
+    )
+
+
+async def apply_plan(
+    plan: Plan,
+    gateway: Gateway,
+    *,
+    options: ApplyOptions | None = None,
+    sleep: Sleep = asyncio.sleep,
+    clock: Clock = time.monotonic,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    budget: QuotaBudget | None = None,
+) -> ApplyResult:
+    """Apply every change of `plan` through `gateway`; one outcome per change, in plan order.
+
+    `sleep`/`clock` are injected for tests (backoff waits, quota pacing, durations). `budget` carries the
+    create/delete quotas across calls (the daemon keeps one); by default a fresh one per call.
+    Raises `asyncio.CancelledError` when cancelled, after the group tasks have finished cancelling.
+    """
+    options = options or ApplyOptions()
+    budget = budget or QuotaBudget(
+        creates=options.create_limits, deletes=options.delete_limits, clock=clock, sleep=sleep
+    )
+    run = _Run(gateway, options=options, sleep=sleep, clock=clock, on_event=on_event, budget=budget)
+    outcomes: dict[int, GroupOutcome] = {}
+    first: list[tuple[int, Change]] = []
+    last: list[tuple[int, Change]] = []
+    for index, change in enumerate(plan.changes):
+        if change.action in (Action.NOOP, Action.CONFLICT):
+            reason = change.reason or ("no changes" if change.action is Action.NOOP else "not managed")
+            outcomes[index] = _skipped(change, Result.SKIPPED, reason)
+        elif change.held is not None:
+            outcomes[index] = _skipped(change, Result.HELD, change.held)
+            run.emit(change, "held", change.held)
+        elif change.action in FIRST_WAVE:
+            first.append((index, change))
+        elif change.action in LAST_WAVE:
+            last.append((index, change))
+        else:  # pragma: no cover - every Action is handled above
+            outcomes[index] = _skipped(change, Result.SKIPPED, f"unknown action {change.action}")
+
+    for wave in (first, last):
+        if not wave:
+            continue
+        if wave is last and options.hold_prunes_on_failure:
+            failed = [o for o in outcomes.values() if o.result is Result.FAILED]
+            if failed:
+                for index, change in wave:
+                    message = (
+                        f"prune postponed: {len(failed)} other change(s) failed in this pass "
+                        "(hold_prunes_on_failure)"
+                    )
+                    outcomes[index] = _skipped(change, Result.SKIPPED, message)
+                continue
+        results = await run.run_wave([c for _, c in wave])
+        for position, (index, _) in enumerate(wave):
+            outcomes[index] = results[position]
+
+    return ApplyResult(revision=plan.revision, outcomes=tuple(outcomes[i] for i in range(len(plan.changes))))
