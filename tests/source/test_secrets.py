@@ -1,0 +1,148 @@
+"""Secret references from env and files; literal secrets warned about; values never in any message."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.source import LoadResult
+from tests.source.conftest import Loader, Writer, manifest, messages, warning_messages
+
+SECRET = "s3cr3t-VALUE-never-shown"
+
+ENV_LINES = """\
+      environmentVariables:
+      - {name: MODE, value: prod}
+      - name: DB_PASSWORD
+        secureValueFrom: {%s}
+"""
+
+
+def with_env(ref: str) -> str:
+    """A manifest whose container has a secret env var; the reference is on line 14, column 26."""
+    return manifest() + ENV_LINES % ref
+
+
+def assert_secret_hidden(result: LoadResult) -> None:
+    for item in (*result.errors, *result.warnings):
+        assert SECRET not in str(item)
+
+
+def secret_of(result: LoadResult) -> str:
+    values = result.groups[0].manifest.secret_values()
+    (value,) = values.values()
+    return value
+
+
+def test_env_reference_resolves_from_environ(write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("env: DB_PASSWORD"))
+    result = load(environ={"DB_PASSWORD": SECRET})
+    assert result.errors == ()
+    assert result.warnings == ()
+    assert secret_of(result) == SECRET
+    assert SECRET not in str(result.groups[0].manifest.to_arm_body(reveal_secrets=False))
+
+
+def test_missing_env_variable_is_a_positioned_error(root: Path, write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("env: DB_PASSWORD"))
+    result = load(environ={"OTHER": SECRET})
+    assert messages(result, root) == [
+        "a.yaml:14:32: properties.containers[0].properties.environmentVariables[1].secureValueFrom.env: "
+        "environment variable DB_PASSWORD is not set"
+    ]
+    assert result.failed_keys == (("rg", "web"),)
+
+
+def test_file_reference_resolves_relative_to_the_manifest(root: Path, write: Writer, load: Loader) -> None:
+    write("apps/a.yaml", with_env("file: secrets/db"))
+    write("apps/secrets/db", SECRET + "\n")
+    result = load()
+    assert messages(result, root) == []
+    assert secret_of(result) == SECRET
+
+
+def test_only_one_trailing_newline_is_stripped(write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("file: db"))
+    write("db", "line1\nline2\n\n")
+    assert secret_of(load()) == "line1\nline2\n"
+
+
+def test_missing_secret_file_is_a_positioned_error(root: Path, write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("file: nope.txt"))
+    result = load()
+    assert messages(result, root) == [
+        "a.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+        f"secret file 'nope.txt' does not exist (looked in {root})"
+    ]
+
+
+def test_secret_file_may_not_escape_the_root(tmp_path: Path, root: Path, write: Writer, load: Loader) -> None:
+    (tmp_path / "outside").write_text(SECRET)
+    write("a.yaml", with_env("file: ../outside"))
+    write("b.yaml", with_env("file: /etc/hostname").replace("name: web", "name: web-b"))
+    os.symlink(tmp_path / "outside", root / "link")
+    write("c.yaml", with_env("file: link").replace("name: web", "name: web-c"))
+    result = load()
+    assert messages(result, root) == [
+        "a.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+        "secret file '../outside' is outside the manifest root; use secureValueFrom: {env: NAME} instead",
+        "b.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+        "secret file '/etc/hostname' must be relative to the manifest's directory and inside the manifest "
+        "root",
+        "c.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+        "secret file 'link' is a symlink that leads outside the manifest root",
+    ]
+    assert_secret_hidden(result)
+
+
+def test_secret_file_that_is_not_utf8(root: Path, write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("file: db"))
+    write("db", b"\xff\xfe" + SECRET.encode())
+    result = load()
+    assert messages(result, root) == [
+        "a.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+        "secret file 'db' is not UTF-8 text"
+    ]
+    assert_secret_hidden(result)
+
+
+def test_resolved_secrets_are_not_substituted(write: Writer, load: Loader) -> None:
+    write("a.yaml", with_env("env: DB_PASSWORD"))
+    result = load(environ={"DB_PASSWORD": "${NOT_A_VAR}"})
+    assert result.errors == ()
+    assert secret_of(result) == "${NOT_A_VAR}"
+
+
+def test_literal_secrets_warn_without_their_value(root: Path, write: Writer, load: Loader) -> None:
+    text = (
+        manifest()
+        + "      environmentVariables:\n"
+        + f"      - {{name: DB, secureValue: {SECRET}}}\n"
+        + "      - {name: FROM_ENV, secureValue: '${DB_PASSWORD}'}\n"
+        + "  imageRegistryCredentials:\n"
+        + f"  - {{server: r.azurecr.io, username: u, password: {SECRET}}}\n"
+    )
+    write("a.yaml", text)
+    result = load(environ={"DB_PASSWORD": SECRET})
+    assert messages(result, root) == []
+    assert warning_messages(result, root) == [
+        "a.yaml:12:20: properties.containers[0].properties.environmentVariables[0].secureValue: a literal "
+        "secret "
+        "in the manifest; keep it out of the file with secureValueFrom: {env: NAME} or "
+        "secureValueFrom: {file: PATH}",
+        "a.yaml:15:41: properties.imageRegistryCredentials[0].password: a literal secret in the manifest; "
+        "keep "
+        "it out of the file with passwordFrom: {env: NAME} or passwordFrom: {file: PATH}",
+    ]
+    assert_secret_hidden(result)
+    assert len(result.groups) == 1
+
+
+def test_secret_values_never_appear_in_validation_errors(write: Writer, load: Loader) -> None:
+    text = manifest().replace("cpu: 1", "cpu: lots") + (
+        f"      environmentVariables:\n      - {{name: DB, secureValue: {SECRET}, value: {SECRET}}}\n"
+    )
+    write("a.yaml", text)
+    result = load()
+    assert result.errors
+    assert_secret_hidden(result)
