@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ class Coalescer:
 # Editors write these next to the file being saved; none of them is a manifest.
 _IGNORED_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".part", "~")
 _IGNORED_NAMES = frozenset({"4913", ".DS_Store"})
+_MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 
 def is_relevant_change(root: Path, path: str) -> bool:
@@ -135,6 +137,8 @@ async def watch_files(
 
     `changes` is `watchfiles.awatch(root)` in the daemon and a scripted async iterator in tests.
     """
+    # watchfiles reports absolute paths; a relative root would never match them.
+    root = Path(os.path.abspath(root))
     iterator = aiter(changes)
     burst: set[str] = set()
     next_batch: asyncio.Task[FileChanges] | None = None
@@ -182,7 +186,8 @@ async def watch_files(
 
 def _describe(root: Path, paths: set[str]) -> str:
     names = []
-    for path in sorted(paths):
+    # Manifests first: they are what people look for in "why did this pass run".
+    for path in sorted(paths, key=lambda p: (PurePath(p).suffix.lower() not in _MANIFEST_SUFFIXES, p)):
         try:
             names.append(str(PurePath(path).relative_to(root)))
         except ValueError:
@@ -195,6 +200,8 @@ def _describe(root: Path, paths: set[str]) -> str:
 def watchfiles_source(root: Path, stop: asyncio.Event) -> AsyncIterator[FileChanges]:
     """The real file-event stream: watchfiles' own debounce kept short, ours decides."""
     import watchfiles
+
+    root = Path(os.path.abspath(root))
 
     def keep(change: watchfiles.Change, path: str) -> bool:
         del change

@@ -363,6 +363,8 @@ def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
         daemon.proc.kill()
         daemon.proc.wait(10)
     assert daemon.proc.returncode == -signal.SIGKILL
+    left = {g["id"].rsplit("/", 1)[1]: g["provisioningState"] for g in emulator.groups()}
+    assert left.get("web") in (None, "Deleting"), f"killed between the delete and the create: {left}"
 
     emulator.control("PATCH", "/_emulator/config", {"delete_delay": 0.0})
     again = start_daemon(tmp_path, repo, emulator, "--interval", "1m")

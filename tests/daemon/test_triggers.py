@@ -240,3 +240,23 @@ async def test_real_file_watcher_reports_a_saved_manifest_and_ignores_editor_noi
     assert batch[0].reason == "changed: web.yaml"
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+async def test_trigger_reason_names_paths_relative_to_a_relative_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    clock, files = FakeClock(), ScriptedFiles()
+    coalescer = Coalescer()
+    task = asyncio.create_task(
+        watch_files(coalescer, Path("m"), files, debounce=1.0, sleep=clock.sleep, clock=clock.time),
+        name="test-watch",
+    )
+    files.push(str(tmp_path / "m" / "sedAb12Cd"), str(tmp_path / "m" / "web.yaml"))
+    await clock.advance(1.5)
+    batch = await coalescer.next()
+    assert batch is not None
+    assert batch[0].reason == "changed: web.yaml, sedAb12Cd"
+    files.end()
+    await task
