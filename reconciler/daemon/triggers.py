@@ -103,6 +103,11 @@ _IGNORED_NAMES = frozenset({"4913", ".DS_Store"})
 _MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 
+def absolute(path: Path) -> Path:
+    """`path` made absolute without touching the file system beyond the working directory."""
+    return Path(os.path.abspath(path))
+
+
 def is_relevant_change(root: Path, path: str) -> bool:
     """Whether a changed path may affect the manifests (and so deserves a pass).
 
@@ -138,7 +143,7 @@ async def watch_files(
     `changes` is `watchfiles.awatch(root)` in the daemon and a scripted async iterator in tests.
     """
     # watchfiles reports absolute paths; a relative root would never match them.
-    root = Path(os.path.abspath(root))
+    root = absolute(root)
     iterator = aiter(changes)
     burst: set[str] = set()
     next_batch: asyncio.Task[FileChanges] | None = None
@@ -201,7 +206,7 @@ def watchfiles_source(root: Path, stop: asyncio.Event) -> AsyncIterator[FileChan
     """The real file-event stream: watchfiles' own debounce kept short, ours decides."""
     import watchfiles
 
-    root = Path(os.path.abspath(root))
+    root = absolute(root)
 
     def keep(change: watchfiles.Change, path: str) -> bool:
         del change
