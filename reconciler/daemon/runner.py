@@ -321,6 +321,7 @@ class Daemon:
                 code = 0
         elif worker is not None and worker.done() and not worker.cancelled() and worker.exception():
             code = 1
+        await self.retry_timer.aclose()
         if once and self.worker.last_pass is not None and self.worker.last_pass.result != "ok":
             code = 1
         self.save_now()

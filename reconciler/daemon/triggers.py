@@ -256,9 +256,9 @@ class RetryTimer:
         if at == self.due and self._task is not None and not self._task.done():
             return
         self.cancel()
-        self.due = at
-        if at is None:
+        if at is None or self._coalescer.closed:
             return
+        self.due = at
         self._task = asyncio.create_task(self._run(at), name="daemon-retry-timer")
 
     async def _run(self, at: float) -> None:

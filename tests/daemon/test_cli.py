@@ -118,3 +118,35 @@ def test_with_git_the_manifests_option_is_a_path_inside_the_repository(tmp_path:
     assert config.manifests == Path("deploy/aci")
     with pytest.raises(DaemonUsageError, match="inside the repository"):
         config_from_args(parse(["--git-url", "https://example.invalid/r.git", "-f", str(tmp_path)]), {})
+
+
+async def test_gateway_factory_gets_the_azure_request_metrics_hook_when_it_takes_one() -> None:
+    import contextlib
+    from collections.abc import AsyncIterator, Callable
+
+    from reconciler.daemon.cli import _open_gateway
+    from reconciler.daemon.metrics import DaemonMetrics
+
+    hooks: list[Callable[[str, str, float], None] | None] = []
+
+    @contextlib.asynccontextmanager
+    async def factory(on_request: Callable[[str, str, float], None] | None = None) -> AsyncIterator[str]:
+        hooks.append(on_request)
+        yield "gateway"
+
+    metrics = DaemonMetrics()
+    async with _open_gateway(factory, metrics) as gateway:
+        assert gateway == "gateway"
+    hook = hooks[0]
+    assert hook is not None
+    hook("put", "429", 0.3)
+    assert (
+        metrics.registry.get_sample_value("aci_reconciler_azure_throttled_total", {"operation": "put"}) == 1
+    )
+
+    @contextlib.asynccontextmanager
+    async def legacy() -> AsyncIterator[str]:
+        yield "old"
+
+    async with _open_gateway(legacy, metrics) as gateway:
+        assert gateway == "old"
