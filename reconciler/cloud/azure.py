@@ -285,8 +285,8 @@ class AzureGateway:
         request = HttpRequest(method, url, headers=headers, content=content)
         started = time.perf_counter()
         try:
-            response: AsyncHttpResponse = await self._client._send_request(request)
-            await response.read()
+            # Not streamed: the pipeline has read the whole body (a second read of an empty body fails).
+            response: AsyncHttpResponse = await self._client._send_request(request, stream=False)
         except asyncio.CancelledError:
             self._record(operation, "cancelled", started)
             raise
@@ -432,7 +432,8 @@ class AzureGateway:
 
     async def _poll_sleep(self, headers: Mapping[str, str]) -> None:
         wait = retry_after_from_headers(headers)
-        await self._sleep(self._poll_interval if wait is None else wait)
+        # As the SDK's own pollers do, a Retry-After of 0 means "no advice": a zero wait would spin.
+        await self._sleep(wait if wait else self._poll_interval)
 
     async def _wait_for_operation(self, response: _Response, resource_url: str | None, label: str) -> None:
         """Wait for the operation a write started, by the means ARM gave (caller bounds the time)."""

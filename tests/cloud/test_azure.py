@@ -395,3 +395,19 @@ async def test_a_failing_metrics_hook_does_not_break_the_call() -> None:
 def test_bad_targets_are_refused_with_the_fix(target: Target, fix: str) -> None:
     with pytest.raises(ValueError, match=fix):
         target.validate()
+
+
+async def test_retry_after_zero_on_a_poll_falls_back_to_the_poll_interval(
+    make: Any, recorder: Recorder
+) -> None:
+    gateway, _ = make(
+        script(
+            Reply(
+                201, group_json("web", state="Pending"), {"Azure-AsyncOperation": OP_URL, "Retry-After": "0"}
+            ),
+            Reply(200, {"status": "Succeeded"}),
+            Reply(200, group_json("web")),
+        )
+    )
+    await gateway.create_or_update("rg", "web", {"location": "x"}, timeout=60)
+    assert recorder.sleeps == [2.0]
