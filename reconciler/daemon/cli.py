@@ -259,7 +259,7 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 @contextlib.asynccontextmanager
-async def _open_gateway(open_gateway: GatewayFactory, metrics: DaemonMetrics) -> AsyncIterator[Any]:
+async def open_gateway_with_metrics(open_gateway: GatewayFactory, metrics: DaemonMetrics) -> AsyncIterator[Any]:
     try:
         accepts = "on_request" in inspect.signature(open_gateway).parameters
     except (TypeError, ValueError):
@@ -282,7 +282,7 @@ async def serve(
 
     log = structlog.get_logger("reconciler.daemon")
     metrics = DaemonMetrics()
-    async with _open_gateway(open_gateway, metrics) as gateway:
+    async with open_gateway_with_metrics(open_gateway, metrics) as gateway:
 
         def engine(manifests: Callable[[], Path] | None, revision: Callable[[], str | None] | None) -> Any:
             return EnginePasses(settings, gateway, environ=environ, manifests=manifests, revision=revision)

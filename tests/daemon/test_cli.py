@@ -124,7 +124,7 @@ async def test_gateway_factory_gets_the_azure_request_metrics_hook_when_it_takes
     import contextlib
     from collections.abc import AsyncIterator, Callable
 
-    from reconciler.daemon.cli import _open_gateway
+    from reconciler.daemon.cli import open_gateway_with_metrics
     from reconciler.daemon.metrics import DaemonMetrics
 
     hooks: list[Callable[[str, str, float], None] | None] = []
@@ -135,7 +135,7 @@ async def test_gateway_factory_gets_the_azure_request_metrics_hook_when_it_takes
         yield "gateway"
 
     metrics = DaemonMetrics()
-    async with _open_gateway(factory, metrics) as gateway:
+    async with open_gateway_with_metrics(factory, metrics) as gateway:
         assert gateway == "gateway"
     hook = hooks[0]
     assert hook is not None
@@ -148,5 +148,5 @@ async def test_gateway_factory_gets_the_azure_request_metrics_hook_when_it_takes
     async def legacy() -> AsyncIterator[str]:
         yield "old"
 
-    async with _open_gateway(legacy, metrics) as gateway:
+    async with open_gateway_with_metrics(legacy, metrics) as gateway:
         assert gateway == "old"

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import BackoffPolicy, Phase, Reason, StateBook, StateStore
@@ -277,3 +279,37 @@ async def test_a_group_gone_from_a_complete_plan_is_forgotten_but_kept_when_load
     engine.set_plan(plan("r3", change("web", Action.NOOP)))
     await worker.run_pass([trig()])
     assert set(worker.book.groups) == {("rg", "web")}
+
+
+async def _passes_for(bursts: list[int]) -> None:
+    clock = FakeClock()
+    engine = FakeEngine()
+    engine.set_plan(plan("r1", change("web")))
+    engine.gate = asyncio.Event()
+    worker = make(engine, clock)
+    task = asyncio.create_task(worker.run(), name="test-worker")
+    worker.coalescer.fire(trig(TriggerKind.STARTUP))
+    await settle()
+    for burst in bursts:
+        assert engine.in_apply.is_set(), "a pass is running"
+        calls = engine.plan_calls
+        for _ in range(burst):
+            worker.coalescer.fire(trig())
+        released, engine.gate = engine.gate, asyncio.Event()
+        released.set()
+        await settle()
+        if burst:
+            assert engine.plan_calls == calls + 1, "triggers during a pass: exactly one more pass"
+        else:
+            assert engine.plan_calls == calls, "no trigger during the pass: the loop waits"
+            worker.coalescer.fire(trig(TriggerKind.INTERVAL))
+            await settle()
+            assert engine.plan_calls == calls + 1
+    worker.coalescer.close()
+    engine.gate.set()
+    await task
+
+
+@given(bursts=st.lists(st.integers(min_value=0, max_value=5), max_size=8))
+def test_any_triggers_during_a_pass_collapse_into_exactly_one_more(bursts: list[int]) -> None:
+    asyncio.run(_passes_for(bursts))
