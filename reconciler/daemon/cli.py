@@ -94,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     group.add_argument(
         "--interval",
         type=parse_duration,
-        default=parse_duration(environ.get("RECONCILER_INTERVAL", "5m")),
+        # A string default goes through `type` too, so a bad environment value is reported like a bad flag.
+        default=environ.get("RECONCILER_INTERVAL", "5m"),
         metavar="DURATION",
         help="resync (re-observe Azure and correct drift) this often; 0 disables (default 5m; "
         "env RECONCILER_INTERVAL)",
@@ -116,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     group.add_argument(
         "--listen",
         type=parse_listen,
-        default=parse_listen(environ.get("RECONCILER_LISTEN", DEFAULT_LISTEN)),
+        default=environ.get("RECONCILER_LISTEN", DEFAULT_LISTEN),
         metavar="HOST:PORT",
         help="address of /healthz /readyz /metrics /status /hook; 'off' disables "
         f"(default {DEFAULT_LISTEN}; env RECONCILER_LISTEN)",
@@ -259,7 +260,9 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 @contextlib.asynccontextmanager
-async def open_gateway_with_metrics(open_gateway: GatewayFactory, metrics: DaemonMetrics) -> AsyncIterator[Any]:
+async def open_gateway_with_metrics(
+    open_gateway: GatewayFactory, metrics: DaemonMetrics
+) -> AsyncIterator[Any]:
     try:
         accepts = "on_request" in inspect.signature(open_gateway).parameters
     except (TypeError, ValueError):

@@ -150,3 +150,9 @@ async def test_gateway_factory_gets_the_azure_request_metrics_hook_when_it_takes
 
     async with open_gateway_with_metrics(legacy, metrics) as gateway:
         assert gateway == "old"
+
+
+def test_bad_environment_value_is_reported_as_an_option_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse([], {"RECONCILER_INTERVAL": "soon"})
+    assert "--interval" in capsys.readouterr().err
