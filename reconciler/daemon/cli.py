@@ -256,6 +256,26 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
     )
 
 
+# Environment variables whose values are secrets; they are masked in every log line.
+SECRET_ENVIRONMENT = (
+    "RECONCILER_SECRET_KEY",
+    WEBHOOK_SECRET_ENV,
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_PASSWORD",
+)
+
+
+def _known_secrets(config: DaemonConfig, settings: Any, environ: Mapping[str, str]) -> list[str]:
+    values = [environ.get(name, "") for name in SECRET_ENVIRONMENT]
+    if config.webhook_secret:
+        values.append(config.webhook_secret.decode(errors="replace"))
+    key = getattr(settings, "secret_key", None)
+    if isinstance(key, bytes) and key:
+        values += [key.hex(), key.decode(errors="ignore")]
+    return [v for v in values if v]
+
+
 GatewayFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
 
@@ -339,8 +359,7 @@ def run(
     except DaemonUsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    if config.webhook_secret:
-        daemon_logging.REDACTOR.add([config.webhook_secret.decode(errors="replace")])
+    daemon_logging.REDACTOR.add(_known_secrets(config, settings, environ))
     try:
         return asyncio.run(serve(config, settings, open_gateway, environ))
     except OSError as err:

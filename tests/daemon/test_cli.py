@@ -156,3 +156,16 @@ def test_bad_environment_value_is_reported_as_an_option_error(capsys: pytest.Cap
     with pytest.raises(SystemExit):
         parse([], {"RECONCILER_INTERVAL": "soon"})
     assert "--interval" in capsys.readouterr().err
+
+
+def test_secrets_of_the_environment_and_settings_are_known_to_the_log_redactor(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from reconciler.daemon.cli import _known_secrets
+
+    config = config_from_args(parse(["-f", str(tmp_path)]), {})
+    config.webhook_secret = b"hook-secret-1"
+    settings = SimpleNamespace(secret_key=b"\x01\x02key-material")
+    values = _known_secrets(config, settings, {"AZURE_CLIENT_SECRET": "sp-secret-2", "HOME": "/root"})
+    assert {"sp-secret-2", "hook-secret-1", b"\x01\x02key-material".hex()} <= set(values)
+    assert "/root" not in values
