@@ -444,9 +444,15 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
     docs: list[ParsedDocument] = []
     file_errors: list[SourceError] = []
     builder: _DocumentBuilder | None = None
+    parser = _Loader(text)
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        while True:
+            # The parser's own get_event (C with libyaml) rather than `yaml.parse`, whose Python generator
+            # costs more than the parsing itself on small files.
+            event = parser.get_event()
             kind = type(event)
+            if kind is yaml.StreamEndEvent:
+                break
             if kind is yaml.ScalarEvent:
                 assert builder is not None
                 builder.scalar(event)
@@ -481,4 +487,6 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
         file_errors.append(SourceError.at(path, _error_pos(text, exc), _describe(exc)))
     except RecursionError:  # pragma: no cover - MAX_DEPTH keeps the builder shallow
         file_errors.append(SourceError.at(path, FILE_START, f"nested more than {MAX_DEPTH} levels deep"))
+    finally:
+        parser.dispose()
     return docs, file_errors
