@@ -268,6 +268,12 @@ class _Document:
             kind = "a list" if isinstance(raw, list) else "a single value"
             self.error((), f"a manifest is a mapping (name:, location:, properties: ...), not {kind}")
             return
+        schema = raw.get("$schema")
+        if schema is not None:
+            if isinstance(schema, str) and "json-schema.org" in schema:
+                return  # a JSON Schema (ours, next to the manifests for editors), not a manifest
+            # `"$schema": "./schema.json"` in a JSON manifest points editors at the schema; not a field.
+            raw = {k: v for k, v in raw.items() if k != "$schema"}
         hints = self.hints
         if hints.secrets:
             for at, message in literal_secret_warnings(raw):
@@ -407,6 +413,25 @@ def _load_file(run: _Pass, path: Path, layer: Layer) -> None:
     run.errors.extend(file_errors)
 
 
+def _note_unloaded(run: _Pass, path: Path) -> None:
+    """A manifest file that is not loaded because its defaults are broken: count it into the revision and
+    remember the groups whose name and resource group it states."""
+    data, _ = _read(path)
+    if data is None:
+        return
+    run.contents.append((run.relative(path), data))
+    text, _ = _decode(path, data)
+    if text is None:
+        return
+    docs, _ = parse_documents(text, path)
+    for doc in docs:
+        if isinstance(doc.value, dict):
+            name = _find_key(doc.value, "name")
+            group = _find_key(doc.value, "resourceGroup")
+            if isinstance(name, str) and isinstance(group, str) and "${" not in name + group:
+                run.failed.append((group, name))
+
+
 def _load_defaults(run: _Pass, path: Path) -> Layer | None:
     """The layer of a defaults file, or None (after recording errors) when it is unusable."""
     data, error = _read(path)
@@ -467,7 +492,9 @@ def load_manifests(
             files += 1
             layer = layers[-1]
             if layer is None:
-                # Covered by the defaults file's own errors; nothing here is applied (or pruned).
+                # Covered by the defaults file's own errors: nothing here is applied (or pruned), but the
+                # groups that name their own resource group are known, for their status.
+                _note_unloaded(run, item.path)
                 continue
             _load_file(run, item.path, layer)
     _check_duplicates(run)

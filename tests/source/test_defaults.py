@@ -118,3 +118,17 @@ def test_missing_resource_group_explains_where_to_set_it(root: Path, write: Writ
         "or --resource-group"
     ]
     assert result.failed_keys == ()
+
+
+def test_groups_under_a_broken_defaults_file_are_known_as_failed(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("team/_defaults.yaml", "resourceGroup: [\n")
+    write("team/a.yaml", manifest("a", rg="rg-own") + "---\n" + manifest("b", rg=None))
+    result = load()
+    assert messages(result, root) == [
+        "team/_defaults.yaml:2:1: invalid YAML: did not find expected node content "
+        "(while parsing a flow node started at line 2, column 1)"
+    ]
+    assert result.groups == ()
+    assert result.failed_keys == (("rg-own", "a"),)

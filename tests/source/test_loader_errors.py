@@ -298,3 +298,26 @@ def test_an_unreadable_file_is_an_error(root: Path, write: Writer, load: Loader)
     path.chmod(0)
     result = load()
     assert messages(result, root) == ["a.yaml:1:1: cannot be read: Permission denied"]
+
+
+def test_json_schema_files_are_not_manifests(root: Path, write: Writer, load: Loader) -> None:
+    write(
+        "schema.json", '{"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "${NOT_A_VAR}"}'
+    )
+    write(
+        "a.json",
+        '{"$schema": "./schema.json", "name": "web", "resourceGroup": "rg", "location": "westeurope", '
+        '"properties": {"osType": "Linux", "containers": [{"name": "app", "properties": {"image": "nginx", '
+        '"resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}}}}]}}',
+    )
+    result = load()
+    assert messages(result, root) == []
+    assert [g.manifest.name for g in result.groups] == ["web"]
+
+
+def test_the_example_manifests_of_the_repository_load() -> None:
+    examples = Path(__file__).resolve().parents[2] / "manifests"
+    environ = {"DEMO_SESSION_SECRET": "x", "DEMO_STORAGE_KEY": "y"}
+    result = load_manifests(examples, defaults=Defaults(), environ=environ)
+    assert [str(e) for e in result.errors] == []
+    assert len(result.groups) >= 3
