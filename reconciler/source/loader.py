@@ -259,8 +259,12 @@ class _Document:
         raw = doc.value
         if raw is None and doc.ok:
             return  # an empty document (a trailing `---`, a file of comments)
-        if not doc.ok:
+        if doc.errors:
+            # Duplicate keys, bad tags: reported, and the rest of the document is still checked below so
+            # that every problem shows at once (the document is failed either way).
             self.run.errors.extend(doc.errors)
+            self.failed = True
+        if not doc.complete:  # cut short by a syntax error: what is missing is not a problem of its own
             self.failed = True
             self._note_failed(raw)
             return

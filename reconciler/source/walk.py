@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Literal
 
 _OUTSIDE = "symlink leads outside the manifest directory; not followed"
+# Deeper trees are a mistake (or an attack); the walk recurses once per level.
+MAX_DIRECTORY_DEPTH = 64
 MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 DEFAULTS_STEM = "_defaults"
 
@@ -93,6 +95,9 @@ class _Walker:
 
     def walk_dir(self, directory: Path, ancestors: list[tuple[int, int]]) -> Iterator[WalkItem]:
         root_real, seen_dirs, seen_files = self.root_real, self.seen_dirs, self.seen_files
+        if len(ancestors) > MAX_DIRECTORY_DEPTH:
+            yield WalkItem("error", directory, f"nested more than {MAX_DIRECTORY_DEPTH} directories deep")
+            return
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -151,7 +156,11 @@ class _Walker:
                 defaults.append(path)
             else:
                 files.append(path)
-        for path in defaults:
+        for path in defaults[1:]:
+            yield WalkItem(
+                "error", path, f"a second defaults file in this directory (also {defaults[0].name})"
+            )
+        for path in defaults[:1]:
             yield WalkItem("defaults", path)
         for path in files:
             yield WalkItem("manifest", path)

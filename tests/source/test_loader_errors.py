@@ -321,3 +321,34 @@ def test_the_example_manifests_of_the_repository_load() -> None:
     result = load_manifests(examples, defaults=Defaults(), environ=environ)
     assert [str(e) for e in result.errors] == []
     assert len(result.groups) >= 3
+
+
+def test_duplicate_key_and_validation_errors_show_together(root: Path, write: Writer, load: Loader) -> None:
+    write("a.yaml", manifest().replace("cpu: 1", "cpu: lots") + "name: again\n")
+    result = load()
+    assert messages(result, root) == [
+        "a.yaml:11:1: duplicate key 'name'",
+        "a.yaml:10:35: properties.containers[0].properties.resources.requests.cpu: "
+        "Input should be a valid number, unable to parse string as a number",
+    ]
+    assert result.groups == ()
+
+
+def test_two_defaults_files_in_one_directory(root: Path, write: Writer, load: Loader) -> None:
+    write("_defaults.yaml", "location: westeurope\n")
+    write("_defaults.yml", "location: northeurope\n")
+    write("a.yaml", manifest(location=None))
+    result = load()
+    assert messages(result, root) == [
+        "_defaults.yml:1:1: a second defaults file in this directory (also _defaults.yaml)"
+    ]
+    assert result.groups[0].manifest.location == "westeurope"
+
+
+def test_absurdly_deep_directories_are_an_error_not_a_crash(root: Path, write: Writer, load: Loader) -> None:
+    deep = "/".join(["d"] * 70)
+    write(f"{deep}/a.yaml", manifest("deep"))
+    write("b.yaml", manifest("shallow"))
+    result = load()
+    assert messages(result, root) == [f"{'/'.join(['d'] * 64)}:1:1: nested more than 64 directories deep"]
+    assert [g.manifest.name for g in result.groups] == ["shallow"]

@@ -51,13 +51,11 @@ def test_parser_reports_positions_inside_the_text(text: str) -> None:
         assert 1 <= error.line <= lines
 
 
+# `$` would start a substitution; the prefix keeps a short secret from matching ordinary message text.
 SECRETS = st.text(
-    alphabet=st.characters(
-        min_codepoint=33, max_codepoint=126, blacklist_characters="'\\$"
-    ),  # `$` would be a substitution
-    min_size=8,
+    alphabet=st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="'\\$"),
     max_size=40,
-)
+).map(lambda s: f"S3cr3t{s}")
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
