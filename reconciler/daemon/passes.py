@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cloud.gateway import Gateway
+from reconciler.daemon.drain import DrainingGateway
 from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.observe import Sleep
@@ -63,13 +64,18 @@ class EnginePasses:
         revision: Callable[[], str | None] | None = None,
     ) -> None:
         self.settings = settings
-        self.gateway = gateway
+        self.gateway = DrainingGateway(gateway)
         self.environ = environ
         self.sleep = sleep
         self._manifests = manifests
         self._revision = revision
 
+    def drain(self) -> None:
+        """From now on, start no group that has not started writing (shutdown)."""
+        self.gateway.drain()
+
     async def plan(self) -> PlanView:
+        self.gateway.new_pass()
         settings = self.settings
         if self._manifests is not None:
             settings = dataclasses.replace(settings, manifests=self._manifests())

@@ -292,6 +292,7 @@ class Daemon:
             log.info("shutting down", grace_period_s=self.config.grace_period)
         self._stopping = True
         self.view.shutting_down = True
+        self.worker.drain()
         self.coalescer.close()
         self._stop.set()
 

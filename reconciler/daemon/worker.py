@@ -73,6 +73,10 @@ class PassEngine(Protocol):
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView: ...
 
+    def drain(self) -> None:
+        """Shutdown: let groups already being written finish; start no other."""
+        ...
+
 
 @dataclass
 class PassRecord:
@@ -135,6 +139,12 @@ class Worker:
         self.revision: str | None = None
         self.idle = asyncio.Event()
         self.idle.set()
+        # Set at shutdown: failures from here on are the drain's refusals, recorded as interrupted.
+        self.draining = False
+
+    def drain(self) -> None:
+        self.draining = True
+        self.engine.drain()
 
     async def run(self) -> None:
         """Run passes until the coalescer closes (shutdown)."""
@@ -347,6 +357,18 @@ class Worker:
             if change is None:
                 continue
             seen.add(key)
+            if self.draining and outcome.result is Result.FAILED:
+                # Refused or cut by the shutdown: not the group's fault; the next run picks it up.
+                self.book.record_interrupted(change)
+                self.metrics.actions.labels(action=outcome.action.value, result="interrupted").inc()
+                log.warning(
+                    "not finished: shutting down",
+                    resource_group=change.resource_group,
+                    name=change.name,
+                    action=outcome.action.value,
+                    revision=revision,
+                )
+                continue
             self.book.record_outcome(change, outcome, revision, now)
             self.metrics.actions.labels(action=outcome.action.value, result=outcome.result.value).inc()
             fields = {

@@ -148,6 +148,10 @@ class FakeEngine:
         self.in_apply = asyncio.Event()
         self.plan_error: Exception | None = None
         self.unconverged: frozenset[tuple[str, str]] = frozenset()
+        self.drained = False
+
+    def drain(self) -> None:
+        self.drained = True
 
     def set_plan(self, p: Plan, **kwargs: Any) -> None:
         self.view = PlanView(plan=p, **kwargs)
