@@ -421,3 +421,28 @@ def test_second_sigterm_exits_at_once_and_the_restart_reports_the_unfinished(
     finally:
         again.proc.send_signal(signal.SIGTERM)
         assert again.proc.wait(20) == 0, again.log_tail()
+
+
+def test_sigterm_lets_the_create_in_flight_finish_then_exits_0(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25")}, "one group")
+    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 2.0})
+    daemon = start_daemon(tmp_path, repo, emulator, "--grace-period", "20s")
+    try:
+        daemon.wait_for(lambda e: e.get("event") == "applying" and e.get("name") == "web", timeout=30)
+        signalled = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(25)
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+    assert code == 0, daemon.log_tail()
+    assert time.monotonic() - signalled < 20.0
+    done = [e for e in daemon.events if e.get("event") == "group done" and e.get("name") == "web"]
+    assert done, daemon.log_tail()
+    assert done[0]["result"] == "succeeded"
+    saved = json.loads((tmp_path / "daemon-state" / "daemon-state.json").read_text())
+    assert [(g["name"], g["in_flight"], g["state"]) for g in saved["groups"]] == [("web", None, "Ready")]
+    assert [g["provisioningState"] for g in emulator.groups()] == ["Succeeded"]
