@@ -165,7 +165,6 @@ class _DocumentBuilder:
         self.positions: list[tuple[DocPath, Pos]] = []
         self.key_positions: list[tuple[DocPath, Pos]] = []
         self.size = 0
-        self.done = False
 
     def error(self, pos: Pos, message: str) -> None:
         self.doc.errors.append(SourceError.at(self.path, pos, message))
@@ -198,7 +197,6 @@ class _DocumentBuilder:
         """Attach a finished value to its parent (or make it the document's value)."""
         if not self.stack:
             self.doc.value = value
-            self.done = True
             return
         top = self.stack[-1]
         if isinstance(top.value, list):
@@ -239,6 +237,20 @@ class _DocumentBuilder:
     def _apply_merges(self, frame: _Frame) -> None:
         mapping = frame.value
         assert isinstance(mapping, dict)
+        # Positions of the merged values were logged under `<path>.<<[.i].<key>`; index them by that prefix
+        # once (one pass over this mapping's own entries), then re-home each merged key's entries.
+        sources = {source_path for _, source_path, _ in frame.merges}
+        moved: dict[DocPath, list[tuple[DocPath, Pos]]] = {}
+        key_moved: dict[DocPath, list[tuple[DocPath, Pos]]] = {}
+        for log, start, into in (
+            (self.positions, frame.pos_mark, moved),
+            (self.key_positions, frame.key_mark, key_moved),
+        ):
+            for p, q in log[start:]:
+                for cut in (len(frame.path) + 2, len(frame.path) + 3):
+                    if len(p) > cut - 1 and p[: cut - 1] in sources:
+                        into.setdefault(p[:cut], []).append((p, q))
+                        break
         folded = {k.casefold() for k in mapping}
         for source, source_path, _ in frame.merges:
             for k, v in source.items():
@@ -246,18 +258,11 @@ class _DocumentBuilder:
                     continue  # explicit keys (and earlier merges) win, as YAML specifies
                 folded.add(k.casefold())
                 mapping[k] = v
-                # Re-home the merged entries' positions under this mapping.
-                new_base = (*frame.path, k)
                 old_base = (*source_path, k)
-                for p, q in list(self._entries_under(self.positions, old_base)):
-                    self.positions.append(((*new_base, *p[len(old_base) :]), q))
-                for p, q in list(self._entries_under(self.key_positions, old_base)):
-                    self.key_positions.append(((*new_base, *p[len(old_base) :]), q))
-
-    @staticmethod
-    def _entries_under(log: list[tuple[DocPath, Pos]], base: DocPath) -> list[tuple[DocPath, Pos]]:
-        n = len(base)
-        return [(p, q) for p, q in log if p[:n] == base]
+                new_base = (*frame.path, k)
+                cut = len(old_base)
+                self.positions.extend(((*new_base, *p[cut:]), q) for p, q in moved.get(old_base, ()))
+                self.key_positions.extend(((*new_base, *p[cut:]), q) for p, q in key_moved.get(old_base, ()))
 
     def scalar(self, event: Any) -> None:
         pos = _pos(event.start_mark)

@@ -184,3 +184,22 @@ def test_a_collection_as_key_is_an_error() -> None:
     assert [str(e) for e in docs[0].errors] == [
         "f.yaml:1:3: a mapping key must be a plain string, not a mapping or a list"
     ]
+
+
+def test_merged_values_keep_the_positions_of_where_they_were_written() -> None:
+    docs, _ = parse_documents("a: &a {x: 1, y: [2, {z: 3}]}\nb: &b {w: 4}\nc:\n  <<: [*a, *b]\n  x: 0\n", F)
+    doc = docs[0]
+    assert doc.value["c"] == {"x": 0, "y": [2, {"z": 3}], "w": 4}
+    assert doc.positions[("c", "x")] == (5, 6)
+    assert doc.positions[("c", "y", 1, "z")] == (1, 25)
+    assert doc.key_positions[("c", "w")] == (2, 8)
+
+
+def test_many_merge_keys_stay_fast() -> None:
+    lines = ["base: &b {" + ", ".join(f"k{i}: {i}" for i in range(200)) + "}"]
+    lines += [f"m{i}:\n  <<: *b\n  own: {i}" for i in range(300)]
+    started = time.perf_counter()
+    docs, _ = parse_documents("\n".join(lines) + "\n", F)
+    assert time.perf_counter() - started < 5.0
+    assert docs[0].ok
+    assert docs[0].value["m299"]["k199"] == 199
