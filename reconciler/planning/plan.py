@@ -34,7 +34,6 @@ from reconciler.planning.diff import diff, is_ignored, pointer
 from reconciler.planning.normalise import canonical
 from reconciler.planning.ownership import (
     INFORMATIONAL_TAGS,
-    MANAGED_BY_TAG,
     OWNERSHIP_TAGS,
     SECRETS_TAG,
     instance_problems,
@@ -422,7 +421,6 @@ def build_plan(
 
 
 __all__ = [
-    "MANAGED_BY_TAG",
     "DesiredGroup",
     "IncompleteObservationError",
     "SyncState",
