@@ -76,7 +76,8 @@ class _Pass:
     groups: list[LoadedGroup] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
     warnings: list[SourceError] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    # (resource group, name) of failed documents, and where the document starts.
+    failed: list[tuple[tuple[str, str], SourceLocation]] = field(default_factory=list)
     contents: list[tuple[str, bytes]] = field(default_factory=list)
 
     def relative(self, path: Path) -> str:
@@ -364,7 +365,8 @@ class _Document:
         if group is None and self.layer.resource_group is not None:
             group = self.layer.resource_group.value
         if isinstance(name, str) and isinstance(group, str) and "${" not in name + group:
-            self.run.failed.append((group, name))
+            line, column = self.doc.start
+            self.run.failed.append(((group, name), SourceLocation(self.path, line, column)))
 
 
 def _check_duplicates(run: _Pass) -> None:
@@ -389,11 +391,26 @@ def _check_duplicates(run: _Pass) -> None:
         )
         dropped.add(id(earlier))
         dropped.add(id(group))
+    # A valid group whose name a failed document also claims: which one the user meant is unknown as well.
+    for (rg, name), where in list(run.failed):
+        same = first.get((rg.casefold(), name.casefold()))
+        if same is not None and id(same) not in dropped:
+            src = same.source
+            run.errors.append(
+                SourceError(
+                    src.path,
+                    src.line,
+                    src.column,
+                    f"container group {name!r} in resource group {rg!r} is also defined at {where} "
+                    "(which has errors); names are unique per resource group (case-insensitive)",
+                )
+            )
+            dropped.add(id(same))
     if dropped:
-        # Neither copy is applied: which one the user meant is a guess, and a guess could replace a group.
+        # No copy is applied: which one the user meant is a guess, and a guess could replace a group.
         for group in run.groups:
             if id(group) in dropped:
-                run.failed.append(group.key)
+                run.failed.append((group.key, group.source))
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
@@ -433,7 +450,8 @@ def _note_unloaded(run: _Pass, path: Path) -> None:
             name = _find_key(doc.value, "name")
             group = _find_key(doc.value, "resourceGroup")
             if isinstance(name, str) and isinstance(group, str) and "${" not in name + group:
-                run.failed.append((group, name))
+                line, column = doc.start
+                run.failed.append(((group, name), SourceLocation(path, line, column)))
 
 
 def _load_defaults(run: _Pass, path: Path) -> Layer | None:
@@ -507,6 +525,6 @@ def load_manifests(
         errors=tuple(run.errors),
         warnings=tuple(run.warnings),
         revision=compute_revision(root, run.contents),
-        failed_keys=tuple(dict.fromkeys(run.failed)),
+        failed_keys=tuple(dict.fromkeys(key for key, _ in run.failed)),
         files=files,
     )

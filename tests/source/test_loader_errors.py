@@ -361,3 +361,19 @@ def test_absurdly_deep_directories_are_an_error_not_a_crash(root: Path, write: W
     result = load()
     assert messages(result, root) == [f"{'/'.join(['d'] * 64)}:1:1: nested more than 64 directories deep"]
     assert [g.manifest.name for g in result.groups] == ["shallow"]
+
+
+def test_a_valid_group_is_not_applied_when_a_broken_copy_claims_its_name(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("a.yaml", manifest("web"))
+    write("b.yaml", manifest("web").replace("cpu: 1", "cpu: lots"))
+    result = load()
+    assert messages(result, root) == [
+        "b.yaml:10:35: properties.containers[0].properties.resources.requests.cpu: "
+        "Input should be a valid number, unable to parse string as a number",
+        "a.yaml:1:1: container group 'web' in resource group 'rg' is also defined at b.yaml:1:1 "
+        "(which has errors); names are unique per resource group (case-insensitive)",
+    ]
+    assert result.groups == ()
+    assert result.failed_keys == (("rg", "web"),)
