@@ -138,3 +138,21 @@ def test_kustomize_renders_the_kubernetes_manifests() -> None:
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
     assert sorted(kinds) == ["ConfigMap", "Deployment", "Namespace", "Secret", "Service", "ServiceAccount"]
+
+
+def test_aci_yaml_is_a_container_group_arm_accepts() -> None:
+    from reconciler.emulator.spec import validate
+
+    text = (DEPLOY / "aci" / "reconciler.yaml").read_text()
+    for placeholder, value in {
+        "<subscription-id>": "00000000-0000-0000-0000-000000000000",
+        "<client-id-of-the-identity>": "11111111-1111-1111-1111-111111111111",
+        "<registry>": "example",
+        "<64-hex-characters>": "ab" * 32,
+        "<base64 of the webhook secret>": "c2VjcmV0",
+    }.items():
+        text = text.replace(placeholder, value)
+    document = yaml.safe_load(text)
+    assert "<" not in json.dumps(document), "every placeholder is replaced above"
+    body = {k: v for k, v in document.items() if k not in ("name", "apiVersion", "type")}
+    assert validate("ContainerGroup", body) == []
