@@ -80,6 +80,11 @@ class _Pass:
     failed: list[tuple[tuple[str, str], SourceLocation]] = field(default_factory=list)
     contents: list[tuple[str, bytes]] = field(default_factory=list)
 
+    @property
+    def secret_root(self) -> Path:
+        """Secret files must stay inside this directory: the root, or the directory of a single-file root."""
+        return self.root.parent if self.root.is_file() else self.root
+
     def relative(self, path: Path) -> str:
         try:
             return path.relative_to(self.root).as_posix()
@@ -294,7 +299,7 @@ class _Document:
         if hints.references:
             refs = find_references(value)
             resolved, problems = resolve_references(
-                refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.root
+                refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root
             )
             for at, message in problems:
                 self.error(at, f"{_display(at)}: {message}")

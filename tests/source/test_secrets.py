@@ -146,3 +146,11 @@ def test_secret_values_never_appear_in_validation_errors(write: Writer, load: Lo
     result = load()
     assert result.errors
     assert_secret_hidden(result)
+
+
+def test_a_single_file_root_reads_secret_files_next_to_it(write: Writer, load: Loader) -> None:
+    path = write("apps/a.yaml", with_env("file: db"))
+    write("apps/db", SECRET)
+    result = load(at=path)
+    assert result.errors == ()
+    assert secret_of(result) == SECRET
