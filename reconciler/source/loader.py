@@ -73,6 +73,7 @@ class LoadResult:
 class _Pass:
     root: Path
     environ: Mapping[str, str]
+    resolve_secrets: bool = True
     groups: list[LoadedGroup] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
     warnings: list[SourceError] = field(default_factory=list)
@@ -296,7 +297,7 @@ class _Document:
                 self.error(at, f"{_display(at)}: {message}" if at else message)
                 self.reported.add(at)
         resolved: dict[tuple[str, str], str] = {}
-        if hints.references:
+        if hints.references and self.run.resolve_secrets:
             refs = find_references(value)
             resolved, problems = resolve_references(
                 refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root
@@ -312,7 +313,7 @@ class _Document:
         except (ValueError, TypeError) as exc:  # a model bug must not take the other files down
             self.error((), f"manifest could not be validated: {type(exc).__name__}")
             manifest = None
-        if manifest is not None and not self.failed:
+        if manifest is not None and not self.failed and self.run.resolve_secrets:
             manifest = self._resolve(manifest, resolved)
         if manifest is None or self.failed:
             self._note_failed(value)
@@ -495,10 +496,21 @@ def _load_defaults(run: _Pass, path: Path) -> Layer | None:
 
 
 def load_manifests(
-    root: Path, *, defaults: Defaults | None = None, environ: Mapping[str, str] | None = None
+    root: Path,
+    *,
+    defaults: Defaults | None = None,
+    environ: Mapping[str, str] | None = None,
+    resolve_secrets: bool = True,
 ) -> LoadResult:
-    """Load every manifest under `root` (a directory, or one file). Never raises for bad input."""
-    run = _Pass(root=root, environ=os.environ if environ is None else environ)
+    """Load every manifest under `root` (a directory, or one file). Never raises for bad input.
+
+    With `resolve_secrets=False` (`reconcile validate` in CI, where the secrets are not available) secret
+    references are checked for their form by the model but not resolved: a missing variable or secret file
+    is then no error, and the manifests keep their references unresolved (they cannot be applied).
+    """
+    run = _Pass(
+        root=root, environ=os.environ if environ is None else environ, resolve_secrets=resolve_secrets
+    )
     base = Layer.from_cli(defaults or Defaults())
     # The layer in force per open directory; None where a defaults file is broken (its scope is skipped).
     layers: list[Layer | None] = [base]

@@ -154,3 +154,18 @@ def test_a_single_file_root_reads_secret_files_next_to_it(write: Writer, load: L
     result = load(at=path)
     assert result.errors == ()
     assert secret_of(result) == SECRET
+
+
+def test_validation_without_secrets_checks_the_form_but_resolves_nothing(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    from reconciler.source import Defaults, load_manifests
+
+    write("a.yaml", with_env("file: missing.txt"))
+    write("b.yaml", with_env("env: 1BAD").replace("name: web", "name: web-b"))
+    result = load_manifests(root, defaults=Defaults(), environ={}, resolve_secrets=False)
+    assert [e.path.name for e in result.errors] == ["b.yaml"]
+    (group,) = result.groups
+    assert group.manifest.unresolved_secrets() == [
+        "/properties/containers/app/properties/environmentVariables/DB_PASSWORD/secureValue"
+    ]
