@@ -110,9 +110,46 @@ def configure(*, stream: TextIO | None = None, json_lines: bool | None = None, l
         ]
     else:
         processors = [*shared, structlog.dev.ConsoleRenderer(colors=True)]
+    numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(out, shared, processors[-1], numeric)
+
+
+_HANDLER_NAME = "aci-reconciler-structlog"
+
+
+def reset() -> None:
+    """Undo `configure` (tests; an embedding program that configured logging itself)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(handler)
+    structlog.reset_defaults()
+
+
+def _route_stdlib_logging(out: TextIO, shared: list[Any], renderer: Any, level: int) -> None:
+    """Lines logged with `logging` (the executor, the SDK, aiohttp) get the same format and redaction."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _scrub_exception,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(out)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The SDK logs every HTTP request at INFO; the daemon's own metrics and events say what matters.
+    for noisy in ("azure", "aiohttp.access", "watchfiles"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

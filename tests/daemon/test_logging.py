@@ -11,7 +11,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.daemon.logging import REDACTED, Redactor, configure
+from reconciler.daemon.logging import REDACTED, Redactor, configure, reset
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def stream() -> Iterator[io.StringIO]:
     out = io.StringIO()
     configure(stream=out)
     yield out
-    structlog.reset_defaults()
+    reset()
 
 
 def lines(out: io.StringIO) -> list[dict[str, object]]:
@@ -88,8 +88,22 @@ def test_console_rendering_on_a_terminal() -> None:
     try:
         structlog.get_logger("t").info("pass finished", revision="abc")
     finally:
-        structlog.reset_defaults()
+        reset()
     text = out.getvalue()
     assert "pass finished" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
+
+
+def test_stdlib_logging_becomes_json_lines_and_is_redacted(stream: io.StringIO) -> None:
+    import logging
+
+    from reconciler.daemon.logging import REDACTOR
+
+    REDACTOR.add(["stdlib-secret-value"])
+    logging.getLogger("reconciler.execution.executor").warning("retrying web: stdlib-secret-value rejected")
+    logging.getLogger("azure.core.pipeline").info("Request URL: https://management.azure.com/...")
+    (event,) = lines(stream)
+    assert event["logger"] == "reconciler.execution.executor"
+    assert event["level"] == "warning"
+    assert "stdlib-secret-value" not in json.dumps(event)
