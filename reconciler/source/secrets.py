@@ -8,8 +8,9 @@ Called by `reconciler.source.loader` for every document. A reference is a mappin
   one trailing newline is stripped (so `echo secret > file` works).
 
 Errors name the variable or the file, never a value. Literal secrets (`secureValue`, a registry `password`, a
-`storageAccountKey`, a `workspaceKey`, the items of a `secret` volume) are allowed but draw a warning, unless
-they came from a `${VAR}` substitution (then they are not in the file either).
+`storageAccountKey`, a `workspaceKey`, the items of a `secret` volume or of an extension's
+`protectedSettings`) are allowed but draw a warning, unless they came from a `${VAR}` substitution (then they
+are not in the file either).
 """
 
 from __future__ import annotations
@@ -108,10 +109,12 @@ def literal_secret_warnings(value: Any) -> list[Problem]:
                         )
                     )
                 elif (
-                    folded == "secret"
+                    # A secret volume's items, an extension's protected settings: maps of secrets.
+                    (
+                        (folded == "secret" and len(here) >= 2 and str(here[-2]).casefold() == "volumes")
+                        or folded == "protectedsettings"
+                    )
                     and isinstance(v, dict)
-                    and len(here) >= 2
-                    and str(here[-2]).casefold() == "volumes"
                     and any(literal(item) for item in v.values())
                 ):
                     warnings.append(

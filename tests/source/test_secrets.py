@@ -169,3 +169,16 @@ def test_validation_without_secrets_checks_the_form_but_resolves_nothing(
     assert group.manifest.unresolved_secrets() == [
         "/properties/containers/app/properties/environmentVariables/DB_PASSWORD/secureValue"
     ]
+
+
+def test_literal_secret_volumes_are_warned_about(root: Path, write: Writer, load: Loader) -> None:
+    text = manifest() + (
+        f"  volumes:\n  - {{name: certs, secret: {{tls.key: {SECRET}, from-env: '${{TLS_CRT}}'}}}}\n"
+    )
+    write("a.yaml", text)
+    result = load(environ={"TLS_CRT": "Y3J0"})
+    assert warning_messages(result, root) == [
+        "a.yaml:12:19: properties.volumes[0].secret: literal secrets in the manifest; keep them out of the "
+        "file with ${VAR} substitutions from the environment"
+    ]
+    assert_secret_hidden(result)
