@@ -449,8 +449,9 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
     docs: list[ParsedDocument] = []
     file_errors: list[SourceError] = []
     builder: _DocumentBuilder | None = None
-    parser = _Loader(text)
+    parser: Any = None
     try:
+        parser = _Loader(text)  # the pure-Python reader checks the characters here already
         while True:
             # The parser's own get_event (C with libyaml) rather than `yaml.parse`, whose Python generator
             # costs more than the parsing itself on small files.
@@ -493,5 +494,6 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
     except RecursionError:  # pragma: no cover - MAX_DEPTH keeps the builder shallow
         file_errors.append(SourceError.at(path, FILE_START, f"nested more than {MAX_DEPTH} levels deep"))
     finally:
-        parser.dispose()
+        if parser is not None:
+            parser.dispose()
     return docs, file_errors
