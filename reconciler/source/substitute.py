@@ -51,6 +51,9 @@ def substitute_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[st
                 "(write '$${' for a literal '${')"
             )
             return whole
+        if "${" in default:
+            problems.append(f"nested substitution in '${{{body}}}' is not supported; give a literal default")
+            return whole
         value = environ.get(name)
         if sep:
             return value if value else default

@@ -37,7 +37,7 @@ def test_undefined_variable_is_an_error_naming_it() -> None:
     )
 
 
-@pytest.mark.parametrize("text", ["${", "${1ABC}", "${A B}", "${}"])
+@pytest.mark.parametrize("text", ["${", "${1ABC}", "${A B}", "${}", "${A:-${B}}"])
 def test_malformed_references_are_errors(text: str) -> None:
     _, problems = substitute_text(text, {"A": "x"})
     assert len(problems) == 1
