@@ -446,3 +446,39 @@ def test_sigterm_lets_the_create_in_flight_finish_then_exits_0(
     saved = json.loads((tmp_path / "daemon-state" / "daemon-state.json").read_text())
     assert [(g["name"], g["in_flight"], g["state"]) for g in saved["groups"]] == [("web", None, "Ready")]
     assert [g["provisioningState"] for g in emulator.groups()] == ["Succeeded"]
+
+
+def test_signed_webhook_fetches_and_applies_at_once(tmp_path: Path, emulator: EmulatorProcess) -> None:
+    import hashlib
+    import hmac
+
+    secret = tmp_path / "hook-secret"
+    secret.write_text("e2e-webhook-secret\n")
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25")}, "one group")
+    daemon = start_daemon(
+        tmp_path, repo, emulator, "--git-interval", "10m", "--webhook-secret-file", str(secret)
+    )
+    try:
+        assert daemon.wait_for(pass_finished, timeout=30)["result"] == "ok", daemon.log_tail()
+        repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.27")}, "new image")
+        body = b'{"ref": "refs/heads/main"}'
+
+        def post(signature: str) -> int:
+            request = urllib.request.Request(daemon.url + "/hook", data=body, method="POST")
+            request.add_header("X-GitHub-Event", "push")
+            request.add_header("X-Hub-Signature-256", signature)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as err:
+                return err.code
+
+        assert post("sha256=" + "0" * 64) == 401
+        good = "sha256=" + hmac.new(b"e2e-webhook-secret", body, hashlib.sha256).hexdigest()
+        assert post(good) == 202
+        daemon.wait_for(group_done("web", "update"), timeout=10)
+        assert "e2e-webhook-secret" not in "".join(daemon.raw)
+    finally:
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert daemon.proc.wait(20) == 0, daemon.log_tail()
