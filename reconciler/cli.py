@@ -4,8 +4,8 @@ This is the only module that wires concrete classes together (the manifest direc
 embedded emulator, the engine, the renderers). Every command resolves its target first and never falls back
 silently: with no subscription, no `--endpoint` and no `--local`, it says how to choose one and exits 1.
 
-Exit codes follow `terraform plan`: 0 success (no changes with `--detailed-exitcode`), 1 error, 2 changes present
-(with `--detailed-exitcode`).
+Exit codes follow `terraform plan`: 0 success (no changes with `--detailed-exitcode`), 1 error, 2 changes
+present (with `--detailed-exitcode`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "--endpoint",
         default=_env_default(environ, "RECONCILER_ENDPOINT"),
         metavar="URL",
-        help="an ARM endpoint other than Azure's, e.g. a running `reconcile emulator` (env RECONCILER_ENDPOINT)",
+        help="an ARM endpoint other than Azure's, e.g. a running `reconcile emulator` "
+        "(env RECONCILER_ENDPOINT)",
     )
     target.add_argument(
         "--ca-cert",
@@ -112,7 +113,8 @@ def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "--instance",
         default=_env_default(environ, "RECONCILER_INSTANCE") or "default",
         metavar="NAME",
-        help="name of this reconciler instance; only groups tagged with it are ever pruned (default: default)",
+        help="name of this reconciler instance; only groups tagged with it are ever pruned "
+        "(default: default)",
     )
 
 
@@ -167,7 +169,8 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         prog=prog,
         description=descriptions[command],
         epilog=(
-            "commands: reconcile [apply] | plan | validate | schema | status | export NAME | emulator | daemon"
+            "commands: reconcile [apply] | plan | validate | schema | status | export NAME | emulator "
+            "| daemon"
             if command == "apply"
             else None
         ),
@@ -246,7 +249,8 @@ class TargetChoice:
 NO_TARGET = (
     "no target chosen. Pick one of:\n"
     "  --local                 the embedded local emulator (state under .reconciler/), to try things out\n"
-    "  --subscription ID       Azure (or set AZURE_SUBSCRIPTION_ID); credentials from DefaultAzureCredential\n"
+    "  --subscription ID       Azure (or set AZURE_SUBSCRIPTION_ID); credentials from "
+    "DefaultAzureCredential\n"
     "  --endpoint URL          another ARM endpoint, e.g. a running `reconcile emulator` (with --ca-cert)"
 )
 
@@ -263,7 +267,9 @@ def choose_target(args: argparse.Namespace) -> TargetChoice:
         )
     if args.endpoint:
         if not args.endpoint.startswith("https://"):
-            raise UsageError(f"--endpoint {args.endpoint!r} must be an https:// URL (tokens are never sent in clear)")
+            raise UsageError(
+                f"--endpoint {args.endpoint!r} must be an https:// URL (tokens are never sent in clear)"
+            )
         if args.ca_cert is not None and not Path(args.ca_cert).is_file():
             raise UsageError(f"--ca-cert {args.ca_cert}: no such file")
         return TargetChoice(
@@ -538,7 +544,10 @@ def _status_table(statuses: Sequence[Any]) -> str:
         for s in statuses
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows])
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    )
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

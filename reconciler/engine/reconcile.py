@@ -1,8 +1,8 @@
 """One reconcile pass: load the manifests, observe Azure, plan, and (when asked) apply and verify.
 
-The CLI's plan/apply/status commands and the daemon's worker all run these functions, so the three ways of
-using the reconciler share one engine. Loading is CPU and file work and runs in a thread; everything that talks
-to Azure goes through the `Gateway` given in.
+The CLI's plan/apply/status commands and the daemon's worker all run these functions, so the three ways
+of using the reconciler share one engine. Loading is CPU and file work and runs in a thread; everything that
+talks to Azure goes through the `Gateway` given in.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.engine.observe import Observation, RetryPolicy, Sleep, call_with_retry, observe
 from reconciler.execution import ApplyOptions, ProgressEvent, apply_plan
@@ -92,15 +93,15 @@ class PassOutcome:
 
 def _source_issue(err: SourceError, severity: str) -> PlanIssue:
     where = f"{err.path}:{err.line}:{err.column}" if err.line else str(err.path)
-    return PlanIssue(severity="error" if severity == "error" else "warning", message=err.message, source=where)
+    return PlanIssue(
+        severity="error" if severity == "error" else "warning", message=err.message, source=where
+    )
 
 
 def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
     return load_manifests(
         settings.manifests,
-        defaults=Defaults(
-            resource_group=settings.default_resource_group, location=settings.default_location
-        ),
+        defaults=Defaults(resource_group=settings.default_resource_group, location=settings.default_location),
         environ=environ,
     )
 
@@ -183,7 +184,7 @@ async def plan_pass(
                     policy=settings.retry,
                     sleep=sleep,
                 )
-            except Exception as err:  # noqa: BLE001 - a failed GET leaves the list view; the apply tells
+            except GatewayError as err:  # the list view stays; the apply reports what Azure says
                 extra.append(
                     PlanIssue(
                         severity="warning",

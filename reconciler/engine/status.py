@@ -92,7 +92,9 @@ async def status_pass(
         if got is not None:
             fresh[(group.resource_group.lower(), group.name.lower())] = got
 
-    wanted = [observed[c.key] for c in planned.plan.changes if c.key in observed and c.action is not Action.CONFLICT]
+    wanted = [
+        observed[c.key] for c in planned.plan.changes if c.key in observed and c.action is not Action.CONFLICT
+    ]
     async with asyncio.TaskGroup() as tasks:
         for group in wanted:
             tasks.create_task(read(group), name=f"status:{group.resource_group}/{group.name}")

@@ -1,8 +1,8 @@
 """Helpers for end-to-end tests: the emulator in its own process and the real `reconcile` CLI in another.
 
-The emulator is started as `python -m reconciler.emulator --port 0`; its first line gives the endpoint and the
-CA file. Tests read Azure's side through its `/_emulator/...` control surface (counters, groups) and the CLI is
-run exactly as a user runs it, with `--endpoint`/`--ca-cert` in the environment.
+The emulator is started as `python -m reconciler.emulator --port 0`; its first line gives the endpoint and
+the CA file. Tests read Azure's side through its `/_emulator/...` control surface (counters, groups) and the
+CLI is run exactly as a user runs it, with `--endpoint`/`--ca-cert` in the environment.
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ class EmulatorProcess:
     def __init__(self, workdir: Path, *extra: str) -> None:
         self.workdir = workdir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.emulator", "--port", "0", "--state", str(workdir / "state.json"), *extra],
+            [
+                sys.executable,
+                "-m",
+                "reconciler.emulator",
+                "--port",
+                "0",
+                "--state",
+                str(workdir / "state.json"),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -39,7 +48,9 @@ class EmulatorProcess:
         match = FIRST_LINE.match(line)
         if not match:
             self.proc.kill()
-            raise RuntimeError(f"emulator did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            raise RuntimeError(
+                f"emulator did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
         self.endpoint = match.group(1)
         self.ca_cert = Path(match.group(2))
         self._ssl = ssl.create_default_context(cafile=str(self.ca_cert))

@@ -19,7 +19,9 @@ RG = "rg-e2e"
 CG = "/providers/Microsoft.ContainerInstance/containerGroups"
 
 
-def group_yaml(name: str, *, image: str = "nginx:1.25", cpu: float = 1, tags: str = "{app: demo}", policy: str = "") -> str:
+def group_yaml(
+    name: str, *, image: str = "nginx:1.25", cpu: float = 1, tags: str = "{app: demo}", policy: str = ""
+) -> str:
     text = f"""\
 name: {name}
 resourceGroup: {RG}
@@ -72,7 +74,9 @@ def test_first_apply_creates_every_example_group_and_a_replan_writes_nothing(
     assert emulator.writes()["PUT"] == 3
 
     emulator.reset_counters()
-    again = run_cli(emulator, "--dry-run", "--detailed-exitcode", "-f", "manifests", cwd=cwd, env=EXAMPLE_SECRETS)
+    again = run_cli(
+        emulator, "--dry-run", "--detailed-exitcode", "-f", "manifests", cwd=cwd, env=EXAMPLE_SECRETS
+    )
     assert again.code == 0, str(again)
     assert "No changes" in again.stdout
     second_apply = run_cli(emulator, "-f", "manifests", cwd=cwd, env=EXAMPLE_SECRETS)
@@ -88,7 +92,9 @@ def test_dry_run_with_detailed_exitcode_says_2_when_changes_are_present_and_writ
     emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
     write(tmp_path / "manifests/a.yaml", group_yaml("a"))
-    result = run_cli(emulator, "--dry-run", "--detailed-exitcode", "-f", "manifests", cwd=tmp_path, env=SECRETS)
+    result = run_cli(
+        emulator, "--dry-run", "--detailed-exitcode", "-f", "manifests", cwd=tmp_path, env=SECRETS
+    )
     assert result.code == 2, str(result)
     assert '+ containergroup "rg-e2e/a"' in result.stdout or "rg-e2e/a will be created" in result.stdout
     assert emulator.writes() == {"PUT": 0, "PATCH": 0, "DELETE": 0}
@@ -187,7 +193,10 @@ def test_unmanaged_group_with_fail_if_exists_is_a_conflict_left_untouched(
 def test_unmanaged_group_without_fail_if_exists_is_adopted(emulator: EmulatorProcess, tmp_path: Path) -> None:
     _create_unmanaged(emulator, "legacy")
     emulator.reset_counters()
-    write(tmp_path / "manifests/legacy.yaml", group_yaml("legacy", image="nginx:1.27", policy="{failIfExists: false}"))
+    write(
+        tmp_path / "manifests/legacy.yaml",
+        group_yaml("legacy", image="nginx:1.27", policy="{failIfExists: false}"),
+    )
     plan = plan_json(emulator, tmp_path)
     assert plan["changes"][0]["adopt"] is True  # type: ignore[index]
     apply(emulator, tmp_path)
@@ -200,7 +209,9 @@ def test_unmanaged_group_without_fail_if_exists_is_adopted(emulator: EmulatorPro
     assert emulator.writes() == {"PUT": 0, "PATCH": 0, "DELETE": 0}
 
 
-def test_removed_manifest_is_pruned_only_when_ours_and_prune_is_on(emulator: EmulatorProcess, tmp_path: Path) -> None:
+def test_removed_manifest_is_pruned_only_when_ours_and_prune_is_on(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
     write(tmp_path / "manifests/keep.yaml", group_yaml("keep"))
     write(tmp_path / "manifests/gone.yaml", group_yaml("gone"))
     write(tmp_path / "manifests/stays.yaml", group_yaml("stays", policy="{prune: false}"))
@@ -254,7 +265,12 @@ def test_no_target_is_an_error_that_says_how_to_choose_one(tmp_path: Path) -> No
     write(tmp_path / "manifests/a.yaml", group_yaml("a"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RECONCILER_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "--dry-run"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "reconciler.cli", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert "--local" in proc.stderr

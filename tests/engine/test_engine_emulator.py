@@ -54,7 +54,9 @@ def _settings(manifests: Path, **overrides: Any) -> EngineSettings:
     base: dict[str, Any] = {
         "manifests": manifests,
         "secret_key": b"test-key",
-        "apply": ApplyOptions(concurrency=8, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0),
+        "apply": ApplyOptions(
+            concurrency=8, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0
+        ),
         "retry": RetryPolicy(max_attempts=6, base_delay=0.0, max_delay=0.0),
     }
     base.update(overrides)
@@ -66,7 +68,13 @@ async def _with_emulator(
 ) -> None:
     async with Emulator(_config(cert_dir, **config)) as emu:
         gateway = connect(
-            Target(subscription_id=SUBSCRIPTION, endpoint=emu.endpoint, ca_cert=emu.ca_cert_path, credential="static", poll_interval=0.0),
+            Target(
+                subscription_id=SUBSCRIPTION,
+                endpoint=emu.endpoint,
+                ca_cert=emu.ca_cert_path,
+                credential="static",
+                poll_interval=0.0,
+            ),
             sleep=_no_sleep,
         )
         try:
@@ -79,7 +87,9 @@ def _writes(emu: Emulator) -> int:
     return sum(emu.counters.get(f"{verb} containerGroup", 0) for verb in ("PUT", "PATCH", "DELETE"))
 
 
-async def _converge(settings_: EngineSettings, gateway: Any, env: dict[str, str], passes: int = 1) -> PassOutcome:
+async def _converge(
+    settings_: EngineSettings, gateway: Any, env: dict[str, str], passes: int = 1
+) -> PassOutcome:
     outcome: PassOutcome | None = None
     for _ in range(passes):
         planned = await plan_pass(settings_, gateway, environ=env, sleep=_no_sleep)
@@ -111,7 +121,9 @@ def test_example_manifests_applied_then_replanned_are_noop_without_a_write(tmp_p
 # Generated manifests
 
 names = st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True)
-images = st.sampled_from(["nginx:1.25", "nginx:1.27", "busybox", "mcr.microsoft.com/azuredocs/aci-helloworld:latest"])
+images = st.sampled_from(
+    ["nginx:1.25", "nginx:1.27", "busybox", "mcr.microsoft.com/azuredocs/aci-helloworld:latest"]
+)
 cpus = st.sampled_from([0.5, 1, 1.5, 2, "1", "2.0"])
 memories = st.sampled_from([0.5, 1, 1.5, "2", 3.5])
 
@@ -123,8 +135,16 @@ def container(draw: st.DrawFn, name: str) -> dict[str, Any]:
         "resources": {"requests": {"cpu": draw(cpus), "memoryInGB": draw(memories)}},
     }
     if draw(st.booleans()):
-        props["command"] = draw(st.lists(st.sampled_from(["/bin/sh", "-c", "sleep 3600", "echo hi"]), min_size=1, max_size=3))
-    env = draw(st.dictionaries(st.from_regex(r"[A-Z][A-Z_]{0,6}", fullmatch=True), st.text(alphabet="abc123-", max_size=8), max_size=3))
+        props["command"] = draw(
+            st.lists(st.sampled_from(["/bin/sh", "-c", "sleep 3600", "echo hi"]), min_size=1, max_size=3)
+        )
+    env = draw(
+        st.dictionaries(
+            st.from_regex(r"[A-Z][A-Z_]{0,6}", fullmatch=True),
+            st.text(alphabet="abc123-", max_size=8),
+            max_size=3,
+        )
+    )
     entries: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
     if draw(st.booleans()):
         entries.append({"name": "SECRET_TOKEN", "secureValueFrom": {"env": "GEN_SECRET"}})
@@ -150,11 +170,21 @@ def group(draw: st.DrawFn, name: str) -> dict[str, Any]:
     }
     if doc["properties"]["restartPolicy"] is None:
         del doc["properties"]["restartPolicy"]
-    tags = draw(st.one_of(st.none(), st.dictionaries(st.sampled_from(["team", "env", "cost"]), st.sampled_from(["a", "b"]), max_size=2)))
+    tags = draw(
+        st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["team", "env", "cost"]), st.sampled_from(["a", "b"]), max_size=2
+            ),
+        )
+    )
     doc["tags"] = tags
     first_ports = [p for c in doc["properties"]["containers"] for p in c["properties"].get("ports", [])]
     if first_ports and draw(st.booleans()):
-        ip: dict[str, Any] = {"type": "Public", "ports": [{"port": first_ports[0]["port"], "protocol": draw(st.sampled_from(["TCP", "tcp"]))}]}
+        ip: dict[str, Any] = {
+            "type": "Public",
+            "ports": [{"port": first_ports[0]["port"], "protocol": draw(st.sampled_from(["TCP", "tcp"]))}],
+        }
         if draw(st.booleans()):
             ip["dnsNameLabel"] = f"{name}-label"
         doc["properties"]["ipAddress"] = ip
@@ -162,8 +192,14 @@ def group(draw: st.DrawFn, name: str) -> dict[str, Any]:
 
 
 @settings(max_examples=20, deadline=None)
-@given(docs=st.lists(names, min_size=1, max_size=4, unique=True).flatmap(lambda ns: st.tuples(*[group(n) for n in ns])))
-def test_generated_manifests_applied_then_replanned_are_noop(tmp_path_factory: pytest.TempPathFactory, docs: tuple[dict[str, Any], ...]) -> None:
+@given(
+    docs=st.lists(names, min_size=1, max_size=4, unique=True).flatmap(
+        lambda ns: st.tuples(*[group(n) for n in ns])
+    )
+)
+def test_generated_manifests_applied_then_replanned_are_noop(
+    tmp_path_factory: pytest.TempPathFactory, docs: tuple[dict[str, Any], ...]
+) -> None:
     work = tmp_path_factory.mktemp("gen")
     manifests = work / "manifests"
     manifests.mkdir()
@@ -196,7 +232,13 @@ def _fleet(manifests: Path, count: int, *, image: str, cpu: float = 1) -> None:
             "properties": {
                 "osType": "Linux",
                 "containers": [
-                    {"name": "main", "properties": {"image": image, "resources": {"requests": {"cpu": cpu if i % 3 == 0 else 1, "memoryInGB": 1}}}}
+                    {
+                        "name": "main",
+                        "properties": {
+                            "image": image,
+                            "resources": {"requests": {"cpu": cpu if i % 3 == 0 else 1, "memoryInGB": 1}},
+                        },
+                    }
                 ],
             },
         }
@@ -205,7 +247,9 @@ def _fleet(manifests: Path, count: int, *, image: str, cpu: float = 1) -> None:
     (manifests / "fleet.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
 
 
-def test_with_injected_faults_apply_converges_without_duplicates_or_unintended_deletions(tmp_path: Path) -> None:
+def test_with_injected_faults_apply_converges_without_duplicates_or_unintended_deletions(
+    tmp_path: Path,
+) -> None:
     manifests = tmp_path / "manifests"
     manifests.mkdir()
 
@@ -216,7 +260,23 @@ def test_with_injected_faults_apply_converges_without_duplicates_or_unintended_d
         bystander.mkdir()
         (bystander / "b.yaml").write_text(
             yaml.safe_dump(
-                {"name": "bystander", "resourceGroup": "rg-faults", "location": "westeurope", "properties": {"osType": "Linux", "containers": [{"name": "main", "properties": {"image": "nginx", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}}}]}}
+                {
+                    "name": "bystander",
+                    "resourceGroup": "rg-faults",
+                    "location": "westeurope",
+                    "properties": {
+                        "osType": "Linux",
+                        "containers": [
+                            {
+                                "name": "main",
+                                "properties": {
+                                    "image": "nginx",
+                                    "resources": {"requests": {"cpu": 1, "memoryInGB": 1}},
+                                },
+                            }
+                        ],
+                    },
+                }
             )
         )
         other = _settings(bystander, instance="someone-else")
@@ -226,7 +286,11 @@ def test_with_injected_faults_apply_converges_without_duplicates_or_unintended_d
         await _converge(s, gateway, {})
         # Now change images and cpu (updates and replaces) under faults.
         _fleet(manifests, 12, image="nginx:1.27", cpu=2)
-        emu.faults.set(FaultSettings(rate=0.25, kinds=("500", "503", "429", "reset", "provision_fail"), retry_after=0, seed=11))
+        emu.faults.set(
+            FaultSettings(
+                rate=0.25, kinds=("500", "503", "429", "reset", "provision_fail"), retry_after=0, seed=11
+            )
+        )
         for _ in range(8):
             outcome = await _converge(s, gateway, {})
             if not outcome.failed and outcome.unconverged == () and not outcome.plan.has_changes:
