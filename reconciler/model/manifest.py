@@ -11,8 +11,10 @@ CONTRACT (names and signatures everyone relies on):
   `reveal_secrets=True` it is the PUT body (raises `UnresolvedSecretError` while a reference is unresolved).
 - `GroupManifest.secret_values() -> dict[str, str]`: resolved secret values keyed by the JSON Pointer of the
   field in the ARM body (keyed lists addressed by key, see `reconciler.model.plan.FieldChange`).
-- `GroupManifest.secret_refs() -> list[tuple[str, SecretRef]]` and
-  `GroupManifest.resolve_secrets(resolver: Callable[[SecretRef], str]) -> GroupManifest`.
+- `GroupManifest.secret_refs() -> list[tuple[str, SecretRef]]`,
+  `GroupManifest.resolve_secrets(resolver: Callable[[SecretRef], str]) -> GroupManifest`,
+  `GroupManifest.unresolved_secrets() -> list[str]` and `GroupManifest.literal_secrets() -> list[str]`
+  (pointers of secrets written into the manifest, which the loader warns about).
 - `GroupManifest.from_arm(body, *, resource_group, name) -> GroupManifest`: lenient parse of a live group
   (for `reconcile export`); `GroupManifest.to_manifest_dict() -> dict[str, Any]`: the manifest document.
 - `parse_manifest(data: Mapping[str, Any]) -> GroupManifest`: validates one document; raises
@@ -283,6 +285,27 @@ class GroupManifest(ArmModel):
     def unresolved_secrets(self) -> list[str]:
         """Pointers of references that have no value yet."""
         return [p for p, owner, value_field, _ in self._secret_slots() if getattr(owner, value_field) is None]
+
+    def literal_secrets(self) -> list[str]:
+        """Pointers of secrets written into the manifest itself rather than referenced (`secureValue`,
+        `password`, `storageAccountKey`, `workspaceKey`, secret volume files, protected settings): allowed,
+        and what the loader warns about."""
+        out = [
+            p
+            for p, owner, _, ref_field in self._secret_slots()
+            if ref_field is not None and getattr(owner, ref_field) is None
+        ]
+        props = self.properties
+        for vol in props.volumes or ():
+            out.extend(
+                pointer.join(("properties", "volumes", vol.name, "secret", f)) for f in vol.secret or {}
+            )
+        for ext in props.extensions or ():
+            if ext.properties.protected_settings is not None:
+                out.append(
+                    pointer.join(("properties", "extensions", ext.name, "properties", "protectedSettings"))
+                )
+        return out
 
     def resolve_secrets(self, resolver: Callable[[SecretRef], str]) -> GroupManifest:
         """A copy in which every reference has its value (from `resolver`); the reference is kept, so that

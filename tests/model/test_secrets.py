@@ -283,3 +283,12 @@ def test_from_arm_turns_stripped_secrets_into_env_references() -> None:
     assert "id" not in doc
     assert "provisioningState" not in doc["properties"]
     assert parse_manifest(doc) == m
+
+
+def test_literal_secrets_lists_what_the_loader_warns_about_and_no_reference() -> None:
+    assert parse_manifest(_secret_doc()).literal_secrets() == [
+        f"{ENV_PTR}/API_TOKEN/secureValue",
+        "/properties/volumes/certs/secret/tls.crt",
+        "/properties/extensions/kube-proxy/properties/protectedSettings",
+    ]
+    assert _resolved().literal_secrets() == parse_manifest(_secret_doc()).literal_secrets()
