@@ -149,6 +149,26 @@ class ReconcilePolicy(ArmModel):
     /properties/containers/web/properties/image."""
 
 
+def _check_group_name(name: str) -> str:
+    if not GROUP_NAME_RE.match(name):
+        raise fail(
+            "group_name",
+            f"container group name {name!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+            "not starting or ending with '-' and without '--' (for example 'web-prod')",
+        )
+    return name
+
+
+def _check_resource_group(rg: str) -> str:
+    if not RESOURCE_GROUP_RE.match(rg) or rg.endswith("."):
+        raise fail(
+            "resource_group_name",
+            f"resource group name {rg!r} is invalid: use 1-90 letters, digits, '_', '-', '.', '(' "
+            "or ')', not ending with '.'",
+        )
+    return rg
+
+
 class GroupProperties(ArmModel):
     """The container group's properties (ARM `properties`)."""
 
@@ -201,9 +221,9 @@ class GroupManifest(ArmModel):
     """The api-version the file was written for (accepted for compatibility; 2023-05-01 is always used)."""
     type_: ResourceType | None = Field(default=None, alias="type")
     """Microsoft.ContainerInstance/containerGroups (accepted for compatibility)."""
-    name: str
+    name: Annotated[str, AfterValidator(_check_group_name)]
     """The group's name: 1-63 lowercase letters, digits and '-', no leading, trailing or double '-'."""
-    resource_group: str
+    resource_group: Annotated[str, AfterValidator(_check_resource_group)]
     """Ours: the resource group (or set a directory default, or --resource-group)."""
     location: str = Field(min_length=1)
     """The Azure region, e.g. westeurope."""
@@ -465,23 +485,6 @@ Loc = tuple[str | int, ...]
 
 
 def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
-    if not GROUP_NAME_RE.match(m.name):
-        yield (
-            ("name",),
-            (
-                f"container group name {m.name!r} is invalid: use 1-63 lowercase letters, digits and '-', "
-                "not starting or ending with '-' and without '--' (for example 'web-prod')"
-            ),
-        )
-    rg = m.resource_group
-    if not RESOURCE_GROUP_RE.match(rg) or rg.endswith("."):
-        yield (
-            ("resourceGroup",),
-            (
-                f"resource group name {rg!r} is invalid: use 1-90 letters, digits, '_', '-', '.', '(' "
-                "or ')', not ending with '.'"
-            ),
-        )
     yield from _tag_issues(m.tags)
     if m.zones is not None and len(m.zones) > 1:
         yield ("zones",), "ACI places a container group in one availability zone: list at most one zone"
@@ -749,7 +752,9 @@ def _rewrite(exc: ValidationError, data: Any) -> ValidationError:
             msg = f"unknown key {loc[-1]!r}: remove it"
         elif kind.startswith("literal_"):
             msg = f"{msg} (case does not matter)"
-        shown = None if _secretish(loc) else value
+        # Only scalars are echoed: a mapping or list may hold a secret beside the field that failed.
+        scalar = value is None or isinstance(value, str | int | float | bool)
+        shown = value if scalar and not _secretish(loc) else None
         details.append(_detail(kind, msg, _input_loc(data, loc), shown))
     return ValidationError.from_exception_data(title="GroupManifest", line_errors=details)
 

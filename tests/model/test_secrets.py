@@ -292,3 +292,15 @@ def test_literal_secrets_lists_what_the_loader_warns_about_and_no_reference() ->
         "/properties/extensions/kube-proxy/properties/protectedSettings",
     ]
     assert _resolved().literal_secrets() == parse_manifest(_secret_doc()).literal_secrets()
+
+
+def test_an_error_beside_a_secret_does_not_echo_the_object_holding_it() -> None:
+    doc = base_doc()
+    doc["properties"]["containers"][0]["properties"]["environmentVariables"] = [
+        {"secureValue": "s3cret-literal"}
+    ]
+    doc["properties"]["imageRegistryCredentials"] = [{"username": "u", "password": "s3cret-registry"}]
+    with pytest.raises(ValidationError) as info:
+        parse_manifest(doc)
+    assert len(info.value.errors()) == 2
+    _no_secret_in(str(info.value) + repr(info.value.errors()))
