@@ -44,6 +44,11 @@ def strip_secrets(value: Any) -> Any:
     return value
 
 
+def _without_instance_view(group: ObservedGroup) -> ObservedGroup:
+    props = {k: v for k, v in (group.body.get("properties") or {}).items() if k != "instanceView"}
+    return group.model_copy(update={"instance_state": None, "body": {**group.body, "properties": props}})
+
+
 @dataclass(frozen=True)
 class Call:
     op: str
@@ -161,7 +166,12 @@ class FakeGateway:
 
     async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
         async with self._call("list", resource_group, None, None):
-            return [g for (rg, _), g in sorted(self.groups.items()) if rg == resource_group.lower()]
+            # As on Azure, a list carries no instance view: only a GET tells whether a job has finished.
+            return [
+                _without_instance_view(g)
+                for (rg, _), g in sorted(self.groups.items())
+                if rg == resource_group.lower()
+            ]
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         async with self._call("get", resource_group, name, None):

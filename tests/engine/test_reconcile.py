@@ -1,0 +1,169 @@
+"""The engine's pass logic on the in-memory FakeGateway: observation, job instance views, verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.cloud.errors import RetryableError, StalledError
+from reconciler.engine.keys import derive_default_key, resolve_secret_key
+from reconciler.engine.observe import RetryPolicy, observe
+from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
+from reconciler.execution import ApplyOptions
+from reconciler.model.plan import Action
+from tests.fakes.gateway import FakeGateway
+
+JOB = """\
+name: {name}
+resourceGroup: {rg}
+location: westeurope
+properties:
+  osType: Linux
+  restartPolicy: {policy}
+  containers:
+  - name: main
+    properties:
+      image: {image}
+      resources: {{requests: {{cpu: 1, memoryInGB: 1}}}}
+"""
+
+
+def manifest(
+    root: Path, name: str, *, rg: str = "rg-a", image: str = "busybox:1", policy: str = "Always"
+) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{name}.yaml").write_text(JOB.format(name=name, rg=rg, image=image, policy=policy))
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.requested: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.requested.append(seconds)
+
+
+def settings(root: Path) -> EngineSettings:
+    return EngineSettings(
+        manifests=root,
+        secret_key=b"k",
+        apply=ApplyOptions(backoff_base=0.0, backoff_cap=0.0),
+        retry=RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0),
+    )
+
+
+async def test_observation_is_one_list_per_resource_group_and_never_a_get_per_group(tmp_path: Path) -> None:
+    for i in range(5):
+        manifest(tmp_path, f"g{i}", rg="rg-a" if i % 2 else "rg-b")
+    fake = FakeGateway()
+    s = settings(tmp_path)
+    planned = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    await apply_pass(planned, s, fake, environ={}, sleep=Sleeps(), verify=False)
+    fake.calls.clear()
+    again = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert {c.action for c in again.plan.changes} == {Action.NOOP}
+    assert fake.ops() == ["list", "list"]
+
+
+async def test_a_throttled_list_is_retried_honouring_retry_after(tmp_path: Path) -> None:
+    fake = FakeGateway()
+    fake.fail("list", RetryableError("throttled", status=429, retry_after=7.0), times=2)
+    sleeps = Sleeps()
+    result = await observe(fake, ["rg-a"], policy=RetryPolicy(max_attempts=3, base_delay=0.0), sleep=sleeps)
+    assert result.failed == {}
+    assert sleeps.requested == [7.0, 7.0]
+
+
+async def test_an_unobservable_resource_group_is_an_error_and_none_of_its_groups_are_planned(
+    tmp_path: Path,
+) -> None:
+    manifest(tmp_path, "ok", rg="rg-ok")
+    manifest(tmp_path, "blind", rg="rg-denied")
+    fake = FakeGateway()
+    fake.fail(
+        "list", StalledError("no read permission", status=403, code="AuthorizationFailed"), rg="rg-denied"
+    )
+    planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+    assert [c.name for c in planned.plan.changes] == ["ok"]
+    assert any("rg-denied" in e.message and "AuthorizationFailed" in e.message for e in planned.plan.errors)
+
+
+async def test_a_finished_job_is_read_with_a_get_and_replaced_rather_than_updated(tmp_path: Path) -> None:
+    manifest(tmp_path, "job", policy="Never")
+    fake = FakeGateway()
+    s = settings(tmp_path)
+    await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={}, verify=False)
+    fake.instance_state = "Succeeded"
+    fake.add(
+        "rg-a",
+        "job",
+        body=fake.groups[("rg-a", "job")].body,
+        tags=fake.groups[("rg-a", "job")].tags,
+        instance_state="Succeeded",
+    )
+    fake.calls.clear()
+
+    unchanged = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert [c.action for c in unchanged.plan.changes] == [Action.NOOP]
+    assert fake.count("get") == 0  # a finished job that nobody changed costs no GET
+
+    manifest(tmp_path, "job", policy="Never", image="busybox:2")
+    changed = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert [c.action for c in changed.plan.changes] == [Action.REPLACE]
+    assert fake.count("get") == 1
+
+
+async def test_apply_verifies_by_planning_again_and_reports_groups_that_still_differ(tmp_path: Path) -> None:
+    manifest(tmp_path, "web")
+    fake = FakeGateway()
+    s = settings(tmp_path)
+    outcome = await apply_pass(
+        await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={}, sleep=Sleeps()
+    )
+    assert outcome.applied is not None
+    assert outcome.applied.ok
+    assert outcome.verified is not None
+    assert outcome.unconverged == ()
+    assert not outcome.failed
+
+
+async def test_nothing_to_apply_makes_no_write_and_skips_verification(tmp_path: Path) -> None:
+    manifest(tmp_path, "web")
+    fake = FakeGateway()
+    s = settings(tmp_path)
+    await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={})
+    fake.calls.clear()
+    outcome = await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={})
+    assert fake.writes() == []
+    assert outcome.verified is None
+    assert fake.ops() == ["list"]
+
+
+def test_a_configured_secret_key_wins_and_a_derived_one_is_stable_and_warned_about(tmp_path: Path) -> None:
+    configured = resolve_secret_key(environ_value="abc", key_file=None, subscription="s", instance="i")
+    assert configured.key == b"abc"
+    assert configured.warning is None
+    derived = resolve_secret_key(environ_value=None, key_file=None, subscription="SUB", instance="i")
+    assert derived.key == derive_default_key("sub", "i")
+    assert derived.warning is not None
+    assert "RECONCILER_SECRET_KEY" in derived.warning
+    other_instance = resolve_secret_key(environ_value=None, key_file=None, subscription="sub", instance="j")
+    assert other_instance.key != derived.key
+
+
+def test_the_local_key_file_is_created_once_private_and_reused(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "secret.key"
+    first = resolve_secret_key(environ_value=None, key_file=path, subscription="s", instance="i")
+    second = resolve_secret_key(environ_value=None, key_file=path, subscription="s", instance="i")
+    assert first.key == second.key
+    assert len(first.key) == 64
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("count", [0, 3])
+async def test_observing_nothing_costs_nothing(count: int) -> None:
+    fake = FakeGateway()
+    result = await observe(fake, [f"rg-{i}" for i in range(count)], sleep=Sleeps())
+    assert len(fake.calls) == count
+    assert result.groups == ()
