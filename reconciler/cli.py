@@ -141,6 +141,14 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="allow a plan that prunes every managed group because the manifest set is empty",
     )
     parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait between polls of a long-running operation when Azure names none "
+        "(default 5; 1 for --endpoint, 0 for --local)",
+    )
+    parser.add_argument(
         "--lro-timeout",
         type=float,
         default=900.0,
@@ -237,6 +245,7 @@ class TargetChoice:
     ca_cert: Path | None = None
     credential: str = "default"
     local_dir: Path | None = None
+    poll_interval: float | None = None
 
     def describe(self) -> str:
         if self.kind == "local":
@@ -264,6 +273,7 @@ def choose_target(args: argparse.Namespace) -> TargetChoice:
             subscription=args.subscription or LOCAL_SUBSCRIPTION,
             credential="static",
             local_dir=Path(args.local),
+            poll_interval=getattr(args, "poll_interval", None),
         )
     if args.endpoint:
         if not args.endpoint.startswith("https://"):
@@ -278,15 +288,26 @@ def choose_target(args: argparse.Namespace) -> TargetChoice:
             endpoint=args.endpoint.rstrip("/"),
             ca_cert=args.ca_cert,
             credential=args.credential,
+            poll_interval=getattr(args, "poll_interval", None),
         )
     if args.subscription:
-        return TargetChoice(kind="azure", subscription=args.subscription, credential=args.credential)
+        return TargetChoice(
+            kind="azure",
+            subscription=args.subscription,
+            credential=args.credential,
+            poll_interval=getattr(args, "poll_interval", None),
+        )
     raise UsageError(NO_TARGET)
 
 
 @contextlib.asynccontextmanager
-async def open_gateway(choice: TargetChoice) -> AsyncIterator[Any]:
-    """The gateway of the chosen target; for `--local`, the emulator runs in this process meanwhile."""
+async def open_gateway(
+    choice: TargetChoice, on_request: Callable[[str, str, float], None] | None = None
+) -> AsyncIterator[Any]:
+    """The gateway of the chosen target; for `--local`, the emulator runs in this process meanwhile.
+
+    `on_request(operation, status, seconds)` is told of every Azure request (the daemon's metrics).
+    """
     from reconciler.cloud.azure import Target, connect
 
     if choice.kind == "local":
@@ -304,8 +325,9 @@ async def open_gateway(choice: TargetChoice) -> AsyncIterator[Any]:
                     endpoint=emulator.endpoint,
                     ca_cert=emulator.ca_cert_path,
                     credential="static",
-                    poll_interval=0.0,
-                )
+                    poll_interval=choice.poll_interval or 0.0,
+                ),
+                on_request=on_request,
             )
             try:
                 yield gateway
@@ -318,8 +340,11 @@ async def open_gateway(choice: TargetChoice) -> AsyncIterator[Any]:
             endpoint=choice.endpoint,
             ca_cert=choice.ca_cert,
             credential="static" if choice.credential == "static" else "default",
-            poll_interval=1.0 if choice.kind == "endpoint" else 5.0,
-        )
+            poll_interval=choice.poll_interval
+            if choice.poll_interval is not None
+            else (1.0 if choice.kind == "endpoint" else 5.0),
+        ),
+        on_request=on_request,
     )
     try:
         yield gateway
@@ -529,6 +554,13 @@ async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_ERROR if planned.plan.errors else EXIT_OK
 
 
+def _short_revision(revision: str | None) -> str:
+    if not revision:
+        return "-"
+    prefix, _, digest = revision.rpartition(":")
+    return f"{prefix}:{digest[:12]}" if prefix else revision[:12]
+
+
 def _status_table(statuses: Sequence[Any]) -> str:
     if not statuses:
         return "No container groups: no manifests and nothing managed by this instance."
@@ -539,7 +571,7 @@ def _status_table(statuses: Sequence[Any]) -> str:
             s.sync.value + (f" ({s.held})" if s.held else ""),
             s.provisioning_state or "-",
             s.instance_state or "-",
-            (s.applied_revision or "-")[:12],
+            _short_revision(s.applied_revision),
         )
         for s in statuses
     ]
@@ -567,7 +599,11 @@ async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if live is None:
         _error(f"container group {args.resource_group}/{args.name} not found in {choice.describe()}")
         return EXIT_ERROR
-    manifest = GroupManifest.from_arm(live.body, resource_group=live.resource_group, name=live.name)
+    from reconciler.planning.ownership import user_tags
+
+    # Our ownership tags describe the last apply, not the group; a manifest may not set them.
+    body = {**live.body, "tags": user_tags(live.tags)}
+    manifest = GroupManifest.from_arm(body, resource_group=live.resource_group, name=live.name)
     document = manifest.to_manifest_dict()
     if args.output == "json":
         print(json.dumps(document, indent=2))
@@ -592,7 +628,13 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     choice = choose_target(args)
     settings = engine_settings(args, choice, environ)
-    return daemon_cli.run(args, settings, lambda: open_gateway(choice), environ)
+
+    def gateway_factory(
+        on_request: Callable[[str, str, float], None] | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[Any]:
+        return open_gateway(choice, on_request=on_request)
+
+    return daemon_cli.run(args, settings, gateway_factory, environ)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
