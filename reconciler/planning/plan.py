@@ -48,6 +48,11 @@ from reconciler.planning.ownership import (
 )
 
 
+# A live group whose last deployment failed is written again even when nothing in the manifest changed.
+PROVISIONING_FAILED = "Failed"
+FAILED_PROVISIONING_REASON = "the last deployment failed (provisioningState Failed); deploying it again"
+
+
 @dataclass(frozen=True)
 class DesiredGroup:
     """One validated manifest and where it came from (`path:line:col`, for messages)."""
@@ -250,6 +255,11 @@ def diff_group(
         action, reason = Action.REPLACE, result.reason
     elif result.action is Action.UPDATE:
         action, reason = Action.UPDATE, result.reason if spec else "secret values changed"
+    elif observed.provisioning_state == PROVISIONING_FAILED:
+        # The spec matches but ACI never got the group running: without a write it stays failed for good.
+        # A PUT of the desired body deploys it again; a terminated group only takes a delete and create.
+        action = Action.REPLACE if observed.terminated else Action.UPDATE
+        reason = FAILED_PROVISIONING_REASON
     elif tag_fields:
         action = Action.TAGS
         reason = "only tags changed" if not adopt else "tags it as managed"
