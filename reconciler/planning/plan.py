@@ -47,7 +47,6 @@ from reconciler.planning.ownership import (
     user_tags,
 )
 
-
 # A live group whose last deployment failed is written again even when nothing in the manifest changed.
 PROVISIONING_FAILED = "Failed"
 FAILED_PROVISIONING_REASON = "the last deployment failed (provisioningState Failed); deploying it again"
