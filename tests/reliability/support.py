@@ -1,0 +1,361 @@
+"""Shared helpers of the reliability suite (`tests/reliability/`): fleets of manifests, the engine wired to
+an in-process emulator with zero retry delays, and a daemon subprocess followed through its JSON log lines.
+
+The suite's test modules call these; the CLI-process helpers of `tests/e2e/harness.py` are reused as they
+are (imported, never copied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reconciler.cloud.azure import AzureGateway, Target, connect
+from reconciler.emulator.server import Emulator, EmulatorConfig
+from reconciler.engine.observe import RetryPolicy
+from reconciler.engine.reconcile import EngineSettings, PassOutcome, apply_pass, plan_pass
+from reconciler.execution import ApplyOptions
+from reconciler.model.plan import Action
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+ROOT = Path(__file__).resolve().parents[2]
+WRITE_VERBS = ("PUT", "PATCH", "DELETE")
+
+
+async def no_sleep(_: float) -> None:
+    # Retries and LRO polls yield to the loop (the in-process emulator runs on it) but never wait.
+    await asyncio.sleep(0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Manifests
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one generated group should look like; `manifest()` renders it as ACI YAML."""
+
+    name: str
+    rg: str
+    image: str = "nginx:1.25"
+    cpu: float = 1.0
+    memory: float = 1.0
+    tags: Mapping[str, str] | None = None
+    env: Mapping[str, str] | None = None
+    secret_env: Mapping[str, str] | None = None  # variable name -> environment variable it comes from
+
+    def manifest(self) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "image": self.image,
+            "resources": {"requests": {"cpu": self.cpu, "memoryInGB": self.memory}},
+        }
+        entries: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in (self.env or {}).items()]
+        entries += [{"name": k, "secureValueFrom": {"env": v}} for k, v in (self.secret_env or {}).items()]
+        if entries:
+            props["environmentVariables"] = entries
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "resourceGroup": self.rg,
+            "location": "westeurope",
+            "properties": {
+                "osType": "Linux",
+                "restartPolicy": "Always",
+                "containers": [{"name": "main", "properties": props}],
+            },
+        }
+        if self.tags:
+            doc["tags"] = dict(self.tags)
+        return doc
+
+
+def write_specs(path: Path, specs: Iterable[Spec]) -> None:
+    """All specs as one multi-document file, written atomically (a watcher never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump_all([s.manifest() for s in specs], sort_keys=False))
+    os.replace(tmp, path)
+
+
+def write_spec_files(directory: Path, specs: Iterable[Spec]) -> None:
+    """One file per group (`NAME.yaml`); files of groups not in `specs` are removed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{s.name}.yaml": s for s in specs}
+    for old in directory.glob("*.yaml"):
+        if old.name not in wanted:
+            old.unlink()
+    for file_name, spec in wanted.items():
+        write_specs(directory / file_name, [spec])
+
+
+def live_spec(group: Mapping[str, Any]) -> tuple[str, float, float]:
+    """(image, cpu, memory) of the first container of a group as GET renders it."""
+    props = group["properties"]["containers"][0]["properties"]
+    requests = props["resources"]["requests"]
+    return str(props["image"]), float(requests["cpu"]), float(requests["memoryInGB"])
+
+
+def unmanaged_body(image: str = "nginx:bystander") -> dict[str, Any]:
+    """An ARM body as another tool (the portal, `az`) would PUT it: no reconciler tags."""
+    return {
+        "location": "westeurope",
+        "tags": {"owner": "someone-else"},
+        "properties": {
+            "osType": "Linux",
+            "containers": [
+                {
+                    "name": "main",
+                    "properties": {"image": image, "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}},
+                }
+            ],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The engine against an in-process emulator
+
+
+def emulator_config(cert_dir: Path, **overrides: Any) -> EmulatorConfig:
+    # ARM's throttling buckets have their own tests; here they only add waiting. 429s come from faults.
+    base: dict[str, Any] = {
+        "cert_dir": cert_dir,
+        "read_bucket_size": None,
+        "write_bucket_size": None,
+        "delete_bucket_size": None,
+        "aci_requests_per_5m": None,
+        "aci_requests_per_1h": None,
+    }
+    base.update(overrides)
+    return EmulatorConfig(**base)
+
+
+def engine_settings(manifests: Path, **overrides: Any) -> EngineSettings:
+    base: dict[str, Any] = {
+        "manifests": manifests,
+        "secret_key": b"reliability-key",
+        "apply": ApplyOptions(
+            concurrency=10, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0
+        ),
+        "retry": RetryPolicy(max_attempts=6, base_delay=0.0, max_delay=0.0),
+    }
+    base.update(overrides)
+    return EngineSettings(**base)
+
+
+def gateway_for(endpoint: str, ca_cert: Path, *, read_timeout: float = 120.0) -> AzureGateway:
+    return connect(
+        Target(
+            subscription_id=SUBSCRIPTION,
+            endpoint=endpoint,
+            ca_cert=ca_cert,
+            credential="static",
+            poll_interval=0.0,
+            read_timeout=read_timeout,
+        ),
+        sleep=no_sleep,
+    )
+
+
+@asynccontextmanager
+async def in_process(cert_dir: Path, **config: Any) -> AsyncIterator[tuple[Emulator, AzureGateway]]:
+    async with Emulator(emulator_config(cert_dir, **config)) as emu:
+        gateway = gateway_for(emu.endpoint, emu.ca_cert_path)
+        try:
+            yield emu, gateway
+        finally:
+            await gateway.close()
+
+
+def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(body())
+
+
+async def one_pass(
+    settings: EngineSettings, gateway: AzureGateway, environ: Mapping[str, str] | None = None
+) -> PassOutcome:
+    env = dict(environ or {})
+    planned = await plan_pass(settings, gateway, environ=env, sleep=no_sleep)
+    return await apply_pass(planned, settings, gateway, environ=env, sleep=no_sleep)
+
+
+def settled(outcome: PassOutcome) -> bool:
+    """A pass that found nothing to do and nothing wrong."""
+    return not outcome.failed and not any(c.action is not Action.NOOP for c in outcome.plan.changes)
+
+
+def writes(emu: Emulator, path_contains: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every container-group write the emulator logged, in order."""
+    return [
+        (r.method, r.path)
+        for r in emu.request_log
+        if r.route == "containerGroup" and r.method in WRITE_VERBS and path_contains in r.path
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The daemon in a subprocess
+
+
+class DaemonProcess:
+    """`reconcile daemon` with its JSON log lines (stderr) collected by a named reader thread."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reconciler.cli", "daemon", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(env),
+        )
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self.stdout = ""
+        self._new: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="daemon-log-reader", daemon=True)
+        self._reader.start()
+        self._out = threading.Thread(target=self._read_stdout, name="daemon-stdout-reader", daemon=True)
+        self._out.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                self.events.append(event)
+                self._new.put(event)
+        self._new.put(None)
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout.read()
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+        """The next log event (after those already waited past) that matches; fails at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no matching daemon log event in {timeout}s:\n{self.log_tail()}"
+                ) from None
+            if event is None:
+                raise AssertionError(f"the daemon exited ({self.proc.poll()}):\n{self.log_tail()}")
+            if predicate(event):
+                return event
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "".join(self.raw[-lines:])
+
+    @property
+    def url(self) -> str:
+        for event in self.events:
+            if event.get("event") == "listening":
+                return str(event["url"])
+        raise AssertionError("the daemon did not say where it listens")
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                return int(response.status), response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def finish(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code (the reader threads have drained both streams)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self._reader.join(5)
+        self._out.join(5)
+        return code
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self._reader.join(5)
+        self._out.join(5)
+
+
+def pass_finished(event: Mapping[str, Any]) -> bool:
+    return event.get("event") == "pass finished"
+
+
+def daemon_env(extra: Mapping[str, str] | None = None, *, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RECONCILER_", "IDENTITY_"))}
+    env.update({"RECONCILER_SECRET_KEY": "reliability-key", "HOME": str(home), "NO_COLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+def daemon_args(
+    endpoint: str, ca_cert: Path | str, manifests: Path, state_dir: Path, *extra: str
+) -> list[str]:
+    return [
+        "--endpoint",
+        endpoint,
+        "--ca-cert",
+        str(ca_cert),
+        "--credential",
+        "static",
+        "-f",
+        str(manifests),
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        str(state_dir),
+        "--log-format",
+        "json",
+        "--lro-timeout",
+        "60",
+        *extra,
+    ]
+
+
+def arm_request(
+    endpoint: str, ca_cert: Path | str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
+    """A raw ARM call as another tool would make it (blocking: run it in a thread from async code)."""
+    import ssl
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{endpoint}/subscriptions/{SUBSCRIPTION}{path}?api-version=2023-05-01",
+        method=method,
+        data=data,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer out-of-band"},
+    )
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            raw = response.read()
+            return int(response.status), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def group_path(rg: str, name: str) -> str:
+    return f"/resourceGroups/{rg}/providers/Microsoft.ContainerInstance/containerGroups/{name}"
