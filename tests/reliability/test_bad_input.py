@@ -1,0 +1,260 @@
+"""Reliability against bad input: the corpus under `bad_manifests/` plus cases made at test time (a 50 MB
+file, symlink loops and links out of the directory, an empty directory, a directory that vanishes mid-pass, a
+manifest directory that is gone).
+
+Each case breaks the manifest of a live group (`victim`) in a directory that also holds good manifests, then
+runs one pass of the engine against the in-process emulator. Each must give an error naming the file, never
+a crash; the good groups are still reconciled (an image update and a create), and no live group is deleted.
+The last test runs the real CLI on the whole corpus at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.model.plan import Action
+from reconciler.source import loader as source_loader
+from tests.e2e.harness import EmulatorProcess, run_cli
+from tests.reliability.support import (
+    Spec,
+    engine_settings,
+    in_process,
+    live_spec,
+    one_pass,
+    run,
+    settled,
+    write_specs,
+)
+
+CORPUS = Path(__file__).parent / "bad_manifests"
+RG = "rg-bad"
+GOOD_BEFORE = [Spec(name="good-a", rg=RG), Spec(name="good-b", rg=RG)]
+GOOD_AFTER = [
+    Spec(name="good-a", rg=RG, image="nginx:1.27"),
+    Spec(name="good-b", rg=RG),
+    Spec(name="good-c", rg=RG),
+]
+VICTIM = Spec(name="victim", rg=RG, image="nginx:victim")
+
+# A case breaks the directory (given the manifest directory and a scratch directory outside it) and names
+# the path its error must mention.
+Breaker = Callable[[Path, Path], str]
+
+
+def corpus_case(file_name: str) -> Breaker:
+    def apply(manifests: Path, _: Path) -> str:
+        shutil.copyfile(CORPUS / file_name, manifests / "victim.yaml")
+        return "victim.yaml"
+
+    return apply
+
+
+def huge_file(manifests: Path, _: Path) -> str:
+    target = manifests / "victim.yaml"
+    with target.open("wb") as handle:
+        handle.write(b"name: victim\nresourceGroup: rg-bad\n")
+        chunk = b"# " + b"x" * (1024 * 1024 - 3) + b"\n"
+        for _i in range(50):
+            handle.write(chunk)
+    assert target.stat().st_size >= 50 * 1024 * 1024
+    return "victim.yaml"
+
+
+def symlink_loop(manifests: Path, _: Path) -> str:
+    (manifests / "victim.yaml").unlink()
+    os.symlink("loop-b.yaml", manifests / "victim.yaml")
+    os.symlink("victim.yaml", manifests / "loop-b.yaml")
+    return "victim.yaml"
+
+
+def link_out_of_the_directory(manifests: Path, scratch: Path) -> str:
+    # A perfectly valid manifest outside the directory, reached through a link: never followed.
+    write_specs(scratch / "outside.yaml", [Spec(name="victim", rg=RG, image="evil:latest", cpu=4)])
+    (manifests / "victim.yaml").unlink()
+    os.symlink(scratch / "outside.yaml", manifests / "victim.yaml")
+    return "victim.yaml"
+
+
+def directory_link_out(manifests: Path, scratch: Path) -> str:
+    (scratch / "elsewhere").mkdir()
+    write_specs(scratch / "elsewhere" / "x.yaml", [Spec(name="stranger", rg=RG)])
+    os.symlink(scratch / "elsewhere", manifests / "linked")
+    (manifests / "victim.yaml").unlink()  # the victim's manifest is gone too: pruning must be off this pass
+    return "linked"
+
+
+CASES: dict[str, Breaker] = {
+    **{p.stem: corpus_case(p.name) for p in sorted(CORPUS.glob("*.yaml"))},
+    "fifty_megabytes": huge_file,
+    "symlink_loop": symlink_loop,
+    "link_out_of_the_directory": link_out_of_the_directory,
+    "directory_link_out": directory_link_out,
+}
+
+
+def test_the_corpus_is_complete() -> None:
+    assert set(CASES) >= {
+        "invalid_yaml",
+        "wrong_types",
+        "unknown_fields",
+        "alias_bomb",
+        "non_utf8",
+        "duplicate_names",
+        "fifty_megabytes",
+        "symlink_loop",
+        "link_out_of_the_directory",
+    }
+
+
+def _setup(manifests: Path) -> None:
+    write_specs(manifests / "good.yaml", GOOD_BEFORE)
+    write_specs(manifests / "victim.yaml", [VICTIM])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_manifest_is_reported_by_file_and_nothing_is_deleted(
+    case: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    manifests = tmp_path / "manifests"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+
+    async def body() -> None:
+        async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
+            settings = engine_settings(manifests)
+            _setup(manifests)
+            assert settled(await one_pass(settings, gateway)) is False  # it created three groups
+            assert settled(await one_pass(settings, gateway))
+            victim_before = emu.get_group(RG, "victim")
+            mark = len(emu.request_log)
+
+            write_specs(manifests / "good.yaml", GOOD_AFTER)
+            named = CASES[case](manifests, scratch)
+            outcome = await one_pass(settings, gateway)
+
+            errors = outcome.plan.errors
+            assert errors, f"{case}: no error reported"
+            assert any(named in (e.source or "") or named in e.message for e in errors), [
+                (e.source, e.message) for e in errors
+            ]
+            assert outcome.failed, "a pass with bad input exits non-zero"
+            log = list(emu.request_log)[mark:]
+            assert [r.path for r in log if r.method == "DELETE"] == [], "nothing deleted"
+            # The victim is left exactly as it was: its manifest could not be read (or not trusted).
+            assert [r.path for r in log if r.path.endswith("/victim") and r.method != "GET"] == []
+            assert emu.get_group(RG, "victim") == victim_before
+            # Every other group is still reconciled.
+            for spec in GOOD_AFTER:
+                group = emu.get_group(RG, spec.name)
+                assert group is not None, spec.name
+                assert live_spec(group) == (spec.image, spec.cpu, spec.memory), spec.name
+            assert emu.get_group(RG, "stranger") is None
+            ours = {c.name: c.action for c in outcome.plan.changes}
+            assert ours.get("good-a") is Action.UPDATE
+            assert ours.get("good-c") is Action.CREATE
+
+    run(body)
+
+
+def test_subdirectory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifests = tmp_path / "manifests"
+
+    async def body() -> None:
+        async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
+            settings = engine_settings(manifests)
+            write_specs(manifests / "good.yaml", GOOD_BEFORE)
+            write_specs(manifests / "team" / "victim.yaml", [VICTIM])
+            await one_pass(settings, gateway)
+            assert settled(await one_pass(settings, gateway))
+            mark = len(emu.request_log)
+
+            write_specs(manifests / "good.yaml", GOOD_AFTER)
+            real_load_file = source_loader._load_file
+            vanished: list[Path] = []
+
+            def load_file_then_remove_the_subdirectory(run_: object, path: Path, layer: object) -> None:
+                # The walk has listed `team/` already; it disappears (a git checkout, an rsync) before it
+                # is entered.
+                real_load_file(run_, path, layer)  # type: ignore[arg-type] # passes the loader's own values
+                if path.name == "good.yaml" and not vanished:
+                    shutil.rmtree(manifests / "team")
+                    vanished.append(path)
+
+            monkeypatch.setattr(source_loader, "_load_file", load_file_then_remove_the_subdirectory)
+            outcome = await one_pass(settings, gateway)
+            assert vanished, "the subdirectory was removed during the load"
+            assert any("team" in (e.source or "") and "vanished" in e.message for e in outcome.plan.errors), [
+                (e.source, e.message) for e in outcome.plan.errors
+            ]
+            log = list(emu.request_log)[mark:]
+            assert [r.path for r in log if r.method == "DELETE"] == []
+            assert emu.get_group(RG, "victim") is not None
+            good_a = emu.get_group(RG, "good-a")
+            assert good_a is not None
+            assert live_spec(good_a)[0] == "nginx:1.27"
+            assert emu.get_group(RG, "good-c") is not None
+
+    run(body)
+
+
+@pytest.mark.parametrize("how", ["empty", "gone"])
+def test_empty_or_missing_manifest_directory_deletes_no_live_group(
+    how: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    manifests = tmp_path / "manifests"
+
+    async def body() -> None:
+        async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
+            settings = engine_settings(manifests, prune_scope=(RG,))
+            _setup(manifests)
+            await one_pass(settings, gateway)
+            assert settled(await one_pass(settings, gateway))
+            mark = len(emu.request_log)
+            if how == "empty":
+                for path in manifests.iterdir():
+                    path.unlink()
+            else:
+                shutil.rmtree(manifests)
+            outcome = await one_pass(settings, gateway)
+            assert outcome.failed
+            assert outcome.plan.errors, "an empty or missing directory is reported"
+            text = " ".join(f"{e.source} {e.message}" for e in outcome.plan.errors)
+            assert "manifests" in text or "empty" in text, text
+            log = list(emu.request_log)[mark:]
+            assert [r.path for r in log if r.method in ("PUT", "PATCH", "DELETE")] == []
+            assert {g.name for g in await gateway.list_groups(RG)} == {"good-a", "good-b", "victim"}
+
+    run(body)
+
+
+@pytest.mark.e2e
+def test_cli_reports_every_bad_file_of_the_corpus_without_a_traceback(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    write_specs(manifests / "good.yaml", GOOD_AFTER)
+    for path in CORPUS.glob("*.yaml"):
+        shutil.copyfile(path, manifests / path.name)
+    symlink_loop_dir = manifests / "links"
+    symlink_loop_dir.mkdir()
+    os.symlink("b.yaml", symlink_loop_dir / "a.yaml")
+    os.symlink("a.yaml", symlink_loop_dir / "b.yaml")
+    os.symlink(tmp_path, manifests / "out")
+    huge_file(manifests, tmp_path)
+    emulator = EmulatorProcess(tmp_path, "--no-throttling")
+    try:
+        result = run_cli(emulator, "-f", str(manifests), cwd=tmp_path)
+        assert result.code == 1, result
+        assert "Traceback" not in result.stderr + result.stdout, result
+        for name in [p.name for p in CORPUS.glob("*.yaml")] + ["a.yaml", "b.yaml", "out", "victim.yaml"]:
+            assert name in result.stderr + result.stdout, f"{name} is named:\n{result}"
+        # The good groups were applied all the same; nothing else exists.
+        assert [i.rsplit("/", 1)[1] for i in emulator.group_ids()] == ["good-a", "good-b", "good-c"]
+    finally:
+        emulator.stop()
