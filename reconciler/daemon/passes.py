@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.observe import Sleep
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
+from reconciler.execution import QuotaBudget
 from reconciler.model.outcome import Result
 from reconciler.model.plan import Change
 
@@ -69,6 +71,13 @@ class EnginePasses:
         self.sleep = sleep
         self._manifests = manifests
         self._revision = revision
+        # ACI's create/delete quotas are per subscription and window, so one budget spans every pass.
+        self.budget = QuotaBudget(
+            creates=settings.apply.create_limits,
+            deletes=settings.apply.delete_limits,
+            clock=time.monotonic,
+            sleep=sleep,
+        )
 
     def drain(self) -> None:
         """From now on, start no group that has not started writing (shutdown)."""
@@ -105,6 +114,7 @@ class EnginePasses:
             sleep=self.sleep,
             on_event=on_event,
             verify=True,
+            budget=self.budget,
         )
         assert outcome.applied is not None  # apply_pass always applies
         wanted = {c.key for c in changes}

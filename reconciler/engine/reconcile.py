@@ -16,7 +16,7 @@ from pathlib import Path
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.engine.observe import Observation, RetryPolicy, Sleep, call_with_retry, observe
-from reconciler.execution import ApplyOptions, ProgressEvent, apply_plan
+from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply_plan
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
 from reconciler.model.plan import Action, Plan, PlanIssue
@@ -209,9 +209,15 @@ async def apply_pass(
     sleep: Sleep = asyncio.sleep,
     on_event: Callable[[ProgressEvent], None] | None = None,
     verify: bool = True,
+    budget: QuotaBudget | None = None,
 ) -> PassOutcome:
-    """Apply a plan made by `plan_pass`, then re-observe and re-plan what was written to verify it."""
-    applied = await apply_plan(planned.plan, gateway, options=settings.apply, sleep=sleep, on_event=on_event)
+    """Apply a plan made by `plan_pass`, then re-observe and re-plan what was written to verify it.
+
+    `budget` keeps ACI's create/delete quotas across passes (the daemon holds one for its lifetime).
+    """
+    applied = await apply_plan(
+        planned.plan, gateway, options=settings.apply, sleep=sleep, on_event=on_event, budget=budget
+    )
     wrote = any(o.result is Result.SUCCEEDED and o.action is not Action.NOOP for o in applied.outcomes)
     verified: Plan | None = None
     if verify and wrote:
