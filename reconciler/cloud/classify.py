@@ -25,6 +25,7 @@ from __future__ import annotations
 import email.utils
 import math
 import re
+import ssl
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -152,6 +153,20 @@ def classify_http(
     return StalledError(text, status=status, code=code)
 
 
+def _tls_untrusted(exc: BaseException) -> bool:
+    """True when a certificate verification failure is anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        inner = getattr(current, "inner_exception", None)
+        nxt = inner if isinstance(inner, BaseException) else None
+        current = nxt or current.__cause__ or current.__context__
+    return False
+
+
 def classify_exception(exc: BaseException, *, operation: str = "") -> GatewayError:
     """The GatewayError for an exception raised while sending a request (no HTTP response to classify).
 
@@ -178,6 +193,12 @@ def classify_exception(exc: BaseException, *, operation: str = "") -> GatewayErr
         headers = dict(getattr(exc.response, "headers", None) or {})
         return classify_http(
             exc.status_code, code=code, message=str(exc.message), headers=headers, operation=operation
+        )
+    if _tls_untrusted(exc):
+        # A certificate we do not trust will not become trusted by retrying.
+        return StalledError(
+            f"{prefix}the endpoint's TLS certificate is not trusted: give the CA that signed it "
+            "(--ca-cert for an emulator)"
         )
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return RetryableError(f"{prefix}connection error: {type(exc).__name__}: {_shorten(str(exc.message))}")

@@ -38,7 +38,13 @@ from typing import Any, Literal
 from reconciler.cloud.errors import GatewayError, OperationTimeoutError, StalledError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import Attempts, RetryPolicy, call_with_retry
-from reconciler.execution.ratelimit import ACI_CREATE_LIMITS, ACI_DELETE_LIMITS, QuotaBudget, RateLimit
+from reconciler.execution.ratelimit import (
+    ACI_CREATE_LIMITS,
+    ACI_DELETE_LIMITS,
+    QuotaBudget,
+    RateLimit,
+    RateLimiter,
+)
 from reconciler.model.manifest import UnresolvedSecretError
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import SENSITIVE, Action, Change, Plan
@@ -162,7 +168,7 @@ class _Run:
             # A broken progress display must not break an apply.
             log.exception("on_event callback failed")
 
-    async def _take(self, change: Change, budget: Any, what: str) -> None:
+    async def _take(self, change: Change, budget: RateLimiter, what: str) -> None:
         wait = budget.wait_needed()
         if wait > 0:
             self.emit(change, "waiting", f"{what} quota: next slot in {wait:.0f}s")
@@ -174,7 +180,7 @@ class _Run:
         call: Callable[[], Awaitable[Any]],
         attempts: Attempts,
         *,
-        quota: Any = None,
+        quota: RateLimiter | None = None,
         quota_name: str = "",
     ) -> Any:
         def on_retry(attempt: int, error: GatewayError, delay: float) -> None:

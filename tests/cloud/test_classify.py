@@ -156,3 +156,13 @@ def test_every_error_in_recorded_azure_traffic_is_classified_stalled() -> None:
         assert not error.retryable, (name, status, code)
         if status == 404:
             assert isinstance(error, NotFoundError)
+
+
+def test_untrusted_tls_certificate_stalls_with_the_fix() -> None:
+    import ssl
+
+    cause = ssl.SSLCertVerificationError("certificate verify failed: self-signed certificate")
+    wrapped = ServiceRequestError("Cannot connect to host 127.0.0.1:8443", error=cause)
+    error = classify_exception(wrapped, operation="GET rg/web")
+    assert not error.retryable
+    assert "--ca-cert" in error.message

@@ -136,3 +136,12 @@ async def test_executor_replaces_through_the_real_adapter(gateway: tuple[AzureGa
     assert live is not None
     assert live.body["properties"]["containers"][0]["properties"]["image"] == "nginx:1.27"
     assert live.tags == TAGS
+
+
+async def test_endpoint_with_an_untrusted_certificate_stalls_with_the_fix(emulator: Emulator) -> None:
+    gw = connect(Target(subscription_id=SUB, endpoint=emulator.endpoint, credential="static"))
+    try:
+        with pytest.raises(StalledError, match="ca-cert"):
+            await gw.list_groups("rg")
+    finally:
+        await gw.close()

@@ -15,9 +15,8 @@ Used by the executor tests here and by engine and daemon tests elsewhere. What i
 - Holding calls: `hold(op, rg=..., name=...)` returns an `asyncio.Event`; matching calls wait on it (after
   being logged and counted in flight) until the test sets it. `in_flight`/`max_in_flight` count concurrent
   calls, so concurrency bounds can be asserted without a clock. `entered` is set each time a call starts
-  waiting on a hold, so a test can wait for "the call is in progress" without sleeping.
-- `deleted_pending`: names whose delete should leave the group in place (a delete that Azure accepted but
-  has not finished); nothing in the fake waits on time.
+  waiting on a hold, so a test can wait for "the call is in progress" without sleeping. Nothing in the
+  fake waits on time.
 """
 
 from __future__ import annotations
