@@ -1,0 +1,217 @@
+"""Reliability across crashes: `reconcile daemon` (a subprocess) is killed with SIGKILL at a random point of a
+pass that creates, updates, replaces, patches tags and prunes; restarted, it converges with nothing lost or
+duplicated, and the group nobody manages is never touched.
+
+The kill point is drawn from the seed: "after the emulator has logged write W" for one of the pass's six
+container-group writes (watched through the emulator's request log), so every seed is reproducible whatever
+order the concurrent writes take. Deletes are slowed down so that "after the DELETE of the replaced group"
+lands between the delete and the create of the replace; the seeds below are checked to include that point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.engine.reconcile import plan_pass
+from reconciler.model.plan import Action
+from tests.e2e.harness import EmulatorProcess
+from tests.reliability.support import (
+    DaemonProcess,
+    Spec,
+    arm_request,
+    daemon_args,
+    daemon_env,
+    engine_settings,
+    gateway_for,
+    group_path,
+    live_spec,
+    no_sleep,
+    one_pass,
+    pass_finished,
+    settled,
+    unmanaged_body,
+    write_spec_files,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(170)]
+
+SEEDS = range(10)
+BEFORE = [
+    Spec(name="upd", rg="", image="nginx:1.25"),
+    Spec(name="rep", rg="", cpu=1.0),
+    Spec(name="tag", rg="", tags={"team": "a"}),
+    Spec(name="gone", rg=""),
+    Spec(name="same", rg=""),
+]
+AFTER = [
+    Spec(name="upd", rg="", image="nginx:1.27"),
+    Spec(name="rep", rg="", cpu=2.0),
+    Spec(name="tag", rg="", tags={"team": "b"}),
+    Spec(name="same", rg=""),
+    Spec(name="new", rg="", image="httpd:2.4"),
+]
+# The writes of the pass under test, one of which (drawn from the seed) is the kill point.
+WRITES = [
+    ("PUT", "upd"),
+    ("DELETE", "rep"),
+    ("PUT", "rep"),
+    ("PATCH", "tag"),
+    ("DELETE", "gone"),
+    ("PUT", "new"),
+]
+REPLACE_GAP = ("DELETE", "rep")
+
+
+def kill_point(seed: int) -> tuple[str, str]:
+    return random.Random(seed).choice(WRITES)
+
+
+def with_rg(specs: list[Spec], rg: str) -> list[Spec]:
+    return [Spec(s.name, rg, s.image, s.cpu, s.memory, s.tags) for s in specs]
+
+
+def test_the_seeds_cover_the_window_between_delete_and_create_of_a_replace() -> None:
+    points = [kill_point(s) for s in SEEDS]
+    assert REPLACE_GAP in points
+    assert len(set(points)) >= 4, points
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emu = EmulatorProcess(tmp_path_factory.mktemp("crash-emulator"), "--no-throttling")
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def _logged_writes(emulator: EmulatorProcess, rg: str, offset: int) -> tuple[list[tuple[str, str]], int]:
+    page = emulator.control("GET", f"requests?offset={offset}")
+    found = [
+        (r["method"], r["path"].rsplit("/", 1)[1])
+        for r in page["requests"]
+        if r["route"] == "containerGroup"
+        and r["method"] in ("PUT", "PATCH", "DELETE")
+        and f"/resourceGroups/{rg}/" in r["path"]
+        and 200 <= r["status"] < 300
+    ]
+    return found, int(page["next"])
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
+    seed: int, tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    rg = f"rg-crash-{seed}"
+    manifests = tmp_path / "manifests"
+    settings = engine_settings(manifests)
+    write_spec_files(manifests, with_rg(BEFORE, rg))
+
+    async def setup() -> dict[str, object] | None:
+        gateway = gateway_for(emulator.endpoint, emulator.ca_cert)
+        try:
+            status, _ = await asyncio.to_thread(
+                arm_request,
+                emulator.endpoint,
+                emulator.ca_cert,
+                "PUT",
+                group_path(rg, "bystander"),
+                unmanaged_body(),
+            )
+            assert status in (200, 201)
+            await one_pass(settings, gateway)
+            assert settled(await one_pass(settings, gateway))
+        finally:
+            await gateway.close()
+        return emulator.get(rg, "bystander")
+
+    emulator.control("PATCH", "config", {"provisioning_delay": 0.0, "delete_delay": 0.0})
+    bystander = asyncio.run(setup())
+    assert bystander is not None
+    offset = int(emulator.control("GET", "requests?offset=0")["next"])
+
+    # Deletes (and creates) now take a while: the kill after a DELETE lands before the create that follows.
+    emulator.control("PATCH", "config", {"provisioning_delay": 0.3, "delete_delay": 1.0})
+    write_spec_files(manifests, with_rg(AFTER, rg))
+    target = kill_point(seed)
+    env = daemon_env(home=tmp_path)
+    state_dir = tmp_path / "daemon-state"
+    args = daemon_args(
+        emulator.endpoint,
+        emulator.ca_cert,
+        manifests,
+        state_dir,
+        "--interval",
+        "0",
+        "--no-watch",
+        "--backoff-max",
+        "1s",
+    )
+    daemon = DaemonProcess(args, env)
+    seen: list[tuple[str, str]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while target not in seen:
+            assert daemon.proc.poll() is None, daemon.log_tail()
+            assert time.monotonic() < deadline, f"the daemon never made {target}: {seen}\n{daemon.log_tail()}"
+            found, offset = _logged_writes(emulator, rg, offset)
+            seen += found
+            if target not in seen:
+                time.sleep(0.01)  # polling the emulator's request log, bounded by the deadline above
+    finally:
+        daemon.kill()
+    assert daemon.proc.returncode == -9
+    if target == REPLACE_GAP:
+        left = {
+            g["id"].rsplit("/", 1)[1]: g["provisioningState"]
+            for g in emulator.control("GET", "groups")["value"]
+            if f"/resourceGroups/{rg}/" in g["id"]
+        }
+        assert left.get("rep") in (None, "Deleting"), f"killed between the delete and the create: {left}"
+
+    # Restart on the same state directory; deletes are quick again.
+    emulator.control("PATCH", "config", {"provisioning_delay": 0.0, "delete_delay": 0.0})
+    again = DaemonProcess(args, env)
+    try:
+        if target == REPLACE_GAP:
+            unfinished = again.wait_for(
+                lambda e: (
+                    str(e.get("event", "")).startswith("unfinished by the previous")
+                    and e.get("name") == "rep"
+                )
+            )
+            assert unfinished["action"] == "replace", unfinished
+        deadline = time.monotonic() + 60
+        while True:
+            event = again.wait_for(pass_finished, timeout=max(1.0, deadline - time.monotonic()))
+            if event["result"] == "ok":
+                break
+    finally:
+        code = again.finish()
+    assert code == 0, again.log_tail()
+
+    async def verify() -> None:
+        gateway = gateway_for(emulator.endpoint, emulator.ca_cert)
+        try:
+            planned = await plan_pass(settings, gateway, environ={}, sleep=no_sleep)
+            assert [(c.name, c.action) for c in planned.plan.changes if c.action is not Action.NOOP] == []
+            names = sorted(g.name for g in await gateway.list_groups(rg))
+        finally:
+            await gateway.close()
+        assert names == sorted([*(s.name for s in AFTER), "bystander"]), names
+
+    asyncio.run(verify())
+    for spec in with_rg(AFTER, rg):
+        group = emulator.get(rg, spec.name)
+        assert group is not None
+        assert live_spec(group) == (spec.image, spec.cpu, spec.memory), spec.name
+        assert group["properties"]["provisioningState"] == "Succeeded"
+        assert group["tags"].get("team") == (spec.tags or {}).get("team")
+    assert emulator.get(rg, "bystander") == bystander, "the unmanaged group was never touched"
+    assert emulator.get(rg, "gone") is None
