@@ -375,7 +375,7 @@ class AzureGateway:
             async with asyncio.timeout(timeout):
                 response = await self._send("PUT", url, "put", label, body=body)
                 await self._wait_for_operation(response, url, label)
-                final = await self._send("GET", url, "get", f"GET {resource_group}/{name}")
+                final = await self._read_final(url, f"GET {resource_group}/{name}")
         except TimeoutError:
             raise OperationTimeoutError(f"{label}: not finished after {timeout:.0f}s") from None
         if not isinstance(final.body, Mapping):
@@ -500,6 +500,19 @@ class AzureGateway:
             state = str((body.get("properties") or {}).get("provisioningState") or "")
             if not state or state.lower() in TERMINAL_PROVISIONING:
                 return
+
+    async def _read_final(self, url: str, label: str) -> _Response:
+        """GET the resource after its write finished; transient failures are retried until the deadline
+        (failing here would make the executor PUT again, restarting the group for nothing)."""
+        while True:
+            try:
+                return await self._send("GET", url, "get", label)
+            except GatewayError as exc:
+                if not exc.retryable:
+                    raise
+                log.info("transient failure reading %s after its write: %s", label, exc)
+                wait = exc.retry_after
+            await self._sleep(wait if wait else self._poll_interval)
 
     async def _wait_until_gone(self, url: str, label: str) -> None:
         while True:

@@ -411,3 +411,20 @@ async def test_retry_after_zero_on_a_poll_falls_back_to_the_poll_interval(
     )
     await gateway.create_or_update("rg", "web", {"location": "x"}, timeout=60)
     assert recorder.sleeps == [2.0]
+
+
+async def test_transient_failure_of_the_final_read_does_not_fail_the_write(
+    make: Any, recorder: Recorder
+) -> None:
+    gateway, transport = make(
+        script(
+            Reply(201, group_json("web", state="Pending"), {"Azure-AsyncOperation": OP_URL}),
+            Reply(200, {"status": "Succeeded"}),
+            Reply(429, {"error": {"code": "TooManyRequests", "message": "slow"}}, {"Retry-After": "4"}),
+            Reply(200, group_json("web", instance="Running")),
+        )
+    )
+    group = await gateway.create_or_update("rg", "web", {"location": "x"}, timeout=60)
+    assert group.instance_state == "Running"
+    assert [r.method for r in transport.requests].count("PUT") == 1
+    assert recorder.sleeps == [2.0, 4.0]
