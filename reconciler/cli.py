@@ -477,8 +477,9 @@ def cmd_schema(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _plan_or_apply(args: argparse.Namespace, environ: Mapping[str, str], *, apply: bool) -> int:
-    from reconciler.engine.reconcile import apply_pass, plan_pass
-    from reconciler.render import render_apply_text
+    """Plan (and apply). With `--output json` stdout holds exactly one JSON document."""
+    from reconciler.engine.reconcile import PassOutcome, apply_pass, plan_pass
+    from reconciler.render import apply_to_json, plan_to_json, render_apply_markdown, render_apply_text
 
     choice = choose_target(args)
     if not args.manifests.is_dir():
@@ -488,32 +489,33 @@ async def _plan_or_apply(args: argparse.Namespace, environ: Mapping[str, str], *
     async with open_gateway(choice) as gateway:
         planned = await plan_pass(settings, gateway, environ=environ)
         plan = planned.plan
-        if not apply or args.output != "text":
+        if args.output != "json":
             print(_render_plan(plan, args.output, color=color, show_noop=args.show_noop))
-        else:
-            print(_render_plan(plan, "text", color=color, show_noop=args.show_noop))
         if not apply:
-            from reconciler.engine.reconcile import PassOutcome
-
+            if args.output == "json":
+                print(_render_plan(plan, "json", color=False, show_noop=True))
             outcome = PassOutcome(planned=planned)
-            if outcome.failed:
-                return EXIT_ERROR
-            return EXIT_CHANGES if (args.detailed_exitcode and plan.has_changes) else EXIT_OK
-        total = sum(1 for c in plan.changes if c.changes_something)
-        progress = Progress(sys.stderr, total, live=sys.stderr.isatty() and not environ.get("CI"))
-        try:
-            outcome = await apply_pass(planned, settings, gateway, environ=environ, on_event=progress)
-        finally:
-            progress.close()
-    assert outcome.applied is not None
-    if args.output == "json":
-        from reconciler.render import apply_to_json
-
-        print(json.dumps({"apply": apply_to_json(outcome.applied)}, indent=2))
-    else:
-        print(render_apply_text(outcome.applied, color=color))
-    for label in outcome.unconverged:
-        _warn(f"{label} still differs from its manifest after apply; the next run will try again")
+        else:
+            total = sum(1 for c in plan.changes if c.changes_something)
+            progress = Progress(sys.stderr, total, live=sys.stderr.isatty() and not environ.get("CI"))
+            try:
+                outcome = await apply_pass(planned, settings, gateway, environ=environ, on_event=progress)
+            finally:
+                progress.close()
+    if outcome.applied is not None:
+        if args.output == "json":
+            document = {
+                "plan": plan_to_json(plan),
+                "apply": apply_to_json(outcome.applied),
+                "unconverged": list(outcome.unconverged),
+            }
+            print(json.dumps(document, indent=2, sort_keys=True))
+        elif args.output == "markdown":
+            print(render_apply_markdown(outcome.applied))
+        else:
+            print(render_apply_text(outcome.applied, color=color))
+        for label in outcome.unconverged:
+            _warn(f"{label} still differs from its manifest after apply; the next run will try again")
     if outcome.failed or outcome.unconverged:
         return EXIT_ERROR
     return EXIT_CHANGES if (args.detailed_exitcode and plan.has_changes) else EXIT_OK

@@ -275,3 +275,16 @@ def test_no_target_is_an_error_that_says_how_to_choose_one(tmp_path: Path) -> No
     assert proc.returncode == 1
     assert "--local" in proc.stderr
     assert "--subscription" in proc.stderr
+
+
+def test_apply_with_json_output_prints_one_document_with_plan_and_outcomes(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
+    write(tmp_path / "manifests/a.yaml", group_yaml("a"))
+    result = run_cli(emulator, "apply", "-f", "manifests", "-o", "json", cwd=tmp_path, env=SECRETS)
+    assert result.code == 0, str(result)
+    document = json.loads(result.stdout)
+    assert document["plan"]["format_version"] == "1"
+    assert [c["action"] for c in document["plan"]["changes"]] == ["create"]
+    assert [o["result"] for o in document["apply"]["outcomes"]] == ["succeeded"]
+    assert document["unconverged"] == []
