@@ -136,7 +136,8 @@ def classify_http(
     if operation:
         text = f"{operation}: {text}"
 
-    if status == 404:
+    if status == 404 and lowered != "subscriptionnotfound":
+        # A missing subscription is a configuration error, not an empty resource group.
         return NotFoundError(text, status=status, code=code)
     # Quota and rejected updates stall whatever status carries them (ACI answers quota with 503 or 409).
     if QUOTA_CODE.search(lowered) or (status in (403, 409, 503) and QUOTA_MESSAGE.search(message)):

@@ -166,3 +166,9 @@ def test_untrusted_tls_certificate_stalls_with_the_fix() -> None:
     error = classify_exception(wrapped, operation="GET rg/web")
     assert not error.retryable
     assert "--ca-cert" in error.message
+
+
+def test_missing_subscription_is_not_mistaken_for_an_empty_resource_group() -> None:
+    error = classify_http(404, code="SubscriptionNotFound", message="no such subscription")
+    assert not isinstance(error, NotFoundError)
+    assert not error.retryable
