@@ -145,3 +145,27 @@ async def test_endpoint_with_an_untrusted_certificate_stalls_with_the_fix(emulat
             await gw.list_groups("rg")
     finally:
         await gw.close()
+
+
+def _client_connections_to(port: int) -> int:
+    """Established TCP connections of this process's host towards `port` (Linux /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state = fields[2], fields[3]
+        if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="counts connections through Linux /proc")
+async def test_requests_to_an_endpoint_with_a_private_ca_reuse_one_connection(
+    gateway: tuple[AzureGateway, Any], emulator: Emulator
+) -> None:
+    gw, _ = gateway
+    await gw.create_or_update("rg", "reuse", body(), timeout=30)
+    port = int(emulator.endpoint.rsplit(":", 1)[1])
+    for _ in range(8):
+        assert await gw.get_group("rg", "reuse") is not None
+    # One TLS context per CA file: sequential requests share one pooled connection (before: one each).
+    assert _client_connections_to(port) == 1
