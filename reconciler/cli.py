@@ -412,7 +412,7 @@ class Progress:
     def __call__(self, event: Any) -> None:
         phase = str(event.phase)
         label = f"{event.resource_group}/{event.name}"
-        if phase in ("done", "failed", "held"):
+        if phase in ("done", "failed", "held", "cancelled"):
             self.finished += 1
         text = f"[{self.finished}/{self.total}] {label}: {phase}"
         if event.message:
