@@ -9,30 +9,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.engine.observe import Sleep, call_with_retry
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, plan_pass
 from reconciler.model.observed import ObservedGroup
-from reconciler.model.plan import Action, Change
-from reconciler.planning import REVISION_TAG
-
-
-class Sync(StrEnum):
-    IN_SYNC = "in sync"
-    DRIFTED = "drifted"
-    MISSING = "missing"
-    CONFLICT = "conflict"
-    ORPHANED = "orphaned"  # managed by us, manifest gone (pruned by the next apply when prune is on)
+from reconciler.model.plan import Action
+from reconciler.planning import REVISION_TAG, SyncState, sync_state
 
 
 @dataclass(frozen=True)
 class GroupStatus:
     resource_group: str
     name: str
-    sync: Sync
+    sync: SyncState
     action: Action
     provisioning_state: str | None
     instance_state: str | None
@@ -52,18 +43,6 @@ class GroupStatus:
             "changed_paths": list(self.changed_paths),
             "held": self.held,
         }
-
-
-def _sync_of(change: Change) -> Sync:
-    if change.action is Action.NOOP:
-        return Sync.IN_SYNC
-    if change.action is Action.CREATE:
-        return Sync.MISSING
-    if change.action is Action.CONFLICT:
-        return Sync.CONFLICT
-    if change.action is Action.DELETE:
-        return Sync.ORPHANED
-    return Sync.DRIFTED
 
 
 async def status_pass(
@@ -106,7 +85,7 @@ async def status_pass(
             GroupStatus(
                 resource_group=change.resource_group,
                 name=change.name,
-                sync=_sync_of(change),
+                sync=sync_state(change),
                 action=change.action,
                 provisioning_state=live.provisioning_state if live else None,
                 instance_state=live.instance_state if live else None,

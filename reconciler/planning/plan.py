@@ -72,11 +72,11 @@ class IncompleteObservationError(ValueError):
 class SyncState(StrEnum):
     """What `reconcile status` says of one group."""
 
-    IN_SYNC = "InSync"
-    DRIFTED = "Drifted"  # exists, differs from its manifest
-    MISSING = "Missing"  # has a manifest, does not exist
-    CONFLICT = "Conflict"  # exists, may not be touched
-    ORPHANED = "Orphaned"  # managed by this instance, manifest gone
+    IN_SYNC = "in sync"
+    DRIFTED = "drifted"  # exists, differs from its manifest
+    MISSING = "missing"  # has a manifest, does not exist
+    CONFLICT = "conflict"  # exists, may not be touched
+    ORPHANED = "orphaned"  # managed by this instance, manifest gone (pruned next apply when prune is on)
 
 
 def desired_canonical(manifest: GroupManifest) -> dict[str, Any]:
