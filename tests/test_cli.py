@@ -1,0 +1,106 @@
+"""The CLI's parsing and target choice, without running a pass."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli import (
+    LOCAL_SUBSCRIPTION,
+    UsageError,
+    _short_revision,
+    build_parser,
+    choose_target,
+    split_command,
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "rest"),
+    [
+        ([], "apply", []),
+        (["--dry-run"], "apply", ["--dry-run"]),
+        (["plan", "-o", "json"], "plan", ["-o", "json"]),
+        (["--local", "--dry-run"], "apply", ["--local", "--dry-run"]),
+        (["export", "web"], "export", ["web"]),
+    ],
+)
+def test_the_command_is_the_first_word_and_apply_is_the_default(
+    argv: list[str], command: str, rest: list[str]
+) -> None:
+    assert split_command(argv) == (command, rest)
+
+
+def test_a_command_after_local_is_a_usage_error_that_shows_the_right_order() -> None:
+    with pytest.raises(UsageError, match="put the command first: `reconcile status --local`"):
+        split_command(["--local", "status"])
+
+
+def parse(command: str, *argv: str, environ: dict[str, str] | None = None) -> argparse.Namespace:
+    return build_parser(command, environ or {}).parse_args(list(argv))
+
+
+def test_no_target_says_how_to_choose_one() -> None:
+    with pytest.raises(UsageError) as err:
+        choose_target(parse("plan"))
+    message = str(err.value)
+    for option in ("--local", "--subscription", "--endpoint"):
+        assert option in message
+
+
+def test_subscription_from_the_environment_chooses_azure() -> None:
+    choice = choose_target(parse("plan", environ={"AZURE_SUBSCRIPTION_ID": "sub-1"}))
+    assert choice.kind == "azure"
+    assert choice.subscription == "sub-1"
+    assert choice.credential == "default"
+
+
+def test_local_takes_an_optional_directory_and_a_fixed_subscription() -> None:
+    assert choose_target(parse("apply", "--local")).local_dir == Path(".reconciler")
+    choice = choose_target(parse("apply", "--local", "state"))
+    assert choice.kind == "local"
+    assert choice.local_dir == Path("state")
+    assert choice.subscription == LOCAL_SUBSCRIPTION
+
+
+def test_local_and_endpoint_together_are_refused() -> None:
+    with pytest.raises(UsageError, match="give one of them"):
+        choose_target(parse("apply", "--local", "--endpoint", "https://127.0.0.1:1"))
+
+
+def test_an_endpoint_must_be_https_because_tokens_are_never_sent_in_clear() -> None:
+    with pytest.raises(UsageError, match="https"):
+        choose_target(parse("plan", "--endpoint", "http://127.0.0.1:1"))
+
+
+def test_a_missing_ca_file_is_named() -> None:
+    with pytest.raises(UsageError, match=r"no-such\.pem"):
+        choose_target(parse("plan", "--endpoint", "https://127.0.0.1:1", "--ca-cert", "no-such.pem"))
+
+
+def test_environment_variables_fill_the_common_options() -> None:
+    args = parse(
+        "plan",
+        environ={
+            "RECONCILER_ENDPOINT": "https://127.0.0.1:9",
+            "RECONCILER_CREDENTIAL": "static",
+            "AZURE_RESOURCE_GROUP": "rg-x",
+            "RECONCILER_INSTANCE": "blue",
+            "RECONCILER_MANIFESTS": "deploy/aci",
+        },
+    )
+    choice = choose_target(args)
+    assert (choice.kind, choice.endpoint, choice.credential) == ("endpoint", "https://127.0.0.1:9", "static")
+    assert args.resource_group == "rg-x"
+    assert args.instance == "blue"
+    assert args.manifests == Path("deploy/aci")
+
+
+@pytest.mark.parametrize(
+    ("revision", "shown"),
+    [(None, "-"), ("sha256:" + "a" * 64, "sha256:aaaaaaaaaaaa"), ("0123456789abcdef0123", "0123456789ab")],
+)
+def test_status_shows_revisions_short(revision: str | None, shown: str) -> None:
+    assert _short_revision(revision) == shown
