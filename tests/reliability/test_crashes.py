@@ -175,8 +175,7 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
         }
         assert left.get("rep") in (None, "Deleting"), f"killed between the delete and the create: {left}"
 
-    # Restart on the same state directory; deletes are quick again.
-    emulator.control("PATCH", "config", {"provisioning_delay": 0.0, "delete_delay": 0.0})
+    # Restart on the same state directory, Azure as slow as before: a replaced group may still be deleting.
     again = DaemonProcess(args, env)
     try:
         if target == REPLACE_GAP:
