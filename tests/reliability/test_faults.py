@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
+import time
 from pathlib import Path
+
+import pytest
 
 from reconciler.emulator.limits import FaultSettings
 from reconciler.planning.ownership import INSTANCE_TAG
+from tests.e2e.harness import EmulatorProcess
 from tests.reliability.support import (
+    DaemonProcess,
     Spec,
     arm_request,
+    daemon_args,
+    daemon_env,
     engine_settings,
     group_path,
     in_process,
     live_spec,
     one_pass,
+    pass_finished,
     run,
     settled,
     unmanaged_body,
@@ -172,3 +181,68 @@ def test_groups_whose_provisioning_failed_are_deployed_again_until_they_run(tmp_
             )
 
     run(body)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(150)
+def test_daemon_under_twenty_percent_faults_converges_and_then_stays_quiet(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    specs = [Spec(name=f"d-{i:02d}", rg=RG) for i in range(15)]
+    write_specs(manifests / "fleet.yaml", specs)
+    emulator = EmulatorProcess(tmp_path, "--no-throttling")
+    # First deployments fail for certain (some of them); then 20% of everything fails.
+    emulator.control(
+        "PUT", "faults", {"rate": 0.5, "kinds": ["provision_fail"], "methods": ["PUT"], "count": 3, "seed": 5}
+    )
+    daemon = DaemonProcess(
+        daemon_args(
+            emulator.endpoint,
+            emulator.ca_cert,
+            manifests,
+            tmp_path / "daemon-state",
+            "--interval",
+            "1s",
+            "--jitter",
+            "0",
+            "--backoff-max",
+            "1s",
+            "--no-watch",
+        ),
+        daemon_env(home=tmp_path),
+    )
+    try:
+        daemon.wait_for(pass_finished)
+        emulator.control(
+            "PUT",
+            "faults",
+            {"rate": 0.2, "kinds": list(ALL_KINDS), "retry_after": 1, "slow_seconds": 0.05, "seed": 5},
+        )
+        deadline = time.monotonic() + 100
+        while True:
+            event = daemon.wait_for(pass_finished, timeout=max(1.0, deadline - time.monotonic()))
+            if event["result"] == "ok" and event["applied"] == 0 and event["deferred"] == 0:
+                states = {
+                    g["id"].rsplit("/", 1)[1]: g["provisioningState"]
+                    for g in emulator.control("GET", "groups")["value"]
+                }
+                if states == {s.name: "Succeeded" for s in specs}:
+                    break
+        emulator.control("DELETE", "faults")  # the checks below read through ARM themselves
+        log = emulator.control("GET", "requests?offset=0")["requests"]
+        kinds = collections.Counter(r["fault"] for r in log if r["fault"])
+        assert kinds["provision_fail"] >= 1, f"a failed deployment was among the faults: {kinds}"
+        assert sum(kinds.values()) >= 8, kinds
+        # Converged means quiet: the next resyncs write nothing.
+        emulator.reset_counters()
+        daemon.wait_for(pass_finished)
+        daemon.wait_for(pass_finished)
+        assert emulator.writes() == {"PUT": 0, "PATCH": 0, "DELETE": 0}
+        status = json.loads(daemon.get("/status")[1])
+        assert {g["state"] for g in status["groups"]} == {"Ready"}, status["groups"]
+        for spec in specs:
+            group = emulator.get(RG, spec.name)
+            assert group is not None
+            assert live_spec(group) == (spec.image, spec.cpu, spec.memory)
+    finally:
+        assert daemon.finish() == 0, daemon.log_tail()
+        emulator.stop()
