@@ -19,6 +19,10 @@ Called by the engine (`reconciler.engine`) after planning; the daemon and the CL
   One group's failure never cancels another. Creates, updates, tag patches and replaces run before deletes
   (prunes), so a rename never leaves a gap.
 - Creates and deletes draw tokens from a `QuotaBudget` (ACI's create/delete quotas).
+- When Azure throttles a write (429), the groups of the apply slow down together (`_ThrottleGate`): every
+  write waits for the Retry-After, then attempts start one per interval (the Retry-After, at most 5 s)
+  that shrinks on each success, so throttled groups do not all retry at the same instant and use up their
+  attempts against an ARM bucket that refills one token at a time.
 - Cancellation (shutdown) cancels the group tasks, lets each finish its cancellation, emits a `cancelled`
   event for each interrupted group, and re-raises `CancelledError`: nothing is reported as succeeded that
   did not.
@@ -136,6 +140,47 @@ def scrub(message: str, secrets: Sequence[str]) -> str:
     return message
 
 
+class _ThrottleGate:
+    """Write pacing shared by the group tasks of one apply, engaged by Azure's 429s.
+
+    Without it, N throttled groups all retry when the Retry-After ends, one of them gets the token ARM
+    refilled, and the others spend another attempt: measured against the emulator (bench/bench_bulk.py, 60
+    updates, write bucket 20 refilled at 1/s) 24 of 60 groups failed after 5 attempts. Paced, they start
+    one per interval and each attempt meets a refilled token.
+    """
+
+    MAX_SPACING = 5.0
+    MIN_SPACING = 0.05
+
+    def __init__(self, clock: Clock, sleep: Sleep) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._resume = 0.0  # no write attempt before this (the latest Retry-After)
+        self._spacing = 0.0  # seconds between attempt starts; 0: not throttled
+        self._next_slot = 0.0
+
+    def throttled(self, retry_after: float) -> None:
+        now = self._clock()
+        self._resume = max(self._resume, now + retry_after)
+        # A bucket's Retry-After is the time to its next token: start attempts that far apart.
+        self._spacing = min(max(retry_after, self.MIN_SPACING), self.MAX_SPACING)
+
+    def succeeded(self) -> None:
+        if self._spacing:
+            self._spacing *= 0.8
+            if self._spacing < self.MIN_SPACING:
+                self._spacing = 0.0
+
+    async def wait_turn(self) -> None:
+        now = self._clock()
+        if not self._spacing and now >= self._resume:
+            return
+        slot = max(now, self._resume, self._next_slot)
+        self._next_slot = slot + self._spacing
+        if slot > now:
+            await self._sleep(slot - now)
+
+
 class _Run:
     """The state of one `apply_plan` call, shared by its group tasks."""
 
@@ -157,6 +202,7 @@ class _Run:
         self.budget = budget
         self.policy = options.retry_policy()
         self.semaphore = asyncio.Semaphore(options.concurrency)
+        self.gate = _ThrottleGate(clock, sleep)
 
     def emit(self, change: Change, phase: Phase, message: str = "", attempt: int = 0) -> None:
         if self.on_event is None:
@@ -184,6 +230,8 @@ class _Run:
         quota_name: str = "",
     ) -> Any:
         def on_retry(attempt: int, error: GatewayError, delay: float) -> None:
+            if error.status == 429:
+                self.gate.throttled(error.retry_after if error.retry_after is not None else delay)
             self.emit(
                 change,
                 "retrying",
@@ -194,13 +242,16 @@ class _Run:
         async def before() -> None:
             if quota is not None:
                 await self._take(change, quota, quota_name)
+            await self.gate.wait_turn()
 
         async def guarded() -> Any:
             try:
-                return await call()
+                result = await call()
             except OperationTimeoutError as exc:
                 # Not retried in this pass: the operation is probably still running in Azure.
                 raise _NoRetry(exc) from exc
+            self.gate.succeeded()
+            return result
 
         try:
             return await call_with_retry(
