@@ -186,11 +186,15 @@ def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 async def one_pass(
-    settings: EngineSettings, gateway: AzureGateway, environ: Mapping[str, str] | None = None
+    settings: EngineSettings,
+    gateway: AzureGateway,
+    environ: Mapping[str, str] | None = None,
+    *,
+    sleep: Callable[[float], Coroutine[Any, Any, None]] = no_sleep,
 ) -> PassOutcome:
     env = dict(environ or {})
-    planned = await plan_pass(settings, gateway, environ=env, sleep=no_sleep)
-    return await apply_pass(planned, settings, gateway, environ=env, sleep=no_sleep)
+    planned = await plan_pass(settings, gateway, environ=env, sleep=sleep)
+    return await apply_pass(planned, settings, gateway, environ=env, sleep=sleep)
 
 
 def settled(outcome: PassOutcome) -> bool:

@@ -94,11 +94,17 @@ def test_fifty_groups_under_twenty_percent_faults_converge_with_one_group_per_ma
             emu.faults.set(
                 FaultSettings(rate=0.2, kinds=ALL_KINDS, retry_after=1, slow_seconds=0.05, seed=20261122)
             )
+            waits: list[float] = []
+
+            async def recording_sleep(seconds: float) -> None:
+                waits.append(seconds)
+                await asyncio.sleep(0)
+
             passes_needed: list[int] = []
             for phase, specs in enumerate((first_fleet(), second_fleet())):
                 write_specs(manifests / "fleet.yaml", specs)
                 for attempt in range(1, MAX_PASSES + 1):
-                    outcome = await one_pass(settings, gateway)
+                    outcome = await one_pass(settings, gateway, sleep=recording_sleep)
                     if settled(outcome):
                         passes_needed.append(attempt)
                         break
@@ -127,6 +133,7 @@ def test_fifty_groups_under_twenty_percent_faults_converge_with_one_group_per_ma
             faulted = sum(kinds.values())
             assert faulted / len(log) > 0.1, (faulted, len(log))
             assert all(p <= MAX_PASSES for p in passes_needed)
+            assert any(w >= 1.0 for w in waits), "the Retry-After of a 429/503 was waited for"
 
             # ARM's list answers by name; two groups of one name cannot hide there, but a group that was
             # deleted and re-created by mistake would have left extra DELETEs: every DELETE is a replace or
