@@ -1,0 +1,210 @@
+"""Observation cost: ARM calls and wall time of a converged dry-run, ours (list per resource group) against
+the per-group way (one GET per group, as Terraform's refresh and the Airflow operator's existence check do).
+
+Run: `.venv/bin/python bench/bench_observe.py [--quick] [--latency 0.02] [--parallelism 10]`.
+Both ways run in this process against the same emulator (in its own process, as Azure is remote) with a
+fixed per-request latency, through the same engine (load, plan): only how Azure is observed differs.
+`reconcile --dry-run` is also run as a subprocess, as a user runs it, for its wall time including
+interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from common import (
+    Stopwatch,
+    arm_calls,
+    emulator_process,
+    gateway_for,
+    group_name,
+    ratio,
+    resource_groups,
+    run_cli,
+    seed,
+    settings_for,
+    table,
+    write_manifests,
+)
+
+from reconciler.engine.reconcile import plan_pass
+from reconciler.model.observed import ObservedGroup
+from reconciler.model.plan import Action
+
+
+class PerGroupGateway:
+    """The per-group way: a GET for every group it knows of, `parallelism` at a time (Terraform's default
+    -parallelism is 10; the Airflow operator checks one group per task). Everything else is delegated."""
+
+    def __init__(self, inner: Any, names: dict[str, list[str]], parallelism: int) -> None:
+        self._inner = inner
+        self._names = names
+        self._bound = asyncio.Semaphore(parallelism)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+        async def one(name: str) -> ObservedGroup | None:
+            async with self._bound:
+                result: ObservedGroup | None = await self._inner.get_group(resource_group, name)
+                return result
+
+        found = await asyncio.gather(*(one(n) for n in self._names.get(resource_group.lower(), [])))
+        return [g for g in found if g is not None]
+
+
+async def measure(
+    n: int, *, rg_count: int, latency: float, parallelism: int, work: Path, cli: bool, repeat: int
+) -> dict[str, Any]:
+    manifests = work / f"m{n}"
+    rgs = resource_groups(rg_count)
+    write_manifests(manifests, n, rgs)
+    names: dict[str, list[str]] = defaultdict(list)
+    for i in range(n):
+        names[rgs[i % rg_count]].append(group_name(i))
+    settings = settings_for(manifests)
+    async with emulator_process(work / f"emu{n}") as emu:
+        seeding = await seed(emu, settings)
+        emu.set_config(latency=latency)
+
+        gateway = gateway_for(emu)
+        per_group = PerGroupGateway(gateway, names, parallelism)
+
+        async def timed(gw: Any, loaded: Any = None) -> tuple[float, int, Any]:
+            """Best wall time of `repeat` dry-runs (the machine is shared), the ARM calls of one, its plan."""
+            best, calls, result = float("inf"), 0, None
+            for _ in range(repeat):
+                emu.reset_counters()
+                with Stopwatch() as sw:
+                    result = await plan_pass(settings, gw, environ={}, loaded=loaded)
+                calls = arm_calls(emu.counters)
+                best = min(best, sw.elapsed)
+            return best, calls, result
+
+        try:
+            ours_s, ours_calls, ours = await timed(gateway)
+            ours_observe_s, _, _ = await timed(gateway, ours.load)
+            base_s, base_calls, base = await timed(per_group)
+            base_observe_s, _, _ = await timed(per_group, ours.load)
+        finally:
+            await gateway.close()
+
+        cli_time = float("nan")
+        cli_calls = 0
+        if cli:
+            emu.reset_counters()
+            code, out, err, cli_time = await run_cli(
+                emu, "--dry-run", "--detailed-exitcode", "-f", str(manifests), cwd=work
+            )
+            cli_calls = arm_calls(emu.counters)
+            if code != 0:
+                print(f"  (reconcile --dry-run exited {code}: {err.strip()[-300:] or out.strip()[-300:]})")
+
+    for label, planned in (("ours", ours), ("per-group", base)):
+        actions = {c.action for c in planned.plan.changes}
+        if actions != {Action.NOOP}:
+            print(f"  warning: {label} plan at N={n} is not all no-op: {sorted(a.value for a in actions)}")
+    return {
+        "n": n,
+        "seed_s": seeding,
+        "ours_calls": ours_calls,
+        "ours_s": ours_s,
+        "ours_observe_s": ours_observe_s,
+        "cli_s": cli_time,
+        "cli_calls": cli_calls,
+        "base_calls": base_calls,
+        "base_s": base_s,
+        "base_observe_s": base_observe_s,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 200 / 1,000 instead of 1k / 5k / 10k")
+    parser.add_argument("--latency", type=float, default=0.02, help="emulator latency per request (s)")
+    parser.add_argument("--parallelism", type=int, default=10, help="concurrent GETs of the per-group way")
+    parser.add_argument("--resource-groups", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=2, help="best of this many runs per measurement")
+    parser.add_argument("--no-cli", action="store_true", help="skip the `reconcile --dry-run` subprocess")
+    args = parser.parse_args()
+    sizes = [200, 1000] if args.quick else [1000, 5000, 10000]
+
+    print(
+        f"Observation cost of a converged dry-run: {args.resource_groups} resource groups, "
+        f"{args.latency * 1000:.0f} ms per ARM request, per-group way with parallelism {args.parallelism}"
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-observe-") as tmp:
+        for n in sizes:
+            started = time.perf_counter()
+            r = await measure(
+                n,
+                args.resource_groups,
+                args.latency,
+                args.parallelism,
+                Path(tmp),
+                not args.no_cli,
+                args.repeat,
+            )
+            rows.append(r)
+            print(
+                f"  N={n}: done in {time.perf_counter() - started:.0f}s "
+                f"(seeding {r['seed_s']:.1f}s, not measured)"
+            )
+
+    print()
+    print(
+        table(
+            [
+                "N",
+                "ours calls",
+                "ours s",
+                "ours s (no load)",
+                "CLI --dry-run s",
+                "per-group calls",
+                "per-group s",
+                "per-group s (no load)",
+                "calls ratio",
+                "time ratio",
+            ],
+            [
+                (
+                    r["n"],
+                    r["ours_calls"],
+                    r["ours_s"],
+                    r["ours_observe_s"],
+                    r["cli_s"],
+                    r["base_calls"],
+                    r["base_s"],
+                    r["base_observe_s"],
+                    ratio(r["base_calls"], r["ours_calls"]),
+                    ratio(r["base_s"], r["ours_s"]),
+                )
+                for r in rows
+            ],
+        )
+    )
+    first, last = rows[0], rows[-1]
+    print()
+    print(
+        "targets at the smallest N: calls ratio >= 50x, time ratio >= 10x; "
+        "growth of ours should be ~linear in N"
+    )
+    print(
+        f"RATIOS calls_per_group_way/ours={ratio(first['base_calls'], first['ours_calls'])} "
+        f"time={ratio(first['base_s'], first['ours_s'])} "
+        f"time_no_load={ratio(first['base_observe_s'], first['ours_observe_s'])} "
+        f"growth_{first['n']}_to_{last['n']}={ratio(last['ours_s'], first['ours_s'])} "
+        f"(linear={ratio(last['n'], first['n'])})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
