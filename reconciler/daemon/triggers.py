@@ -202,8 +202,25 @@ def _describe(root: Path, paths: set[str]) -> str:
     return f"changed: {shown}{more}"
 
 
-def watchfiles_source(root: Path, stop: asyncio.Event) -> AsyncIterator[FileChanges]:
-    """The real file-event stream: watchfiles' own debounce kept short, ours decides."""
+# How often to look for the manifest directory while it is away (a deploy tool swapping it).
+ROOT_GONE_POLL = 0.2
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+async def watchfiles_source(root: Path, stop: asyncio.Event) -> AsyncIterator[FileChanges]:
+    """The real file-event stream: watchfiles' own debounce kept short, ours decides.
+
+    An inotify watch dies with its directory, so when the manifest directory is deleted or replaced (`rm -r`
+    then a checkout, a symlink flip, a deploy tool's rename) the watch is started again on the directory now
+    at that path, and one change is reported for the swap itself.
+    """
     import watchfiles
 
     root = absolute(root)
@@ -212,7 +229,24 @@ def watchfiles_source(root: Path, stop: asyncio.Event) -> AsyncIterator[FileChan
         del change
         return is_relevant_change(root, path)
 
-    return watchfiles.awatch(root, watch_filter=keep, debounce=100, step=50, stop_event=stop, recursive=True)
+    while not stop.is_set():
+        identity = _identity(root)
+        if identity is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=ROOT_GONE_POLL)
+            continue
+        async for changes in watchfiles.awatch(
+            root, watch_filter=keep, debounce=100, step=50, stop_event=stop, recursive=True
+        ):
+            yield changes
+            if _identity(root) != identity:
+                break
+        else:
+            return  # stopped
+        while _identity(root) is None and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=ROOT_GONE_POLL)
+        yield [(watchfiles.Change.modified, str(root))]  # the directory itself: always relevant
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -344,12 +344,6 @@ def test_daemon_survives_bad_manifests_reports_them_and_recovers_when_they_are_f
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon defect (reconciler/daemon/triggers.py, reported): once the manifest directory is deleted "
-    "and put back (a deploy tool swapping it, rm -r then checkout), the file watcher is left on the deleted "
-    "directory and later edits are never seen until an interval resync",
-)
 def test_daemon_keeps_watching_a_manifest_directory_that_vanished_and_came_back(tmp_path: Path) -> None:
     manifests = tmp_path / "manifests"
     _setup(manifests)
