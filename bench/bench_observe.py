@@ -61,7 +61,15 @@ class PerGroupGateway:
 
 
 async def measure(
-    n: int, *, rg_count: int, latency: float, parallelism: int, work: Path, cli: bool, repeat: int
+    n: int,
+    *,
+    rg_count: int,
+    latency: float,
+    parallelism: int,
+    work: Path,
+    cli: bool,
+    repeat: int,
+    sequential: bool,
 ) -> dict[str, Any]:
     manifests = work / f"m{n}"
     rgs = resource_groups(rg_count)
@@ -93,6 +101,14 @@ async def measure(
             ours_observe_s, _, _ = await timed(gateway, ours.load)
             base_s, base_calls, base = await timed(per_group)
             base_observe_s, _, _ = await timed(per_group, ours.load)
+            seq_s = float("nan")
+            if sequential:
+                # The Airflow operator's way: one existence check after the other (measured once).
+                emu.reset_counters()
+                with Stopwatch() as sw:
+                    one_at_a_time: Any = PerGroupGateway(gateway, names, 1)  # duck-typed Gateway
+                    await plan_pass(settings, one_at_a_time, environ={})
+                seq_s = sw.elapsed
         finally:
             await gateway.close()
 
@@ -122,6 +138,7 @@ async def measure(
         "base_calls": base_calls,
         "base_s": base_s,
         "base_observe_s": base_observe_s,
+        "seq_s": seq_s,
     }
 
 
@@ -132,6 +149,7 @@ async def main() -> None:
     parser.add_argument("--parallelism", type=int, default=10, help="concurrent GETs of the per-group way")
     parser.add_argument("--resource-groups", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs per measurement")
+    parser.add_argument("--no-sequential", action="store_true", help="skip the one-GET-at-a-time way")
     parser.add_argument("--no-cli", action="store_true", help="skip the `reconcile --dry-run` subprocess")
     args = parser.parse_args()
     sizes = [200, 1000] if args.quick else [1000, 5000, 10000]
@@ -146,12 +164,13 @@ async def main() -> None:
             started = time.perf_counter()
             r = await measure(
                 n,
-                args.resource_groups,
-                args.latency,
-                args.parallelism,
-                Path(tmp),
-                not args.no_cli,
-                args.repeat,
+                rg_count=args.resource_groups,
+                latency=args.latency,
+                parallelism=args.parallelism,
+                work=Path(tmp),
+                cli=not args.no_cli,
+                repeat=args.repeat,
+                sequential=n == sizes[0] and not args.no_sequential,
             )
             rows.append(r)
             print(
@@ -171,6 +190,7 @@ async def main() -> None:
                 "per-group calls",
                 "per-group s",
                 "per-group s (no load)",
+                "one-at-a-time s",
                 "calls ratio",
                 "time ratio",
             ],
@@ -184,6 +204,7 @@ async def main() -> None:
                     r["base_calls"],
                     r["base_s"],
                     r["base_observe_s"],
+                    r["seq_s"],
                     ratio(r["base_calls"], r["ours_calls"]),
                     ratio(r["base_s"], r["ours_s"]),
                 )
@@ -201,6 +222,7 @@ async def main() -> None:
         f"RATIOS calls_per_group_way/ours={ratio(first['base_calls'], first['ours_calls'])} "
         f"time={ratio(first['base_s'], first['ours_s'])} "
         f"time_no_load={ratio(first['base_observe_s'], first['ours_observe_s'])} "
+        f"time_vs_one_at_a_time={ratio(first['seq_s'], first['ours_s'])} "
         f"growth_{first['n']}_to_{last['n']}={ratio(last['ours_s'], first['ours_s'])} "
         f"(linear={ratio(last['n'], first['n'])})"
     )

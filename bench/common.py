@@ -379,7 +379,7 @@ def free_port() -> int:
 class Daemon:
     """`reconcile daemon` in a subprocess against the in-process emulator, with its /metrics on loopback."""
 
-    def __init__(self, emu: Emulator, manifests: Path, work: Path, *extra: str) -> None:
+    def __init__(self, emu: Any, manifests: Path, work: Path, *extra: str) -> None:
         self.emu = emu
         self.manifests = manifests
         self.work = work
