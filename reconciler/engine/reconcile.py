@@ -84,10 +84,12 @@ class PassOutcome:
             for o in self.applied.outcomes
             if o.result is Result.SUCCEEDED
         }
+        # A conflict right after our own successful write: another instance wrote the same group at the same
+        # time (ARM has no create-only PUT for container groups) and its write is the one that stands.
         return tuple(
             f"{c.resource_group}/{c.name}"
             for c in self.verified.changes
-            if c.changes_something and c.key in succeeded
+            if (c.changes_something or c.action is Action.CONFLICT) and c.key in succeeded
         )
 
 
