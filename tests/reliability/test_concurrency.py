@@ -274,3 +274,35 @@ def test_manifest_edited_while_the_daemon_applies_is_picked_up_by_the_next_pass(
     finally:
         assert daemon.finish() == 0, daemon.log_tail()
         emulator.stop()
+
+
+def test_two_instances_creating_one_name_at_once_leave_one_owner_and_the_other_is_told(
+    tmp_path: Path,
+) -> None:
+    """ARM has no create-only PUT for container groups: both PUTs land, the last one stands. The instance
+    whose write was overwritten must not report success (its verification sees another owner)."""
+
+    async def body() -> None:
+        async with in_process(tmp_path / "tls") as (emu, gateway):
+            write_specs(tmp_path / "blue" / "x.yaml", [Spec(name="shared", rg=RG, image="blue:1")])
+            write_specs(tmp_path / "green" / "x.yaml", [Spec(name="shared", rg=RG, image="green:1")])
+            blue = engine_settings(tmp_path / "blue", instance="blue")
+            green = engine_settings(tmp_path / "green", instance="green")
+            gb, gg = RecordingGateway(gateway), RecordingGateway(gateway)
+            b, g = await _both(blue, green, gb, gg)
+            assert gb.writes == [("PUT", "shared")]
+            assert gg.writes == [("PUT", "shared")], "both saw no group and created it: the race is real"
+            group = emu.get_group(RG, "shared")
+            assert group is not None
+            owner = group["tags"][INSTANCE_TAG]
+            winner, loser = (b, g) if owner == "blue" else (g, b)
+            assert live_spec(group)[0] == f"{owner}:1", "one coherent group: the winner's spec and tags"
+            assert winner.unconverged == ()
+            assert loser.unconverged == (f"{RG}/shared",), "the overwritten instance is told"
+            # From now on the loser sees a conflict and never writes the group again.
+            again_b, again_g = await _both(blue, green, gb, gg)
+            loser_again = again_g if owner == "blue" else again_b
+            assert [c.action for c in loser_again.plan.changes] == [Action.CONFLICT]
+            assert len(gb.writes) + len(gg.writes) == 2
+
+    run(body)
