@@ -93,6 +93,13 @@ def directory_link_out(manifests: Path, scratch: Path) -> str:
     return "linked"
 
 
+def fifo(manifests: Path, _: Path) -> str:
+    # Opening a FIFO for reading blocks until a writer comes: a loader that tried would hang the pass.
+    (manifests / "victim.yaml").unlink()
+    os.mkfifo(manifests / "victim.yaml")
+    return "victim.yaml"
+
+
 def duplicate_across_files(manifests: Path, _: Path) -> str:
     # The victim's own file is fine; a second file claims the same group with another spec.
     write_specs(manifests / "zz-copy.yaml", [Spec(name="victim", rg=RG, image="evil:latest", cpu=4)])
@@ -106,6 +113,7 @@ CASES: dict[str, Breaker] = {
     "link_out_of_the_directory": link_out_of_the_directory,
     "directory_link_out": directory_link_out,
     "duplicate_across_files": duplicate_across_files,
+    "fifo": fifo,
 }
 
 

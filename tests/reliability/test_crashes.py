@@ -11,6 +11,7 @@ lands between the delete and the create of the replace; the seeds below are chec
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -194,6 +195,10 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
     finally:
         code = again.finish()
     assert code == 0, again.log_tail()
+    saved = json.loads((state_dir / "daemon-state.json").read_text())
+    assert {g["name"]: (g["state"], g["in_flight"]) for g in saved["groups"]} == {
+        s.name: ("Ready", None) for s in AFTER
+    }, "the restarted daemon's record: every group ready, nothing left in flight"
 
     async def verify() -> None:
         gateway = gateway_for(emulator.endpoint, emulator.ca_cert)
