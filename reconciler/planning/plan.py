@@ -50,6 +50,9 @@ from reconciler.planning.ownership import (
 # A live group whose last deployment failed is written again even when nothing in the manifest changed.
 PROVISIONING_FAILED = "Failed"
 FAILED_PROVISIONING_REASON = "the last deployment failed (provisioningState Failed); deploying it again"
+# A live group that is being deleted is created again once it is gone.
+PROVISIONING_DELETING = "Deleting"
+DELETING_REASON = "the group is being deleted (provisioningState Deleting); it is created again once gone"
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,11 @@ def diff_group(
     result = classify([*spec, *secrets], terminated=observed.terminated)
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
 
-    if result.action is Action.REPLACE:
+    if observed.provisioning_state == PROVISIONING_DELETING:
+        # Going away (a replace cut short, someone else's delete): a no-op would leave the group missing.
+        # The executor's replace waits until it is gone, then creates it.
+        action, reason = Action.REPLACE, DELETING_REASON
+    elif result.action is Action.REPLACE:
         action, reason = Action.REPLACE, result.reason
     elif result.action is Action.UPDATE:
         action, reason = Action.UPDATE, result.reason if spec else "secret values changed"
