@@ -157,7 +157,13 @@ def engine_settings(manifests: Path, **overrides: Any) -> EngineSettings:
     return EngineSettings(**base)
 
 
-def gateway_for(endpoint: str, ca_cert: Path, *, read_timeout: float = 120.0) -> AzureGateway:
+def gateway_for(
+    endpoint: str,
+    ca_cert: Path,
+    *,
+    read_timeout: float = 120.0,
+    sleep: Callable[[float], Coroutine[Any, Any, None]] = no_sleep,
+) -> AzureGateway:
     return connect(
         Target(
             subscription_id=SUBSCRIPTION,
@@ -167,14 +173,17 @@ def gateway_for(endpoint: str, ca_cert: Path, *, read_timeout: float = 120.0) ->
             poll_interval=0.0,
             read_timeout=read_timeout,
         ),
-        sleep=no_sleep,
+        sleep=sleep,
     )
 
 
 @asynccontextmanager
-async def in_process(cert_dir: Path, **config: Any) -> AsyncIterator[tuple[Emulator, AzureGateway]]:
+async def in_process(
+    cert_dir: Path, *, sleep: Callable[[float], Coroutine[Any, Any, None]] = no_sleep, **config: Any
+) -> AsyncIterator[tuple[Emulator, AzureGateway]]:
+    """The emulator in this event loop and a gateway to it whose LRO polls wait with `sleep`."""
     async with Emulator(emulator_config(cert_dir, **config)) as emu:
-        gateway = gateway_for(emu.endpoint, emu.ca_cert_path)
+        gateway = gateway_for(emu.endpoint, emu.ca_cert_path, sleep=sleep)
         try:
             yield emu, gateway
         finally:
@@ -183,6 +192,21 @@ async def in_process(cert_dir: Path, **config: Any) -> AsyncIterator[tuple[Emula
 
 def run(body: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(body())
+
+
+class FakeClock:
+    """The emulator's clock, moved only by `sleep`: long-running operations finish without real waiting."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        # A poll with no interval still lets a little time pass, or a transition would never finish.
+        self.now += max(seconds, 0.1)
+        await asyncio.sleep(0)
 
 
 async def one_pass(

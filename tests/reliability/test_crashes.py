@@ -24,6 +24,7 @@ from reconciler.model.plan import Action
 from tests.e2e.harness import EmulatorProcess
 from tests.reliability.support import (
     DaemonProcess,
+    FakeClock,
     Spec,
     arm_request,
     daemon_args,
@@ -31,6 +32,7 @@ from tests.reliability.support import (
     engine_settings,
     gateway_for,
     group_path,
+    in_process,
     live_spec,
     no_sleep,
     one_pass,
@@ -219,3 +221,46 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
         assert group["tags"].get("team") == (spec.tags or {}).get("team")
     assert emulator.get(rg, "bystander") == bystander, "the unmanaged group was never touched"
     assert emulator.get(rg, "gone") is None
+
+
+@pytest.mark.parametrize("manifest_changed", [True, False])
+def test_a_group_left_deleting_by_a_cut_short_replace_is_created_again_by_the_next_run(
+    tmp_path: Path, manifest_changed: bool
+) -> None:
+    """A CLI run killed after the DELETE of a replace (or someone's out-of-band delete): the next run finds
+    the group still `Deleting`. It must wait for the delete and create the group, not call it in sync."""
+    clock = FakeClock()
+    manifests = tmp_path / "manifests"
+    rg = "rg-cut-short"
+    write_spec_files(manifests, [Spec(name="web", rg=rg), Spec(name="api", rg=rg)])
+
+    async def body() -> None:
+        async with in_process(tmp_path / "tls", sleep=clock.sleep, clock=clock, delete_delay=5.0) as (
+            emu,
+            gw,
+        ):
+            settings = engine_settings(manifests)
+            await one_pass(settings, gw, sleep=clock.sleep)
+            assert settled(await one_pass(settings, gw, sleep=clock.sleep))
+            cpu = 2.0 if manifest_changed else 1.0
+            write_spec_files(manifests, [Spec(name="web", rg=rg, cpu=cpu), Spec(name="api", rg=rg)])
+            status, _ = await asyncio.to_thread(
+                arm_request, emu.endpoint, emu.ca_cert_path, "DELETE", group_path(rg, "web")
+            )
+            assert status == 202
+            web = emu.get_group(rg, "web")
+            assert web is not None
+            assert web["properties"]["provisioningState"] == "Deleting"
+
+            outcome = await one_pass(settings, gw, sleep=clock.sleep)
+            assert not outcome.failed
+            assert outcome.unconverged == ()
+            change = next(c for c in outcome.plan.changes if c.name == "web")
+            assert change.action is Action.REPLACE, change.reason
+            web = emu.get_group(rg, "web")
+            assert web is not None, "the group exists again after the run"
+            assert web["properties"]["provisioningState"] == "Succeeded"
+            assert live_spec(web)[1] == cpu
+            assert settled(await one_pass(settings, gw, sleep=clock.sleep))
+
+    asyncio.run(body())
