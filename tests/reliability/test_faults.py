@@ -194,9 +194,22 @@ def test_groups_whose_provisioning_failed_are_deployed_again_until_they_run(tmp_
 @pytest.mark.timeout(150)
 def test_daemon_under_twenty_percent_faults_converges_and_then_stays_quiet(tmp_path: Path) -> None:
     manifests = tmp_path / "manifests"
-    specs = [Spec(name=f"d-{i:02d}", rg=RG) for i in range(15)]
-    write_specs(manifests / "fleet.yaml", specs)
+    first = [Spec(name=f"d-{i:02d}", rg=RG) for i in range(15)]
+    # Then every kind of change: update, replace, tags, prune, create.
+    second = [
+        *(Spec(name=f"d-{i:02d}", rg=RG, image="nginx:1.27") for i in range(3)),
+        *(Spec(name=f"d-{i:02d}", rg=RG, cpu=2.0) for i in range(3, 6)),
+        *(Spec(name=f"d-{i:02d}", rg=RG, tags={"t": "x"}) for i in range(6, 9)),
+        *(Spec(name=f"d-{i:02d}", rg=RG) for i in range(9, 12)),
+        *(Spec(name=f"e-{i}", rg=RG) for i in range(3)),
+    ]
+    write_specs(manifests / "fleet.yaml", first)
     emulator = EmulatorProcess(tmp_path, "--no-throttling")
+    status, _ = emulator.arm("PUT", group_path(RG, "bystander"), unmanaged_body())
+    assert status in (200, 201)
+    bystander = emulator.get(RG, "bystander")
+    mark = int(emulator.control("GET", "requests?offset=0")["next"])
+    mixed = {"rate": 0.2, "kinds": list(ALL_KINDS), "retry_after": 1, "slow_seconds": 0.05, "seed": 5}
     # First deployments fail for certain (some of them); then 20% of everything fails.
     emulator.control(
         "PUT", "faults", {"rate": 0.5, "kinds": ["provision_fail"], "methods": ["PUT"], "count": 3, "seed": 5}
@@ -217,26 +230,28 @@ def test_daemon_under_twenty_percent_faults_converges_and_then_stays_quiet(tmp_p
         ),
         daemon_env(home=tmp_path),
     )
-    try:
-        daemon.wait_for(pass_finished)
-        emulator.control(
-            "PUT",
-            "faults",
-            {"rate": 0.2, "kinds": list(ALL_KINDS), "retry_after": 1, "slow_seconds": 0.05, "seed": 5},
-        )
-        deadline = time.monotonic() + 100
+
+    def converge(specs: list[Spec]) -> None:
+        deadline = time.monotonic() + 60
         while True:
             event = daemon.wait_for(pass_finished, timeout=max(1.0, deadline - time.monotonic()))
             if event["result"] == "ok" and event["applied"] == 0 and event["deferred"] == 0:
-                states = {
-                    g["id"].rsplit("/", 1)[1]: g["provisioningState"]
-                    for g in emulator.control("GET", "groups")["value"]
-                }
-                if states == {s.name: "Succeeded" for s in specs}:
-                    break
+                groups = emulator.control("GET", "groups")["value"]
+                states = {g["id"].rsplit("/", 1)[1]: g["provisioningState"] for g in groups}
+                if states == {"bystander": "Succeeded"} | {s.name: "Succeeded" for s in specs}:
+                    return
+
+    try:
+        daemon.wait_for(pass_finished)
+        emulator.control("PUT", "faults", mixed)
+        converge(first)
+        write_specs(manifests / "fleet.yaml", second)  # seen by the next resync (no file watch here)
+        converge(second)
         emulator.control("DELETE", "faults")  # the checks below read through ARM themselves
         log = emulator.control("GET", "requests?offset=0")["requests"]
         kinds = collections.Counter(r["fault"] for r in log if r["fault"])
+        assert [r for r in log[mark:] if r["path"].endswith("/bystander") and r["method"] != "GET"] == []
+        assert emulator.get(RG, "bystander") == bystander, "the unmanaged group was never touched"
         assert kinds["provision_fail"] >= 1, f"a failed deployment was among the faults: {kinds}"
         assert sum(kinds.values()) >= 8, kinds
         # Converged means quiet: the next resyncs write nothing.
@@ -245,11 +260,12 @@ def test_daemon_under_twenty_percent_faults_converges_and_then_stays_quiet(tmp_p
         daemon.wait_for(pass_finished)
         assert emulator.writes() == {"PUT": 0, "PATCH": 0, "DELETE": 0}
         status = json.loads(daemon.get("/status")[1])
-        assert {g["state"] for g in status["groups"]} == {"Ready"}, status["groups"]
-        for spec in specs:
+        assert {g["name"]: g["state"] for g in status["groups"]} == {s.name: "Ready" for s in second}
+        for spec in second:
             group = emulator.get(RG, spec.name)
             assert group is not None
             assert live_spec(group) == (spec.image, spec.cpu, spec.memory)
+            assert group["tags"].get("t") == (spec.tags or {}).get("t")
     finally:
         assert daemon.finish() == 0, daemon.log_tail()
         emulator.stop()
