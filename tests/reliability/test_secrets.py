@@ -57,6 +57,7 @@ CANARIES = {
     "hash_key": "CANARYkey4c8a2e1f",
     "webhook": "CANARYhook0b5d9e3c",
     "client_secret": "CANARYcli7e2a6b48",
+    "invalid": "CANARYbad5f1e0c3a",
 }
 VOLUME_B64 = base64.b64encode(CANARIES["volume"].encode()).decode()
 
@@ -93,7 +94,7 @@ properties:
 """
 
 # A broken manifest next to the secrets: the source's error paths run with the secrets loaded.
-BROKEN = """\
+BROKEN = f"""\
 name: broken
 resourceGroup: rg-secrets
 location: westeurope
@@ -103,8 +104,15 @@ properties:
   - name: app
     properties:
       image: nginx
-      environmentVariables: [{name: X, secureValueFrom: {env: CANARY_MISSING_VARIABLE}}]
-      resources: {requests: {cpu: lots, memoryInGB: 1}}
+      environmentVariables:
+      - {{name: X, secureValueFrom: {{env: CANARY_MISSING_VARIABLE}}}}
+      - {{name: Y, secureValue: [{CANARIES["invalid"]}]}}
+      - {{name: Z, secureValue: {CANARIES["invalid"]}, value: {CANARIES["invalid"]}}}
+      resources: {{requests: {{cpu: lots, memoryInGB: 1}}}}
+      volumeMounts: [{{name: s, mountPath: /s}}]
+  volumes:
+  - name: s
+    secret: {{k: "not base64 {CANARIES["invalid"]}"}}
 """
 
 
@@ -260,6 +268,8 @@ def test_canary_secrets_never_leave_the_put_body(tmp_path: Path) -> None:
     assert leaked == {}, f"secrets leaked: {leaked}"
     # The outputs did say something: the test would catch a leak in them.
     assert "vault" in outputs["plan text (create)"]
+    assert "broken.yaml" in outputs["apply text (errors)"], "the broken manifest's errors were printed"
+    assert "base64" in outputs["apply text (errors)"]
     assert (
         "FROM_ENV" in outputs["plan text (rotation)"]
         or "environmentVariables" in outputs["plan text (rotation)"]
