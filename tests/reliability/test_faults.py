@@ -73,7 +73,8 @@ def test_fifty_groups_under_twenty_percent_faults_converge_with_one_group_per_ma
     other_dir = tmp_path / "other"
 
     async def body() -> None:
-        async with in_process(tmp_path / "tls") as (emu, gateway):
+        # Lists come in pages of 7, so one observation is several requests, any of which may fail.
+        async with in_process(tmp_path / "tls", page_size=7) as (emu, gateway):
             # Two groups that are not ours: one made by hand, one owned by another reconciler instance.
             status, _ = await asyncio.to_thread(
                 arm_request,
