@@ -3,9 +3,11 @@ pass that creates, updates, replaces, patches tags and prunes; restarted, it con
 duplicated, and the group nobody manages is never touched.
 
 The kill point is drawn from the seed: "after the emulator has logged write W" for one of the pass's six
-container-group writes (watched through the emulator's request log), so every seed is reproducible whatever
-order the concurrent writes take. Deletes are slowed down so that "after the DELETE of the replaced group"
-lands between the delete and the create of the replace; the seeds below are checked to include that point.
+container-group writes (watched through the emulator's request log), or "as soon as the daemon logs that it
+starts applying", so every seed is reproducible whatever order the concurrent writes take. Deletes are slowed
+down so that "after the DELETE of the replaced group" lands between the delete and the create of the
+replace; the seeds are checked to draw every point, that one twice. A run cut short after the DELETE of a
+replace, found still `Deleting` by the next run, is tested in process with a fake emulator clock.
 """
 
 from __future__ import annotations
@@ -59,30 +61,35 @@ AFTER = [
     Spec(name="same", rg=""),
     Spec(name="new", rg="", image="httpd:2.4"),
 ]
-# The writes of the pass under test, one of which (drawn from the seed) is the kill point.
-WRITES = [
+# The kill points of the pass under test, one drawn from each seed: after one of its six writes, or as soon
+# as the daemon logs that it starts applying (its in-flight record saved, nothing written yet).
+KILL_POINTS = [
     ("PUT", "upd"),
     ("DELETE", "rep"),
     ("PUT", "rep"),
     ("PATCH", "tag"),
     ("DELETE", "gone"),
     ("PUT", "new"),
+    ("LOG", "applying"),
 ]
 REPLACE_GAP = ("DELETE", "rep")
+BEFORE_ANY_WRITE = ("LOG", "applying")
+# Chosen once so that the ten seeds draw every kill point, the gap of the replace twice (checked below).
+SALT = 20
 
 
 def kill_point(seed: int) -> tuple[str, str]:
-    return random.Random(seed).choice(WRITES)
+    return random.Random(f"crash-{SALT}-{seed}").choice(KILL_POINTS)
 
 
 def with_rg(specs: list[Spec], rg: str) -> list[Spec]:
     return [Spec(s.name, rg, s.image, s.cpu, s.memory, s.tags) for s in specs]
 
 
-def test_the_seeds_cover_the_window_between_delete_and_create_of_a_replace() -> None:
+def test_the_seeds_cover_every_kill_point_and_the_gap_of_the_replace_twice() -> None:
     points = [kill_point(s) for s in SEEDS]
-    assert REPLACE_GAP in points
-    assert len(set(points)) >= 4, points
+    assert points.count(REPLACE_GAP) >= 2
+    assert set(points) == set(KILL_POINTS), points
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +167,9 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
     seen: list[tuple[str, str]] = []
     try:
         deadline = time.monotonic() + 60
+        if target == BEFORE_ANY_WRITE:
+            daemon.wait_for(lambda e: e.get("event") == "applying")
+            seen.append(target)
         while target not in seen:
             assert daemon.proc.poll() is None, daemon.log_tail()
             assert time.monotonic() < deadline, f"the daemon never made {target}: {seen}\n{daemon.log_tail()}"
