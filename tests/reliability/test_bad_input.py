@@ -181,16 +181,21 @@ def test_bad_manifest_is_reported_by_file_and_nothing_is_deleted(
     run(body)
 
 
-def test_subdirectory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("which", ["subdirectory", "root"])
+def test_directory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
+    which: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The walk has listed the directory; it disappears (a git checkout, an rsync, a volume remount) while
+    the pass reads it: `team/` before it is entered, or the whole manifest directory after `good.yaml`."""
     manifests = tmp_path / "manifests"
+    doomed = manifests / "team" if which == "subdirectory" else manifests
+    named = "team" if which == "subdirectory" else "victim.yaml"
 
     async def body() -> None:
         async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
             settings = engine_settings(manifests)
             write_specs(manifests / "good.yaml", GOOD_BEFORE)
-            write_specs(manifests / "team" / "victim.yaml", [VICTIM])
+            write_specs(doomed / "victim.yaml", [VICTIM])
             await one_pass(settings, gateway)
             assert settled(await one_pass(settings, gateway))
             mark = len(emu.request_log)
@@ -199,18 +204,16 @@ def test_subdirectory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
             real_load_file = source_loader._load_file
             vanished: list[Path] = []
 
-            def load_file_then_remove_the_subdirectory(run_: object, path: Path, layer: object) -> None:
-                # The walk has listed `team/` already; it disappears (a git checkout, an rsync) before it
-                # is entered.
+            def load_file_then_remove_the_directory(run_: object, path: Path, layer: object) -> None:
                 real_load_file(run_, path, layer)  # type: ignore[arg-type] # passes the loader's own values
                 if path.name == "good.yaml" and not vanished:
-                    shutil.rmtree(manifests / "team")
+                    shutil.rmtree(doomed)
                     vanished.append(path)
 
-            monkeypatch.setattr(source_loader, "_load_file", load_file_then_remove_the_subdirectory)
+            monkeypatch.setattr(source_loader, "_load_file", load_file_then_remove_the_directory)
             outcome = await one_pass(settings, gateway)
-            assert vanished, "the subdirectory was removed during the load"
-            assert any("team" in (e.source or "") and "vanished" in e.message for e in outcome.plan.errors), [
+            assert vanished, "the directory was removed during the load"
+            assert any(named in (e.source or "") and "vanished" in e.message for e in outcome.plan.errors), [
                 (e.source, e.message) for e in outcome.plan.errors
             ]
             log = list(emu.request_log)[mark:]
@@ -218,7 +221,7 @@ def test_subdirectory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
             assert emu.get_group(RG, "victim") is not None
             good_a = emu.get_group(RG, "good-a")
             assert good_a is not None
-            assert live_spec(good_a)[0] == "nginx:1.27"
+            assert live_spec(good_a)[0] == "nginx:1.27", "what was read before it vanished is applied"
             assert emu.get_group(RG, "good-c") is not None
 
     run(body)
