@@ -256,7 +256,9 @@ def test_canary_secrets_never_leave_the_put_body(tmp_path: Path) -> None:
         assert final is not None
         outputs["tags and GET"] = json.dumps(final)
         outputs["emulator request log"] = json.dumps(emulator.control("GET", "requests?offset=0"))
-        emulator.stop()
+        emulator.proc.terminate()
+        out, err = emulator.proc.communicate(timeout=20)
+        outputs["emulator stdout and stderr"] = out + err
         outputs["emulator state"] = (tmp_path / "state.json").read_text()
     finally:
         emulator.stop()
