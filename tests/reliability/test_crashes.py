@@ -114,11 +114,15 @@ def _logged_writes(emulator: EmulatorProcess, rg: str, offset: int) -> tuple[lis
     return found, int(page["next"])
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(
+    ("seed", "killed_again"),
+    [*((s, False) for s in SEEDS), (5, True)],
+    ids=[*(str(s) for s in SEEDS), "5-killed-again-while-recovering"],
+)
 def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
-    seed: int, tmp_path: Path, emulator: EmulatorProcess
+    seed: int, killed_again: bool, tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
-    rg = f"rg-crash-{seed}"
+    rg = f"rg-crash-{seed}{'-again' if killed_again else ''}"
     manifests = tmp_path / "manifests"
     settings = engine_settings(manifests)
     write_spec_files(manifests, with_rg(BEFORE, rg))
@@ -187,6 +191,14 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
             if f"/resourceGroups/{rg}/" in g["id"]
         }
         assert left.get("rep") in (None, "Deleting"), f"killed between the delete and the create: {left}"
+
+    if killed_again:
+        # The restart is killed too, as soon as its recovery pass starts writing.
+        recovering = DaemonProcess(args, env)
+        try:
+            recovering.wait_for(lambda e: e.get("event") == "applying")
+        finally:
+            recovering.kill()
 
     # Restart on the same state directory, Azure as slow as before: a replaced group may still be deleting.
     again = DaemonProcess(args, env)
