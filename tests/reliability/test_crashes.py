@@ -13,6 +13,7 @@ replace, found still `Deleting` by the next run, is tested in process with a fak
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -48,14 +49,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(170)]
 
 SEEDS = range(10)
 BEFORE = [
-    Spec(name="upd", rg="", image="nginx:1.25"),
+    Spec(name="upd", rg="", image="nginx:1.25", secret_env={"TOKEN": "CRASH_TOKEN"}),
     Spec(name="rep", rg="", cpu=1.0),
     Spec(name="tag", rg="", tags={"team": "a"}),
     Spec(name="gone", rg=""),
     Spec(name="same", rg=""),
 ]
 AFTER = [
-    Spec(name="upd", rg="", image="nginx:1.27"),
+    Spec(name="upd", rg="", image="nginx:1.27", secret_env={"TOKEN": "CRASH_TOKEN"}),
     Spec(name="rep", rg="", cpu=2.0),
     Spec(name="tag", rg="", tags={"team": "b"}),
     Spec(name="same", rg=""),
@@ -78,12 +79,16 @@ BEFORE_ANY_WRITE = ("LOG", "applying")
 SALT = 20
 
 
+# The secret of group `upd`: it must survive every crash without being written anywhere but the PUT.
+SECRETS = {"CRASH_TOKEN": "crash-canary-5e1f9a2b"}
+
+
 def kill_point(seed: int) -> tuple[str, str]:
     return random.Random(f"crash-{SALT}-{seed}").choice(KILL_POINTS)
 
 
 def with_rg(specs: list[Spec], rg: str) -> list[Spec]:
-    return [Spec(s.name, rg, s.image, s.cpu, s.memory, s.tags) for s in specs]
+    return [dataclasses.replace(s, rg=rg) for s in specs]
 
 
 def test_the_seeds_cover_every_kill_point_and_the_gap_of_the_replace_twice() -> None:
@@ -139,8 +144,8 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
                 unmanaged_body(),
             )
             assert status in (200, 201)
-            await one_pass(settings, gateway)
-            assert settled(await one_pass(settings, gateway))
+            await one_pass(settings, gateway, SECRETS)
+            assert settled(await one_pass(settings, gateway, SECRETS))
         finally:
             await gateway.close()
         return emulator.get(rg, "bystander")
@@ -154,7 +159,7 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
     emulator.control("PATCH", "config", {"provisioning_delay": 0.3, "delete_delay": 1.0})
     write_spec_files(manifests, with_rg(AFTER, rg))
     target = kill_point(seed)
-    env = daemon_env(home=tmp_path)
+    env = daemon_env(SECRETS, home=tmp_path)
     state_dir = tmp_path / "daemon-state"
     args = daemon_args(
         emulator.endpoint,
@@ -192,6 +197,13 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
         }
         assert left.get("rep") in (None, "Deleting"), f"killed between the delete and the create: {left}"
 
+    # Whatever the daemon had written down when it died holds no secret.
+    assert all(
+        SECRETS["CRASH_TOKEN"] not in p.read_text(errors="replace")
+        for p in state_dir.rglob("*")
+        if p.is_file()
+    )
+
     if killed_again:
         # The restart is killed too, as soon as its recovery pass starts writing.
         recovering = DaemonProcess(args, env)
@@ -227,7 +239,7 @@ def test_sigkill_at_a_random_point_of_a_pass_then_restart_converges(
     async def verify() -> None:
         gateway = gateway_for(emulator.endpoint, emulator.ca_cert)
         try:
-            planned = await plan_pass(settings, gateway, environ={}, sleep=no_sleep)
+            planned = await plan_pass(settings, gateway, environ=SECRETS, sleep=no_sleep)
             assert [(c.name, c.action) for c in planned.plan.changes if c.action is not Action.NOOP] == []
             names = sorted(g.name for g in await gateway.list_groups(rg))
         finally:
