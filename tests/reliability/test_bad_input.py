@@ -93,6 +93,14 @@ def directory_link_out(manifests: Path, scratch: Path) -> str:
     return "linked"
 
 
+def broken_defaults(manifests: Path, _: Path) -> str:
+    # The victim moves into a team directory whose defaults file is broken: none of its groups can load.
+    (manifests / "victim.yaml").unlink()
+    write_specs(manifests / "team" / "victim.yaml", [VICTIM])
+    (manifests / "team" / "_defaults.yaml").write_text("resourceGroup: [not, a, name]\nlocaton: westeurope\n")
+    return "_defaults.yaml"
+
+
 def fifo(manifests: Path, _: Path) -> str:
     # Opening a FIFO for reading blocks until a writer comes: a loader that tried would hang the pass.
     (manifests / "victim.yaml").unlink()
@@ -114,6 +122,7 @@ CASES: dict[str, Breaker] = {
     "directory_link_out": directory_link_out,
     "duplicate_across_files": duplicate_across_files,
     "fifo": fifo,
+    "broken_defaults": broken_defaults,
 }
 
 
