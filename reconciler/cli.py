@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -120,7 +121,7 @@ def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, s
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--concurrency", type=int, default=10, metavar="N", help="groups applied at once (default 10)"
+        "--concurrency", type=int, default=20, metavar="N", help="groups applied at once (default 20)"
     )
     parser.add_argument(
         "--no-prune",
@@ -652,6 +653,10 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A pass allocates many small objects that live until it ends (manifests, bodies, plan entries); the
+    # default collector thresholds rescan them over and over. Measured: 13% of a 5,000-group dry run.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     environ = dict(os.environ)
     try:
         command, rest = split_command(sys.argv[1:] if argv is None else argv)

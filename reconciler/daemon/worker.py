@@ -209,7 +209,11 @@ class Worker:
         revision = plan.revision
         record.revision = revision
         self.revision = revision
-        self.last_plan = plan
+        # /status needs the plan, not the manifests behind it (which also hold resolved secrets); keeping
+        # them would keep two passes' worth of manifests alive during a resync.
+        self.last_plan = plan.model_copy(
+            update={"changes": tuple(c.model_copy(update={"desired": None}) for c in plan.changes)}
+        )
         now = self.clock()
         for issue in plan.issues:
             log.log(

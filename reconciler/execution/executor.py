@@ -104,7 +104,7 @@ class ApplyOptions:
     who prefer a duplicate to a gap (off by default: one group's failure does not stop the others).
     """
 
-    concurrency: int = 10
+    concurrency: int = 20
     lro_timeout: float = 900.0
     max_attempts: int = 5
     backoff_base: float = 1.0
