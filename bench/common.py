@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from reconciler.cloud.azure import AzureGateway, Target, connect  # noqa: E402 - after the sys.path fix
+from reconciler.cloud.retry import RetryPolicy  # noqa: E402
 from reconciler.emulator.server import Emulator, EmulatorConfig  # noqa: E402
-from reconciler.engine.observe import RetryPolicy  # noqa: E402
 from reconciler.engine.reconcile import EngineSettings, plan_pass  # noqa: E402
 from reconciler.execution import ApplyOptions  # noqa: E402
 from reconciler.execution.ratelimit import RateLimit  # noqa: E402

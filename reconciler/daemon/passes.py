@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.cloud.gateway import Gateway
+from reconciler.cloud.retry import Sleep
 from reconciler.daemon.drain import DrainingGateway
 from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
-from reconciler.engine.observe import Sleep
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.outcome import Result

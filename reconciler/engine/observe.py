@@ -1,36 +1,21 @@
 """Observation: what lives in Azure, at the cost of one list call per resource group and page.
 
-Called by the engine's passes. Retryable failures of a list are retried here with backoff that honours
-Retry-After; a resource group that cannot be observed is reported, and nothing in it is planned (planning
-against unknown state could create duplicates or prune what exists).
+Called by the engine's passes. Retryable failures of a list are retried through the one retry layer,
+`reconciler.cloud.retry` (backoff that honours Retry-After); a resource group that cannot be observed is
+reported, and nothing in it is planned (planning against unknown state could create duplicates or prune
+what exists).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
+from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
 from reconciler.model.observed import ObservedGroup
-
-Sleep = Callable[[float], Awaitable[None]]
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
-        backoff = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-        return max(backoff, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -44,35 +29,16 @@ class Observation:
         return frozenset(g.resource_group.lower() for g in self.groups)
 
 
-async def call_with_retry(
-    call: Callable[[], Awaitable[T]],
-    *,
-    policy: RetryPolicy,
-    sleep: Sleep = asyncio.sleep,
-    rng: random.Random | None = None,
-) -> T:
-    """Run `call`, retrying retryable gateway errors; stalled errors and cancellation propagate at once."""
-    rng = rng or random.Random()
-    attempt = 1
-    while True:
-        try:
-            return await call()
-        except GatewayError as err:
-            if not err.retryable or attempt >= policy.max_attempts:
-                raise
-            await sleep(policy.delay(attempt, err.retry_after, rng))
-            attempt += 1
-
-
 async def observe(
     gateway: Gateway,
     resource_groups: Iterable[str],
     *,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: int = 8,
 ) -> Observation:
     """List every resource group concurrently (bounded); never one GET per group."""
+    policy = policy or RetryPolicy()
     wanted = sorted({rg.lower(): rg for rg in resource_groups}.values(), key=str.lower)
     bound = asyncio.Semaphore(concurrency)
     groups: list[ObservedGroup] = []

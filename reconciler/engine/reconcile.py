@@ -15,7 +15,8 @@ from pathlib import Path
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
-from reconciler.engine.observe import Observation, RetryPolicy, Sleep, call_with_retry, observe
+from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
+from reconciler.engine.observe import Observation, observe
 from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply_plan
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result

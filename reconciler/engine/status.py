@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
-from reconciler.engine.observe import Sleep, call_with_retry
+from reconciler.cloud.retry import Sleep, call_with_retry
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, plan_pass
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.cloud.azure import Target, connect
+from reconciler.cloud.retry import RetryPolicy
 from reconciler.emulator.limits import FaultSettings
 from reconciler.emulator.server import Emulator, EmulatorConfig
-from reconciler.engine.observe import RetryPolicy
 from reconciler.engine.reconcile import EngineSettings, PassOutcome, apply_pass, plan_pass
 from reconciler.execution import ApplyOptions
 from reconciler.model.plan import Action
@@ -57,7 +57,7 @@ def _settings(manifests: Path, **overrides: Any) -> EngineSettings:
         "apply": ApplyOptions(
             concurrency=8, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0
         ),
-        "retry": RetryPolicy(max_attempts=6, base_delay=0.0, max_delay=0.0),
+        "retry": RetryPolicy(max_attempts=6, backoff_base=0.0, backoff_cap=0.0),
     }
     base.update(overrides)
     return EngineSettings(**base)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from reconciler.cloud.errors import RetryableError, StalledError
+from reconciler.cloud.retry import RetryPolicy
 from reconciler.engine.keys import derive_default_key, resolve_secret_key
-from reconciler.engine.observe import RetryPolicy, observe
+from reconciler.engine.observe import observe
 from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
 from reconciler.execution import ApplyOptions
 from reconciler.model.plan import Action
@@ -49,7 +50,7 @@ def settings(root: Path) -> EngineSettings:
         manifests=root,
         secret_key=b"k",
         apply=ApplyOptions(backoff_base=0.0, backoff_cap=0.0),
-        retry=RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0),
+        retry=RetryPolicy(max_attempts=3, backoff_base=0.0, backoff_cap=0.0),
     )
 
 
@@ -70,7 +71,7 @@ async def test_a_throttled_list_is_retried_honouring_retry_after(tmp_path: Path)
     fake = FakeGateway()
     fake.fail("list", RetryableError("throttled", status=429, retry_after=7.0), times=2)
     sleeps = Sleeps()
-    result = await observe(fake, ["rg-a"], policy=RetryPolicy(max_attempts=3, base_delay=0.0), sleep=sleeps)
+    result = await observe(fake, ["rg-a"], policy=RetryPolicy(max_attempts=3, backoff_base=0.0), sleep=sleeps)
     assert result.failed == {}
     assert sleeps.requested == [7.0, 7.0]
 
