@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ from reconciler.source.secrets import find_references, literal_secret_warnings, 
 from reconciler.source.substitute import substitute
 from reconciler.source.walk import walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
+
+# Problems (errors, and separately warnings) reported per file; the rest are counted in one last line.
+MAX_PROBLEMS_PER_FILE = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,6 +499,28 @@ def _load_defaults(run: _Pass, path: Path) -> Layer | None:
     return layer
 
 
+def _cap_per_file(problems: list[SourceError], what: str) -> list[SourceError]:
+    """At most `MAX_PROBLEMS_PER_FILE` problems per file, in their order, then one line saying how many more.
+
+    A generated file of thousands of broken documents would otherwise flood the terminal, the daemon's log
+    (every pass) and its status page: 200,000 empty documents made 800,000 errors.
+    """
+    totals = Counter(p.path for p in problems)
+    if all(n <= MAX_PROBLEMS_PER_FILE for n in totals.values()):
+        return problems
+    shown: Counter[Path] = Counter()
+    kept: list[SourceError] = []
+    for problem in problems:
+        shown[problem.path] += 1
+        if shown[problem.path] <= MAX_PROBLEMS_PER_FILE:
+            kept.append(problem)
+        elif shown[problem.path] == MAX_PROBLEMS_PER_FILE + 1:
+            more = totals[problem.path] - MAX_PROBLEMS_PER_FILE
+            message = f"... and {more} more {what} in this file, not shown; fix the ones above first"
+            kept.append(replace(problem, message=message))
+    return kept
+
+
 def load_manifests(
     root: Path,
     *,
@@ -539,8 +565,8 @@ def load_manifests(
     _check_duplicates(run)
     return LoadResult(
         groups=tuple(run.groups),
-        errors=tuple(run.errors),
-        warnings=tuple(run.warnings),
+        errors=tuple(_cap_per_file(run.errors, "errors")),
+        warnings=tuple(_cap_per_file(run.warnings, "warnings")),
         revision=compute_revision(root, run.contents),
         failed_keys=tuple(dict.fromkeys(key for key, _ in run.failed)),
         files=files,
