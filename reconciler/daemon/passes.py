@@ -22,7 +22,7 @@ from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.outcome import Result
-from reconciler.model.plan import Change
+from reconciler.model.plan import Action, Change
 
 
 def _with_revision(loaded: Any, revision: str) -> Any:
@@ -128,6 +128,9 @@ class EnginePasses:
             unconverged = {
                 c.key
                 for c in outcome.verified.changes
-                if c.changes_something and c.key in succeeded and c.key in wanted
+                # A conflict right after our own write: another instance's write to the group stands.
+                if (c.changes_something or c.action is Action.CONFLICT)
+                and c.key in succeeded
+                and c.key in wanted
             }
         return ApplyView(result=outcome.applied, unconverged=frozenset(unconverged))
