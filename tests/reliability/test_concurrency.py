@@ -308,12 +308,6 @@ def test_two_instances_creating_one_name_at_once_leave_one_owner_and_the_other_i
     run(body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon defect (reported; reconciler/daemon/passes.py): the daemon computes "
-    "'unconverged' itself and ignores a conflict found right after its own successful write, so the daemon "
-    "that lost a create race marks the group Ready",
-)
 def test_daemon_passes_that_lose_a_create_race_report_the_group_unconverged(tmp_path: Path) -> None:
     from reconciler.daemon.passes import EnginePasses
 
