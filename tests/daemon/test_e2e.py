@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import ssl
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.e2e.harness import DaemonProcess, EmulatorProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -79,123 +77,13 @@ class Repo:
         return self.git("rev-parse", "HEAD")
 
 
-class EmulatorProcess:
-    def __init__(self, state: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "reconciler.emulator",
-                "--port",
-                "0",
-                "--state",
-                str(state),
-                "--no-throttling",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("emulator listening on "):
-            self.proc.kill()
-            raise AssertionError(
-                f"emulator did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
-        rest = line[len("emulator listening on ") :]
-        self.endpoint = rest.split(" ", 1)[0]
-        self.ca = rest.split("(CA certificate: ", 1)[1].rstrip().rstrip(")")
-        self.ssl = ssl.create_default_context(cafile=self.ca)
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.endpoint + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, context=self.ssl, timeout=10) as response:
-            text = response.read()
-        return json.loads(text) if text else None
-
-    def groups(self) -> list[dict[str, Any]]:
-        return [
-            g
-            for g in self.control("GET", "/_emulator/groups")["value"]
-            if f"/resourceGroups/{RG}/" in g["id"]
-        ]
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.control("GET", "/_emulator/requests?offset=0")["requests"])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def groups(emulator: EmulatorProcess) -> list[dict[str, Any]]:
+    """The emulator's groups in this test's resource group."""
+    return [g for g in emulator.control("GET", "groups")["value"] if f"/resourceGroups/{RG}/" in g["id"]]
 
 
-class DaemonProcess:
-    """`reconcile daemon` with its JSON log lines collected as they arrive."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "daemon", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._new: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._seen = 0
-        self._reader = threading.Thread(target=self._read, name="daemon-log-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            self.events.append(event)
-            self._new.put(event)
-        self._new.put(None)
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
-        """The next log event (after those already waited past) that matches; fails at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                event = self._new.get(timeout=max(0.0, remaining))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no matching daemon log event in {timeout}s:\n{self.log_tail()}"
-                ) from None
-            if event is None:
-                raise AssertionError(f"the daemon exited ({self.proc.poll()}):\n{self.log_tail()}")
-            if predicate(event):
-                return event
-
-    def log_tail(self) -> str:
-        return "".join(self.raw[-40:])
-
-    @property
-    def url(self) -> str:
-        for event in self.events:
-            if event.get("event") == "listening":
-                return str(event["url"])
-        raise AssertionError("the daemon did not say where it listens")
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
+def requests(emulator: EmulatorProcess) -> list[dict[str, Any]]:
+    return list(emulator.control("GET", "requests?offset=0")["requests"])
 
 
 def pass_finished(event: dict[str, Any]) -> bool:
@@ -208,7 +96,7 @@ def group_done(name: str, action: str) -> Callable[[dict[str, Any]], bool]:
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    emu = EmulatorProcess(tmp_path / "emulator-state.json")
+    emu = EmulatorProcess(tmp_path, "--no-throttling")
     yield emu
     emu.stop()
 
@@ -225,7 +113,7 @@ def start_daemon(tmp_path: Path, repo: Repo, emulator: EmulatorProcess, *extra: 
         "--endpoint",
         emulator.endpoint,
         "--ca-cert",
-        emulator.ca,
+        str(emulator.ca_cert),
         "--credential",
         "static",
         "--git-url",
@@ -259,7 +147,7 @@ def sdk_client(emulator: EmulatorProcess) -> Any:
         Token(),
         "00000000-0000-0000-0000-000000000000",
         base_url=emulator.endpoint,
-        connection_verify=emulator.ca,
+        connection_verify=str(emulator.ca_cert),
     )
 
 
@@ -281,7 +169,7 @@ def test_daemon_applies_commits_corrects_drift_serves_endpoints_and_stops_on_sig
         event = daemon.wait_for(pass_finished, timeout=30)
         assert event["result"] == "ok", daemon.log_tail()
         assert event["revision"] == first
-        assert sorted(g["id"].rsplit("/", 1)[1] for g in emulator.groups()) == ["api", "web"]
+        assert sorted(g["id"].rsplit("/", 1)[1] for g in groups(emulator)) == ["api", "web"]
         assert daemon.get("/readyz")[0] == 200
         assert daemon.get("/healthz")[0] == 200
 
@@ -291,7 +179,7 @@ def test_daemon_applies_commits_corrects_drift_serves_endpoints_and_stops_on_sig
         daemon.wait_for(group_done("web", "update"), timeout=10)
         puts = [
             r
-            for r in emulator.requests()
+            for r in requests(emulator)
             if r["method"] == "PUT"
             and r["route"] == "containerGroup"
             and r["path"].endswith("/web")
@@ -328,7 +216,7 @@ def test_daemon_applies_commits_corrects_drift_serves_endpoints_and_stops_on_sig
         code = daemon.proc.wait(20)
     assert code == 0, daemon.log_tail()
     assert time.monotonic() - stopped_at < 10.0, "within the grace period"
-    assert len(emulator.groups()) == 2
+    assert len(groups(emulator)) == 2
 
 
 def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
@@ -346,7 +234,7 @@ def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
     try:
         assert daemon.wait_for(pass_finished, timeout=30)["result"] == "ok", daemon.log_tail()
         # Deletes now take a while, so the kill lands between the delete and the create.
-        emulator.control("PATCH", "/_emulator/config", {"delete_delay": 2.0})
+        emulator.control("PATCH", "config", {"delete_delay": 2.0})
         repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25", cpu=2)}, "more cpu: replace")
         daemon.wait_for(
             lambda e: (
@@ -356,17 +244,17 @@ def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
         )
         deadline = time.monotonic() + 10
         # The DELETE is on the wire once the emulator has logged it; only then is the kill mid-replace.
-        while not any(r["method"] == "DELETE" and r["path"].endswith("/web") for r in emulator.requests()):
+        while not any(r["method"] == "DELETE" and r["path"].endswith("/web") for r in requests(emulator)):
             assert time.monotonic() < deadline, "the daemon never sent the DELETE"
             time.sleep(0.02)
     finally:
         daemon.proc.kill()
         daemon.proc.wait(10)
     assert daemon.proc.returncode == -signal.SIGKILL
-    left = {g["id"].rsplit("/", 1)[1]: g["provisioningState"] for g in emulator.groups()}
+    left = {g["id"].rsplit("/", 1)[1]: g["provisioningState"] for g in groups(emulator)}
     assert left.get("web") in (None, "Deleting"), f"killed between the delete and the create: {left}"
 
-    emulator.control("PATCH", "/_emulator/config", {"delete_delay": 0.0})
+    emulator.control("PATCH", "config", {"delete_delay": 0.0})
     again = start_daemon(tmp_path, repo, emulator, "--interval", "1m")
     try:
         unfinished = again.wait_for(
@@ -377,7 +265,7 @@ def test_sigkill_in_the_middle_of_a_replace_converges_after_restart(
         event = again.wait_for(pass_finished, timeout=30)
         if event["result"] != "ok":  # the first pass may still see the group deleting; the next one finishes
             event = again.wait_for(pass_finished, timeout=30)
-        names = sorted(g["id"].rsplit("/", 1)[1] for g in emulator.groups())
+        names = sorted(g["id"].rsplit("/", 1)[1] for g in groups(emulator))
         assert names == ["api", "web"], "no group lost, none duplicated"
         client = sdk_client(emulator)
         assert client.container_groups.get(RG, "web").containers[0].resources.requests.cpu == 2
@@ -394,7 +282,7 @@ def test_second_sigterm_exits_at_once_and_the_restart_reports_the_unfinished(
     repo = Repo(tmp_path / "repo")
     repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25")}, "one group")
     # Creates take 30 s: the first SIGTERM finds an apply in flight and waits for it; the second does not.
-    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 30.0})
+    emulator.control("PATCH", "config", {"provisioning_delay": 30.0})
     daemon = start_daemon(tmp_path, repo, emulator, "--grace-period", "60s")
     try:
         daemon.wait_for(lambda e: e.get("event") == "applying" and e.get("name") == "web", timeout=30)
@@ -412,7 +300,7 @@ def test_second_sigterm_exits_at_once_and_the_restart_reports_the_unfinished(
     saved = json.loads((tmp_path / "daemon-state" / "daemon-state.json").read_text())
     assert [(g["name"], g["in_flight"]) for g in saved["groups"]] == [("web", "create")]
 
-    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 0.0})
+    emulator.control("PATCH", "config", {"provisioning_delay": 0.0})
     again = start_daemon(tmp_path, repo, emulator)
     try:
         event = again.wait_for(lambda e: e.get("event", "").startswith("unfinished by the previous run"), 20)
@@ -428,7 +316,7 @@ def test_sigterm_lets_the_create_in_flight_finish_then_exits_0(
 ) -> None:
     repo = Repo(tmp_path / "repo")
     repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.25")}, "one group")
-    emulator.control("PATCH", "/_emulator/config", {"provisioning_delay": 2.0})
+    emulator.control("PATCH", "config", {"provisioning_delay": 2.0})
     daemon = start_daemon(tmp_path, repo, emulator, "--grace-period", "20s")
     try:
         daemon.wait_for(lambda e: e.get("event") == "applying" and e.get("name") == "web", timeout=30)
@@ -445,7 +333,7 @@ def test_sigterm_lets_the_create_in_flight_finish_then_exits_0(
     assert done[0]["result"] == "succeeded"
     saved = json.loads((tmp_path / "daemon-state" / "daemon-state.json").read_text())
     assert [(g["name"], g["in_flight"], g["state"]) for g in saved["groups"]] == [("web", None, "Ready")]
-    assert [g["provisioningState"] for g in emulator.groups()] == ["Succeeded"]
+    assert [g["provisioningState"] for g in groups(emulator)] == ["Succeeded"]
 
 
 def test_signed_webhook_fetches_and_applies_at_once(tmp_path: Path, emulator: EmulatorProcess) -> None:

@@ -10,11 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
@@ -237,95 +232,6 @@ def writes(emu: Emulator, path_contains: str = "") -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------------------
 # The daemon in a subprocess
-
-
-class DaemonProcess:
-    """`reconcile daemon` with its JSON log lines (stderr) collected by a named reader thread."""
-
-    def __init__(self, args: list[str], env: Mapping[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reconciler.cli", "daemon", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(env),
-        )
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self.stdout = ""
-        self._new: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, name="daemon-log-reader", daemon=True)
-        self._reader.start()
-        self._out = threading.Thread(target=self._read_stdout, name="daemon-stdout-reader", daemon=True)
-        self._out.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict):
-                self.events.append(event)
-                self._new.put(event)
-        self._new.put(None)
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        self.stdout = self.proc.stdout.read()
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
-        """The next log event (after those already waited past) that matches; fails at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no matching daemon log event in {timeout}s:\n{self.log_tail()}"
-                ) from None
-            if event is None:
-                raise AssertionError(f"the daemon exited ({self.proc.poll()}):\n{self.log_tail()}")
-            if predicate(event):
-                return event
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "".join(self.raw[-lines:])
-
-    @property
-    def url(self) -> str:
-        for event in self.events:
-            if event.get("event") == "listening":
-                return str(event["url"])
-        raise AssertionError("the daemon did not say where it listens")
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as response:
-                return int(response.status), response.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def finish(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait; returns the exit code (the reader threads have drained both streams)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        self._reader.join(5)
-        self._out.join(5)
-        return code
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(10)
-        self._reader.join(5)
-        self._out.join(5)
 
 
 def pass_finished(event: Mapping[str, Any]) -> bool:

@@ -22,9 +22,8 @@ import yaml
 from reconciler.model.plan import Action
 from reconciler.source import loader as source_loader
 from reconciler.source.loader import MAX_PROBLEMS_PER_FILE
-from tests.e2e.harness import EmulatorProcess, run_cli
+from tests.e2e.harness import DaemonProcess, EmulatorProcess, run_cli
 from tests.reliability.support import (
-    DaemonProcess,
     Spec,
     daemon_args,
     daemon_env,

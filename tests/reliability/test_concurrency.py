@@ -18,9 +18,8 @@ from reconciler.engine.reconcile import EngineSettings, PassOutcome
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action
 from reconciler.planning.ownership import INSTANCE_TAG
-from tests.e2e.harness import CliResult, EmulatorProcess, run_cli
+from tests.e2e.harness import CliResult, DaemonProcess, EmulatorProcess, run_cli
 from tests.reliability.support import (
-    DaemonProcess,
     Spec,
     arm_request,
     daemon_args,

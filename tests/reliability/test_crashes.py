@@ -24,9 +24,8 @@ import pytest
 
 from reconciler.engine.reconcile import plan_pass
 from reconciler.model.plan import Action
-from tests.e2e.harness import EmulatorProcess
+from tests.e2e.harness import DaemonProcess, EmulatorProcess
 from tests.reliability.support import (
-    DaemonProcess,
     FakeClock,
     Spec,
     arm_request,

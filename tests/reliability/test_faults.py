@@ -19,9 +19,8 @@ import pytest
 
 from reconciler.emulator.limits import FaultSettings
 from reconciler.planning.ownership import INSTANCE_TAG
-from tests.e2e.harness import EmulatorProcess
+from tests.e2e.harness import DaemonProcess, EmulatorProcess
 from tests.reliability.support import (
-    DaemonProcess,
     Spec,
     arm_request,
     daemon_args,

@@ -31,9 +31,8 @@ from reconciler.render import (
     render_plan_markdown,
     render_plan_text,
 )
-from tests.e2e.harness import EmulatorProcess, run_cli
+from tests.e2e.harness import DaemonProcess, EmulatorProcess, run_cli
 from tests.reliability.support import (
-    DaemonProcess,
     daemon_args,
     daemon_env,
     engine_settings,
