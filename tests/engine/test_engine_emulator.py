@@ -18,69 +18,29 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.cloud.azure import Target, connect
-from reconciler.cloud.retry import RetryPolicy
 from reconciler.emulator.limits import FaultSettings
-from reconciler.emulator.server import Emulator, EmulatorConfig
+from reconciler.emulator.server import Emulator
 from reconciler.engine.reconcile import EngineSettings, PassOutcome, apply_pass, plan_pass
-from reconciler.execution import ApplyOptions
 from reconciler.model.plan import Action
 from reconciler.planning.ownership import INSTANCE_TAG
+from tests.inprocess import engine_settings, in_process, no_sleep
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 EXAMPLE_ENV = {"DEMO_SESSION_SECRET": "session-secret", "DEMO_STORAGE_KEY": "c3RvcmFnZS1rZXk="}
 
 
-async def _no_sleep(_: float) -> None:
-    await asyncio.sleep(0)
-
-
-def _config(cert_dir: Path, **overrides: Any) -> EmulatorConfig:
-    # ARM's throttling buckets are exercised by their own tests; here they would only add waiting.
-    base: dict[str, Any] = {
-        "cert_dir": cert_dir,
-        "read_bucket_size": None,
-        "write_bucket_size": None,
-        "delete_bucket_size": None,
-        "aci_requests_per_5m": None,
-        "aci_requests_per_1h": None,
-    }
-    base.update(overrides)
-    return EmulatorConfig(**base)
+_no_sleep = no_sleep
 
 
 def _settings(manifests: Path, **overrides: Any) -> EngineSettings:
-    base: dict[str, Any] = {
-        "manifests": manifests,
-        "secret_key": b"test-key",
-        "apply": ApplyOptions(
-            concurrency=8, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0
-        ),
-        "retry": RetryPolicy(max_attempts=6, backoff_base=0.0, backoff_cap=0.0),
-    }
-    base.update(overrides)
-    return EngineSettings(**base)
+    return engine_settings(manifests, **{"secret_key": b"test-key", **overrides})
 
 
 async def _with_emulator(
     cert_dir: Path, body: Callable[[Emulator, Any], Awaitable[None]], **config: Any
 ) -> None:
-    async with Emulator(_config(cert_dir, **config)) as emu:
-        gateway = connect(
-            Target(
-                subscription_id=SUBSCRIPTION,
-                endpoint=emu.endpoint,
-                ca_cert=emu.ca_cert_path,
-                credential="static",
-                poll_interval=0.0,
-            ),
-            sleep=_no_sleep,
-        )
-        try:
-            await body(emu, gateway)
-        finally:
-            await gateway.close()
+    async with in_process(cert_dir, **config) as (emu, gateway):
+        await body(emu, gateway)
 
 
 def _writes(emu: Emulator) -> int:

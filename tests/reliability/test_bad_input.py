@@ -23,12 +23,11 @@ from reconciler.model.plan import Action
 from reconciler.source import loader as source_loader
 from reconciler.source.loader import MAX_PROBLEMS_PER_FILE
 from tests.e2e.harness import DaemonProcess, EmulatorProcess, run_cli
+from tests.inprocess import engine_settings, in_process
 from tests.reliability.support import (
     Spec,
     daemon_args,
     daemon_env,
-    engine_settings,
-    in_process,
     live_spec,
     one_pass,
     pass_finished,

@@ -19,14 +19,13 @@ from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action
 from reconciler.planning.ownership import INSTANCE_TAG
 from tests.e2e.harness import CliResult, DaemonProcess, EmulatorProcess, run_cli
+from tests.inprocess import engine_settings, in_process
 from tests.reliability.support import (
     Spec,
     arm_request,
     daemon_args,
     daemon_env,
-    engine_settings,
     group_path,
-    in_process,
     live_spec,
     one_pass,
     pass_finished,

@@ -25,16 +25,14 @@ import pytest
 from reconciler.engine.reconcile import plan_pass
 from reconciler.model.plan import Action
 from tests.e2e.harness import DaemonProcess, EmulatorProcess
+from tests.inprocess import engine_settings, gateway_for, in_process
 from tests.reliability.support import (
     FakeClock,
     Spec,
     arm_request,
     daemon_args,
     daemon_env,
-    engine_settings,
-    gateway_for,
     group_path,
-    in_process,
     live_spec,
     no_sleep,
     one_pass,

@@ -20,14 +20,13 @@ import pytest
 from reconciler.emulator.limits import FaultSettings
 from reconciler.planning.ownership import INSTANCE_TAG
 from tests.e2e.harness import DaemonProcess, EmulatorProcess
+from tests.inprocess import engine_settings, in_process
 from tests.reliability.support import (
     Spec,
     arm_request,
     daemon_args,
     daemon_env,
-    engine_settings,
     group_path,
-    in_process,
     live_spec,
     one_pass,
     pass_finished,

@@ -32,16 +32,8 @@ from reconciler.render import (
     render_plan_text,
 )
 from tests.e2e.harness import DaemonProcess, EmulatorProcess, run_cli
-from tests.reliability.support import (
-    daemon_args,
-    daemon_env,
-    engine_settings,
-    in_process,
-    no_sleep,
-    one_pass,
-    pass_finished,
-    run,
-)
+from tests.inprocess import engine_settings, in_process
+from tests.reliability.support import daemon_args, daemon_env, no_sleep, one_pass, pass_finished, run
 
 RG = "rg-secrets"
 CANARIES = {
