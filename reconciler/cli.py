@@ -20,9 +20,13 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler import __version__
+
+if TYPE_CHECKING:  # imported lazily at run time so that `reconcile --help` and `validate` start fast
+    from reconciler.cloud.gateway import Gateway
+    from reconciler.engine.reconcile import EngineSettings
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -304,7 +308,7 @@ def choose_target(args: argparse.Namespace) -> TargetChoice:
 @contextlib.asynccontextmanager
 async def open_gateway(
     choice: TargetChoice, on_request: Callable[[str, str, float], None] | None = None
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[Gateway]:
     """The gateway of the chosen target; for `--local`, the emulator runs in this process meanwhile.
 
     `on_request(operation, status, seconds)` is told of every Azure request (the daemon's metrics).
@@ -353,7 +357,9 @@ async def open_gateway(
         await gateway.close()
 
 
-def engine_settings(args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]) -> Any:
+def engine_settings(
+    args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]
+) -> EngineSettings:
     from reconciler.engine.keys import ENV_KEY, resolve_secret_key
     from reconciler.engine.reconcile import EngineSettings
     from reconciler.execution import ApplyOptions
@@ -634,7 +640,7 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     def gateway_factory(
         on_request: Callable[[str, str, float], None] | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[Any]:
+    ) -> contextlib.AbstractAsyncContextManager[Gateway]:
         return open_gateway(choice, on_request=on_request)
 
     return daemon_cli.run(args, settings, gateway_factory, environ)
