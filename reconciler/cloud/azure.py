@@ -494,44 +494,42 @@ class AzureGateway:
             log.info("transient failure while polling %s: %s", label, exc)
             return None
 
-    async def _poll_async_operation(self, url: str, headers: Mapping[str, str], label: str) -> None:
+    async def _poll_until(
+        self, url: str, headers: Mapping[str, str], label: str, finished: Callable[[_Response], bool]
+    ) -> None:
+        """Poll `url`, waiting as each answer's Retry-After says, until `finished` says it is over."""
         while True:
             await self._poll_sleep(headers)
             polled = await self._poll(url, label)
             if polled is None:
                 continue
             headers = polled.headers
+            if finished(polled):
+                return
+
+    async def _poll_async_operation(self, url: str, headers: Mapping[str, str], label: str) -> None:
+        def finished(polled: _Response) -> bool:
             body = polled.body if isinstance(polled.body, Mapping) else {}
             status = str(body.get("status") or "").lower()
-            if status == "succeeded":
-                return
             if status in ("failed", "canceled", "cancelled"):
                 code, message = arm_error(body)
                 raise classify_operation_failure(
                     code, message or f"the operation ended {status}", operation=label
                 )
+            return status == "succeeded"
+
+        await self._poll_until(url, headers, label, finished)
 
     async def _poll_location(self, url: str, headers: Mapping[str, str], label: str) -> None:
-        while True:
-            await self._poll_sleep(headers)
-            polled = await self._poll(url, label)
-            if polled is None:
-                continue
-            headers = polled.headers
-            if polled.status != 202:
-                return
+        await self._poll_until(url, headers, label, lambda polled: polled.status != 202)
 
     async def _poll_provisioning(self, url: str, headers: Mapping[str, str], label: str) -> None:
-        while True:
-            await self._poll_sleep(headers)
-            polled = await self._poll(url, label)
-            if polled is None:
-                continue
-            headers = polled.headers
+        def finished(polled: _Response) -> bool:
             body = polled.body if isinstance(polled.body, Mapping) else {}
             state = str((body.get("properties") or {}).get("provisioningState") or "")
-            if not state or state.lower() in TERMINAL_PROVISIONING:
-                return
+            return not state or state.lower() in TERMINAL_PROVISIONING
+
+        await self._poll_until(url, headers, label, finished)
 
     async def _read_final(self, url: str, label: str) -> _Response:
         """GET the resource after its write finished; transient failures are retried until the deadline
