@@ -292,10 +292,8 @@ def test_cli_reports_every_bad_file_of_the_corpus_without_a_traceback(tmp_path: 
         emulator.stop()
 
 
-@pytest.mark.e2e
-@pytest.mark.timeout(120)
-def test_daemon_survives_bad_manifests_reports_them_and_recovers_when_they_are_fixed(tmp_path: Path) -> None:
-    manifests = tmp_path / "manifests"
+def _watching_daemon(tmp_path: Path, manifests: Path) -> tuple[EmulatorProcess, DaemonProcess]:
+    """The good manifests, an emulator, and a daemon watching them with a short debounce and no resync."""
     _setup(manifests)
     emulator = EmulatorProcess(tmp_path, "--no-throttling")
     daemon = DaemonProcess(
@@ -311,6 +309,14 @@ def test_daemon_survives_bad_manifests_reports_them_and_recovers_when_they_are_f
         ),
         daemon_env(home=tmp_path),
     )
+    return emulator, daemon
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_daemon_survives_bad_manifests_reports_them_and_recovers_when_they_are_fixed(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    emulator, daemon = _watching_daemon(tmp_path, manifests)
     try:
         assert daemon.wait_for(pass_finished)["result"] == "ok", daemon.log_tail()
         # One burst of changes: a good edit and a handful of bad files, each moved in whole.
@@ -366,21 +372,7 @@ def test_daemon_survives_bad_manifests_reports_them_and_recovers_when_they_are_f
 @pytest.mark.timeout(120)
 def test_daemon_keeps_watching_a_manifest_directory_that_vanished_and_came_back(tmp_path: Path) -> None:
     manifests = tmp_path / "manifests"
-    _setup(manifests)
-    emulator = EmulatorProcess(tmp_path, "--no-throttling")
-    daemon = DaemonProcess(
-        daemon_args(
-            emulator.endpoint,
-            emulator.ca_cert,
-            manifests,
-            tmp_path / "daemon-state",
-            "--interval",
-            "0",
-            "--debounce",
-            "0.2s",
-        ),
-        daemon_env(home=tmp_path),
-    )
+    emulator, daemon = _watching_daemon(tmp_path, manifests)
     try:
         assert daemon.wait_for(pass_finished)["result"] == "ok", daemon.log_tail()
         # The directory goes away (a pass may run and must delete nothing), then comes back changed.
