@@ -21,8 +21,7 @@ from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
-from reconciler.model.outcome import Result
-from reconciler.model.plan import Action, Change
+from reconciler.model.plan import Change
 
 
 def _with_revision(loaded: Any, revision: str) -> Any:
@@ -117,20 +116,5 @@ class EnginePasses:
             budget=self.budget,
         )
         assert outcome.applied is not None  # apply_pass always applies
-        wanted = {c.key for c in changes}
-        succeeded = {
-            (o.resource_group.lower(), o.name.lower())
-            for o in outcome.applied.outcomes
-            if o.result is Result.SUCCEEDED
-        }
-        unconverged: set[Key] = set()
-        if outcome.verified is not None:
-            unconverged = {
-                c.key
-                for c in outcome.verified.changes
-                # A conflict right after our own write: another instance's write to the group stands.
-                if (c.changes_something or c.action is Action.CONFLICT)
-                and c.key in succeeded
-                and c.key in wanted
-            }
-        return ApplyView(result=outcome.applied, unconverged=frozenset(unconverged))
+        # `subset` holds only `changes`, so every group the engine finds unconverged is one of them.
+        return ApplyView(result=outcome.applied, unconverged=outcome.unconverged_keys)

@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
@@ -77,9 +78,10 @@ class PassOutcome:
         return self.applied is not None and not self.applied.ok
 
     @property
-    def unconverged(self) -> tuple[str, ...]:
+    def unconverged_keys(self) -> frozenset[tuple[str, str]]:
+        """Groups written successfully this pass that the verifying re-plan still finds different."""
         if self.verified is None or self.applied is None:
-            return ()
+            return frozenset()
         succeeded = {
             (o.resource_group.lower(), o.name.lower())
             for o in self.applied.outcomes
@@ -87,18 +89,23 @@ class PassOutcome:
         }
         # A conflict right after our own successful write: another instance wrote the same group at the same
         # time (ARM has no create-only PUT for container groups) and its write is the one that stands.
-        return tuple(
-            f"{c.resource_group}/{c.name}"
+        return frozenset(
+            c.key
             for c in self.verified.changes
             if (c.changes_something or c.action is Action.CONFLICT) and c.key in succeeded
         )
 
+    @property
+    def unconverged(self) -> tuple[str, ...]:
+        keys = self.unconverged_keys
+        if not keys or self.verified is None:
+            return ()
+        return tuple(f"{c.resource_group}/{c.name}" for c in self.verified.changes if c.key in keys)
 
-def _source_issue(err: SourceError, severity: str) -> PlanIssue:
+
+def _source_issue(err: SourceError, severity: Literal["error", "warning"]) -> PlanIssue:
     where = f"{err.path}:{err.line}:{err.column}" if err.line else str(err.path)
-    return PlanIssue(
-        severity="error" if severity == "error" else "warning", message=err.message, source=where
-    )
+    return PlanIssue(severity=severity, message=err.message, source=where)
 
 
 def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
