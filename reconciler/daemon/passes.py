@@ -12,7 +12,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import Sleep
@@ -22,27 +21,17 @@ from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.plan import Change
+from reconciler.source import LoadResult
 
 
-def _with_revision(loaded: Any, revision: str) -> Any:
-    if dataclasses.is_dataclass(loaded) and not isinstance(loaded, type):
-        return dataclasses.replace(loaded, revision=revision)
-    model_copy = getattr(loaded, "model_copy", None)
-    if model_copy is not None:
-        return model_copy(update={"revision": revision})
-    raise TypeError(f"cannot set the revision of {type(loaded).__name__}")
-
-
-def _failed_keys(loaded: Any) -> dict[Key, str]:
-    failed = getattr(loaded, "failed_keys", None) or ()
-    reasons = failed if isinstance(failed, Mapping) else dict.fromkeys(failed, "")
-    errors = list(getattr(loaded, "errors", ()) or ())
+def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
+    """Groups whose manifest failed to load: they are held (never pruned) with this reason."""
+    errors = loaded.errors
     detail = str(errors[0]) if len(errors) == 1 else f"{len(errors)} errors in the manifests"
-    out: dict[Key, str] = {}
-    for key, why in reasons.items():
-        rg, name = key
-        out[(str(rg).lower(), str(name).lower())] = str(why) or f"its manifest failed to load ({detail})"
-    return out
+    return {
+        (rg.lower(), name.lower()): f"its manifest failed to load ({detail})"
+        for rg, name in loaded.failed_keys
+    }
 
 
 def _secret_values(planned: PlannedPass) -> tuple[str, ...]:
@@ -90,13 +79,13 @@ class EnginePasses:
         loaded = await asyncio.to_thread(load, settings, self.environ)
         revision = self._revision() if self._revision is not None else None
         if revision:
-            loaded = _with_revision(loaded, revision)
+            loaded = dataclasses.replace(loaded, revision=revision)
         planned = await plan_pass(
             settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded
         )
         return PlanView(
             plan=planned.plan,
-            complete=bool(getattr(loaded, "complete", not getattr(loaded, "errors", ()))),
+            complete=loaded.complete,
             failed=_failed_keys(loaded),
             handle=(planned, settings),
             secrets=_secret_values(planned),
