@@ -12,7 +12,15 @@ tags:                           # merged under each manifest's own tags (the man
   team: payments
 reconcile:                      # merged under the manifest's `reconcile:` block (the manifest wins per key)
   prune: false
+envAllow: [BUILD_ID, TEAM_*]    # more variables `${VAR}` may read here (see `reconciler.source.envpolicy`)
+secretsDir: keys                # secret files live here (relative to this file): never read as manifests
 ```
+
+`envAllow` adds to the allowlist in force (`--env-allow`, or `ACI_*`) for this directory and below; the deny
+rule for the reconciler's own variables still applies. `secretsDir` (default: `secrets/` at the root) names a
+directory whose files are never manifests: `secureValueFrom: {file: ...}` reads them, the loader never parses
+or quotes them. A `_defaults.yaml` substitutes `${VAR}` with the allowlist of its parent directory (its own
+`envAllow` applies to what it covers, not to itself).
 
 A defaults file applies to the manifests of its directory and of all its subdirectories. A nearer file wins
 over a farther one (key by key for `tags` and `reconcile`), and the CLI defaults are the weakest of all. Keys
@@ -23,15 +31,17 @@ nothing is pruned), because guessing their resource group could touch the wrong 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.model.text import plain, shown
+from reconciler.source.envpolicy import DEFAULT_ALLOW, EnvPolicy, check_pattern
 from reconciler.source.errors import SourceError, SourceLocation
 from reconciler.source.yamlread import DocPath, ParsedDocument
 
-KEYS = ("resourceGroup", "location", "tags", "reconcile")
+KEYS = ("resourceGroup", "location", "tags", "reconcile", "envAllow", "secretsDir")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class Defaults:
 
     resource_group: str | None = None
     location: str | None = None
+    # Patterns of the variables `${VAR}` may read (`--env-allow`); None: the default allowlist.
+    env_allow: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +71,20 @@ class Layer:
     # Case-folded key -> (key as written, setting).
     tags: Mapping[str, tuple[str, Setting]] = field(default_factory=dict)
     reconcile: Mapping[str, tuple[str, Setting]] = field(default_factory=dict)
+    policy: EnvPolicy = field(default_factory=EnvPolicy)
+    # Patterns an `envAllow:` of this file adds (only in a file's own layer, before `under` folds it in).
+    env_allow: tuple[str, ...] = ()
+    # The directory an explicit `secretsDir:` names (only in a file's own layer).
+    secrets_dir: Path | None = None
 
     @classmethod
     def from_cli(cls, defaults: Defaults) -> Layer:
         group, location = defaults.resource_group, defaults.location
+        allow = DEFAULT_ALLOW if defaults.env_allow is None else defaults.env_allow
         return cls(
             resource_group=None if group is None else Setting(group, None),
             location=None if location is None else Setting(location, None),
+            policy=EnvPolicy(allow=tuple(allow)),
         )
 
     def under(self, nearer: Layer) -> Layer:
@@ -75,6 +94,7 @@ class Layer:
             location=nearer.location or self.location,
             tags={**self.tags, **nearer.tags},
             reconcile={**self.reconcile, **nearer.reconcile},
+            policy=self.policy.widened(nearer.env_allow),
         )
 
 
@@ -101,7 +121,7 @@ def parse_layer(path: Path, doc: ParsedDocument, value: Any) -> tuple[Layer, lis
     for key, item in value.items():
         name = canonical.get(key.casefold())
         if name is None:
-            error((key,), f"unknown key {key!r} in a defaults file: use {', '.join(KEYS)}", key=True)
+            error((key,), f"unknown key {shown(key)} in a defaults file: use {', '.join(KEYS)}", key=True)
             continue
         found[name] = (key, item)
 
@@ -128,18 +148,61 @@ def parse_layer(path: Path, doc: ParsedDocument, value: Any) -> tuple[Layer, lis
         out: dict[str, tuple[str, Setting]] = {}
         for k, v in item.items():
             if scalars and isinstance(v, dict | list):
-                error((key, k), f"{name}.{k}: must be a string")
+                error((key, k), f"{name}.{plain(k)}: must be a string")
                 continue
             out[k.casefold()] = (k, Setting(v, _loc(path, doc, (key, k))))
         return out
+
+    def patterns() -> tuple[str, ...]:
+        if "envAllow" not in found:
+            return ()
+        key, item = found["envAllow"]
+        items = [item] if isinstance(item, str) else item
+        if not isinstance(items, list) or not all(isinstance(p, str) for p in items):
+            error((key,), "envAllow: must be a list of variable name patterns, e.g. [ACI_*, BUILD_ID]")
+            return ()
+        out: list[str] = []
+        for i, pattern in enumerate(items):
+            problem = check_pattern(pattern)
+            if problem is not None:
+                error((key,) if isinstance(item, str) else (key, i), f"envAllow: {problem}")
+                continue
+            out.append(pattern)
+        return tuple(out)
 
     layer = Layer(
         resource_group=text("resourceGroup"),
         location=text("location"),
         tags=mapping("tags", scalars=True),
         reconcile=mapping("reconcile", scalars=False),
+        env_allow=patterns(),
+        secrets_dir=secrets_dir(path, value, error),
     )
     return layer, errors
+
+
+def secrets_dir(path: Path, value: Any, error: Callable[[DocPath, str], None] | None = None) -> Path | None:
+    """The directory the `secretsDir:` of the defaults file `path` (document `value`) names, if any."""
+    if not isinstance(value, dict):
+        return None
+    key = _find(value, "secretsDir")
+    if key is None or value[key] is None:
+        return None
+    item = value[key]
+    if not isinstance(item, str) or not item.strip():
+        if error is not None:
+            error((key,), "secretsDir: must be a directory relative to this file, e.g. secrets")
+        return None
+    relative = Path(item)
+    if relative.is_absolute() or ".." in relative.parts:
+        if error is not None:
+            error(
+                (key,),
+                f"secretsDir: {shown(item)} must be a directory inside the manifest root, "
+                "relative to this file",
+            )
+        return None
+    return path.parent / relative
 
 
 def _find(document: dict[str, Any], name: str) -> str | None:

@@ -2,13 +2,22 @@
 
 Every part of `reconciler.source` reports through these; the CLI prints them (`path:line:col: message`, the
 format editors and CI annotate) and the daemon keeps them in its status. A message never contains a secret
-value, only the names of variables, files and fields.
+value, only the names of variables, files and fields. The rendered line is always one bounded line: input
+quoted in a message goes through `reconciler.model.text.shown`, and `str()` escapes the path and the message
+again with the same function, so no file name or value (newlines, escape sequences, megabytes) can forge or
+flood the output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from reconciler.model.text import plain
+
+# The longest message a line carries; the quoted values in it are already bounded, this bounds their number.
+MAX_MESSAGE_CHARS = 2000
+MAX_PATH_CHARS = 1024
 
 # A position in a file: 1-based line and column.
 Pos = tuple[int, int]
@@ -27,7 +36,8 @@ class SourceError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+        where = plain(self.path, limit=MAX_PATH_CHARS)
+        return f"{where}:{self.line}:{self.column}: {plain(self.message, limit=MAX_MESSAGE_CHARS)}"
 
     @classmethod
     def at(cls, path: Path, pos: Pos, message: str) -> SourceError:
@@ -43,4 +53,4 @@ class SourceLocation:
     column: int
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
+        return f"{plain(self.path, limit=MAX_PATH_CHARS)}:{self.line}:{self.column}"

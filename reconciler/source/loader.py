@@ -13,6 +13,14 @@ must be unique across the tree (case-insensitive, as Azure names are).
 `LoadResult.complete` is False when any file or document failed: the engine must then not prune, because a
 group whose manifest failed to parse must never be deleted. `LoadResult.failed_keys` names the groups of
 failed documents whose name could still be read, so they can be shown as stalled rather than forgotten.
+
+Several roots (directories or single files: `-f` repeats) load as one tree: duplicates are found across them,
+a file reached from two roots is read once. Secret files are never manifests: every file that a
+`secureValueFrom: {file: ...}` (or another `...From: {file: ...}`) names, and every file under a secrets
+directory (`secrets/` at each root, or what a `_defaults.yaml` names with `secretsDir:`), is left out of the
+walk before anything is parsed or reported, so neither its parse errors (which would quote it) nor its
+failure (which would stop pruning) can happen. Files are therefore read and parsed first, their references
+collected, and only then loaded.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import hashlib
 import os
 import stat
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,16 +37,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.model.manifest import GroupManifest, SecretRef, parse_manifest
-from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer
+from reconciler.model.text import plain, shown
+from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer, secrets_dir
+from reconciler.source.envpolicy import read_env
 from reconciler.source.errors import FILE_START, Pos, SourceError, SourceLocation
-from reconciler.source.revision import revision as compute_revision
+from reconciler.source.revision import content_digest, git_revision
 from reconciler.source.secrets import find_references, literal_secret_warnings, resolve_references
 from reconciler.source.substitute import substitute
-from reconciler.source.walk import walk
+from reconciler.source.walk import WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
 
 # Problems (errors, and separately warnings) reported per file; the rest are counted in one last line.
 MAX_PROBLEMS_PER_FILE = 50
+# Where secret files live unless a `_defaults.yaml` says otherwise: relative to each root directory.
+DEFAULT_SECRETS_DIR = "secrets"
+# The longest path of keys (`properties.containers[0]...`) a message repeats.
+MAX_DISPLAY_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +92,7 @@ class _Pass:
     root: Path
     environ: Mapping[str, str]
     resolve_secrets: bool = True
+    prefix: str = ""
     groups: list[LoadedGroup] = field(default_factory=list)
     errors: list[SourceError] = field(default_factory=list)
     warnings: list[SourceError] = field(default_factory=list)
@@ -92,9 +107,31 @@ class _Pass:
 
     def relative(self, path: Path) -> str:
         try:
-            return path.relative_to(self.root).as_posix()
+            return self.prefix + path.relative_to(self.root).as_posix()
         except ValueError:
-            return path.name
+            return self.prefix + path.name
+
+
+@dataclass(slots=True)
+class _Read:
+    """A file read, decoded and split into documents once (before we know whether it is a secret)."""
+
+    data: bytes | None
+    error: SourceError | None
+    text: str | None = None
+    docs: list[ParsedDocument] = field(default_factory=list)
+    file_errors: list[SourceError] = field(default_factory=list)
+
+
+def _read_parsed(path: Path) -> _Read:
+    data, error = _read(path)
+    if data is None:
+        return _Read(None, error)
+    text, error = _decode(path, data)
+    if text is None:
+        return _Read(data, error)
+    docs, file_errors = parse_documents(text, path)
+    return _Read(data, None, text, docs, file_errors)
 
 
 def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
@@ -157,7 +194,7 @@ def _display(path: tuple[Any, ...]) -> str:
             out += f"[{part}]"
         else:
             out += f".{part}" if out else str(part)
-    return out
+    return plain(out, limit=MAX_DISPLAY_CHARS)
 
 
 def _normal(key: str) -> str:
@@ -296,16 +333,24 @@ class _Document:
                 self.run.warnings.append(SourceError(where.path, where.line, where.column, message))
         value = raw
         if hints.dollar:
-            value, problems = substitute(raw, self.run.environ)
+            value, problems = substitute(raw, self.run.environ, self.layer.policy)
             for at, message in problems:
                 self.error(at, f"{_display(at)}: {message}" if at else message)
                 self.reported.add(at)
         resolved: dict[tuple[str, str], str] = {}
-        if hints.references and self.run.resolve_secrets:
+        if hints.references:
             refs = find_references(value)
-            resolved, problems = resolve_references(
-                refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root
-            )
+            if self.run.resolve_secrets:
+                resolved, problems = resolve_references(
+                    refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root
+                )
+            else:
+                # Values are not read, but the deny rule holds for every environment reference.
+                problems = []
+                for ref in refs:
+                    refused = read_env(ref.name, {}, policy=None)[1] if ref.kind == "env" else None
+                    if refused is not None:
+                        problems.append((ref.path, f"refused: {refused}"))
             for at, message in problems:
                 self.error(at, f"{_display(at)}: {message}")
         self.origins = apply_layer(value, self.layer)
@@ -394,8 +439,8 @@ def _check_duplicates(run: _Pass) -> None:
                 src.path,
                 src.line,
                 src.column,
-                f"container group {group.manifest.name!r} in resource group "
-                f"{group.manifest.resource_group!r} is also defined at {earlier.source}; "
+                f"container group {shown(group.manifest.name)} in resource group "
+                f"{shown(group.manifest.resource_group)} is also defined at {earlier.source}; "
                 "names are unique per resource group (case-insensitive)",
             )
         )
@@ -411,7 +456,7 @@ def _check_duplicates(run: _Pass) -> None:
                     src.path,
                     src.line,
                     src.column,
-                    f"container group {name!r} in resource group {rg!r} is also defined at {where} "
+                    f"container group {shown(name)} in resource group {shown(rg)} is also defined at {where} "
                     "(which has errors); names are unique per resource group (case-insensitive)",
                 )
             )
@@ -424,38 +469,27 @@ def _check_duplicates(run: _Pass) -> None:
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
-def _load_file(run: _Pass, path: Path, layer: Layer) -> None:
-    data, error = _read(path)
-    if data is None:
-        assert error is not None
-        run.errors.append(error)
+def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read) -> None:
+    if read.data is not None:
+        run.contents.append((run.relative(path), read.data))
+    if read.data is None or read.text is None:
+        assert read.error is not None
+        run.errors.append(read.error)
         return
-    run.contents.append((run.relative(path), data))
-    text, error = _decode(path, data)
-    if text is None:
-        assert error is not None
-        run.errors.append(error)
-        return
-    digest = hashlib.sha256(data).hexdigest()
-    docs, file_errors = parse_documents(text, path)
-    hints = _Hints.of(text)
-    for doc in docs:
+    digest = hashlib.sha256(read.data).hexdigest()
+    hints = _Hints.of(read.text)
+    for doc in read.docs:
         _Document(run, path, doc, layer, digest, hints=hints).load()
-    run.errors.extend(file_errors)
+    run.errors.extend(read.file_errors)
 
 
-def _note_unloaded(run: _Pass, path: Path) -> None:
+def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
     """A manifest file that is not loaded because its defaults are broken: count it into the revision and
     remember the groups whose name and resource group it states."""
-    data, _ = _read(path)
-    if data is None:
+    if read.data is None:
         return
-    run.contents.append((run.relative(path), data))
-    text, _ = _decode(path, data)
-    if text is None:
-        return
-    docs, _ = parse_documents(text, path)
-    for doc in docs:
+    run.contents.append((run.relative(path), read.data))
+    for doc in read.docs:
         if isinstance(doc.value, dict):
             name = _find_key(doc.value, "name")
             group = _find_key(doc.value, "resourceGroup")
@@ -464,21 +498,16 @@ def _note_unloaded(run: _Pass, path: Path) -> None:
                 run.failed.append(((group, name), SourceLocation(path, line, column)))
 
 
-def _load_defaults(run: _Pass, path: Path) -> Layer | None:
+def _load_defaults(run: _Pass, path: Path, read: _Read, outer: Layer) -> Layer | None:
     """The layer of a defaults file, or None (after recording errors) when it is unusable."""
-    data, error = _read(path)
-    if data is None:
-        assert error is not None
-        run.errors.append(error)
+    if read.data is not None:
+        run.contents.append((run.relative(path), read.data))
+    if read.data is None or read.text is None:
+        assert read.error is not None
+        run.errors.append(read.error)
         return None
-    run.contents.append((run.relative(path), data))
-    text, error = _decode(path, data)
-    if text is None:
-        assert error is not None
-        run.errors.append(error)
-        return None
-    docs, file_errors = parse_documents(text, path)
-    errors = list(file_errors)
+    docs = read.docs
+    errors = list(read.file_errors)
     for doc in docs:
         errors.extend(doc.errors)
     real = [d for d in docs if d.value is not None]
@@ -488,7 +517,7 @@ def _load_defaults(run: _Pass, path: Path) -> Layer | None:
     layer = Layer()
     if real and not errors:
         doc = real[0]
-        value, problems = substitute(doc.value, run.environ)
+        value, problems = substitute(doc.value, run.environ, outer.policy)
         for at, message in problems:
             errors.append(SourceError.at(path, doc.position(at), f"{_display(at)}: {message}"))
         layer, layer_errors = parse_layer(path, doc, value)
@@ -521,37 +550,105 @@ def _cap_per_file(problems: list[SourceError], what: str) -> list[SourceError]:
     return kept
 
 
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+@dataclass(slots=True)
+class _Secrets:
+    """The files that are secrets, not manifests: named by a file reference, or under a secrets directory."""
+
+    files: set[str] = field(default_factory=set)  # real paths
+    dirs: list[str] = field(default_factory=list)  # real paths
+
+    def covers(self, path: Path) -> bool:
+        real = os.path.realpath(path)
+        return real in self.files or any(_under(real, d) for d in self.dirs)
+
+    def note_references(self, path: Path, read: _Read) -> None:
+        if read.text is None or "from" not in read.text.lower():
+            return
+        for doc in read.docs:
+            for ref in find_references(doc.value):
+                if ref.kind == "file" and not os.path.isabs(ref.name):
+                    self.files.add(os.path.realpath(path.parent / ref.name))
+
+
+def _revision(roots: Sequence[Path], contents: list[tuple[str, bytes]]) -> str:
+    """git when every root is in one commit's checkout (`-dirty` when any is), else the content digest."""
+    revisions = [git_revision(root) for root in roots]
+    commits = {r.removesuffix("-dirty") for r in revisions if r is not None}
+    if None not in revisions and len(commits) == 1:
+        (commit,) = commits
+        return f"{commit}-dirty" if any(r is not None and r.endswith("-dirty") for r in revisions) else commit
+    return content_digest(contents)
+
+
 def load_manifests(
-    root: Path,
+    root: Path | Sequence[Path],
     *,
     defaults: Defaults | None = None,
     environ: Mapping[str, str] | None = None,
     resolve_secrets: bool = True,
 ) -> LoadResult:
-    """Load every manifest under `root` (a directory, or one file). Never raises for bad input.
+    """Load every manifest under `root` (a directory or one file, or several). Never raises for bad input.
 
-    With `resolve_secrets=False` (`reconcile validate` in CI, where the secrets are not available) secret
-    references are checked for their form by the model but not resolved: a missing variable or secret file
-    is then no error, and the manifests keep their references unresolved (they cannot be applied).
+    With `resolve_secrets=False` (`reconcile validate --no-secrets` in CI, where the secrets are not
+    available) secret references are checked for their form by the model and for the deny rule, but not
+    resolved: a missing variable or secret file is then no error, and the manifests keep their references
+    unresolved (they cannot be applied).
     """
+    roots = [root] if isinstance(root, Path) else list(root)
+    first = roots[0] if roots else Path(".")
     run = _Pass(
-        root=root, environ=os.environ if environ is None else environ, resolve_secrets=resolve_secrets
+        root=first, environ=os.environ if environ is None else environ, resolve_secrets=resolve_secrets
     )
     base = Layer.from_cli(defaults or Defaults())
+    # Walk every root, then read and parse each file once: what the files reference decides which are secrets.
+    walked: list[tuple[Path, WalkItem]] = []
+    reads: dict[Path, _Read] = {}
+    secrets = _Secrets()
+    seen: set[str] = set()
+    for top in roots:
+        if top.is_dir():
+            secrets.dirs.append(os.path.realpath(top / DEFAULT_SECRETS_DIR))
+        for item in walk(top):
+            if item.kind in ("defaults", "manifest"):
+                real = os.path.realpath(item.path)
+                if real in seen:
+                    continue  # reached from two roots (`-f dir -f dir/a.yaml`): read once
+                seen.add(real)
+                read = _read_parsed(item.path)
+                reads[item.path] = read
+                if item.kind == "defaults":
+                    value = read.docs[0].value if read.docs else None
+                    named = secrets_dir(item.path, value)
+                    if named is not None:
+                        secrets.dirs.append(os.path.realpath(named))
+                else:
+                    secrets.note_references(item.path, read)
+            walked.append((top, item))
     # The layer in force per open directory; None where a defaults file is broken (its scope is skipped).
     layers: list[Layer | None] = [base]
     files = 0
-    for item in walk(root):
+    for top, item in walked:
+        run.root = top
+        # Paths relative to different roots could collide in the digest: the root's position keeps them apart.
+        run.prefix = f"{roots.index(top)}:" if len(roots) > 1 else ""
         if item.kind == "enter":
             layers.append(layers[-1])
         elif item.kind == "leave":
             layers.pop()
+        elif item.kind in ("defaults", "manifest", "error") and secrets.covers(item.path):
+            continue  # a secret file (or something under a secrets directory): never a manifest
         elif item.kind == "error":
             run.errors.append(SourceError.at(item.path, FILE_START, item.message))
+        elif item.path not in reads:
+            continue  # the second path to a file already read
         elif item.kind == "defaults":
             files += 1
             outer = layers[-1]
-            own = _load_defaults(run, item.path)
+            own = _load_defaults(run, item.path, reads[item.path], outer or base)
             layers[-1] = None if own is None or outer is None else outer.under(own)
         else:
             files += 1
@@ -559,15 +656,15 @@ def load_manifests(
             if layer is None:
                 # Covered by the defaults file's own errors: nothing here is applied (or pruned), but the
                 # groups that name their own resource group are known, for their status.
-                _note_unloaded(run, item.path)
+                _note_unloaded(run, item.path, reads[item.path])
                 continue
-            _load_file(run, item.path, layer)
+            _load_file(run, item.path, layer, reads[item.path])
     _check_duplicates(run)
     return LoadResult(
         groups=tuple(run.groups),
         errors=tuple(_cap_per_file(run.errors, "errors")),
         warnings=tuple(_cap_per_file(run.warnings, "warnings")),
-        revision=compute_revision(root, run.contents),
+        revision=_revision(roots, run.contents),
         failed_keys=tuple(dict.fromkeys(key for key, _ in run.failed)),
         files=files,
     )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reconciler.model.text import plain, shown
+from reconciler.source.envpolicy import read_env
 from reconciler.source.yamlread import DocPath
 
 # A secret file larger than this is a mistake (a key file is a few KiB at most).
@@ -140,7 +142,7 @@ def _inside(root_real: str, candidate: str) -> bool:
 
 def read_secret_file(name: str, *, base_dir: Path, root: Path) -> tuple[str | None, str | None]:
     """(value, None) or (None, message) for `secureValueFrom: {file: name}` of a manifest in `base_dir`."""
-    label = f"secret file {name!r}"
+    label = f"secret file {shown(name)}"
     if os.path.isabs(name):
         return None, f"{label} must be relative to the manifest's directory and inside the manifest root"
     root_real = os.path.realpath(root)
@@ -153,7 +155,7 @@ def read_secret_file(name: str, *, base_dir: Path, root: Path) -> tuple[str | No
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        return None, f"{label} does not exist (looked in {base_dir})"
+        return None, f"{label} does not exist (looked in {plain(base_dir)})"
     except PermissionError:
         return None, f"{label} cannot be read: permission denied"
     except OSError as exc:
@@ -194,9 +196,13 @@ def resolve_references(
         if key in values:
             continue
         if ref.kind == "env":
-            value = environ.get(ref.name)
+            # The deny rule of every environment read: a manifest never copies the reconciler's credentials.
+            value, refused = read_env(ref.name, environ, policy=None)
+            if refused is not None:
+                problems.append((ref.path, f"refused: {refused}"))
+                continue
             if value is None:
-                problems.append((ref.path, f"environment variable {ref.name} is not set"))
+                problems.append((ref.path, f"environment variable {plain(ref.name)} is not set"))
                 continue
             values[key] = value
         else:

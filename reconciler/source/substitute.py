@@ -11,7 +11,10 @@ Syntax, in any string value (never in keys):
 - `$${`: a literal `${` (so `$${HOME}` stays `${HOME}`).
 - a `$` not followed by `{` is left alone (`$HOME`, `price: 5$`).
 
-NAME is `[A-Za-z_][A-Za-z0-9_]*`. Secret values resolved from `secureValueFrom` are never substituted: they
+NAME is `[A-Za-z_][A-Za-z0-9_]*`, and it must be a variable manifests may read (`reconciler.source.envpolicy`:
+an allowlist, `ACI_*` by default, and never the reconciler's own credentials). A refused NAME is an error even
+with a `:-default`: silently using the default would hide that the manifest asked for something it may not
+read. Secret values resolved from `secureValueFrom` are never substituted: they
 are resolved after this step and do not pass through it.
 """
 
@@ -21,6 +24,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reconciler.model.text import plain, shown
+from reconciler.source.envpolicy import EnvPolicy, read_env
 from reconciler.source.yamlread import DocPath
 
 _PATTERN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
@@ -30,10 +35,13 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 Problem = tuple[DocPath, str]
 
 
-def substitute_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+def substitute_text(
+    text: str, environ: Mapping[str, str], policy: EnvPolicy | None = None
+) -> tuple[str, list[str]]:
     """`text` with its `${...}` references replaced, and a message for each one that failed."""
     if "$" not in text:
         return text, []
+    rule = EnvPolicy() if policy is None else policy
     problems: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -47,14 +55,19 @@ def substitute_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[st
         name, sep, default = body.partition(":-")
         if not _NAME.match(name):
             problems.append(
-                f"invalid substitution '${{{body}}}': use ${{NAME}} or ${{NAME:-default}} "
+                f"invalid substitution {shown('${' + body + '}')}: use ${{NAME}} or ${{NAME:-default}} "
                 "(write '$${' for a literal '${')"
             )
             return whole
         if "${" in default:
-            problems.append(f"nested substitution in '${{{body}}}' is not supported; give a literal default")
+            problems.append(
+                f"nested substitution in {shown('${' + body + '}')} is not supported; give a literal default"
+            )
             return whole
-        value = environ.get(name)
+        value, refused = read_env(name, environ, policy=rule)
+        if refused is not None:
+            problems.append(f"${{{plain(name)}}} refused: {refused}")
+            return whole
         if sep:
             return value if value else default
         if value is None:
@@ -70,6 +83,7 @@ def substitute_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[st
 def substitute(
     value: Any,
     environ: Mapping[str, str],
+    policy: EnvPolicy | None = None,
     *,
     skip: Callable[[DocPath], bool] | None = None,
     path: DocPath = (),
@@ -81,7 +95,7 @@ def substitute(
         if isinstance(node, str):
             if "$" not in node or (skip is not None and skip(here)):
                 return node
-            text, found = substitute_text(node, environ)
+            text, found = substitute_text(node, environ, policy)
             problems.extend((here, message) for message in found)
             return text
         if isinstance(node, dict):

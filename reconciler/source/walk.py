@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from reconciler.model.text import plain
+
 _OUTSIDE = "symlink leads outside the manifest directory; not followed"
 # Deeper trees are a mistake (or an attack); the walk recurses once per level.
 MAX_DIRECTORY_DEPTH = 64
@@ -130,10 +132,12 @@ class _Walker:
                 if is_link and not _inside(root_real, os.path.realpath(path)):
                     yield WalkItem("error", path, _OUTSIDE)
                 elif key in ancestors:
-                    yield WalkItem("error", path, f"symlink loop: leads back to {seen_dirs[key]}")
+                    yield WalkItem("error", path, f"symlink loop: leads back to {plain(seen_dirs[key])}")
                 elif key in seen_dirs:
                     yield WalkItem(
-                        "error", path, f"the same directory as {seen_dirs[key]} (a symlink); not read twice"
+                        "error",
+                        path,
+                        f"the same directory as {plain(seen_dirs[key])} (a symlink); not read twice",
                     )
                 else:
                     seen_dirs[key] = path
@@ -149,7 +153,9 @@ class _Walker:
                 yield WalkItem("error", path, _OUTSIDE)
                 continue
             if key in seen_files:
-                yield WalkItem("error", path, f"the same file as {seen_files[key]} (a link); not read twice")
+                yield WalkItem(
+                    "error", path, f"the same file as {plain(seen_files[key])} (a link); not read twice"
+                )
                 continue
             seen_files[key] = path
             if os.path.splitext(name)[0] == DEFAULTS_STEM:
@@ -158,7 +164,7 @@ class _Walker:
                 files.append(path)
         for path in defaults[1:]:
             yield WalkItem(
-                "error", path, f"a second defaults file in this directory (also {defaults[0].name})"
+                "error", path, f"a second defaults file in this directory (also {plain(defaults[0].name)})"
             )
         for path in defaults[:1]:
             yield WalkItem("defaults", path)

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.model.text import plain, shown
 from reconciler.source.errors import FILE_START, Pos, SourceError
 
 # Files larger than this are rejected before they are read: no manifest is anywhere near it.
@@ -211,13 +212,15 @@ class _DocumentBuilder:
             return
         mapping = top.value
         if key in mapping:
-            self.error(top.key_pos, f"duplicate key {key!r}")
+            self.error(top.key_pos, f"duplicate key {shown(key)}")
             return
         if not self._is_case_sensitive(top):
             folded = key.casefold()
             existing = top.folded.get(folded)
             if existing is not None:
-                self.error(top.key_pos, f"duplicate key {key!r} (keys are case-insensitive: {existing!r})")
+                self.error(
+                    top.key_pos, f"duplicate key {shown(key)} (keys are case-insensitive: {shown(existing)})"
+                )
                 return
             top.folded[folded] = key
         mapping[key] = value
@@ -295,7 +298,7 @@ class _DocumentBuilder:
                 return resolve_plain_scalar(text)
             return text
         if not tag.startswith(_TAG):
-            self.error(pos, f"unsupported YAML tag {tag!r}; manifests use plain values only")
+            self.error(pos, f"unsupported YAML tag {shown(tag)}; manifests use plain values only")
             return text
         kind = tag[len(_TAG) :]
         try:
@@ -312,7 +315,7 @@ class _DocumentBuilder:
                     raise ValueError(text)
                 return None
         except (ValueError, KeyError):
-            self.error(pos, f"{text!r} is not a valid !!{kind}")
+            self.error(pos, f"{shown(text)} is not a valid !!{kind}")
             return text
         self.error(pos, f"unsupported YAML tag '!!{kind}'; manifests use plain values only")
         return text
@@ -328,7 +331,7 @@ class _DocumentBuilder:
             raise _Abort
         allowed = _MAP_TAGS if is_mapping else _SEQ_TAGS
         if event.tag not in allowed:
-            self.error(pos, f"unsupported YAML tag {event.tag!r}; manifests use plain values only")
+            self.error(pos, f"unsupported YAML tag {shown(event.tag)}; manifests use plain values only")
         self._count(1, pos)
         self.positions.append((path, pos))
         if event.anchor:
@@ -365,7 +368,9 @@ class _DocumentBuilder:
         name = event.anchor
         path = self._child_path()
         if name not in self.anchors:
-            self.error(pos, f"unknown alias *{name}; define it with &{name} before using it")
+            self.error(
+                pos, f"unknown alias *{plain(name)}; define it with &{plain(name)} before using it"
+            )
             if path is None:
                 self.stack[-1].key = f"*{name}"
                 self.stack[-1].key_pos = pos
@@ -374,7 +379,7 @@ class _DocumentBuilder:
             return
         anchor = self.anchors[name]
         if anchor is None:
-            self.error(pos, f"alias *{name} refers to a value that contains it (recursive alias)")
+            self.error(pos, f"alias *{plain(name)} refers to a value that contains it (recursive alias)")
             raise _Abort
         if path is None:  # an aliased key
             if not isinstance(anchor.value, str):

@@ -58,9 +58,9 @@ def test_defaults_do_not_leak_into_sibling_directories(write: Writer, load: Load
 
 
 def test_defaults_file_keys_are_case_insensitive_and_substituted(write: Writer, load: Loader) -> None:
-    write("_defaults.yaml", "ResourceGroup: rg-${STAGE}\nLOCATION: westeurope\n")
+    write("_defaults.yaml", "ResourceGroup: rg-${ACI_STAGE}\nLOCATION: westeurope\n")
     write("a.yaml", manifest(rg=None, location=None))
-    result = load(environ={"STAGE": "prod"})
+    result = load(environ={"ACI_STAGE": "prod"})
     assert result.errors == ()
     assert result.groups[0].manifest.resource_group == "rg-prod"
 
@@ -73,7 +73,7 @@ def test_unknown_key_in_defaults_file_is_an_error_and_its_scope_is_not_loaded(
     result = load()
     assert messages(result, root) == [
         "_defaults.yaml:2:1: unknown key 'locaton' in a defaults file: use resourceGroup, location, tags, "
-        "reconcile"
+        "reconcile, envAllow, secretsDir"
     ]
     assert result.groups == ()
     assert not result.complete

@@ -13,7 +13,7 @@ from reconciler.source.yamlread import parse_documents
 from tests.source.conftest import manifest
 
 YAML_ALPHABET = st.sampled_from(
-    [*list("ab:-[]{}&*!|>'\"#%@`,?~ \n\t\\$01"), "---\n", "<<: ", "${X}", "\x00", "é"]
+    [*list("ab:-[]{}&*!|>'\"#%@`,?~ \n\t\\$01"), "---\n", "<<: ", "${ACI_X}", "\x00", "é"]
 )
 
 
@@ -22,7 +22,7 @@ def load_bytes(name: str, data: bytes) -> None:
         root = Path(tmp)
         (root / name).write_bytes(data)
         (root / "ok.yaml").write_text(manifest("ok"))
-        result = load_manifests(root, defaults=Defaults(), environ={"X": "1"})
+        result = load_manifests(root, defaults=Defaults(), environ={"ACI_X": "1"})
         # The good file always loads, whatever the bad one holds.
         assert "ok" in [g.manifest.name for g in result.groups]
         for error in result.errors:

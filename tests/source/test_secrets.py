@@ -118,12 +118,12 @@ def test_literal_secrets_warn_without_their_value(root: Path, write: Writer, loa
         manifest()
         + "      environmentVariables:\n"
         + f"      - {{name: DB, secureValue: {SECRET}}}\n"
-        + "      - {name: FROM_ENV, secureValue: '${DB_PASSWORD}'}\n"
+        + "      - {name: FROM_ENV, secureValue: '${ACI_DB_PASSWORD}'}\n"
         + "  imageRegistryCredentials:\n"
         + f"  - {{server: r.azurecr.io, username: u, password: {SECRET}}}\n"
     )
     write("a.yaml", text)
-    result = load(environ={"DB_PASSWORD": SECRET})
+    result = load(environ={"ACI_DB_PASSWORD": SECRET})
     assert messages(result, root) == []
     assert warning_messages(result, root) == [
         "a.yaml:12:20: properties.containers[0].properties.environmentVariables[0].secureValue: a literal "
@@ -173,10 +173,10 @@ def test_validation_without_secrets_checks_the_form_but_resolves_nothing(
 
 def test_literal_secret_volumes_are_warned_about(root: Path, write: Writer, load: Loader) -> None:
     text = manifest() + (
-        f"  volumes:\n  - {{name: certs, secret: {{tls.key: {SECRET}, from-env: '${{TLS_CRT}}'}}}}\n"
+        f"  volumes:\n  - {{name: certs, secret: {{tls.key: {SECRET}, from-env: '${{ACI_TLS_CRT}}'}}}}\n"
     )
     write("a.yaml", text)
-    result = load(environ={"TLS_CRT": "Y3J0"})
+    result = load(environ={"ACI_TLS_CRT": "Y3J0"})
     assert warning_messages(result, root) == [
         "a.yaml:12:19: properties.volumes[0].secret: literal secrets in the manifest; keep them out of the "
         "file with ${VAR} substitutions from the environment"

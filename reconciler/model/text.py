@@ -1,0 +1,48 @@
+"""How user-facing messages quote input: one function, `shown`, escapes and bounds every quoted value.
+
+Called wherever a message repeats something read from input (a file name, a key, a value, a group name):
+the manifest model's error texts, `reconciler.source` (walk, loader, defaults, substitution, secrets) and the
+CLI's `validate` output. Input is hostile as often as it is mistaken: a file name with a newline must not
+be able to forge a line of output, an escape sequence must not repaint a terminal, and a 4 MB name must not
+make a 4 MB line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Longest quoted value kept whole; longer ones keep their start and say how much was cut.
+MAX_SHOWN_CHARS = 120
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    known = _ESCAPES.get(char)
+    if known is not None:
+        return known
+    code = ord(char)
+    # C0/C1 controls, DEL, line and paragraph separators, zero-width and bidi format characters.
+    if code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029) or 0x200B <= code <= 0x200F:
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069 or code == 0xFEFF:
+        return f"\\u{code:04x}"
+    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate (undecodable bytes of a file name)
+        return f"\\u{code:04x}"
+    return char
+
+
+def plain(value: Any, *, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`value` as text with control characters escaped and at most `limit` characters kept, unquoted."""
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) - limit
+    head = text[:limit] if cut > 0 else text
+    out = "".join(_escape(c) for c in head) if not head.isprintable() else head
+    if cut > 0:
+        out += f"…(+{cut:,} chars)"
+    return out
+
+
+def shown(value: Any, *, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`value` quoted for a message: `'text'`, escaped and bounded (see `plain`)."""
+    return f"'{plain(value, limit=limit)}'"
