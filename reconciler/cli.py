@@ -58,10 +58,21 @@ def _add_manifest_options(parser: argparse.ArgumentParser, environ: Mapping[str,
     parser.add_argument(
         "-f",
         "--manifests",
+        dest="manifest_roots",
         type=Path,
-        default=Path(environ.get("RECONCILER_MANIFESTS", "manifests")),
-        metavar="DIR",
-        help="directory of manifests (default: ./manifests; env RECONCILER_MANIFESTS)",
+        action="append",
+        metavar="PATH",
+        help="a directory or a file of manifests; repeat for several, loaded as one set "
+        "(default: ./manifests; env RECONCILER_MANIFESTS)",
+    )
+    parser.add_argument(
+        "--env-allow",
+        action="append",
+        metavar="PATTERN",
+        default=None,
+        help="variables ${VAR} in manifests may read, a glob such as 'BUILD_*'; repeat for several; "
+        "replaces the default ACI_* (env RECONCILER_ENV_ALLOW, comma-separated). AZURE_*, RECONCILER_* "
+        "and the other credentials of the reconciler itself are never readable",
     )
     parser.add_argument(
         "--resource-group",
@@ -74,6 +85,46 @@ def _add_manifest_options(parser: argparse.ArgumentParser, environ: Mapping[str,
         default=_env_default(environ, "AZURE_LOCATION"),
         help="location of manifests that name none (env AZURE_LOCATION)",
     )
+
+
+def finish_manifest_options(args: argparse.Namespace, environ: Mapping[str, str]) -> None:
+    """Fill in what the manifest options leave to the environment; check `--env-allow` patterns.
+
+    Sets `args.manifest_roots` (every `-f`, in order), `args.manifests` (the first: the daemon watches one)
+    and `args.env_allow` (None: the default allowlist).
+    """
+    from reconciler.source.envpolicy import check_pattern
+
+    if not hasattr(args, "manifest_roots"):
+        return
+    roots = args.manifest_roots or [Path(environ.get("RECONCILER_MANIFESTS") or "manifests")]
+    args.manifest_roots = tuple(roots)
+    args.manifests = roots[0]
+    patterns = args.env_allow
+    if patterns is None and environ.get("RECONCILER_ENV_ALLOW") is not None:
+        patterns = [p.strip() for p in environ["RECONCILER_ENV_ALLOW"].split(",") if p.strip()]
+    if patterns is not None:
+        for pattern in patterns:
+            problem = check_pattern(pattern)
+            if problem is not None:
+                raise UsageError(f"--env-allow: {problem}")
+        args.env_allow = tuple(patterns)
+
+
+def _manifest_roots_usable(args: argparse.Namespace) -> str | None:
+    """Why the `-f` paths cannot be loaded (a message naming the path), or None."""
+    from reconciler.model.text import plain
+
+    for root in args.manifest_roots:
+        if not root.is_dir() and not root.is_file():
+            return f"{plain(root)}: no such directory or file of manifests (choose with -f PATH)"
+    return None
+
+
+def _roots_label(args: argparse.Namespace) -> str:
+    from reconciler.model.text import plain
+
+    return ", ".join(plain(r) for r in args.manifest_roots)
 
 
 def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -204,6 +255,12 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
             parser.add_argument("--dry-run", action="store_true", help="plan only (same as `reconcile plan`)")
     elif command == "validate":
         _add_manifest_options(parser, environ)
+        parser.add_argument(
+            "--no-secrets",
+            action="store_true",
+            help="the secrets are not available here (CI): check secret references for their form only, "
+            "not that their variables are set and their files exist",
+        )
     elif command == "status":
         _add_manifest_options(parser, environ)
         _add_target_options(parser, environ)
@@ -375,7 +432,8 @@ def engine_settings(
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     return EngineSettings(
-        manifests=args.manifests,
+        manifests=args.manifest_roots[0] if len(args.manifest_roots) == 1 else args.manifest_roots,
+        env_allow=args.env_allow,
         secret_key=key.key,
         instance=args.instance,
         default_resource_group=args.resource_group,
@@ -456,23 +514,30 @@ def _render_plan(plan: Any, output: str, *, color: bool, show_noop: bool) -> str
 def cmd_validate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from reconciler.source import Defaults, load_manifests
 
-    if not args.manifests.is_dir():
-        _error(f"{args.manifests}: not a directory (choose one with -f DIR)")
+    unusable = _manifest_roots_usable(args)
+    if unusable is not None:
+        _error(unusable)
         return EXIT_ERROR
+    # Secret references are resolved as plan resolves them (an unset variable is an error, as an unset
+    # ${VAR} is), unless --no-secrets says the secrets are not here (CI): then only their form is checked.
     result = load_manifests(
-        args.manifests,
-        defaults=Defaults(resource_group=args.resource_group, location=args.location),
+        args.manifest_roots,
+        defaults=Defaults(
+            resource_group=args.resource_group, location=args.location, env_allow=args.env_allow
+        ),
         environ=environ,
-        resolve_secrets=False,
+        resolve_secrets=not args.no_secrets,
     )
+    # Every line is str(SourceError): path and message escaped and bounded, so input cannot forge a line.
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for error in result.errors:
         print(f"error: {error}", file=sys.stderr)
+    label = _roots_label(args)
     if result.errors:
-        print(f"{len(result.errors)} error(s) in {args.manifests}", file=sys.stderr)
+        print(f"{len(result.errors)} error(s) in {label}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{len(result.groups)} manifest(s) valid in {args.manifests} (revision {result.revision})")
+    print(f"{len(result.groups)} manifest(s) valid in {label} (revision {result.revision})")
     return EXIT_OK
 
 
@@ -489,8 +554,9 @@ async def _plan_or_apply(args: argparse.Namespace, environ: Mapping[str, str], *
     from reconciler.render import apply_to_json, plan_to_json, render_apply_markdown, render_apply_text
 
     choice = choose_target(args)
-    if not args.manifests.is_dir():
-        raise UsageError(f"{args.manifests}: no such directory of manifests (choose one with -f DIR)")
+    unusable = _manifest_roots_usable(args)
+    if unusable is not None:
+        raise UsageError(unusable)
     settings = engine_settings(args, choice, environ)
     color = _color_enabled(sys.stdout, environ)
     async with open_gateway(choice) as gateway:
@@ -667,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         command, rest = split_command(sys.argv[1:] if argv is None else argv)
         args = build_parser(command, environ).parse_args(rest)
+        finish_manifest_options(args, environ)
         return HANDLERS[command](args, environ)
     except UsageError as err:
         _error(str(err))

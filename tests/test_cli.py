@@ -12,6 +12,7 @@ from reconciler.cli import (
     UsageError,
     _short_revision,
     build_parser,
+    finish_manifest_options,
     choose_target,
     split_command,
 )
@@ -39,7 +40,9 @@ def test_a_command_after_local_is_a_usage_error_that_shows_the_right_order() -> 
 
 
 def parse(command: str, *argv: str, environ: dict[str, str] | None = None) -> argparse.Namespace:
-    return build_parser(command, environ or {}).parse_args(list(argv))
+    args = build_parser(command, environ or {}).parse_args(list(argv))
+    finish_manifest_options(args, environ or {})
+    return args
 
 
 def test_no_target_says_how_to_choose_one() -> None:

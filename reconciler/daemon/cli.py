@@ -224,6 +224,10 @@ def _webhook_secret(args: argparse.Namespace, environ: Mapping[str, str]) -> byt
 
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> DaemonConfig:
     manifests: Path = args.manifests
+    if len(getattr(args, "manifest_roots", ())) > 1:
+        raise DaemonUsageError(
+            "the daemon watches one directory of manifests: give -f once (a directory can hold several trees)"
+        )
     if args.git_url:
         if manifests.is_absolute() or ".." in manifests.parts:
             raise DaemonUsageError(

@@ -22,8 +22,9 @@ from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
 from reconciler.model.plan import Action, Plan, PlanIssue
+from reconciler.model.text import plain
 from reconciler.planning import DesiredGroup, build_plan
-from reconciler.source import Defaults, LoadResult, SourceError, load_manifests
+from reconciler.source import Defaults, LoadResult, SourceError, SourceLocation, load_manifests
 
 # Changes whose group may have run to completion: ACI rejects updates to a terminated group, so for these the
 # instance view (a GET: list does not return it) decides between update and replace.
@@ -32,7 +33,8 @@ _NEEDS_INSTANCE_VIEW = frozenset({Action.UPDATE, Action.TAGS})
 
 @dataclass(frozen=True)
 class EngineSettings:
-    manifests: Path
+    # A directory or file of manifests, or several loaded as one set (`-f` repeated).
+    manifests: Path | tuple[Path, ...]
     secret_key: bytes
     instance: str = "default"
     default_resource_group: str | None = None
@@ -43,6 +45,8 @@ class EngineSettings:
     prune_scope: tuple[str, ...] = ()
     apply: ApplyOptions = field(default_factory=ApplyOptions)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Patterns of the variables ${VAR} may read (`--env-allow`); None: the default allowlist.
+    env_allow: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,14 +108,19 @@ class PassOutcome:
 
 
 def _source_issue(err: SourceError, severity: Literal["error", "warning"]) -> PlanIssue:
-    where = f"{err.path}:{err.line}:{err.column}" if err.line else str(err.path)
+    # SourceLocation renders the path escaped and bounded (a file name may hold a newline).
+    where = str(SourceLocation(err.path, err.line, err.column)) if err.line else plain(err.path)
     return PlanIssue(severity=severity, message=err.message, source=where)
 
 
 def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
     return load_manifests(
         settings.manifests,
-        defaults=Defaults(resource_group=settings.default_resource_group, location=settings.default_location),
+        defaults=Defaults(
+            resource_group=settings.default_resource_group,
+            location=settings.default_location,
+            env_allow=settings.env_allow,
+        ),
         environ=environ,
     )
 

@@ -36,6 +36,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from reconciler.model.text import shown
+
 API_VERSION = "2023-05-01"
 RESOURCE_TYPE = "Microsoft.ContainerInstance/containerGroups"
 
@@ -70,7 +72,7 @@ class UnknownKey:
         self.message = message
 
     def __repr__(self) -> str:
-        return f"<unknown key {self.key!r}>"
+        return f"<unknown key {shown(self.key)}>"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ class ArmModel(BaseModel):
         out: dict[Any, Any] = {}
         for key, value in data.items():
             if not isinstance(key, str):
-                out[key] = UnknownKey(str(key), f"key {key!r} is not a string; quote it or remove it")
+                out[key] = UnknownKey(str(key), f"key {shown(key)} is not a string; quote it or remove it")
                 continue
             lower = key.lower()
             alias = cls._keys.get(lower)
@@ -137,7 +139,8 @@ class ArmModel(BaseModel):
                 if alias in out:
                     out[key] = UnknownKey(
                         key,
-                        f"{key!r} repeats {alias!r} (ARM keys are case-insensitive): keep only one of them",
+                        f"{shown(key)} repeats {shown(alias)} (ARM keys are case-insensitive): "
+                        "keep only one of them",
                     )
                 else:
                     out[alias] = value
@@ -153,15 +156,15 @@ class ArmModel(BaseModel):
         since = FUTURE_KEYS.get(key.lower())
         if since is not None:
             return (
-                f"{key!r} is not part of api-version {API_VERSION} (it came with {since}); "
+                f"{shown(key)} is not part of api-version {API_VERSION} (it came with {since}); "
                 "this reconciler speaks 2023-05-01: remove it"
             )
         known = sorted(set(cls._keys.values()))
         close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
         if close:
             suggestion = next(k for k in known if k.lower() == close[0])
-            return f"unknown key {key!r} in {where}: did you mean {suggestion!r}?"
-        return f"unknown key {key!r} in {where}; allowed keys: {', '.join(known)}"
+            return f"unknown key {shown(key)} in {where}: did you mean {shown(suggestion)}?"
+        return f"unknown key {shown(key)} in {where}; allowed keys: {', '.join(known)}"
 
     # -- output ---------------------------------------------------------------------------------------------
 
@@ -289,7 +292,7 @@ def _resource_type(value: Any) -> Any:
     if isinstance(value, str):
         raise fail(
             "resource_type",
-            f"type {value!r} is not a container group: use {RESOURCE_TYPE!r} or leave 'type' out",
+            f"type {shown(value)} is not a container group: use {shown(RESOURCE_TYPE)} or leave 'type' out",
         )
     return value
 
@@ -359,7 +362,7 @@ def check_container_name(value: str, what: str) -> str:
     if not CONTAINER_NAME_RE.match(value):
         raise fail(
             "container_name",
-            f"{what} name {value!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+            f"{what} name {shown(value)} is invalid: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit (for example 'web')",
         )
     return value
@@ -389,7 +392,7 @@ class SecretRef(ArmModel):
         if self.env is not None and not ENV_NAME_RE.match(self.env):
             raise fail(
                 "secret_ref",
-                f"{self.env!r} is not an environment variable name: use letters, digits and '_', "
+                f"{shown(self.env)} is not an environment variable name: use letters, digits and '_', "
                 "not starting with a digit",
             )
         if self.file is not None and not self.file.strip():
@@ -403,7 +406,7 @@ class SecretRef(ArmModel):
 
 def _one_source(model: ArmModel, value_field: str, ref_field: str, label: str, ref_alias: str) -> None:
     if getattr(model, value_field) is not None and getattr(model, ref_field) is not None:
-        raise fail("secret_twice", f"set either {label!r} or {ref_alias!r}, not both")
+        raise fail("secret_twice", f"set either {shown(label)} or {shown(ref_alias)}, not both")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -440,13 +443,13 @@ class EnvironmentVariable(ArmModel):
         if sum(given) > 1:
             raise fail(
                 "env_value",
-                f"environment variable {self.name!r} has more than one of 'value', 'secureValue' and "
+                f"environment variable {shown(self.name)} has more than one of 'value', 'secureValue' and "
                 "'secureValueFrom': keep one",
             )
         if not any(given):
             raise fail(
                 "env_value",
-                f"environment variable {self.name!r} has no value: set 'value', or 'secureValueFrom: "
+                f"environment variable {shown(self.name)} has no value: set 'value', or 'secureValueFrom: "
                 "{env: NAME}' for a secret (an exported group lists secure variables without their value)",
             )
         return self
@@ -556,7 +559,9 @@ class VolumeMount(ArmModel):
     def _path(self) -> VolumeMount:
         # The spec: "Must not contain colon (:)".
         if ":" in self.mount_path:
-            raise fail("mount_path", f"mountPath {self.mount_path!r} contains ':', which ACI does not allow")
+            raise fail(
+                "mount_path", f"mountPath {shown(self.mount_path)} contains ':', which ACI does not allow"
+            )
         return self
 
 
@@ -752,7 +757,7 @@ class GitRepoVolume(ArmModel):
     def _directory(self) -> GitRepoVolume:
         # The spec: "Must not contain or start with '..'".
         if self.directory is not None and ".." in self.directory:
-            raise fail("git_directory", f"gitRepo directory {self.directory!r} must not contain '..'")
+            raise fail("git_directory", f"gitRepo directory {shown(self.directory)} must not contain '..'")
         return self
 
 
@@ -801,7 +806,7 @@ class Volume(ArmModel):
             got = ", ".join(names[k] for k in kinds) or "none"
             raise fail(
                 "volume_kind",
-                f"volume {self.name!r} needs exactly one of azureFile, emptyDir, secret or gitRepo "
+                f"volume {shown(self.name)} needs exactly one of azureFile, emptyDir, secret or gitRepo "
                 f"(got {got})",
             )
         return self
@@ -836,8 +841,8 @@ class ImageRegistryCredential(ArmModel):
         if "://" in self.server:
             raise fail(
                 "registry_server",
-                f"registry server {self.server!r} must not include a scheme: "
-                f"write {self.server.split('://', 1)[1]!r}",
+                f"registry server {shown(self.server)} must not include a scheme: "
+                f"write {shown(self.server.split('://', 1)[1])}",
             )
         _one_source(self, "password", "password_from", "password", "passwordFrom")
         has_password = self.password is not None or self.password_from is not None
@@ -845,11 +850,11 @@ class ImageRegistryCredential(ArmModel):
             if self.username is None or not has_password:
                 raise fail(
                     "registry_auth",
-                    f"registry {self.server!r} needs 'username' with 'password' (or 'passwordFrom'), "
+                    f"registry {shown(self.server)} needs 'username' with 'password' (or 'passwordFrom'), "
                     "or 'identity' (a managed identity of the group)",
                 )
         elif has_password and self.username is None:
-            raise fail("registry_auth", f"registry {self.server!r} has a password but no 'username'")
+            raise fail("registry_auth", f"registry {shown(self.server)} has a password but no 'username'")
         return self
 
 
@@ -866,7 +871,7 @@ def _check_dns_label(label: str) -> str:
     if not DNS_LABEL_RE.match(label):
         raise fail(
             "dns_name_label",
-            f"DNS name label {label!r} is invalid: use 5-63 lowercase letters, digits and '-', "
+            f"DNS name label {shown(label)} is invalid: use 5-63 lowercase letters, digits and '-', "
             "starting with a letter and ending with a letter or digit",
         )
     return label
@@ -1026,20 +1031,20 @@ class Identity(ArmModel):
         if wants_user and not ids:
             raise fail(
                 "identity",
-                f"identity type {self.type_!r} needs userAssignedIdentities: "
+                f"identity type {shown(self.type_)} needs userAssignedIdentities: "
                 "map each identity's resource ID to {}",
             )
         if not wants_user and ids:
             raise fail(
                 "identity",
-                f"identity type {self.type_!r} takes no userAssignedIdentities: use 'UserAssigned' or "
+                f"identity type {shown(self.type_)} takes no userAssignedIdentities: use 'UserAssigned' or "
                 "'SystemAssigned, UserAssigned', or remove them",
             )
         for rid in ids:
             if not USER_IDENTITY_RE.match(rid):
                 raise fail(
                     "identity",
-                    f"{rid!r} is not a user-assigned identity resource ID: use "
+                    f"{shown(rid)} is not a user-assigned identity resource ID: use "
                     "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.ManagedIdentity/userAssignedIdentities/<name>",
                 )
         return self

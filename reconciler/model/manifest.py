@@ -74,6 +74,7 @@ from reconciler.model.aci import (
     each,
     fail,
 )
+from reconciler.model.text import shown
 
 __all__ = [
     "GroupManifest",
@@ -153,7 +154,7 @@ def _check_group_name(name: str) -> str:
     if not GROUP_NAME_RE.match(name):
         raise fail(
             "group_name",
-            f"container group name {name!r} is invalid: use 1-63 lowercase letters, digits and '-', "
+            f"container group name {shown(name)} is invalid: use 1-63 lowercase letters, digits and '-', "
             "not starting or ending with '-' and without '--' (for example 'web-prod')",
         )
     return name
@@ -163,7 +164,7 @@ def _check_resource_group(rg: str) -> str:
     if not RESOURCE_GROUP_RE.match(rg) or rg.endswith("."):
         raise fail(
             "resource_group_name",
-            f"resource group name {rg!r} is invalid: use 1-90 letters, digits, '_', '-', '.', '(' "
+            f"resource group name {shown(rg)} is invalid: use 1-90 letters, digits, '_', '-', '.', '(' "
             "or ')', not ending with '.'",
         )
     return rg
@@ -506,7 +507,8 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
         if c.name in seen:
             yield (
                 loc,
-                f"container name {c.name!r} is used twice (first at {_dotted(seen[c.name])}): rename one",
+                f"container name {shown(c.name)} is used twice (first at {_dotted(seen[c.name])}): "
+                "rename one",
             )
         else:
             seen[c.name] = loc
@@ -547,7 +549,7 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
                 yield (
                     (*base, "volumeMounts", j, "name"),
                     (
-                        f"volume mount {vm.name!r} refers to no volume of the group: declare it under "
+                        f"volume mount {shown(vm.name)} refers to no volume of the group: declare it under "
                         f"properties.volumes (declared: {declared})"
                     ),
                 )
@@ -615,7 +617,7 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
                 yield (
                     (*P, "imageRegistryCredentials", i, "identity"),
                     (
-                        f"registry identity {cred.identity!r} is not one of the group's user-assigned "
+                        f"registry identity {shown(cred.identity)} is not one of the group's user-assigned "
                         "identities: add it under identity.userAssignedIdentities"
                     ),
                 )
@@ -635,10 +637,10 @@ def _tag_issues(tags: dict[str, str]) -> Iterator[tuple[Loc, str]]:
         if not k or len(k) > 512 or TAG_NAME_FORBIDDEN & set(k):
             yield (
                 ("tags", k),
-                (f"tag name {k!r} is invalid: use 1-512 characters without < > % & \\ ? / * + :"),
+                (f"tag name {shown(k)} is invalid: use 1-512 characters without < > % & \\ ? / * + :"),
             )
         if len(v) > 256:
-            yield ("tags", k), f"tag {k!r} has a value of {len(v)} characters: Azure allows at most 256"
+            yield ("tags", k), f"tag {shown(k)} has a value of {len(v)} characters: Azure allows at most 256"
 
 
 def _duplicates(base: Loc, names: list[str], what: str, key: str = "name") -> Iterator[tuple[Loc, str]]:
@@ -647,7 +649,7 @@ def _duplicates(base: Loc, names: list[str], what: str, key: str = "name") -> It
         if n in first:
             yield (
                 (*base, i, key),
-                f"{what} {n!r} is used twice (also at index {first[n]}): each must be unique",
+                f"{what} {shown(n)} is used twice (also at index {first[n]}): each must be unique",
             )
         else:
             first[n] = i
@@ -747,15 +749,15 @@ def _rewrite(exc: ValidationError, data: Any) -> ValidationError:
         msg = err["msg"]
         if kind == "missing" and loc:
             last = str(loc[-1])
-            msg = f"{last!r} is required{MISSING_HINTS.get(last, '')}"
+            msg = f"{shown(last)} is required{MISSING_HINTS.get(last, '')}"
         elif kind == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}: remove it"
+            msg = f"unknown key {shown(loc[-1])}: remove it"
         elif kind.startswith("literal_"):
             msg = f"{msg} (case does not matter)"
         # Only scalars are echoed: a mapping or list may hold a secret beside the field that failed.
         scalar = value is None or isinstance(value, str | int | float | bool)
-        shown = value if scalar and not _secretish(loc) else None
-        details.append(_detail(kind, msg, _input_loc(data, loc), shown))
+        echoed = value if scalar and not _secretish(loc) else None
+        details.append(_detail(kind, msg, _input_loc(data, loc), echoed))
     return ValidationError.from_exception_data(title="GroupManifest", line_errors=details)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from reconciler.model.text import shown
+
 
 class PointerSyntaxError(ValueError):
     """A string that is not a JSON Pointer; the message says why and how to write one."""
@@ -41,14 +43,14 @@ def check(pointer: str) -> None:
         return
     if not pointer.startswith("/"):
         raise PointerSyntaxError(
-            f"{pointer!r} is not a JSON Pointer: it must start with '/' "
+            f"{shown(pointer)} is not a JSON Pointer: it must start with '/' "
             "(for example '/properties/containers/web')"
         )
     i = pointer.find("~")
     while i != -1:
         if i + 1 >= len(pointer) or pointer[i + 1] not in "01":
             raise PointerSyntaxError(
-                f"{pointer!r} is not a JSON Pointer: '~' must be followed by 0 or 1 "
+                f"{shown(pointer)} is not a JSON Pointer: '~' must be followed by 0 or 1 "
                 "(write '~0' for '~' and '~1' for '/' inside a name)"
             )
         i = pointer.find("~", i + 2)

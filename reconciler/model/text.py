@@ -21,15 +21,14 @@ def _escape(char: str) -> str:
     known = _ESCAPES.get(char)
     if known is not None:
         return known
+    if char.isprintable():
+        return char
+    # Controls, line and paragraph separators, zero-width and bidi format characters, unassigned code
+    # points and lone surrogates (undecodable bytes of a file name): shown as their code.
     code = ord(char)
-    # C0/C1 controls, DEL, line and paragraph separators, zero-width and bidi format characters.
-    if code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029) or 0x200B <= code <= 0x200F:
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069 or code == 0xFEFF:
-        return f"\\u{code:04x}"
-    if 0xD800 <= code <= 0xDFFF:  # a lone surrogate (undecodable bytes of a file name)
-        return f"\\u{code:04x}"
-    return char
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def plain(value: Any, *, limit: int = MAX_SHOWN_CHARS) -> str:

@@ -35,6 +35,11 @@ class SourceError:
     column: int
     message: str
 
+    def __post_init__(self) -> None:
+        # Bounded and escaped where it is made: the engine and the daemon carry `message` into plans, JSON
+        # and /status without going through str().
+        object.__setattr__(self, "message", plain(self.message, limit=MAX_MESSAGE_CHARS))
+
     def __str__(self) -> str:
         where = plain(self.path, limit=MAX_PATH_CHARS)
         return f"{where}:{self.line}:{self.column}: {plain(self.message, limit=MAX_MESSAGE_CHARS)}"

@@ -368,9 +368,7 @@ class _DocumentBuilder:
         name = event.anchor
         path = self._child_path()
         if name not in self.anchors:
-            self.error(
-                pos, f"unknown alias *{plain(name)}; define it with &{plain(name)} before using it"
-            )
+            self.error(pos, f"unknown alias *{plain(name)}; define it with &{plain(name)} before using it")
             if path is None:
                 self.stack[-1].key = f"*{name}"
                 self.stack[-1].key_pos = pos

@@ -61,7 +61,10 @@ def test_substituted_values_are_inserted_verbatim_and_never_re_expanded(value: s
 
 
 def test_loader_substitutes_before_validation(write: Writer, load: Loader) -> None:
-    write("a.yaml", manifest().replace("nginx:1.27", "nginx:${ACI_TAG}").replace("cpu: 1", "cpu: '${ACI_CPU:-2}'"))
+    write(
+        "a.yaml",
+        manifest().replace("nginx:1.27", "nginx:${ACI_TAG}").replace("cpu: 1", "cpu: '${ACI_CPU:-2}'"),
+    )
     result = load(environ={"ACI_TAG": "1.28"})
     assert result.errors == ()
     body = result.groups[0].manifest.to_arm_body(reveal_secrets=False)
@@ -72,7 +75,10 @@ def test_loader_substitutes_before_validation(write: Writer, load: Loader) -> No
 
 def test_undefined_variables_are_reported_at_their_scalar(root: Path, write: Writer, load: Loader) -> None:
     write(
-        "a.yaml", manifest().replace("nginx:1.27", "${ACI_REGISTRY}/nginx:${ACI_TAG}").replace("westeurope", "${ACI_LOC}")
+        "a.yaml",
+        manifest()
+        .replace("nginx:1.27", "${ACI_REGISTRY}/nginx:${ACI_TAG}")
+        .replace("westeurope", "${ACI_LOC}"),
     )
     result = load()
     assert messages(result, root) == [
