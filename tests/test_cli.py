@@ -12,8 +12,8 @@ from reconciler.cli import (
     UsageError,
     _short_revision,
     build_parser,
-    finish_manifest_options,
     choose_target,
+    finish_manifest_options,
     split_command,
 )
 

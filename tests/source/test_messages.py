@@ -44,7 +44,8 @@ def test_shown_escapes_and_bounds(value: object, expected: str) -> None:
 def test_plain_is_always_one_printable_bounded_line(text: str, limit: int) -> None:
     out = plain(text, limit=limit)
     assert out.isprintable()
-    assert "\n" not in out and "\r" not in out
+    assert "\n" not in out
+    assert "\r" not in out
     assert len(out) <= 6 * limit + len("…(+0,000,000,000 chars)")
     if len(text) <= limit and text.isprintable():
         assert out == text
@@ -57,7 +58,8 @@ def _lines(result_errors: tuple[object, ...]) -> list[str]:
 def test_a_file_name_with_a_newline_stays_on_its_line(root: Path, write: Writer, load: Loader) -> None:
     write("x\nerror: forged.yaml", "name: [\n")
     (line,) = _lines(load().errors)
-    assert "\n" not in line and "x\\nerror: forged.yaml:" in line
+    assert "\n" not in line
+    assert "x\\nerror: forged.yaml:" in line
 
 
 def test_a_huge_group_name_does_not_make_a_huge_line(root: Path, write: Writer, load: Loader) -> None:
@@ -82,7 +84,8 @@ def test_a_huge_group_name_does_not_make_a_huge_line(root: Path, write: Writer, 
         manifest() + 'tags: {a: "${ACI_X\\nerror: forged}"}\n',  # a bad substitution
         manifest() + "{x: 1, x: 2}\n",  # a duplicate key (not a valid manifest either way)
         manifest().replace("image: nginx:1.27", 'image: "nginx\\nerror: forged"')
-        + '      environmentVariables:\n      - {name: "E\\nerror: forged", secureValueFrom: {env: "B\\nerror: x"}}\n',
+        + "      environmentVariables:\n"
+        + '      - {name: "E\\nerror: forged", secureValueFrom: {env: "B\\nerror: x"}}\n',
     ],
 )
 def test_keys_and_values_with_control_characters_never_forge_a_line(
@@ -93,5 +96,7 @@ def test_keys_and_values_with_control_characters_never_forge_a_line(
     lines = _lines((*result.errors, *result.warnings))
     assert lines, "the document is invalid"
     for line in lines:
-        assert "\n" not in line and "\x1b" not in line and "\r" not in line, line
+        assert "\n" not in line, line
+        assert "\x1b" not in line, line
+        assert "\r" not in line, line
         assert line.isprintable(), line

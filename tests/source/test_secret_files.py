@@ -48,7 +48,8 @@ def test_files_under_secrets_are_never_manifests_even_unreferenced(
     write("secrets/deeper/other.json", "{" + SECRET)
     write("a.yaml", manifest())
     result = load()
-    assert result.errors == () and result.complete
+    assert result.errors == ()
+    assert result.complete
     assert len(result.groups) == 1
 
 
@@ -102,10 +103,12 @@ def test_several_roots_load_as_one_set_and_find_duplicates_across_them(tmp_path:
     (two / "c.yaml").write_text(manifest("web"))
     result = load_manifests([one, two], environ={})
     assert [g.manifest.name for g in result.groups] == ["api"]
-    assert len(result.errors) == 1 and "is also defined at" in str(result.errors[0])
+    assert len(result.errors) == 1
+    assert "is also defined at" in str(result.errors[0])
 
 
 def test_a_file_given_twice_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(manifest("web"))
     result = load_manifests([tmp_path, tmp_path / "a.yaml"], environ={})
-    assert result.errors == () and len(result.groups) == 1
+    assert result.errors == ()
+    assert len(result.groups) == 1

@@ -82,9 +82,10 @@ def test_undefined_variables_are_reported_at_their_scalar(root: Path, write: Wri
     )
     result = load()
     assert messages(result, root) == [
-        "a.yaml:3:11: location: environment variable ACI_LOC is not set (use ${ACI_LOC:-default} to give it a "
-        "default)",
-        "a.yaml:9:14: properties.containers[0].properties.image: environment variable ACI_REGISTRY is not set "
+        "a.yaml:3:11: location: environment variable ACI_LOC is not set (use ${ACI_LOC:-default} to give "
+        "it a default)",
+        "a.yaml:9:14: properties.containers[0].properties.image: environment variable ACI_REGISTRY is not "
+        "set "
         "(use ${ACI_REGISTRY:-default} to give it a default)",
         "a.yaml:9:14: properties.containers[0].properties.image: environment variable ACI_TAG is not set "
         "(use ${ACI_TAG:-default} to give it a default)",
