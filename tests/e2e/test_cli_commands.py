@@ -71,7 +71,7 @@ def test_export_writes_a_manifest_that_adopts_the_group_with_no_write(
     token = next(e for e in env_vars if e["name"] == "TOKEN")
     assert "env" in token["secureValueFrom"]
     write(tmp_path / "manifests/a.yaml", exported.stdout)
-    valid = run_cli(emulator, "validate", "-f", "manifests", cwd=tmp_path)
+    valid = run_cli(emulator, "validate", "-f", "manifests", "--no-secrets", cwd=tmp_path)
     assert valid.code == 0, str(valid)
     # Filled in with the same secret, the exported manifest is exactly the live group: nothing to do.
     emulator.reset_counters()
@@ -105,9 +105,26 @@ def test_validate_lists_every_error_with_file_line_and_column(tmp_path: Path) ->
 
 
 def test_validate_accepts_the_example_manifests_without_their_secrets(tmp_path: Path) -> None:
-    result = reconcile("validate", "-f", str(ROOT / "manifests"), cwd=tmp_path, env=plain_env())
+    result = reconcile(
+        "validate", "-f", str(ROOT / "manifests"), "--no-secrets", cwd=tmp_path, env=plain_env()
+    )
     assert result.returncode == 0, result.stderr
     assert "3 manifest(s) valid" in result.stdout
+
+
+def test_validate_treats_an_unset_secret_reference_like_an_unset_variable(tmp_path: Path) -> None:
+    """As plan does: a manifest whose `secureValueFrom` variable is unset cannot be applied."""
+    unset = reconcile("validate", "-f", str(ROOT / "manifests"), cwd=tmp_path, env=plain_env())
+    assert unset.returncode == 1, unset.stderr
+    errors = [line for line in unset.stderr.splitlines() if line.startswith("error: ")]
+    assert any("web-app.yaml:" in line and "DEMO_SESSION_SECRET is not set" in line for line in errors), (
+        errors
+    )
+    assert any("DEMO_STORAGE_KEY is not set" in line for line in errors), errors
+    env = plain_env(DEMO_SESSION_SECRET="demo-secret", DEMO_STORAGE_KEY="ZGVtbw==")
+    both = reconcile("validate", "-f", str(ROOT / "manifests"), cwd=tmp_path, env=env)
+    assert both.returncode == 0, both.stderr
+    assert "demo-secret" not in both.stdout + both.stderr
 
 
 def test_schema_command_prints_the_committed_schema(tmp_path: Path) -> None:
