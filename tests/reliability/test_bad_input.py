@@ -101,6 +101,19 @@ def broken_defaults(manifests: Path, _: Path) -> str:
     return "_defaults.yaml"
 
 
+def newline_in_file_name(manifests: Path, _: Path) -> str:
+    # The victim's file is renamed to one whose name would forge an `error:` line if printed raw.
+    (manifests / "victim.yaml").rename(manifests / "victim\nerror: forged.yaml")
+    (manifests / "victim\nerror: forged.yaml").write_text("name: [\n")
+    return "victim\\nerror: forged.yaml"  # as every message shows it: escaped, on one line
+
+
+def four_megabyte_group_name(manifests: Path, _: Path) -> str:
+    text = (manifests / "victim.yaml").read_text().replace("name: victim", "name: " + "v" * 4_000_000, 1)
+    (manifests / "victim.yaml").write_text(text)
+    return "victim.yaml"
+
+
 def fifo(manifests: Path, _: Path) -> str:
     # Opening a FIFO for reading blocks until a writer comes: a loader that tried would hang the pass.
     (manifests / "victim.yaml").unlink()
@@ -123,6 +136,8 @@ CASES: dict[str, Breaker] = {
     "duplicate_across_files": duplicate_across_files,
     "fifo": fifo,
     "broken_defaults": broken_defaults,
+    "newline_in_file_name": newline_in_file_name,
+    "four_megabyte_group_name": four_megabyte_group_name,
 }
 
 
@@ -137,6 +152,12 @@ def test_the_corpus_is_complete() -> None:
         "fifty_megabytes",
         "symlink_loop",
         "link_out_of_the_directory",
+        "env_own_credentials",
+        "secret_ref_own_credentials",
+        "env_not_allowed",
+        "control_characters",
+        "newline_in_file_name",
+        "four_megabyte_group_name",
     }
 
 
@@ -168,6 +189,10 @@ def test_bad_manifest_is_reported_by_file_and_nothing_is_deleted(
 
             errors = outcome.plan.errors
             assert errors, f"{case}: no error reported"
+            # Every message is one bounded line, whatever the input quoted in it.
+            for e in errors:
+                assert "\n" not in e.message + (e.source or ""), e
+                assert len(e.message) < 5_000, (case, len(e.message))
             assert any(named in (e.source or "") or named in e.message for e in errors), [
                 (e.source, e.message) for e in errors
             ]
@@ -210,16 +235,19 @@ def test_directory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
             mark = len(emu.request_log)
 
             write_specs(manifests / "good.yaml", GOOD_AFTER)
-            real_load_file = source_loader._load_file
+            real_read = source_loader._read_parsed
             vanished: list[Path] = []
 
-            def load_file_then_remove_the_directory(run_: object, path: Path, layer: object) -> None:
-                real_load_file(run_, path, layer)  # type: ignore[arg-type] # passes the loader's own values
+            def read_file_then_remove_the_directory(path: Path) -> source_loader._Read:
+                read = real_read(path)
                 if path.name == "good.yaml" and not vanished:
                     shutil.rmtree(doomed)
                     vanished.append(path)
+                return read
 
-            monkeypatch.setattr(source_loader, "_load_file", load_file_then_remove_the_directory)
+            # The loader reads (and parses) every file while it walks, before loading any: the directory
+            # goes away between two reads.
+            monkeypatch.setattr(source_loader, "_read_parsed", read_file_then_remove_the_directory)
             outcome = await one_pass(settings, gateway)
             assert vanished, "the directory was removed during the load"
             assert any(named in (e.source or "") and "vanished" in e.message for e in outcome.plan.errors), [

@@ -8,6 +8,11 @@ carries them, and a positive control proves they got there.
 The CLI and the daemon run in subprocesses against the emulator process; errors are provoked on purpose
 (injected 500s and a rejected update) so the error paths are searched too. A hypothesis property checks the
 engine in process: whatever the secret values, no rendered plan, issue or outcome message holds one.
+
+Manifests that try to read the reconciler's own credentials (`AZURE_CLIENT_SECRET`, `RECONCILER_SECRET_KEY`,
+`RECONCILER_WEBHOOK_SECRET`) through `${VAR}` in tags, command and env values, `${VAR:-default}`, and every
+`...From: {env: ...}` form get nothing: not in any CLI output, daemon log, `/status`, `/metrics`, state, tag,
+or any body the emulator received, even with `--env-allow '*'`.
 """
 
 from __future__ import annotations
@@ -331,5 +336,182 @@ def test_no_plan_render_issue_or_outcome_message_holds_a_secret(
                 assert secret not in everything
             assert failed.applied is not None
             assert not failed.applied.ok, "the error path ran"
+
+    run(body)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Manifests that try to read the reconciler's own credentials (issue 10, finding 1)
+
+OWN_CREDENTIALS = ("AZURE_CLIENT_SECRET", "RECONCILER_SECRET_KEY", "RECONCILER_WEBHOOK_SECRET")
+
+
+def thief_manifest(name: str, variable: str) -> str:
+    """Every way a manifest can name an environment variable, all aimed at `variable`."""
+    return f"""\
+name: {name}
+resourceGroup: {RG}
+location: westeurope
+tags: {{build: "${{{variable}}}", fallback: "${{{variable}:-none}}"}}
+properties:
+  osType: Linux
+  imageRegistryCredentials:
+  - {{server: registry.example.io, username: puller, passwordFrom: {{env: {variable}}}}}
+  containers:
+  - name: app
+    properties:
+      image: registry.example.io/app:1
+      command: ["/bin/sh", "-c", "echo ${{{variable}}}"]
+      environmentVariables:
+      - {{name: PLAIN, value: "${{{variable}}}"}}
+      - {{name: COPY, secureValueFrom: {{env: {variable}}}}}
+      - {{name: LITERAL, secureValue: "${{{variable}}}"}}
+      resources: {{requests: {{cpu: 1, memoryInGB: 1}}}}
+      volumeMounts: [{{name: share, mountPath: /share}}]
+  volumes:
+  - name: share
+    azureFile: {{shareName: s, storageAccountName: acct, storageAccountKeyFrom: {{env: {variable}}}}}
+  diagnostics:
+    logAnalytics: {{workspaceId: w, workspaceKeyFrom: {{env: {variable}}}}}
+"""
+
+
+HONEST = f"""\
+name: honest
+resourceGroup: {RG}
+location: westeurope
+tags: {{build: "${{ACI_BUILD}}"}}
+properties:
+  osType: Linux
+  containers:
+  - name: app
+    properties:
+      image: nginx:1.25
+      command: ["/bin/sh", "-c", "echo ${{ACI_BUILD}}"]
+      environmentVariables:
+      - {{name: FROM_ENV, secureValueFrom: {{env: CANARY_ENV}}}}
+      resources: {{requests: {{cpu: 1, memoryInGB: 1}}}}
+"""
+
+
+def thief_tree(manifests: Path) -> None:
+    manifests.mkdir(parents=True, exist_ok=True)
+    for i, variable in enumerate(OWN_CREDENTIALS):
+        (manifests / f"thief-{i}.yaml").write_text(thief_manifest(f"thief-{i}", variable))
+    (manifests / "honest.yaml").write_text(HONEST)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(170)
+def test_manifests_reading_the_reconcilers_own_credentials_get_nothing_anywhere(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    thief_tree(manifests)
+    env = {**secret_env(), "ACI_BUILD": "build-77"}
+    emulator = EmulatorProcess(tmp_path, "--no-throttling")
+    outputs: dict[str, str] = {}
+    try:
+        for fmt in ("text", "json", "markdown"):
+            r = run_cli(emulator, "plan", "-f", str(manifests), "-o", fmt, cwd=tmp_path, env=env)
+            assert r.code == 1, r
+            outputs[f"plan {fmt}"] = str(r)
+        for fmt in ("text", "json"):
+            r = run_cli(emulator, "-f", str(manifests), "-o", fmt, cwd=tmp_path, env=env)
+            assert r.code == 1, r
+            outputs[f"apply {fmt}"] = str(r)
+        for extra in ((), ("--no-secrets",), ("--env-allow", "*")):
+            r = run_cli(emulator, "validate", "-f", str(manifests), *extra, cwd=tmp_path, env=env)
+            assert r.code == 1, r
+            outputs[f"validate {extra}"] = str(r)
+        r = run_cli(emulator, "status", "-f", str(manifests), "-o", "json", cwd=tmp_path, env=env)
+        outputs["status"] = str(r)
+        r = run_cli(emulator, "export", "honest", "--resource-group", RG, cwd=tmp_path, env=env)
+        assert r.code == 0, r
+        outputs["export"] = str(r)
+
+        state_dir = tmp_path / "daemon-state"
+        daemon = DaemonProcess(
+            daemon_args(
+                emulator.endpoint,
+                emulator.ca_cert,
+                manifests,
+                state_dir,
+                "--interval",
+                "0",
+                "--log-level",
+                "debug",
+                "--env-allow",
+                "*",
+            ),
+            daemon_env(env, home=tmp_path),
+        )
+        try:
+            daemon.wait_for(pass_finished)
+            for path in ("/status", "/metrics", "/healthz", "/readyz"):
+                code, body = daemon.get(path)
+                assert code == 200, (path, body)
+                outputs[f"daemon {path}"] = body
+        finally:
+            assert daemon.finish() == 0, daemon.log_tail()
+        outputs["daemon stderr"] = "".join(daemon.raw)
+        outputs["daemon stdout"] = daemon.stdout
+        outputs["daemon state files"] = all_text_under(state_dir)
+
+        # Azure's side: only the honest group exists, and nothing of ours is in its tags or GET.
+        assert [i.rsplit("/", 1)[1] for i in emulator.group_ids()] == ["honest"]
+        honest = emulator.get(RG, "honest")
+        assert honest is not None
+        assert honest["tags"]["build"] == "build-77", "positive control: an allowed variable is substituted"
+        outputs["tags and GET"] = json.dumps(honest)
+        outputs["emulator request log"] = json.dumps(emulator.control("GET", "requests?offset=0"))
+        emulator.proc.terminate()
+        out, err = emulator.proc.communicate(timeout=20)
+        outputs["emulator stdout and stderr"] = out + err
+        outputs["emulator state"] = (tmp_path / "state.json").read_text()
+    finally:
+        emulator.stop()
+
+    leaked = {where: leaks(text) for where, text in outputs.items() if leaks(text)}
+    assert leaked == {}, f"secrets leaked: {leaked}"
+    # The outputs did say something: every thief file is refused by name, with the rule.
+    for where in ("plan text", "apply text", "validate ()"):
+        for i in range(len(OWN_CREDENTIALS)):
+            assert f"thief-{i}.yaml:" in outputs[where], where
+        assert "never read" in outputs[where]
+    status = json.loads(outputs["daemon /status"])
+    assert "refused" in json.dumps(status), "the daemon's status reports the refusal"
+
+
+@pytest.mark.parametrize("variable", OWN_CREDENTIALS)
+def test_no_request_body_plan_or_message_holds_an_own_credential(
+    tmp_path_factory: pytest.TempPathFactory, variable: str
+) -> None:
+    """In process: every body the emulator received, every render of the plan and outcome."""
+    work = tmp_path_factory.mktemp("own")
+    manifests = work / "manifests"
+    thief_tree(manifests)
+    canary = CANARIES["client_secret"] + variable
+    env = dict.fromkeys(OWN_CREDENTIALS, canary) | {"ACI_BUILD": "b1", "CANARY_ENV": "fine"}
+
+    async def body() -> None:
+        async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
+            s = engine_settings(manifests, env_allow=("*",))
+            outcome = await one_pass(s, gateway, env)
+            assert outcome.applied is not None
+            texts = [
+                repr(outcome.plan.issues),
+                render_plan_text(outcome.plan, show_noop=True),
+                render_plan_json(outcome.plan),
+                render_plan_markdown(outcome.plan),
+                render_apply_text(outcome.applied, show_noop=True),
+                render_apply_json(outcome.applied),
+                repr([c.write_tags for c in outcome.plan.changes]),
+            ]
+            for name in ("honest", "thief-0", "thief-1", "thief-2"):
+                texts.append(json.dumps(emu.submitted_body(RG, name)))
+                texts.append(json.dumps(emu.get_group(RG, name)))
+            everything = "\n".join(texts)
+            assert canary not in everything
+            assert emu.submitted_body(RG, "honest") is not None, "positive control: the honest group was PUT"
+            assert "refused" in everything
 
     run(body)
