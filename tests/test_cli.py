@@ -107,3 +107,26 @@ def test_environment_variables_fill_the_common_options() -> None:
 )
 def test_status_shows_revisions_short(revision: str | None, shown: str) -> None:
     assert _short_revision(revision) == shown
+
+
+def test_manifests_option_repeats_and_keeps_its_order(tmp_path: Path) -> None:
+    args = parse("validate", "-f", "a", "--manifests", "b.yaml", "-f", "c")
+    assert args.manifest_roots == (Path("a"), Path("b.yaml"), Path("c"))
+    assert args.manifests == Path("a")
+    assert parse("validate", environ={"RECONCILER_MANIFESTS": "m"}).manifest_roots == (Path("m"),)
+
+
+def test_env_allow_repeats_comes_from_the_environment_and_checks_its_patterns() -> None:
+    assert parse("validate").env_allow is None  # the default allowlist
+    assert parse("validate", "--env-allow", "BUILD_*", "--env-allow", "TAG").env_allow == ("BUILD_*", "TAG")
+    assert parse("plan", "--local", environ={"RECONCILER_ENV_ALLOW": "A_*, B"}).env_allow == ("A_*", "B")
+    with pytest.raises(UsageError, match="--env-allow: 'a-b' is not a variable name pattern"):
+        parse("validate", "--env-allow", "a-b")
+
+
+def test_the_daemon_refuses_several_manifest_roots(tmp_path: Path) -> None:
+    from reconciler.daemon.cli import DaemonUsageError, config_from_args
+
+    args = parse("daemon", "--local", "-f", str(tmp_path), "-f", str(tmp_path))
+    with pytest.raises(DaemonUsageError, match="give -f once"):
+        config_from_args(args, {})
