@@ -8,7 +8,8 @@ Manifests are written by many people; the reconciler's process environment is no
 
 - **Denied, always** (`denied_reason`): the reconciler's own credentials and settings, whatever any allowlist
   says: `AZURE_*`, `RECONCILER_*`, `IDENTITY_*`, `MSI_*`, `MSAL_*`, `GIT_*`, every variable azure-identity
-  reads (`IMDS_ENDPOINT`, ...), and proxy settings (they may carry a password). Matched case-insensitively,
+  reads (`IMDS_ENDPOINT`, ...), proxy settings (they may carry a password) and `SSH_AUTH_SOCK` (git's key
+  agent). Matched case-insensitively,
   because Windows names are. Applies to `${VAR}` and to secret references alike: no manifest can copy the
   reconciler's credentials into a container it controls.
 - **Allowed, opt-in** (`EnvPolicy.allows`): `${VAR}` reads only variables matching an allowlist pattern,

@@ -7,7 +7,9 @@ Called by `reconciler.source.loader` for every document. A reference is a mappin
   must stay inside the manifest root (no `..` escape, no absolute path, no symlink out), is read as UTF-8, and
   one trailing newline is stripped (so `echo secret > file` works).
 
-Errors name the variable or the file, never a value. Literal secrets (`secureValue`, a registry `password`, a
+An `env:` reference goes through `reconciler.source.envpolicy.read_env`, the one environment read of every
+manifest form: it never reads the reconciler's own credentials (`AZURE_*`, `RECONCILER_*`, ...). Errors name
+the variable or the file, never a value. Literal secrets (`secureValue`, a registry `password`, a
 `storageAccountKey`, a `workspaceKey`, the items of a `secret` volume or of an extension's
 `protectedSettings`) are allowed but draw a warning, unless they came from a `${VAR}` substitution (then they
 are not in the file either).
