@@ -203,3 +203,22 @@ def test_a_bad_env_allow_pattern_in_a_defaults_file_is_positioned(
         "_defaults.yaml:1:18: envAllow: 'no spaces' is not a variable name pattern: use letters, digits, '_' "
         "and the wildcards '*' and '?', e.g. ACI_* or BUILD_ID"
     ]
+
+
+def test_a_defaults_file_cannot_read_the_reconcilers_own_variables_either(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write(
+        "_defaults.yaml",
+        'tags: {leak: "${RECONCILER_SECRET_KEY}"}\nreconcile: {prune: "${AZURE_PASSWORD}"}\n',
+    )
+    write("a.yaml", manifest())
+    result = load(
+        environ={"RECONCILER_SECRET_KEY": CANARY, "AZURE_PASSWORD": CANARY},
+        defaults=Defaults(env_allow=("*",)),
+    )
+    errors = messages(result, root)
+    assert [e.split(": ")[0] for e in errors] == ["_defaults.yaml:1:14", "_defaults.yaml:2:20"], errors
+    assert all("never read" in e for e in errors)
+    assert CANARY not in "".join(errors)
+    assert result.groups == ()
