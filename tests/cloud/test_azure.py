@@ -155,9 +155,7 @@ async def test_subscription_list_refused_by_rbac_raises_a_stalled_403(make: Any)
 
 
 async def test_subscription_list_of_a_missing_subscription_is_an_error_not_empty(make: Any) -> None:
-    gateway, _ = make(
-        script(Reply(404, {"error": {"code": "SubscriptionNotFound", "message": "not found"}}))
-    )
+    gateway, _ = make(script(Reply(404, {"error": {"code": "SubscriptionNotFound", "message": "not found"}})))
     with pytest.raises(StalledError):
         await gateway.list_subscription_groups()
 

@@ -91,7 +91,9 @@ async def test_create_list_patch_delete_roundtrip(gateway: tuple[AzureGateway, A
     await gw.delete("rg", "a", timeout=30)  # deleting a missing group is fine
 
 
-async def test_subscription_list_sees_every_resource_group_in_pages(gateway: tuple[AzureGateway, Any]) -> None:
+async def test_subscription_list_sees_every_resource_group_in_pages(
+    gateway: tuple[AzureGateway, Any],
+) -> None:
     gw, seen = gateway
     for rg, name in (("rg-a", "x"), ("rg-b", "y"), ("rg-b", "z"), ("Rg-C", "w")):
         await gw.create_or_update(rg, name, body(), timeout=30)

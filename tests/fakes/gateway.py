@@ -8,7 +8,8 @@ Used by the executor tests here and by engine and daemon tests elsewhere. What i
   state is `instance_state` (default `Running`). Seed it with `add(...)`.
 - A call log: `calls` lists every call as a `Call(op, resource_group, name, body)` (ops `list`,
   `list_subscription` (resource group `*`), `get`, `put`, `patch`, `delete`, `logs`); `body` is the PUT
-  body as sent (secrets included: assert on it, never print it) or the PATCH tags. `count(op, ...)` and `ops(...)` summarise it.
+  body as sent (secrets included: assert on it, never print it) or the PATCH tags.
+  `count(op, ...)` and `ops(...)` summarise it.
 - Scripted faults: `fail(op, error, rg=..., name=..., times=1, after=False)` makes the next `times` matching
   calls raise `error` (a `GatewayError`, or any exception); `after=True` raises after the call took effect
   (a PUT applied whose response was lost). Faults are consumed in the order they were scripted.
