@@ -134,11 +134,20 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="never delete groups whose manifest is gone",
     )
     parser.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="what to observe (and prune in): 'subscription' (default: one list of every resource group), "
+        "RG[,RG...] (those resource groups and the manifests' ones, for a principal that may read only "
+        "some), or 'manifests' (only the manifests' resource groups); env RECONCILER_SCOPE",
+    )
+    parser.add_argument(
         "--prune-scope",
         action="append",
         default=[],
         metavar="RG",
-        help="also observe (and prune in) this resource group when no manifest names it any more",
+        help="the older name of --scope RG",
     )
     parser.add_argument(
         "--allow-empty",
@@ -361,6 +370,7 @@ def engine_settings(
     args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]
 ) -> EngineSettings:
     from reconciler.engine.keys import ENV_KEY, resolve_secret_key
+    from reconciler.engine.observe import Scope, ScopeError
     from reconciler.engine.reconcile import EngineSettings
     from reconciler.execution import ApplyOptions
 
@@ -374,6 +384,11 @@ def engine_settings(
         _warn(key.warning)
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    scope_values = [*args.scope, *args.prune_scope] or [environ.get("RECONCILER_SCOPE", "")]
+    try:
+        scope = Scope.parse(scope_values)
+    except ScopeError as err:
+        raise UsageError(str(err)) from err
     return EngineSettings(
         manifests=args.manifests,
         secret_key=key.key,
@@ -382,7 +397,7 @@ def engine_settings(
         default_location=args.location,
         prune=args.prune,
         allow_empty=args.allow_empty,
-        prune_scope=tuple(args.prune_scope),
+        scope=scope,
         apply=ApplyOptions(concurrency=args.concurrency, lro_timeout=args.lro_timeout),
     )
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from reconciler.cloud.azure import AzureGateway
+from reconciler.engine.observe import Scope
 from reconciler.engine.reconcile import EngineSettings, PassOutcome
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action
@@ -114,8 +115,8 @@ def test_two_instances_on_one_resource_group_never_touch_each_others_groups(tmp_
                 unmanaged_body(),
             )
             assert status in (200, 201)
-            blue = engine_settings(blue_dir, instance="blue", prune_scope=(RG,))
-            green = engine_settings(green_dir, instance="green", prune_scope=(RG,))
+            blue = engine_settings(blue_dir, instance="blue", scope=Scope.parse([RG]))
+            green = engine_settings(green_dir, instance="green", scope=Scope.parse([RG]))
             gb, gg = RecordingGateway(gateway), RecordingGateway(gateway)
 
             write_spec_files(blue_dir, [Spec(name=f"b-{i}", rg=RG) for i in range(8)])
