@@ -71,7 +71,9 @@ async def test_observation_by_default_is_one_subscription_wide_list_and_never_a_
     assert again.plan.warnings == ()
 
 
-async def test_an_explicit_scope_is_one_list_per_resource_group_named_or_in_a_manifest(tmp_path: Path) -> None:
+async def test_an_explicit_scope_is_one_list_per_resource_group_named_or_in_a_manifest(
+    tmp_path: Path,
+) -> None:
     for i in range(5):
         manifest(tmp_path, f"g{i}", rg="rg-a" if i % 2 else "rg-b")
     fake = FakeGateway()
@@ -138,7 +140,8 @@ async def test_a_subscription_list_that_fails_otherwise_is_an_error_and_nothing_
     planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
     assert planned.plan.changes == ()
     [error] = planned.plan.errors
-    assert "subscription" in error.message and "unavailable" in error.message
+    assert "subscription" in error.message
+    assert "unavailable" in error.message
 
 
 @pytest.mark.parametrize(
