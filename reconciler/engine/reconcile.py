@@ -36,6 +36,12 @@ class EngineSettings:
     manifests: Path
     secret_key: bytes
     instance: str = "default"
+    # The subscription the ownership proofs are bound to (DESIGN.md section 4).
+    subscription: str = ""
+    # False for a key derived from public values: its proofs could be forged, so nothing is pruned.
+    key_is_private: bool = True
+    # Re-tag groups whose ownership proof was written under another key (`reconcile apply --rekey`).
+    rekey: bool = False
     default_resource_group: str | None = None
     default_location: str | None = None
     prune: bool = True
@@ -185,6 +191,9 @@ def _build(
         allow_empty=settings.allow_empty,
         load_complete=loaded.complete,
         issues=issues,
+        subscription=settings.subscription,
+        rekey=settings.rekey,
+        key_is_private=settings.key_is_private,
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.cloud.errors import RetryableError, StalledError
 from reconciler.cloud.retry import RetryPolicy
-from reconciler.engine.keys import derive_default_key, resolve_secret_key
+from reconciler.engine.keys import SecretKeyError, derive_default_key, resolve_secret_key
 from reconciler.engine.observe import Scope, ScopeError, observe
 from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
 from reconciler.execution import ApplyOptions
@@ -250,15 +250,41 @@ async def test_nothing_to_apply_makes_no_write_and_skips_verification(tmp_path: 
 
 
 def test_a_configured_secret_key_wins_and_a_derived_one_is_stable_and_warned_about(tmp_path: Path) -> None:
-    configured = resolve_secret_key(environ_value="abc", key_file=None, subscription="s", instance="i")
-    assert configured.key == b"abc"
+    good = "a3f9c2e1b7d4" * 3
+    configured = resolve_secret_key(environ_value=good, key_file=None, subscription="s", instance="i")
+    assert configured.key == good.encode()
     assert configured.warning is None
+    assert configured.private
     derived = resolve_secret_key(environ_value=None, key_file=None, subscription="SUB", instance="i")
     assert derived.key == derive_default_key("sub", "i")
     assert derived.warning is not None
     assert "RECONCILER_SECRET_KEY" in derived.warning
+    assert not derived.private  # anyone can derive it: its ownership proofs prove nothing
     other_instance = resolve_secret_key(environ_value=None, key_file=None, subscription="sub", instance="j")
     assert other_instance.key != derived.key
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("abc", "too short"),
+        ("0123456789abcde", "too short"),
+        ("changeme-changeme-changeme", "placeholder"),
+        ("CHANGEME0123456789", "placeholder"),
+        ("replace-with-64-hex-characters", "placeholder"),
+        ("<64-hex-characters>", "placeholder"),
+        ("my-placeholder-key-value", "placeholder"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaa", "distinct characters"),
+        ("abababababababababab", "distinct characters"),
+    ],
+)
+def test_a_short_or_placeholder_key_is_refused_with_the_fix_and_never_echoed(
+    value: str, fragment: str
+) -> None:
+    with pytest.raises(SecretKeyError, match=fragment) as info:
+        resolve_secret_key(environ_value=value, key_file=None, subscription="s", instance="i")
+    assert value not in str(info.value)
+    assert "openssl rand -hex 32" in str(info.value)
 
 
 def test_the_local_key_file_is_created_once_private_and_reused(tmp_path: Path) -> None:
