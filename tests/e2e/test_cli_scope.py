@@ -229,4 +229,6 @@ def test_a_held_change_records_prune_false_so_removing_the_manifest_keeps_the_gr
     after = cli(emulator, tmp_path)
     assert after.code == 0, str(after)
     assert emulator.writes()["DELETE"] == 0
+    assert "rg-main/web: held" in after.stderr
+    assert "/0]" not in after.stderr
     assert emulator.get("rg-main", "web") is not None
