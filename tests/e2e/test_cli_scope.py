@@ -232,3 +232,23 @@ def test_a_held_change_records_prune_false_so_removing_the_manifest_keeps_the_gr
     assert "rg-main/web: held" in after.stderr
     assert "/0]" not in after.stderr
     assert emulator.get("rg-main", "web") is not None
+
+
+def test_a_refused_subscription_list_falls_back_to_the_manifests_resource_groups_and_says_so(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "emu").mkdir()
+    emu = EmulatorProcess(tmp_path / "emu", "--deny-subscription-list")
+    try:
+        write(tmp_path / "manifests/web.yaml", group_yaml("web", "rg-main"))
+        result = cli(emu, tmp_path)
+        assert result.code == 0, str(result)
+        assert emu.get("rg-main", "web") is not None
+        said = result.stdout + result.stderr
+        assert "inferred from the manifests" in said
+        assert "AuthorizationFailed" in said
+        named = plan_json(emu, tmp_path, "--scope", "rg-main")
+        assert named["issues"] == []
+        assert changes(named) == {"web": ("noop", None)}
+    finally:
+        emu.stop()
