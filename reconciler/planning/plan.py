@@ -6,14 +6,21 @@ Pure: no I/O, no clock, no randomness; the same inputs give the same Plan, chang
 
 Rules (DESIGN.md sections 4 to 6):
 - no live group: create;
-- a live group this instance manages: update, replace, tags or noop by the table of `classify`;
-- a live group no aci-reconciler manages: `failIfExists: true` is a conflict (nothing touched), `false` adopts
-  it (`adopt=True`, the action by the table, at least `tags` so that our tags get written);
+- a live group this instance manages: update, replace, tags or noop by the table of `classify`. Managed
+  means its keyed ownership proof verifies (`ownership.ownership`); a group tagged by the release before
+  proofs, or under a previous key, is treated as managed only when a manifest names it, and gets the proof
+  written (a tags PATCH, or with the next PUT);
+- a live group no aci-reconciler manages, or whose plain tags carry no valid proof: `failIfExists: true` is
+  a conflict (nothing touched), `false` adopts it (`adopt=True`, the action by the table, at least `tags` so
+  that our tags get written);
 - a live group another instance manages: always a conflict naming the owner;
-- `suspend: true`: the action it would be, held; `recreate: never` and a replace: held;
-- prune: a live group this instance manages and no manifest names is deleted, unless its prune tag says
-  `false` or pruning is off (then the delete is listed, held); nothing is pruned when the manifests did not
-  load completely; an empty manifest set that would delete every managed group is refused unless allowed.
+- `suspend: true`: the action it would be, held; `recreate: never` and a replace: held. A held change of a
+  managed group still records the policy (prune, suspend, recreate) and the proof by a tags PATCH;
+- prune: a live group whose proof verifies and that no manifest names is deleted, unless its prune tag says
+  `false`, its suspend tag `true`, pruning is off, or the key is not private (then the delete is listed,
+  held); groups with this instance's plain tags but no valid proof are never pruned, only named in a
+  warning; nothing is pruned when the manifests did not load completely; an empty manifest set that would
+  delete every managed group is refused unless allowed.
 Tags: the manifest's tags against the live tags minus the ownership tags (a tag added out of band is drift);
 the ownership tags `managed-by`, instance and prune must be there; the revision and spec tags alone never
 cause a write. Secrets compare through the keyed hash tag only.
