@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.model.observed import ObservedGroup
 from reconciler.planning import ownership as own
@@ -211,3 +213,50 @@ def test_user_tags_strips_ownership_tags() -> None:
 def test_empty_instance_name_is_a_problem() -> None:
     assert own.instance_problems(" ")
     assert not own.instance_problems("prod")
+
+
+_TAG_NAMES = [*own.OWNERSHIP_TAGS, *(t.upper() for t in own.OWNERSHIP_TAGS), "team"]
+_COPIED_PROOF = own.ownership_proof(
+    key=KEY, subscription=SUB, resource_group="rg-app", name="other", instance="prod"
+)
+_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "aci-reconciler",
+            "prod",
+            "true",
+            "false",
+            "auto",
+            "a" * 64,
+            own.key_id(KEY),
+            own.key_id(b"another-key-0123456789"),
+            _COPIED_PROOF,
+        ]
+    ),
+    st.text(alphabet="0123456789abcdef", min_size=0, max_size=64),
+)
+
+
+@settings(max_examples=300)
+@given(tags=st.dictionaries(st.sampled_from(_TAG_NAMES), _VALUES, max_size=len(_TAG_NAMES)))
+def test_no_tag_set_made_without_the_key_for_this_group_ever_gets_it_pruned(tags: dict[str, str]) -> None:
+    from reconciler.model.plan import Action
+    from reconciler.planning.plan import build_plan
+
+    group = ObservedGroup(resource_group="rg-app", name="web", tags=tags, body={"properties": {}})
+    plan = build_plan(
+        [], [group], instance="prod", revision="r", secret_key=KEY, subscription=SUB, allow_empty=True
+    )
+    assert not [c for c in plan.changes if c.action is Action.DELETE and c.held is None]
+    assert owned(group) is not own.Ownership.PROVEN
+
+
+def test_the_property_above_would_see_a_prune_of_a_proven_group() -> None:
+    from reconciler.model.plan import Action
+    from reconciler.planning.plan import build_plan
+
+    group = ObservedGroup(resource_group="rg-app", name="web", tags=proven(), body={"properties": {}})
+    plan = build_plan(
+        [], [group], instance="prod", revision="r", secret_key=KEY, subscription=SUB, allow_empty=True
+    )
+    assert [(c.action, c.held) for c in plan.changes] == [(Action.DELETE, None)]
