@@ -1,5 +1,6 @@
-"""Observation cost: ARM calls and wall time of a converged dry-run, ours (list per resource group) against
-the per-group way (one GET per group, as Terraform's refresh and the Airflow operator's existence check do).
+"""Observation cost: ARM calls and wall time of a converged dry-run, ours (one subscription-wide list, paged)
+against per-resource-group lists (`--scope RG,...`) and the per-group way (one GET per group, as Terraform's
+refresh and the Airflow operator's existence check do).
 
 Run: `.venv/bin/python bench/bench_observe.py [--quick] [--latency 0.02] [--parallelism 10]`.
 Both ways run in this process against the same emulator (in its own process, as Azure is remote) with a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import tempfile
 import time
 from collections import defaultdict
@@ -33,6 +35,7 @@ from common import (
     write_manifests,
 )
 
+from reconciler.engine.observe import Scope
 from reconciler.engine.reconcile import plan_pass
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action
@@ -58,6 +61,10 @@ class PerGroupGateway:
 
         found = await asyncio.gather(*(one(n) for n in self._names.get(resource_group.lower(), [])))
         return [g for g in found if g is not None]
+
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        found = await asyncio.gather(*(self.list_groups(rg) for rg in self._names))
+        return [g for part in found for g in part]
 
 
 async def measure(
@@ -85,13 +92,13 @@ async def measure(
         gateway = gateway_for(emu)
         per_group = PerGroupGateway(gateway, names, parallelism)
 
-        async def timed(gw: Any, loaded: Any = None) -> tuple[float, int, Any]:
+        async def timed(gw: Any, loaded: Any = None, how: Any = settings) -> tuple[float, int, Any]:
             """Best wall time of `repeat` dry-runs (the machine is shared), the ARM calls of one, its plan."""
             best, calls, result = float("inf"), 0, None
             for _ in range(repeat):
                 emu.reset_counters()
                 with Stopwatch() as sw:
-                    result = await plan_pass(settings, gw, environ={}, loaded=loaded)
+                    result = await plan_pass(how, gw, environ={}, loaded=loaded)
                 calls = arm_calls(emu.counters)
                 best = min(best, sw.elapsed)
             return best, calls, result
@@ -99,6 +106,9 @@ async def measure(
         try:
             ours_s, ours_calls, ours = await timed(gateway)
             ours_observe_s, _, _ = await timed(gateway, ours.load)
+            # The same engine told to list each resource group (a principal that may read only those).
+            per_rg = dataclasses.replace(settings, scope=Scope.parse([",".join(rgs)]))
+            rg_s, rg_calls, by_rg = await timed(gateway, how=per_rg)
             base_s, base_calls, base = await timed(per_group)
             base_observe_s, _, _ = await timed(per_group, ours.load)
             seq_s = float("nan")
@@ -123,7 +133,7 @@ async def measure(
             if code != 0:
                 print(f"  (reconcile --dry-run exited {code}: {err.strip()[-300:] or out.strip()[-300:]})")
 
-    for label, planned in (("ours", ours), ("per-group", base)):
+    for label, planned in (("ours", ours), ("per-rg", by_rg), ("per-group", base)):
         actions = {c.action for c in planned.plan.changes}
         if actions != {Action.NOOP}:
             print(f"  warning: {label} plan at N={n} is not all no-op: {sorted(a.value for a in actions)}")
@@ -133,6 +143,9 @@ async def measure(
         "ours_calls": ours_calls,
         "ours_s": ours_s,
         "ours_observe_s": ours_observe_s,
+        "rg_calls": rg_calls,
+        "rg_s": rg_s,
+        "rg_count": rg_count,
         "cli_s": cli_time,
         "cli_calls": cli_calls,
         "base_calls": base_calls,
@@ -147,7 +160,7 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N = 200 / 1,000 instead of 1k / 5k / 10k")
     parser.add_argument("--latency", type=float, default=0.02, help="emulator latency per request (s)")
     parser.add_argument("--parallelism", type=int, default=10, help="concurrent GETs of the per-group way")
-    parser.add_argument("--resource-groups", type=int, default=4)
+    parser.add_argument("--resource-groups", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2, help="best of this many runs per measurement")
     parser.add_argument("--no-sequential", action="store_true", help="skip the one-GET-at-a-time way")
     parser.add_argument("--no-cli", action="store_true", help="skip the `reconcile --dry-run` subprocess")
@@ -184,7 +197,9 @@ async def main() -> None:
             [
                 "N",
                 "ours calls",
+                "per-RG lists calls",
                 "ours s",
+                "per-RG lists s",
                 "ours s (no load)",
                 "CLI --dry-run s",
                 "per-group calls",
@@ -198,7 +213,9 @@ async def main() -> None:
                 (
                     r["n"],
                     r["ours_calls"],
+                    r["rg_calls"],
                     r["ours_s"],
+                    r["rg_s"],
                     r["ours_observe_s"],
                     r["cli_s"],
                     r["base_calls"],
@@ -216,8 +233,13 @@ async def main() -> None:
     print()
     print(
         "targets at the smallest N: calls ratio >= 50x, time ratio >= 10x; "
-        "growth of ours should be ~linear in N"
+        "growth of ours should be ~linear in N; the subscription-wide list never more calls than per-RG lists"
     )
+    for r in rows:
+        print(
+            f"SCOPE N={r['n']} resource_groups={r['rg_count']} subscription_list_calls={r['ours_calls']} "
+            f"per_rg_list_calls={r['rg_calls']}"
+        )
     print(
         f"RATIOS calls_per_group_way/ours={ratio(first['base_calls'], first['ours_calls'])} "
         f"time={ratio(first['base_s'], first['ours_s'])} "

@@ -77,6 +77,8 @@ def settings_for(manifests: Path, **overrides: Any) -> EngineSettings:
     base: dict[str, Any] = {
         "manifests": manifests,
         "secret_key": SECRET_KEY.encode(),
+        # The subscription the CLI runs against too: ownership proofs are bound to it.
+        "subscription": SUBSCRIPTION,
         "apply": ApplyOptions(),
         "retry": RetryPolicy(),
     }

@@ -185,11 +185,20 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         help="never delete groups whose manifest is gone",
     )
     parser.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="what to observe (and prune in): 'subscription' (default: one list of every resource group), "
+        "RG[,RG...] (those resource groups and the manifests' ones, for a principal that may read only "
+        "some), or 'manifests' (only the manifests' resource groups); env RECONCILER_SCOPE",
+    )
+    parser.add_argument(
         "--prune-scope",
         action="append",
         default=[],
         metavar="RG",
-        help="also observe (and prune in) this resource group when no manifest names it any more",
+        help="the older name of --scope RG",
     )
     parser.add_argument(
         "--allow-empty",
@@ -251,6 +260,12 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
             help="exit 0 when there are no changes, 2 when there are, 1 on error",
         )
         parser.add_argument("--show-noop", action="store_true", help="also list groups that are in sync")
+        parser.add_argument(
+            "--rekey",
+            action="store_true",
+            help="after a change of RECONCILER_SECRET_KEY: re-tag the groups tagged under the previous key "
+            "(a tags PATCH, no restart), asserting that their secrets did not change",
+        )
         if command == "apply":
             parser.add_argument("--dry-run", action="store_true", help="plan only (same as `reconcile plan`)")
     elif command == "validate":
@@ -417,30 +432,42 @@ async def open_gateway(
 def engine_settings(
     args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]
 ) -> EngineSettings:
-    from reconciler.engine.keys import ENV_KEY, resolve_secret_key
+    from reconciler.engine.keys import ENV_KEY, SecretKeyError, resolve_secret_key
+    from reconciler.engine.observe import Scope, ScopeError
     from reconciler.engine.reconcile import EngineSettings
     from reconciler.execution import ApplyOptions
 
-    key = resolve_secret_key(
-        environ_value=environ.get(ENV_KEY),
-        key_file=(choice.local_dir / "secret.key") if choice.local_dir is not None else None,
-        subscription=choice.subscription,
-        instance=args.instance,
-    )
+    try:
+        key = resolve_secret_key(
+            environ_value=environ.get(ENV_KEY),
+            key_file=(choice.local_dir / "secret.key") if choice.local_dir is not None else None,
+            subscription=choice.subscription,
+            instance=args.instance,
+        )
+    except SecretKeyError as err:
+        raise UsageError(str(err)) from err
     if key.warning:
         _warn(key.warning)
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    scope_values = [*args.scope, *args.prune_scope] or [environ.get("RECONCILER_SCOPE", "")]
+    try:
+        scope = Scope.parse(scope_values)
+    except ScopeError as err:
+        raise UsageError(str(err)) from err
     return EngineSettings(
         manifests=args.manifest_roots[0] if len(args.manifest_roots) == 1 else args.manifest_roots,
         env_allow=args.env_allow,
         secret_key=key.key,
+        key_is_private=key.private,
+        subscription=choice.subscription,
+        rekey=getattr(args, "rekey", False),
         instance=args.instance,
         default_resource_group=args.resource_group,
         default_location=args.location,
         prune=args.prune,
         allow_empty=args.allow_empty,
-        prune_scope=tuple(args.prune_scope),
+        scope=scope,
         apply=ApplyOptions(concurrency=args.concurrency, lro_timeout=args.lro_timeout),
     )
 
@@ -477,9 +504,11 @@ class Progress:
     def __call__(self, event: Any) -> None:
         phase = str(event.phase)
         label = f"{event.resource_group}/{event.name}"
-        if phase in ("done", "failed", "held", "cancelled"):
+        if phase in ("done", "failed", "cancelled"):
             self.finished += 1
-        text = f"[{self.finished}/{self.total}] {label}: {phase}"
+        # A held change is no part of the total (nothing is written), so it gets no counter.
+        counter = "" if phase == "held" else f"[{self.finished}/{self.total}] "
+        text = f"{counter}{label}: {phase}"
         if event.message:
             text += f" ({event.message})"
         if self.live:

@@ -44,7 +44,8 @@ def emulator_config(cert_dir: Path, **overrides: Any) -> EmulatorConfig:
 def engine_settings(manifests: Path, **overrides: Any) -> EngineSettings:
     base: dict[str, Any] = {
         "manifests": manifests,
-        "secret_key": b"reliability-key",
+        "secret_key": b"reliability-key-0123456789abcdef",
+        "subscription": SUBSCRIPTION,
         "apply": ApplyOptions(
             concurrency=10, lro_timeout=30, max_attempts=6, backoff_base=0.0, backoff_cap=0.0
         ),

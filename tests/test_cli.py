@@ -130,3 +130,42 @@ def test_the_daemon_refuses_several_manifest_roots(tmp_path: Path) -> None:
     args = parse("daemon", "--local", "-f", str(tmp_path), "-f", str(tmp_path))
     with pytest.raises(DaemonUsageError, match="give -f once"):
         config_from_args(args, {})
+
+
+def test_progress_never_counts_a_held_change_against_the_total() -> None:
+    import io
+
+    from reconciler.cli import Progress
+    from reconciler.execution import ProgressEvent
+    from reconciler.model.plan import Action
+
+    out = io.StringIO()
+    progress = Progress(out, total=1, live=False)
+    progress(ProgressEvent("rg", "kept", Action.DELETE, "held", "its manifest set reconcile.prune: false"))
+    progress(ProgressEvent("rg", "web", Action.UPDATE, "started"))
+    progress(ProgressEvent("rg", "web", Action.UPDATE, "done"))
+    assert out.getvalue().splitlines() == [
+        "rg/kept: held (its manifest set reconcile.prune: false)",
+        "[0/1] rg/web: started",
+        "[1/1] rg/web: done",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([], {}, "subscription"),
+        ([], {"RECONCILER_SCOPE": "rg-a,rg-b"}, "resource groups rg-a, rg-b"),
+        (["--scope", "manifests"], {"RECONCILER_SCOPE": "rg-a"}, "manifests"),
+        (["--prune-scope", "rg-x"], {}, "resource groups rg-x"),
+        (["--scope", "rg-a", "--prune-scope", "rg-b"], {}, "resource groups rg-a, rg-b"),
+    ],
+)
+def test_scope_comes_from_the_flag_then_the_environment_and_prune_scope_is_its_older_name(
+    argv: list[str], env: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    from reconciler.cli import engine_settings
+
+    args = build_parser("plan", env).parse_args(["--local", str(tmp_path), *argv])
+    settings = engine_settings(args, choose_target(args), env)
+    assert settings.scope.describe() == expected

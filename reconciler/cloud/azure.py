@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
@@ -253,6 +254,20 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     )
 
 
+class _MissingFirstPageError(Exception):
+    """The first page of a list was 404: the resource group (or subscription) does not exist."""
+
+
+_RESOURCE_GROUP_IN_ID = re.compile(r"/resourceGroups/([^/]+)/", re.IGNORECASE)
+
+
+def _resource_group_of(item: Mapping[str, Any]) -> str | None:
+    """The resource group named in a listed group's id, in the case Azure returned it (ARM may upper-case
+    it in subscription-wide lists; names are compared case-insensitively everywhere)."""
+    found = _RESOURCE_GROUP_IN_ID.search(str(item.get("id") or ""))
+    return unquote(found.group(1)) if found else None
+
+
 class AzureGateway:
     """The `Gateway` protocol on the ACI management SDK. Build it with `connect`; close it when done."""
 
@@ -347,10 +362,32 @@ class AzureGateway:
     # --- reads -----------------------------------------------------------------------------------
 
     async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
-        url: str | None = f"{self._groups_url(resource_group)}?{urlencode({'api-version': API_VERSION})}"
+        url = f"{self._groups_url(resource_group)}?{urlencode({'api-version': API_VERSION})}"
+        try:
+            return await self._list_pages(url, f"list {resource_group}", lambda _item: resource_group)
+        except _MissingFirstPageError:
+            # A missing resource group has no groups; the plan will create them (and ARM the RG error).
+            return []
+
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        url = (
+            f"/subscriptions/{quote(self._subscription, safe='')}/providers/{PROVIDER}"
+            f"?{urlencode({'api-version': API_VERSION})}"
+        )
+        try:
+            return await self._list_pages(url, "list subscription", _resource_group_of)
+        except _MissingFirstPageError as err:
+            raise NotFoundError(
+                f"list subscription: subscription {self._subscription!r} was not found", status=404
+            ) from err
+
+    async def _list_pages(
+        self, first: str, label: str, resource_group_of: Callable[[Mapping[str, Any]], str | None]
+    ) -> list[ObservedGroup]:
+        """Follow `nextLink` from `first`; a 404 of the first page raises `_MissingFirstPageError`."""
+        url: str | None = first
         groups: list[ObservedGroup] = []
         seen: set[str] = set()
-        label = f"list {resource_group}"
         while url:
             if url in seen or len(seen) >= MAX_PAGES:
                 raise StalledError(f"{label}: the service returned a nextLink loop")
@@ -359,15 +396,18 @@ class AzureGateway:
                 self._check_same_endpoint(url, label)
             try:
                 response = await self._send("GET", url, "list", label)
-            except NotFoundError:
-                if groups:
+            except NotFoundError as err:
+                if len(seen) > 1:
                     raise
-                # A missing resource group has no groups; the plan will create them (and ARM the RG error).
-                return []
+                raise _MissingFirstPageError(str(err)) from err
             page = response.body if isinstance(response.body, Mapping) else {}
             for item in page.get("value") or []:
-                if isinstance(item, Mapping):
-                    groups.append(_observed(resource_group, item))
+                if not isinstance(item, Mapping):
+                    continue
+                rg = resource_group_of(item)
+                if rg is None:
+                    raise StalledError(f"{label}: a listed group has no resource id ({item.get('name')!r})")
+                groups.append(_observed(rg, item))
             next_link = page.get("nextLink")
             url = str(next_link) if next_link else None
         return groups

@@ -17,6 +17,14 @@ class Gateway(Protocol):
         """All groups of a resource group: one list call per page. A missing resource group is empty."""
         ...
 
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        """All groups of the subscription, every resource group in one paged list (one call per page).
+
+        Each group's `resource_group` is the one named in its id, in the case Azure returned it. Raises a
+        `StalledError` with status 403 when the principal may not read the whole subscription.
+        """
+        ...
+
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         """One group with its instance view, or None when it does not exist."""
         ...

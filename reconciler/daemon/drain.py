@@ -42,6 +42,9 @@ class DrainingGateway:
     async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
         return await self.inner.list_groups(resource_group)
 
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        return await self.inner.list_subscription_groups()
+
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         return await self.inner.get_group(resource_group, name)
 

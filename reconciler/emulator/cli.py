@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-throttling", action="store_true", help="switch off ARM's token buckets and ACI's quotas"
     )
+    parser.add_argument(
+        "--deny-subscription-list",
+        action="store_true",
+        help="refuse the subscription-wide list with 403 AuthorizationFailed, as for a principal whose roles "
+        "are on resource groups only",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="chance of a fault per request")
     parser.add_argument(
         "--fault-kinds",
@@ -88,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency=args.latency,
         identity_port=args.identity_port,
         faults=FaultSettings(rate=args.fault_rate, kinds=kinds),
+        deny_subscription_list=args.deny_subscription_list,
     )
     if args.no_throttling:
         config.read_bucket_size = config.write_bucket_size = config.delete_bucket_size = None

@@ -103,6 +103,8 @@ class EmulatorConfig:
     request_log_size: int = 100_000
     persist_interval: float = 0.2
     clock: Callable[[], float] | None = None
+    # A principal with roles on some resource groups only: the subscription-wide list is refused (403).
+    deny_subscription_list: bool = False
 
 
 @dataclass(frozen=True)
@@ -910,6 +912,16 @@ class Emulator:
         return web.json_response(body)
 
     def _list_sub(self, request: web.Request, route: _Route, now: float) -> web.Response:
+        if self.config.deny_subscription_list:
+            # ARM's answer to a principal whose role assignments are on resource groups only.
+            raise ArmError(
+                403,
+                "AuthorizationFailed",
+                "The client 'emulator-principal' with object id '00000000-0000-0000-0000-0000000000aa' does "
+                "not have authorization to perform action 'Microsoft.ContainerInstance/containerGroups/read' "
+                f"over scope '/subscriptions/{route.subscription}' or the scope is invalid. If access was "
+                "recently granted, please refresh your credentials.",
+            )
         token = request.query.get("$skipToken")
         after: tuple[str, str] | None = None
         if token:

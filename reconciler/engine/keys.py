@@ -1,4 +1,4 @@
-"""The key of the secret-material hash tag (DESIGN.md section 4).
+"""The key of the secret-material hash tag and of the ownership proof (DESIGN.md section 4).
 
 The hash must be the same on every machine that reconciles one instance (CI and the daemon would otherwise
 re-PUT each other's groups forever), and it must not let someone who can read tags test guesses of a secret
@@ -17,11 +17,40 @@ _SALT = b"aci-reconciler/secret-hash/v1"
 ENV_KEY = "RECONCILER_SECRET_KEY"
 
 
+MIN_KEY_BYTES = 16
+# Values people leave in templates; compared case-insensitively, also as parts of the key.
+_PLACEHOLDERS = ("changeme", "change-me", "change_me", "placeholder", "replace-with", "replace_me", "example")
+_WHOLE_PLACEHOLDERS = frozenset({"secret", "password", "key", "test", "default", "xxx"})
+_MIN_DISTINCT = 4
+
+
+class SecretKeyError(ValueError):
+    """A configured key that is too short or a placeholder; the message says the fix (never the key)."""
+
+
 @dataclass(frozen=True)
 class SecretKey:
     key: bytes
     # Said once per run when the key is derived rather than configured.
     warning: str | None = None
+    # False when derived from public values (subscription, instance): its ownership proofs can be forged.
+    private: bool = True
+
+
+_FIX = "generate one with `openssl rand -hex 32` and set it wherever this instance runs"
+
+
+def check_key(value: bytes, *, source: str) -> None:
+    """Refuse an obviously weak key: short, a template placeholder, or a few repeated characters."""
+    if len(value) < MIN_KEY_BYTES:
+        raise SecretKeyError(
+            f"{source} is too short ({len(value)} bytes; at least {MIN_KEY_BYTES} are needed): {_FIX}"
+        )
+    lowered = value.decode(errors="ignore").strip().lower()
+    if lowered in _WHOLE_PLACEHOLDERS or any(p in lowered for p in _PLACEHOLDERS) or "<" in lowered:
+        raise SecretKeyError(f"{source} looks like a placeholder from a template, not a key: {_FIX}")
+    if len(set(value)) < _MIN_DISTINCT:
+        raise SecretKeyError(f"{source} repeats fewer than {_MIN_DISTINCT} distinct characters: {_FIX}")
 
 
 def derive_default_key(subscription: str, instance: str) -> bytes:
@@ -46,14 +75,24 @@ def load_or_create_key_file(path: Path) -> bytes:
 def resolve_secret_key(
     *, environ_value: str | None, key_file: Path | None, subscription: str, instance: str
 ) -> SecretKey:
+    """The configured key (env, else the local key file), else one derived from public values.
+
+    Raises `SecretKeyError` for a configured key that is short or a placeholder.
+    """
     if environ_value:
-        return SecretKey(environ_value.encode())
+        key = environ_value.encode()
+        check_key(key, source=ENV_KEY)
+        return SecretKey(key)
     if key_file is not None:
-        return SecretKey(load_or_create_key_file(key_file))
+        key = load_or_create_key_file(key_file)
+        check_key(key, source=f"the key file {key_file}")
+        return SecretKey(key)
     return SecretKey(
         derive_default_key(subscription, instance),
         warning=(
-            f"{ENV_KEY} is not set: secret-change detection uses a key derived from the subscription and "
-            "instance name. Set the same random value everywhere this instance runs to make it private."
+            f"{ENV_KEY} is not set: secret-change detection and ownership proofs use a key derived from the "
+            "subscription and instance name, which anyone could derive, so nothing is pruned. Set the same "
+            "random value (`openssl rand -hex 32`) everywhere this instance runs."
         ),
+        private=False,
     )

@@ -1,21 +1,78 @@
-"""Observation: what lives in Azure, at the cost of one list call per resource group and page.
+"""Observation: what lives in Azure, in as few list calls as the API allows (DESIGN.md section 4).
 
-Called by the engine's passes. Retryable failures of a list are retried through the one retry layer,
-`reconciler.cloud.retry` (backoff that honours Retry-After); a resource group that cannot be observed is
-reported, and nothing in it is planned (planning against unknown state could create duplicates or prune
-what exists).
+Called by the engine's passes. The scope decides what is listed:
+
+- `subscription` (the default): one paged subscription-wide list, so a managed group in a resource group
+  that no manifest names any more is still seen (and pruned). When the principal may not read the whole
+  subscription (403), the pass falls back to the resource groups the manifests name, and says so;
+- `resource-groups`: the resource groups named (`--scope RG[,RG]`) plus those the manifests name, one paged
+  list each, for principals that may read only some resource groups;
+- `manifests`: only the resource groups the manifests name (the scope is inferred, and the plan says so).
+
+Retryable failures of a list are retried through the one retry layer, `reconciler.cloud.retry` (backoff that
+honours Retry-After); a resource group that cannot be observed is reported, and nothing in it is planned
+(planning against unknown state could create duplicates or prune what exists).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
 from reconciler.model.observed import ObservedGroup
+
+ScopeMode = Literal["subscription", "resource-groups", "manifests"]
+SUBSCRIPTION = "subscription"
+MANIFESTS = "manifests"
+# ARM's resource group names: letters, digits, underscores, parentheses, hyphens and periods, at most 90,
+# not ending in a period.
+_RESOURCE_GROUP = re.compile(r"^[\w().-]{1,90}$")
+
+
+class ScopeError(ValueError):
+    """A `--scope` value that names no valid scope; the message says the fix."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a pass observes. `resource_groups` are the explicitly named ones (mode `resource-groups`)."""
+
+    mode: ScopeMode = "subscription"
+    resource_groups: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, values: Sequence[str]) -> Scope:
+        """From `--scope` values (each `subscription`, `manifests` or `RG[,RG...]`); empty: the default."""
+        tokens = [t.strip() for value in values for t in value.split(",") if t.strip()]
+        if not tokens:
+            return cls()
+        keywords = [t for t in tokens if t in (SUBSCRIPTION, MANIFESTS)]
+        if keywords:
+            if len(tokens) > 1:
+                raise ScopeError(
+                    f"--scope {keywords[0]} cannot be combined with other values; give either "
+                    "'subscription', 'manifests' or resource group names"
+                )
+            return cls(mode="subscription" if keywords[0] == SUBSCRIPTION else "manifests")
+        bad = [t for t in tokens if not _RESOURCE_GROUP.match(t) or t.endswith(".")]
+        if bad:
+            raise ScopeError(
+                f"--scope: {bad[0]!r} is not a resource group name (letters, digits, _ ( ) - and ., "
+                "at most 90, not ending in '.'); give 'subscription', 'manifests' or RG[,RG...]"
+            )
+        unique = {t.lower(): t for t in tokens}
+        return cls(mode="resource-groups", resource_groups=tuple(sorted(unique.values(), key=str.lower)))
+
+    def describe(self) -> str:
+        if self.mode == "resource-groups":
+            return "resource groups " + ", ".join(self.resource_groups)
+        return self.mode
 
 
 @dataclass(frozen=True)
@@ -23,10 +80,20 @@ class Observation:
     groups: tuple[ObservedGroup, ...] = ()
     # Resource group -> why it could not be listed (after retries).
     failed: dict[str, str] = field(default_factory=dict)
+    # Why the whole subscription could not be listed (nothing is known then); None when it could.
+    failed_all: str | None = None
+    # Why the scope is only the resource groups the manifests name (the plan warns); None when it is not.
+    inferred: str | None = None
+    # The resource groups listed one by one (empty for the subscription-wide list).
+    listed_resource_groups: tuple[str, ...] = ()
 
     @property
     def observed_resource_groups(self) -> frozenset[str]:
         return frozenset(g.resource_group.lower() for g in self.groups)
+
+
+def _sorted(groups: Iterable[ObservedGroup]) -> tuple[ObservedGroup, ...]:
+    return tuple(sorted(groups, key=lambda g: (g.resource_group.lower(), g.name.lower())))
 
 
 async def observe(
@@ -56,5 +123,34 @@ async def observe(
     async with asyncio.TaskGroup() as tasks:
         for rg in wanted:
             tasks.create_task(one(rg), name=f"observe:{rg}")
-    groups.sort(key=lambda g: (g.resource_group.lower(), g.name.lower()))
-    return Observation(groups=tuple(groups), failed=failed)
+    return Observation(groups=_sorted(groups), failed=failed, listed_resource_groups=tuple(wanted))
+
+
+async def observe_scope(
+    gateway: Gateway,
+    scope: Scope,
+    manifest_resource_groups: Iterable[str],
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Sleep = asyncio.sleep,
+    concurrency: int = 8,
+) -> Observation:
+    """Observe `scope`; `manifest_resource_groups` are always included (their groups are planned)."""
+    policy = policy or RetryPolicy()
+    named = list(manifest_resource_groups)
+    if scope.mode == "subscription":
+        try:
+            found = await call_with_retry(gateway.list_subscription_groups, policy=policy, sleep=sleep)
+        except GatewayError as err:
+            if err.status != 403:
+                return Observation(failed_all=str(err))
+            # The principal may read only some resource groups: observe those the manifests name.
+            fallback = await observe(gateway, named, policy=policy, sleep=sleep, concurrency=concurrency)
+            return replace(fallback, inferred=f"the subscription-wide list was refused ({err})")
+        return Observation(groups=_sorted(found))
+    observed = await observe(
+        gateway, [*named, *scope.resource_groups], policy=policy, sleep=sleep, concurrency=concurrency
+    )
+    if scope.mode == "manifests":
+        return replace(observed, inferred="--scope manifests was chosen")
+    return observed

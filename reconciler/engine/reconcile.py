@@ -8,6 +8,7 @@ talks to Azure goes through the `Gateway` given in.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Literal
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
-from reconciler.engine.observe import Observation, observe
+from reconciler.engine.observe import Observation, Scope, observe_scope
 from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply_plan
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
@@ -37,12 +38,18 @@ class EngineSettings:
     manifests: Path | tuple[Path, ...]
     secret_key: bytes
     instance: str = "default"
+    # The subscription the ownership proofs are bound to (DESIGN.md section 4).
+    subscription: str = ""
+    # False for a key derived from public values: its proofs could be forged, so nothing is pruned.
+    key_is_private: bool = True
+    # Re-tag groups whose ownership proof was written under another key (`reconcile apply --rekey`).
+    rekey: bool = False
     default_resource_group: str | None = None
     default_location: str | None = None
     prune: bool = True
     allow_empty: bool = False
-    # Resource groups observed (for pruning) even when no manifest names them any more.
-    prune_scope: tuple[str, ...] = ()
+    # What each pass observes (DESIGN.md section 4): by default the whole subscription in one paged list.
+    scope: Scope = field(default_factory=Scope)
     apply: ApplyOptions = field(default_factory=ApplyOptions)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Patterns of the variables ${VAR} may read (`--env-allow`); None: the default allowlist.
@@ -125,12 +132,36 @@ def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
     )
 
 
-def _scope(settings: EngineSettings, loaded: LoadResult) -> set[str]:
-    scope = {g.manifest.resource_group for g in loaded.groups}
-    scope.update(settings.prune_scope)
+def _manifest_resource_groups(settings: EngineSettings, loaded: LoadResult) -> set[str]:
+    named = {g.manifest.resource_group for g in loaded.groups}
     if settings.default_resource_group:
-        scope.add(settings.default_resource_group)
-    return scope
+        named.add(settings.default_resource_group)
+    return named
+
+
+def _scope_issues(observation: Observation) -> list[PlanIssue]:
+    if observation.failed_all is not None:
+        return [
+            PlanIssue(
+                severity="error",
+                message=f"cannot list the container groups of the subscription: {observation.failed_all}; "
+                "nothing is planned this pass",
+            )
+        ]
+    if observation.inferred is None:
+        return []
+    listed = ", ".join(observation.listed_resource_groups) or "none"
+    return [
+        PlanIssue(
+            severity="warning",
+            message=(
+                f"the scope is only inferred from the manifests ({observation.inferred}): resource groups "
+                f"observed: {listed}. A group this instance manages in any other resource group is neither "
+                "shown nor pruned; name the resource groups to watch with --scope RG[,RG] "
+                "(env RECONCILER_SCOPE)"
+            ),
+        )
+    ]
 
 
 def _build(
@@ -152,11 +183,12 @@ def _build(
         )
         for rg, why in sorted(observation.failed.items())
     ]
+    issues += _scope_issues(observation)
     issues += extra_issues
     desired = [
         DesiredGroup(manifest=g.manifest, source=str(g.source))
         for g in loaded.groups
-        if g.manifest.resource_group.lower() not in unobservable
+        if g.manifest.resource_group.lower() not in unobservable and observation.failed_all is None
     ]
     return build_plan(
         desired,
@@ -168,6 +200,9 @@ def _build(
         allow_empty=settings.allow_empty,
         load_complete=loaded.complete,
         issues=issues,
+        subscription=settings.subscription,
+        rekey=settings.rekey,
+        key_is_private=settings.key_is_private,
     )
 
 
@@ -182,7 +217,13 @@ async def plan_pass(
     """Load (unless given), observe and plan. No write is made."""
     if loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
-    observation = await observe(gateway, _scope(settings, loaded), policy=settings.retry, sleep=sleep)
+    observation = await observe_scope(
+        gateway,
+        settings.scope,
+        _manifest_resource_groups(settings, loaded),
+        policy=settings.retry,
+        sleep=sleep,
+    )
     groups = list(observation.groups)
     plan = _build(settings, loaded, observation, groups)
 
@@ -216,7 +257,9 @@ async def plan_pass(
             if fresh is not None:
                 groups[by_key[change.key]] = fresh
         plan = _build(settings, loaded, observation, groups, extra)
-    return PlannedPass(load=loaded, observation=Observation(tuple(groups), observation.failed), plan=plan)
+    return PlannedPass(
+        load=loaded, observation=dataclasses.replace(observation, groups=tuple(groups)), plan=plan
+    )
 
 
 async def apply_pass(

@@ -15,6 +15,21 @@ The tags on a managed group:
   the group has none. Keyed so that a tag reader cannot test guesses of a low-entropy secret offline |
 | `aci-reconciler.prune` | `true`/`false`: the manifest's prune policy, so a group whose manifest is gone
   knows whether it may be pruned |
+| `aci-reconciler.suspend`, `aci-reconciler.recreate` | the rest of the manifest's policy (`true`/`false`,
+  `auto`/`never`); written even when the spec change itself is held |
+| `aci-reconciler.proof` | HMAC-SHA256, keyed by the engine's secret key, over the subscription, resource
+  group and name (both lowercased: ARM names are case-insensitive) and the instance: the proof of ownership.
+  Plain tags anyone with tag-write rights could copy; only a group whose proof verifies is ours |
+| `aci-reconciler.key-id` | the first 16 hex digits of a hash of the key (never the key), so a change of
+  the key is told apart from a forgery |
+
+Ownership of a live group (`ownership`): `proven` (the proof verifies: ours, may be pruned); `legacy` (our
+plain tags, including the spec fingerprint and prune tags every earlier release wrote, but no proof and no key
+id: tagged before proofs existed); `other-key` (our plain tags with a proof under another key id: the key was
+changed); `invalid` (our plain tags with a missing or wrong proof: copied or forged); `other` (another
+instance); `none` (no aci-reconciler tags). Only `proven` groups are ever pruned. `legacy` and `other-key`
+groups that a manifest names are written from that manifest (which gives them a proof); that is no more than
+adoption, which a manifest may ask for anyway, and it can never delete a group no manifest names.
 
 Names avoid the characters Azure forbids in tag names (`<>%&\\?/`); values are at most 256 characters. Azure
 treats tag names case-insensitively, so lookups here do too. Nothing secret is ever written: the HMAC is
@@ -27,6 +42,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from reconciler.model.observed import ObservedGroup
@@ -38,6 +54,10 @@ REVISION_TAG = "aci-reconciler.revision"
 SPEC_TAG = "aci-reconciler.spec"
 SECRETS_TAG = "aci-reconciler.secrets"
 PRUNE_TAG = "aci-reconciler.prune"
+SUSPEND_TAG = "aci-reconciler.suspend"
+RECREATE_TAG = "aci-reconciler.recreate"
+PROOF_TAG = "aci-reconciler.proof"
+KEY_ID_TAG = "aci-reconciler.key-id"
 
 OWNERSHIP_TAGS: tuple[str, ...] = (
     MANAGED_BY_TAG,
@@ -46,7 +66,15 @@ OWNERSHIP_TAGS: tuple[str, ...] = (
     SPEC_TAG,
     SECRETS_TAG,
     PRUNE_TAG,
+    SUSPEND_TAG,
+    RECREATE_TAG,
+    PROOF_TAG,
+    KEY_ID_TAG,
 )
+# The manifest's policy, recorded on the group even when its spec change is held.
+POLICY_TAGS: tuple[str, ...] = (PRUNE_TAG, SUSPEND_TAG, RECREATE_TAG)
+# What proves (and names the key of) ownership.
+PROOF_TAGS: tuple[str, ...] = (PROOF_TAG, KEY_ID_TAG)
 _RESERVED = frozenset(t.lower() for t in OWNERSHIP_TAGS)
 
 # Tags whose difference alone is no reason to write: the revision moves with every commit, and the spec
@@ -96,6 +124,86 @@ def prune_allowed(observed: ObservedGroup) -> bool:
     return (_get(live_tags(observed), PRUNE_TAG) or "true").lower() != "false"
 
 
+def suspended(observed: ObservedGroup) -> bool:
+    """Whether the live group's recorded policy says `suspend: true` (a suspended group is never pruned)."""
+    return (_get(live_tags(observed), SUSPEND_TAG) or "false").lower() == "true"
+
+
+class Ownership(StrEnum):
+    """Who a live group belongs to, as far as its tags prove it (see the module docstring)."""
+
+    NONE = "none"
+    OTHER = "other"
+    PROVEN = "proven"
+    LEGACY = "legacy"
+    OTHER_KEY = "other-key"
+    INVALID = "invalid"
+
+
+_KEY_ID_SALT = b"aci-reconciler/key-id/v1\x00"
+_PROOF_CONTEXT = "aci-reconciler/ownership/v1"
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key: 16 hex digits of a one-way hash; never the key."""
+    return hashlib.sha256(_KEY_ID_SALT + key).hexdigest()[:16]
+
+
+def ownership_proof(*, key: bytes, subscription: str, resource_group: str, name: str, instance: str) -> str:
+    """HMAC-SHA256 (hex) over the group's place and the instance; names lowercased as ARM compares them."""
+    message = "\n".join(
+        (_PROOF_CONTEXT, subscription.lower(), resource_group.lower(), name.lower(), instance)
+    )
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def proof_tags(
+    *, key: bytes, subscription: str, resource_group: str, name: str, instance: str
+) -> dict[str, str]:
+    """The proof and key id tags a write puts on a group."""
+    return {
+        PROOF_TAG: ownership_proof(
+            key=key, subscription=subscription, resource_group=resource_group, name=name, instance=instance
+        ),
+        KEY_ID_TAG: key_id(key),
+    }
+
+
+def ownership(observed: ObservedGroup, *, instance: str, subscription: str, key: bytes) -> Ownership:
+    """Whose the live group is, by its tags and the proof on them."""
+    owner = owner_of(observed)
+    if owner is None:
+        return Ownership.NONE
+    if owner != instance:
+        return Ownership.OTHER
+    tags = live_tags(observed)
+    proof, kid = _get(tags, PROOF_TAG), _get(tags, KEY_ID_TAG)
+    if proof is None and kid is None:
+        spec = (_get(tags, SPEC_TAG) or "").lower()
+        prune = (_get(tags, PRUNE_TAG) or "").lower()
+        # Every earlier release wrote the fingerprint and the prune policy with the plain tags.
+        if len(spec) == 64 and set(spec) <= _HEX64 and prune in ("true", "false"):
+            return Ownership.LEGACY
+        return Ownership.INVALID
+    if proof is None or kid is None:
+        return Ownership.INVALID
+    if kid.lower() != key_id(key):
+        return Ownership.OTHER_KEY
+    want = ownership_proof(
+        key=key,
+        subscription=subscription,
+        resource_group=observed.resource_group,
+        name=observed.name,
+        instance=instance,
+    )
+    return Ownership.PROVEN if hmac.compare_digest(want, proof.lower()) else Ownership.INVALID
+
+
+def live_key_id(observed: ObservedGroup) -> str | None:
+    return _get(live_tags(observed), KEY_ID_TAG)
+
+
 def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     """`tags` without the ownership tags."""
     return {k: v for k, v in tags.items() if not is_reserved(k)}
@@ -128,17 +236,24 @@ def ownership_tags(
     fingerprint: str,
     secret_hash: str | None,
     prune: bool,
+    suspend: bool = False,
+    recreate: str = "auto",
+    proof: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The ownership tags a write puts on a group."""
+    """The ownership tags a write puts on a group (`proof`: from `proof_tags`)."""
     tags = {
         MANAGED_BY_TAG: MANAGED_BY_VALUE,
         INSTANCE_TAG: _clip(instance),
         REVISION_TAG: _clip(revision),
         SPEC_TAG: fingerprint,
         PRUNE_TAG: "true" if prune else "false",
+        SUSPEND_TAG: "true" if suspend else "false",
+        RECREATE_TAG: recreate,
     }
     if secret_hash is not None:
         tags[SECRETS_TAG] = secret_hash
+    if proof is not None:
+        tags.update(proof)
     return tags
 
 

@@ -6,14 +6,21 @@ Pure: no I/O, no clock, no randomness; the same inputs give the same Plan, chang
 
 Rules (DESIGN.md sections 4 to 6):
 - no live group: create;
-- a live group this instance manages: update, replace, tags or noop by the table of `classify`;
-- a live group no aci-reconciler manages: `failIfExists: true` is a conflict (nothing touched), `false` adopts
-  it (`adopt=True`, the action by the table, at least `tags` so that our tags get written);
+- a live group this instance manages: update, replace, tags or noop by the table of `classify`. Managed
+  means its keyed ownership proof verifies (`ownership.ownership`); a group tagged by the release before
+  proofs, or under a previous key, is treated as managed only when a manifest names it, and gets the proof
+  written (a tags PATCH, or with the next PUT);
+- a live group no aci-reconciler manages, or whose plain tags carry no valid proof: `failIfExists: true` is
+  a conflict (nothing touched), `false` adopts it (`adopt=True`, the action by the table, at least `tags` so
+  that our tags get written);
 - a live group another instance manages: always a conflict naming the owner;
-- `suspend: true`: the action it would be, held; `recreate: never` and a replace: held;
-- prune: a live group this instance manages and no manifest names is deleted, unless its prune tag says
-  `false` or pruning is off (then the delete is listed, held); nothing is pruned when the manifests did not
-  load completely; an empty manifest set that would delete every managed group is refused unless allowed.
+- `suspend: true`: the action it would be, held; `recreate: never` and a replace: held. A held change of a
+  managed group still records the policy (prune, suspend, recreate) and the proof by a tags PATCH;
+- prune: a live group whose proof verifies and that no manifest names is deleted, unless its prune tag says
+  `false`, its suspend tag `true`, pruning is off, or the key is not private (then the delete is listed,
+  held); groups with this instance's plain tags but no valid proof are never pruned, only named in a
+  warning; nothing is pruned when the manifests did not load completely; an empty manifest set that would
+  delete every managed group is refused unless allowed.
 Tags: the manifest's tags against the live tags minus the ownership tags (a tag added out of band is drift);
 the ownership tags `managed-by`, instance and prune must be there; the revision and spec tags alone never
 cause a write. Secrets compare through the keyed hash tag only.
@@ -35,14 +42,22 @@ from reconciler.planning.normalise import canonical
 from reconciler.planning.ownership import (
     INFORMATIONAL_TAGS,
     OWNERSHIP_TAGS,
+    POLICY_TAGS,
+    PROOF_TAGS,
     SECRETS_TAG,
+    Ownership,
     instance_problems,
+    key_id,
+    live_key_id,
     live_tags,
     owner_of,
+    ownership,
     ownership_tags,
+    proof_tags,
     prune_allowed,
     secrets_hash,
     spec_fingerprint,
+    suspended,
     tag_problems,
     user_tags,
 )
@@ -109,19 +124,58 @@ def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
 
 
 def write_tags_for(
-    desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes
+    desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes, subscription: str = ""
 ) -> dict[str, str]:
     """The tags every write of this group carries: the manifest's plus the ownership tags."""
     manifest = desired.manifest
     secrets = resolved_secret_values(manifest) or {}
-    own = ownership_tags(
+    return _write_tags(
+        manifest,
         instance=instance,
         revision=revision,
         fingerprint=spec_fingerprint(desired_canonical(manifest)),
         secret_hash=secrets_hash(secrets, secret_key),
-        prune=manifest.policy.prune,
+        secret_key=secret_key,
+        subscription=subscription,
+    )
+
+
+def _write_tags(
+    manifest: GroupManifest,
+    *,
+    instance: str,
+    revision: str,
+    fingerprint: str,
+    secret_hash: str | None,
+    secret_key: bytes,
+    subscription: str,
+) -> dict[str, str]:
+    policy = manifest.policy
+    own = ownership_tags(
+        instance=instance,
+        revision=revision,
+        fingerprint=fingerprint,
+        secret_hash=secret_hash,
+        prune=policy.prune,
+        suspend=policy.suspend,
+        recreate=policy.recreate,
+        proof=proof_tags(
+            key=secret_key,
+            subscription=subscription,
+            resource_group=manifest.resource_group,
+            name=manifest.name,
+            instance=instance,
+        ),
     )
     return {**user_tags(manifest.tags), **own}
+
+
+def _with_tags(base: Mapping[str, str], updates: Mapping[str, str | None]) -> dict[str, str]:
+    """`base` with `updates` applied (None removes), tag names matched case-insensitively as Azure does."""
+    lowered = {k.lower() for k in updates}
+    out = {k: v for k, v in base.items() if k.lower() not in lowered}
+    out.update({k: v for k, v in updates.items() if v is not None})
+    return out
 
 
 def _tag_changes(
@@ -166,9 +220,13 @@ def diff_group(
     instance: str,
     revision: str,
     secret_key: bytes,
+    subscription: str = "",
+    rekey: bool = False,
 ) -> Change:
     """The plan entry of one desired group against its live group (None: it does not exist).
 
+    Ownership is decided by the keyed proof (`ownership.ownership`): a group with copied or forged plain
+    tags is foreign. `rekey`: a group whose proof was written under another key is re-tagged under this one.
     Raises `IncompleteObservationError` when the live body has no properties (before comparing an owned
     or adoptable group), and ValueError when a `reconcile.ignore` entry is not a JSON Pointer.
     """
@@ -177,16 +235,15 @@ def diff_group(
     want = desired_canonical(manifest)
     secret_values = resolved_secret_values(manifest)
     want_hash = secrets_hash(secret_values or {}, secret_key)
-    tags = {
-        **user_tags(manifest.tags),
-        **ownership_tags(
-            instance=instance,
-            revision=revision,
-            fingerprint=spec_fingerprint(want),
-            secret_hash=want_hash,
-            prune=policy.prune,
-        ),
-    }
+    tags = _write_tags(
+        manifest,
+        instance=instance,
+        revision=revision,
+        fingerprint=spec_fingerprint(want),
+        secret_hash=want_hash,
+        secret_key=secret_key,
+        subscription=subscription,
+    )
     base: dict[str, Any] = {
         "resource_group": manifest.resource_group,
         "name": manifest.name,
@@ -210,23 +267,29 @@ def diff_group(
             recreate_never=False,
         )
 
-    owner = owner_of(observed)
+    status = ownership(observed, instance=instance, subscription=subscription, key=secret_key)
     adopt = False
-    if owner is not None and owner != instance:
+    if status is Ownership.OTHER:
+        owner = owner_of(observed)
         who = f"aci-reconciler instance {owner!r}" if owner else "an aci-reconciler instance with no name tag"
         return Change(
             **base,
             action=Action.CONFLICT,
             reason=f"exists and is managed by {who}; two reconcilers never touch each other's groups",
         )
-    if owner is None:
+    if status in (Ownership.NONE, Ownership.INVALID):
         if policy.fail_if_exists:
+            what = (
+                "is not managed by aci-reconciler"
+                if status is Ownership.NONE
+                else "carries aci-reconciler's tags for this instance without a valid ownership proof "
+                "(copied or forged tags), so it is not ours"
+            )
             return Change(
                 **base,
                 action=Action.CONFLICT,
                 reason=(
-                    "exists and is not managed by aci-reconciler; failIfExists is true "
-                    "(set reconcile.failIfExists: false to adopt it)"
+                    f"exists and {what}; failIfExists is true (set reconcile.failIfExists: false to adopt it)"
                 ),
             )
         adopt = True
@@ -239,15 +302,20 @@ def diff_group(
     live = live_tags(observed)
     if secret_values is None:
         # Keep what the live group says about its secrets: this pass cannot know better.
-        have_hash = _get_tag(live, SECRETS_TAG)
-        tags.pop(SECRETS_TAG, None)
-        if have_hash is not None:
-            tags[SECRETS_TAG] = have_hash
+        tags = _with_tags(tags, {SECRETS_TAG: _get_tag(live, SECRETS_TAG)})
+    other_key = status is Ownership.OTHER_KEY
+    # A PUT sends every secret, so the tags it writes are true under this key; a PATCH or nothing keeps the
+    # live proof and hash of a group tagged under another key, unless --rekey asks to re-tag it.
+    put_tags = tags
+    if other_key and not rekey:
+        tags = _with_tags(tags, {t: _get_tag(live, t) for t in (SECRETS_TAG, *PROOF_TAGS)})
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
     secrets = [
         s
         for s in _secret_changes(secret_values, live, want_hash)
         if not is_ignored(s.path, policy.ignore, want)
+        # A hash under another key says nothing about the values: no secret update is proposed from it.
+        and not other_key
     ]
     # Secret paths go through the same table: a rotated Log Analytics key is a diagnostics change.
     result = classify([*spec, *secrets], terminated=observed.terminated)
@@ -268,11 +336,19 @@ def diff_group(
         reason = FAILED_PROVISIONING_REASON
     elif tag_fields:
         action = Action.TAGS
-        reason = "only tags changed" if not adopt else "tags it as managed"
+        if adopt:
+            reason = "tags it as managed"
+        elif status is Ownership.LEGACY:
+            reason = "records the ownership proof (tagged by a release without one)"
+        elif other_key:
+            reason = "re-tags it under the current secret key (--rekey)"
+        else:
+            reason = "only tags changed"
     else:
         action, reason = Action.NOOP, "in sync"
     if adopt:
         reason = f"adopting an unmanaged group (failIfExists: false): {reason}"
+    write = put_tags if action in (Action.UPDATE, Action.REPLACE) else tags
 
     all_fields = (*result.fields, *tag_fields)
     change = Change(
@@ -283,9 +359,12 @@ def diff_group(
         fields=all_fields,
         changed_paths=tuple(f.path for f in all_fields),
         replace_paths=result.replace_paths,
-        write_tags=tags,
+        write_tags=write,
     )
-    return _hold(change, policy_suspend=policy.suspend, recreate_never=policy.recreate == "never")
+    held = _hold(change, policy_suspend=policy.suspend, recreate_never=policy.recreate == "never")
+    if held.held is None or adopt:
+        return held  # a suspended adoption touches nothing at all
+    return _record_policy(held, live, tags)
 
 
 def _hold(change: Change, *, policy_suspend: bool, recreate_never: bool) -> Change:
@@ -298,6 +377,38 @@ def _hold(change: Change, *, policy_suspend: bool, recreate_never: bool) -> Chan
             update={"held": "recreate: never (a replace is needed; delete the group to let it be recreated)"}
         )
     return change
+
+
+def _record_policy(held: Change, live: Mapping[str, str], tags: Mapping[str, str]) -> Change:
+    """A held change of one of our groups still records the manifest's policy and our proof on the group
+    (one tags PATCH, no restart), so that a group whose manifest goes away is pruned, or kept, as its
+    manifest said. Everything else on the group (its spec, user tags, fingerprint) is left as it is."""
+    recorded = {t: tags[t] for t in (*POLICY_TAGS, *PROOF_TAGS) if t in tags}
+    fields = [
+        FieldChange(
+            path=pointer(("tags", name)),
+            kind="add" if _get_tag(live, name) is None else "change",
+            before=_get_tag(live, name),
+            after=value,
+        )
+        for name, value in recorded.items()
+        if _get_tag(live, name) != value
+    ]
+    if not fields:
+        return held
+    return held.model_copy(
+        update={
+            "action": Action.TAGS,
+            "held": None,
+            "reason": (
+                f"records the policy on the group; the {held.action.value} itself is held ({held.held})"
+            ),
+            "fields": tuple(fields),
+            "changed_paths": tuple(f.path for f in fields),
+            "replace_paths": (),
+            "write_tags": _with_tags(live, recorded),
+        }
+    )
 
 
 def sync_state(change: Change) -> SyncState:
@@ -334,12 +445,17 @@ def build_plan(
     allow_empty: bool = False,
     load_complete: bool = True,
     issues: Sequence[PlanIssue] = (),
+    subscription: str = "",
+    rekey: bool = False,
+    key_is_private: bool = True,
 ) -> Plan:
     """The plan of one pass: every desired group against the live groups, plus prunes.
 
     `observed` holds the live groups of every resource group in scope (those of the desired groups and any
     this instance may prune). `load_complete=False` (some manifest failed to load) turns pruning off for the
-    pass. `issues` from loading are carried into the plan.
+    pass. `issues` from loading are carried into the plan. `subscription` and `secret_key` make and check the
+    ownership proofs; only groups whose proof verifies are pruned, and none when `key_is_private` is False
+    (a key derived from public values proves nothing). `rekey` re-tags groups tagged under another key.
     """
     out_issues = list(issues)
     problems = instance_problems(instance)
@@ -387,7 +503,13 @@ def build_plan(
             )
         try:
             change = diff_group(
-                group, live.get(group.key), instance=instance, revision=revision, secret_key=secret_key
+                group,
+                live.get(group.key),
+                instance=instance,
+                revision=revision,
+                secret_key=secret_key,
+                subscription=subscription,
+                rekey=rekey,
             )
         except IncompleteObservationError as exc:
             out_issues.append(PlanIssue(severity="error", message=str(exc), **where))
@@ -397,7 +519,21 @@ def build_plan(
             continue
         changes.append(change)
 
-    orphans = [g for key, g in live.items() if key not in seen and owner_of(g) == instance]
+    def owned(group: ObservedGroup) -> Ownership:
+        return ownership(group, instance=instance, subscription=subscription, key=secret_key)
+
+    orphans: list[ObservedGroup] = []
+    unproven: dict[Ownership, list[ObservedGroup]] = {}
+    for key, group_live in live.items():
+        status = owned(group_live)
+        if key not in seen and status is Ownership.PROVEN:
+            orphans.append(group_live)
+        elif key not in seen and status in _UNPROVEN:
+            unproven.setdefault(status, []).append(group_live)
+    out_issues += _unproven_issues(unproven, key_id(secret_key))
+    rekeyed = [g for key, g in live.items() if key in seen and owned(g) is Ownership.OTHER_KEY]
+    if rekeyed and not rekey:
+        out_issues.append(_key_changed_issue(rekeyed, key_id(secret_key)))
     if orphans and not load_complete:
         out_issues.append(
             PlanIssue(
@@ -428,12 +564,68 @@ def build_plan(
                 held = "pruning is off for this run"
             elif not prune_allowed(orphan):
                 held = "its manifest set reconcile.prune: false"
+            elif suspended(orphan):
+                held = "its manifest set reconcile.suspend: true"
+            elif not key_is_private:
+                held = (
+                    "pruning needs a configured secret key (RECONCILER_SECRET_KEY): a key derived from "
+                    "the subscription and instance name lets anyone forge the ownership proof"
+                )
             else:
                 held = None
             changes.append(_delete(orphan, reason="its manifest is gone", held=held))
 
     changes.sort(key=lambda c: c.key)
     return Plan(revision=revision, instance=instance, changes=tuple(changes), issues=tuple(out_issues))
+
+
+_UNPROVEN = (Ownership.LEGACY, Ownership.OTHER_KEY, Ownership.INVALID)
+_LISTED = 10
+
+
+def _names(groups: Sequence[ObservedGroup]) -> str:
+    shown = ", ".join(f"{g.resource_group}/{g.name}" for g in groups[:_LISTED])
+    return shown + (f" and {len(groups) - _LISTED} more" if len(groups) > _LISTED else "")
+
+
+def _unproven_issues(
+    unproven: Mapping[Ownership, list[ObservedGroup]], current_key_id: str
+) -> list[PlanIssue]:
+    """Groups with this instance's plain tags, no manifest and no valid proof: said, never pruned."""
+    why = {
+        Ownership.LEGACY: (
+            "carry this instance's tags from a release without ownership proofs and have no manifest"
+            ": they are not pruned, because plain tags can be copied by anyone who may write tags. Delete "
+            "them by hand if they are yours, or restore their manifests (the next apply writes the proof)"
+        ),
+        Ownership.OTHER_KEY: (
+            f"carry this instance's tags with a proof under another secret key (this run's key id is "
+            f"{current_key_id}) and have no manifest: they are not pruned, because their proof cannot be "
+            "checked. Delete them by hand, or restore the previous RECONCILER_SECRET_KEY"
+        ),
+        Ownership.INVALID: (
+            "carry this instance's tags without a valid ownership proof (copied or forged tags): they are "
+            "not ours and are never pruned"
+        ),
+    }
+    return [
+        PlanIssue(severity="warning", message=f"{len(groups)} group(s) ({_names(groups)}) {why[status]}")
+        for status, groups in sorted(unproven.items())
+        if groups
+    ]
+
+
+def _key_changed_issue(groups: Sequence[ObservedGroup], current_key_id: str) -> PlanIssue:
+    old = sorted({live_key_id(g) or "?" for g in groups})
+    return PlanIssue(
+        severity="warning",
+        message=(
+            f"the secret-hash key changed: {len(groups)} group(s) ({_names(groups)}) were tagged under "
+            f"key id {', '.join(old)}, and this run's key id is {current_key_id}. Their secret hashes "
+            "cannot be compared, so no secret update is proposed from them. Run `reconcile apply --rekey` "
+            "to re-tag them under the current key (a tags PATCH, no restart), or restore the previous key"
+        ),
+    )
 
 
 __all__ = [

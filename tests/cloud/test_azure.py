@@ -106,6 +106,60 @@ async def test_list_follows_next_link_one_request_per_page(make: Any, recorder: 
     assert all(g.resource_group == "rg" for g in groups)
 
 
+SUBSCRIPTION_GROUPS = "/subscriptions/sub/providers/Microsoft.ContainerInstance/containerGroups"
+
+
+def in_group(body: dict[str, Any], rg: str) -> dict[str, Any]:
+    return {**body, "id": body["id"].replace("/resourceGroups/rg/", f"/resourceGroups/{rg}/")}
+
+
+async def test_subscription_list_pages_once_for_every_resource_group_and_takes_the_rg_from_the_id(
+    make: Any, recorder: Recorder
+) -> None:
+    next_link = f"{ENDPOINT}{SUBSCRIPTION_GROUPS}?api-version={API_VERSION}&$skipToken=abc"
+    gateway, transport = make(
+        script(
+            Reply(200, {"value": [in_group(group_json("a"), "rg-one")], "nextLink": next_link}),
+            # ARM may upper-case the resource group in ids of subscription-wide lists: kept as returned.
+            Reply(200, {"value": [in_group(group_json("b"), "RG-TWO")]}),
+        )
+    )
+    groups = await gateway.list_subscription_groups()
+    assert [(g.resource_group, g.name) for g in groups] == [("rg-one", "a"), ("RG-TWO", "b")]
+    assert [r.url for r in transport.requests] == [
+        f"{ENDPOINT}{SUBSCRIPTION_GROUPS}?api-version={API_VERSION}",
+        next_link,
+    ]
+    assert recorder.requests == [("list", "200"), ("list", "200")]
+
+
+async def test_subscription_list_refused_by_rbac_raises_a_stalled_403(make: Any) -> None:
+    gateway, _ = make(
+        script(
+            Reply(
+                403,
+                {
+                    "error": {
+                        "code": "AuthorizationFailed",
+                        "message": "The client 'x' does not have authorization to perform action "
+                        "'Microsoft.ContainerInstance/containerGroups/read' over scope '/subscriptions/sub'.",
+                    }
+                },
+            )
+        )
+    )
+    with pytest.raises(StalledError) as info:
+        await gateway.list_subscription_groups()
+    assert info.value.status == 403
+    assert info.value.code == "AuthorizationFailed"
+
+
+async def test_subscription_list_of_a_missing_subscription_is_an_error_not_empty(make: Any) -> None:
+    gateway, _ = make(script(Reply(404, {"error": {"code": "SubscriptionNotFound", "message": "not found"}})))
+    with pytest.raises(StalledError):
+        await gateway.list_subscription_groups()
+
+
 async def test_list_keeps_the_raw_arm_json_including_unknown_fields(make: Any) -> None:
     raw = group_json("a", futureField={"x": 1}, instance="Running")
     gateway, _ = make(script(Reply(200, {"value": [raw]})))

@@ -91,6 +91,23 @@ async def test_create_list_patch_delete_roundtrip(gateway: tuple[AzureGateway, A
     await gw.delete("rg", "a", timeout=30)  # deleting a missing group is fine
 
 
+async def test_subscription_list_sees_every_resource_group_in_pages(
+    gateway: tuple[AzureGateway, Any],
+) -> None:
+    gw, seen = gateway
+    for rg, name in (("rg-a", "x"), ("rg-b", "y"), ("rg-b", "z"), ("Rg-C", "w")):
+        await gw.create_or_update(rg, name, body(), timeout=30)
+    seen.clear()
+    listed = await gw.list_subscription_groups()
+    assert sorted((g.resource_group.lower(), g.name) for g in listed) == [
+        ("rg-a", "x"),
+        ("rg-b", "y"),
+        ("rg-b", "z"),
+        ("rg-c", "w"),
+    ]
+    assert seen == [("list", "200"), ("list", "200")]  # four groups, pages of two
+
+
 async def test_rejected_in_place_update_is_stalled(gateway: tuple[AzureGateway, Any]) -> None:
     gw, _ = gateway
     await gw.create_or_update("rg", "web", body(), timeout=30)

@@ -30,7 +30,7 @@ def k8s(kind: str) -> dict[str, Any]:
 
 def test_every_deploy_yaml_and_json_parses() -> None:
     files = [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.json")]
-    assert len(files) >= 9
+    assert len(files) >= 8
     for path in files:
         if path.suffix == ".json":
             json.loads(path.read_text())
@@ -54,7 +54,8 @@ def test_kubernetes_probes_hit_the_daemons_endpoints() -> None:
     assert grace > 60
     assert args[args.index("--grace-period") + 1] == "60s"
     assert k8s("Service")["spec"]["ports"][0]["port"] == 9440
-    assert k8s("Secret")["type"] == "Opaque"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RECONCILER_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "aci-reconciler"
     assert "azure.workload.identity/client-id" in k8s("ServiceAccount")["metadata"]["annotations"]
 
 
@@ -137,7 +138,29 @@ def test_kustomize_renders_the_kubernetes_manifests() -> None:
     )
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert sorted(kinds) == ["ConfigMap", "Deployment", "Namespace", "Secret", "Service", "ServiceAccount"]
+    # No Secret: it is created from generated values first (deploy/README.md), never shipped with a value.
+    assert sorted(kinds) == ["ConfigMap", "Deployment", "Namespace", "Service", "ServiceAccount"]
+
+
+def test_no_deploy_kit_ships_a_secret_key_the_reconciler_would_accept() -> None:
+    import re
+
+    import pytest
+
+    from reconciler.engine.keys import SecretKeyError, check_key
+
+    literal = re.compile(r"RECONCILER_SECRET_KEY\b[\s\"',:=]*(?:secureValue:\s*|value:\s*)?([^\s\"',}]*)")
+    found = 0
+    for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix != ".md"):
+        for match in literal.finditer(path.read_text(errors="ignore")):
+            value = match.group(1)
+            if not value or value.startswith(("#", "{")) or value == "valueFrom:":
+                continue  # unset (the systemd env file), or a reference (Kubernetes' secretKeyRef)
+            found += 1
+            with pytest.raises(SecretKeyError):
+                check_key(value.encode(), source=f"{path.name}")
+    assert found == 1, "the ACI template's placeholder is the one literal value"
+    assert not (DEPLOY / "kubernetes" / "secret.yaml").exists()
 
 
 def test_aci_yaml_is_a_container_group_arm_accepts() -> None:

@@ -370,3 +370,32 @@ def test_signed_webhook_fetches_and_applies_at_once(tmp_path: Path, emulator: Em
     finally:
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(20) == 0, daemon.log_tail()
+
+
+def test_daemon_prunes_a_group_whose_resource_group_no_manifest_names_any_more(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit(
+        {
+            "manifests/web.yaml": manifest("web", "nginx:1.25"),
+            "manifests/solo.yaml": MANIFEST.format(name="solo", rg="rg-solo", image="nginx:1.25", cpu=1),
+        },
+        "a group in its own resource group",
+    )
+    daemon = start_daemon(tmp_path, repo, emulator, "--interval", "0", "--grace-period", "10s")
+    try:
+        event = daemon.wait_for(pass_finished, timeout=30)
+        assert event["result"] == "ok", daemon.log_tail()
+        assert any(
+            g["id"].endswith("/rg-solo/providers/Microsoft.ContainerInstance/containerGroups/solo")
+            for g in emulator.control("GET", "groups")["value"]
+        )
+        repo.git("rm", "-q", "manifests/solo.yaml")
+        repo.git("commit", "-q", "-m", "solo is gone")
+        daemon.wait_for(group_done("solo", "delete"), timeout=15)
+        assert not any("/rg-solo/" in g["id"] for g in emulator.control("GET", "groups")["value"])
+        assert [g["id"].rsplit("/", 1)[1] for g in groups(emulator)] == ["web"]
+    finally:
+        code = daemon.finish()
+    assert code == 0, daemon.log_tail()

@@ -143,7 +143,7 @@ def run_cli(
             "RECONCILER_ENDPOINT": emulator.endpoint,
             "RECONCILER_CA_CERT": str(emulator.ca_cert),
             "RECONCILER_CREDENTIAL": "static",
-            "RECONCILER_SECRET_KEY": "e2e-test-key",
+            "RECONCILER_SECRET_KEY": "e2e-test-key-0123456789abcdef",
             "NO_COLOR": "1",
         }
     )

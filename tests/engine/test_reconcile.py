@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from reconciler.cloud.errors import RetryableError, StalledError
 from reconciler.cloud.retry import RetryPolicy
-from reconciler.engine.keys import derive_default_key, resolve_secret_key
-from reconciler.engine.observe import observe
+from reconciler.engine.keys import SecretKeyError, derive_default_key, resolve_secret_key
+from reconciler.engine.observe import Scope, ScopeError, observe
 from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
 from reconciler.execution import ApplyOptions
 from reconciler.model.plan import Action
@@ -54,7 +55,9 @@ def settings(root: Path) -> EngineSettings:
     )
 
 
-async def test_observation_is_one_list_per_resource_group_and_never_a_get_per_group(tmp_path: Path) -> None:
+async def test_observation_by_default_is_one_subscription_wide_list_and_never_a_get_per_group(
+    tmp_path: Path,
+) -> None:
     for i in range(5):
         manifest(tmp_path, f"g{i}", rg="rg-a" if i % 2 else "rg-b")
     fake = FakeGateway()
@@ -64,7 +67,111 @@ async def test_observation_is_one_list_per_resource_group_and_never_a_get_per_gr
     fake.calls.clear()
     again = await plan_pass(s, fake, environ={}, sleep=Sleeps())
     assert {c.action for c in again.plan.changes} == {Action.NOOP}
-    assert fake.ops() == ["list", "list"]
+    assert fake.ops() == ["list_subscription"]
+    assert again.plan.warnings == ()
+
+
+async def test_an_explicit_scope_is_one_list_per_resource_group_named_or_in_a_manifest(
+    tmp_path: Path,
+) -> None:
+    for i in range(5):
+        manifest(tmp_path, f"g{i}", rg="rg-a" if i % 2 else "rg-b")
+    fake = FakeGateway()
+    s = dataclasses.replace(settings(tmp_path), scope=Scope.parse(["rg-extra,RG-A"]))
+    planned = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert sorted(c.resource_group.lower() for c in fake.calls) == ["rg-a", "rg-b", "rg-extra"]
+    assert fake.ops() == ["list", "list", "list"]
+    assert planned.plan.warnings == ()  # named explicitly: nothing is inferred
+
+
+async def test_a_managed_group_whose_resource_group_no_manifest_names_any_more_is_pruned(
+    tmp_path: Path,
+) -> None:
+    manifest(tmp_path / "solo", "lonely", rg="rg-solo")
+    manifest(tmp_path / "other", "web", rg="rg-main")
+    fake = FakeGateway()
+    s = settings(tmp_path)
+    await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={}, verify=False)
+    (tmp_path / "solo" / "lonely.yaml").unlink()
+    planned = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert [(c.resource_group, c.name, c.action, c.held) for c in planned.plan.changes] == [
+        ("rg-main", "web", Action.NOOP, None),
+        ("rg-solo", "lonely", Action.DELETE, None),
+    ]
+    await apply_pass(planned, s, fake, environ={}, verify=False)
+    assert not fake.exists("rg-solo", "lonely")
+
+
+async def test_a_refused_subscription_list_falls_back_to_the_manifests_resource_groups_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    manifest(tmp_path, "web", rg="rg-a")
+    fake = FakeGateway()
+    fake.add("rg-elsewhere", "unseen")
+    denied = StalledError("no read permission", status=403, code="AuthorizationFailed")
+    fake.fail("list_subscription", denied, times=-1)
+    planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+    assert fake.ops() == ["list_subscription", "list"]
+    assert [c.name for c in planned.plan.changes] == ["web"]
+    [warning] = planned.plan.warnings
+    assert "inferred from the manifests" in warning.message
+    assert "AuthorizationFailed" in warning.message
+    assert "rg-a" in warning.message
+    assert "--scope" in warning.message
+    assert planned.plan.errors == ()
+
+
+async def test_a_scope_inferred_by_choice_is_warned_about_in_the_plan(tmp_path: Path) -> None:
+    manifest(tmp_path, "web", rg="rg-a")
+    fake = FakeGateway()
+    s = dataclasses.replace(settings(tmp_path), scope=Scope.parse(["manifests"]))
+    planned = await plan_pass(s, fake, environ={}, sleep=Sleeps())
+    assert fake.ops() == ["list"]
+    [warning] = planned.plan.warnings
+    assert "inferred from the manifests (--scope manifests was chosen)" in warning.message
+
+
+async def test_a_subscription_list_that_fails_otherwise_is_an_error_and_nothing_is_planned(
+    tmp_path: Path,
+) -> None:
+    manifest(tmp_path, "web", rg="rg-a")
+    fake = FakeGateway()
+    fake.fail("list_subscription", RetryableError("unavailable", status=503), times=-1)
+    planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+    assert planned.plan.changes == ()
+    [error] = planned.plan.errors
+    assert "subscription" in error.message
+    assert "unavailable" in error.message
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([], Scope()),
+        ([""], Scope()),
+        (["subscription"], Scope()),
+        (["manifests"], Scope(mode="manifests")),
+        (["rg-b,rg-a"], Scope(mode="resource-groups", resource_groups=("rg-a", "rg-b"))),
+        (["rg-a", " RG-A , rg_(x).1"], Scope(mode="resource-groups", resource_groups=("RG-A", "rg_(x).1"))),
+    ],
+)
+def test_scope_values_parse_to_one_mode(values: list[str], expected: Scope) -> None:
+    assert Scope.parse(values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        (["subscription,rg-a"], "cannot be combined"),
+        (["manifests", "rg-a"], "cannot be combined"),
+        (["rg/a"], "not a resource group name"),
+        (["rg-a."], "not a resource group name"),
+        (["x" * 91], "not a resource group name"),
+    ],
+)
+def test_bad_scope_values_are_refused_with_the_fix(values: list[str], fragment: str) -> None:
+    with pytest.raises(ScopeError, match=fragment):
+        Scope.parse(values)
 
 
 async def test_a_throttled_list_is_retried_honouring_retry_after(tmp_path: Path) -> None:
@@ -85,7 +192,8 @@ async def test_an_unobservable_resource_group_is_an_error_and_none_of_its_groups
     fake.fail(
         "list", StalledError("no read permission", status=403, code="AuthorizationFailed"), rg="rg-denied"
     )
-    planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+    s = dataclasses.replace(settings(tmp_path), scope=Scope.parse(["rg-ok,rg-denied"]))
+    planned = await plan_pass(s, fake, environ={}, sleep=Sleeps())
     assert [c.name for c in planned.plan.changes] == ["ok"]
     assert any("rg-denied" in e.message and "AuthorizationFailed" in e.message for e in planned.plan.errors)
 
@@ -138,19 +246,45 @@ async def test_nothing_to_apply_makes_no_write_and_skips_verification(tmp_path: 
     outcome = await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={})
     assert fake.writes() == []
     assert outcome.verified is None
-    assert fake.ops() == ["list"]
+    assert fake.ops() == ["list_subscription"]
 
 
 def test_a_configured_secret_key_wins_and_a_derived_one_is_stable_and_warned_about(tmp_path: Path) -> None:
-    configured = resolve_secret_key(environ_value="abc", key_file=None, subscription="s", instance="i")
-    assert configured.key == b"abc"
+    good = "a3f9c2e1b7d4" * 3
+    configured = resolve_secret_key(environ_value=good, key_file=None, subscription="s", instance="i")
+    assert configured.key == good.encode()
     assert configured.warning is None
+    assert configured.private
     derived = resolve_secret_key(environ_value=None, key_file=None, subscription="SUB", instance="i")
     assert derived.key == derive_default_key("sub", "i")
     assert derived.warning is not None
     assert "RECONCILER_SECRET_KEY" in derived.warning
+    assert not derived.private  # anyone can derive it: its ownership proofs prove nothing
     other_instance = resolve_secret_key(environ_value=None, key_file=None, subscription="sub", instance="j")
     assert other_instance.key != derived.key
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("abc", "too short"),
+        ("0123456789abcde", "too short"),
+        ("changeme-changeme-changeme", "placeholder"),
+        ("CHANGEME0123456789", "placeholder"),
+        ("replace-with-64-hex-characters", "placeholder"),
+        ("<64-hex-characters>", "placeholder"),
+        ("my-placeholder-key-value", "placeholder"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaa", "distinct characters"),
+        ("abababababababababab", "distinct characters"),
+    ],
+)
+def test_a_short_or_placeholder_key_is_refused_with_the_fix_and_never_echoed(
+    value: str, fragment: str
+) -> None:
+    with pytest.raises(SecretKeyError, match=fragment) as info:
+        resolve_secret_key(environ_value=value, key_file=None, subscription="s", instance="i")
+    assert value not in str(info.value)
+    assert "openssl rand -hex 32" in str(info.value)
 
 
 def test_the_local_key_file_is_created_once_private_and_reused(tmp_path: Path) -> None:

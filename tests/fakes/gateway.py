@@ -6,9 +6,10 @@ Used by the executor tests here and by engine and daemon tests elsewhere. What i
   would return them: a PUT stores the body with secrets stripped (`secureValue`, registry `password`,
   storage keys, secret volumes, workspace keys), `provisioningState: Succeeded` and an instance view whose
   state is `instance_state` (default `Running`). Seed it with `add(...)`.
-- A call log: `calls` lists every call as a `Call(op, resource_group, name, body)` (ops `list`, `get`,
-  `put`, `patch`, `delete`, `logs`); `body` is the PUT body as sent (secrets included: assert on it, never
-  print it) or the PATCH tags. `count(op, ...)` and `ops(...)` summarise it.
+- A call log: `calls` lists every call as a `Call(op, resource_group, name, body)` (ops `list`,
+  `list_subscription` (resource group `*`), `get`, `put`, `patch`, `delete`, `logs`); `body` is the PUT
+  body as sent (secrets included: assert on it, never print it) or the PATCH tags.
+  `count(op, ...)` and `ops(...)` summarise it.
 - Scripted faults: `fail(op, error, rg=..., name=..., times=1, after=False)` makes the next `times` matching
   calls raise `error` (a `GatewayError`, or any exception); `after=True` raises after the call took effect
   (a PUT applied whose response was lost). Faults are consumed in the order they were scripted.
@@ -171,6 +172,11 @@ class FakeGateway:
                 for (rg, _), g in sorted(self.groups.items())
                 if rg == resource_group.lower()
             ]
+
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        # Logged with resource group "*": one call covers all of them.
+        async with self._call("list_subscription", "*", None, None):
+            return [_without_instance_view(g) for _, g in sorted(self.groups.items())]
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         async with self._call("get", resource_group, name, None):

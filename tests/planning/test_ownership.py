@@ -2,8 +2,85 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from reconciler.model.observed import ObservedGroup
 from reconciler.planning import ownership as own
+
+KEY = b"ownership-test-key-0123456789"
+SUB = "00000000-0000-0000-0000-00000000abcd"
+LEGACY = {
+    "managed-by": "aci-reconciler",
+    own.INSTANCE_TAG: "prod",
+    own.SPEC_TAG: "a" * 64,
+    own.PRUNE_TAG: "true",
+}
+
+
+def placed(tags: dict[str, str], *, rg: str = "rg-app", name: str = "web") -> ObservedGroup:
+    return ObservedGroup(resource_group=rg, name=name, tags=tags)
+
+
+def proven(
+    rg: str = "rg-app", name: str = "web", *, key: bytes = KEY, instance: str = "prod"
+) -> dict[str, str]:
+    return {
+        **LEGACY,
+        own.INSTANCE_TAG: instance,
+        **own.proof_tags(key=key, subscription=SUB, resource_group=rg, name=name, instance=instance),
+    }
+
+
+def owned(group: ObservedGroup) -> own.Ownership:
+    return own.ownership(group, instance="prod", subscription=SUB, key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({}, own.Ownership.NONE),
+        ({"team": "x"}, own.Ownership.NONE),
+        ({**LEGACY, own.INSTANCE_TAG: "staging"}, own.Ownership.OTHER),
+        (proven(), own.Ownership.PROVEN),
+        (LEGACY, own.Ownership.LEGACY),
+        # The two plain tags of finding 5, copied by someone who may write tags: not ours.
+        ({"managed-by": "aci-reconciler", own.INSTANCE_TAG: "prod"}, own.Ownership.INVALID),
+        ({**LEGACY, own.SPEC_TAG: "not-a-fingerprint"}, own.Ownership.INVALID),
+        ({**proven(), own.PROOF_TAG: "0" * 64}, own.Ownership.INVALID),
+        ({k: v for k, v in proven().items() if k != own.KEY_ID_TAG}, own.Ownership.INVALID),
+        ({k: v for k, v in proven().items() if k != own.PROOF_TAG}, own.Ownership.INVALID),
+        # A proof copied from another group, instance or subscription does not verify here.
+        (proven(name="other"), own.Ownership.INVALID),
+        (proven(rg="rg-other"), own.Ownership.INVALID),
+        (proven(key=b"another-key-0123456789abcdef"), own.Ownership.OTHER_KEY),
+    ],
+)
+def test_ownership_is_proven_only_by_a_proof_made_with_this_key_for_this_place(
+    tags: dict[str, str], expected: own.Ownership
+) -> None:
+    assert owned(placed(tags)) is expected
+
+
+def test_the_proof_survives_the_case_azure_returns_names_in() -> None:
+    tags = proven(rg="rg-app", name="web")
+    assert owned(placed(tags, rg="RG-APP", name="Web")) is own.Ownership.PROVEN
+    other_sub = own.ownership(placed(tags), instance="prod", subscription=SUB.upper(), key=KEY)
+    assert other_sub is own.Ownership.PROVEN
+
+
+def test_a_proof_is_bound_to_the_subscription() -> None:
+    elsewhere = own.ownership(placed(proven()), instance="prod", subscription="another-sub", key=KEY)
+    assert elsewhere is own.Ownership.INVALID
+
+
+def test_the_key_id_names_the_key_without_revealing_it() -> None:
+    kid = own.key_id(KEY)
+    assert len(kid) == 16
+    assert kid == own.key_id(KEY)
+    assert kid != own.key_id(KEY + b"x")
+    assert KEY.hex()[:8] not in kid
 
 
 def observed(tags: dict[str, str], *, in_body: bool = False) -> ObservedGroup:
@@ -18,9 +95,17 @@ def test_tag_names_are_valid_azure_tag_names() -> None:
         assert len(name) <= own.TAG_NAME_MAX
 
 
-def test_ownership_tags_hold_instance_revision_fingerprint_hash_and_prune() -> None:
+def test_ownership_tags_hold_instance_revision_fingerprint_hash_policy_and_proof() -> None:
+    proof = own.proof_tags(key=KEY, subscription="sub", resource_group="rg", name="g", instance="prod")
     tags = own.ownership_tags(
-        instance="prod", revision="r1", fingerprint="f" * 64, secret_hash="h", prune=False
+        instance="prod",
+        revision="r1",
+        fingerprint="f" * 64,
+        secret_hash="h",
+        prune=False,
+        suspend=True,
+        recreate="never",
+        proof=proof,
     )
     assert tags == {
         "managed-by": "aci-reconciler",
@@ -29,6 +114,10 @@ def test_ownership_tags_hold_instance_revision_fingerprint_hash_and_prune() -> N
         own.SPEC_TAG: "f" * 64,
         own.SECRETS_TAG: "h",
         own.PRUNE_TAG: "false",
+        own.SUSPEND_TAG: "true",
+        own.RECREATE_TAG: "never",
+        own.PROOF_TAG: proof[own.PROOF_TAG],
+        own.KEY_ID_TAG: own.key_id(KEY),
     }
 
 
@@ -108,8 +197,11 @@ def test_user_tags_with_forbidden_characters_or_long_values_are_rejected() -> No
 
 
 def test_too_many_user_tags_leave_no_room_for_ownership_tags() -> None:
-    problems = own.tag_problems({f"t{i}": "v" for i in range(45)})
-    assert any("at most 44" in p for p in problems)
+    room = own.TAGS_PER_RESOURCE_MAX - len(own.OWNERSHIP_TAGS)
+    assert room == 40
+    assert own.tag_problems({f"t{i}": "v" for i in range(room)}) == []
+    problems = own.tag_problems({f"t{i}": "v" for i in range(room + 1)})
+    assert any(f"at most {room}" in p for p in problems)
 
 
 def test_user_tags_strips_ownership_tags() -> None:
@@ -121,3 +213,50 @@ def test_user_tags_strips_ownership_tags() -> None:
 def test_empty_instance_name_is_a_problem() -> None:
     assert own.instance_problems(" ")
     assert not own.instance_problems("prod")
+
+
+_TAG_NAMES = [*own.OWNERSHIP_TAGS, *(t.upper() for t in own.OWNERSHIP_TAGS), "team"]
+_COPIED_PROOF = own.ownership_proof(
+    key=KEY, subscription=SUB, resource_group="rg-app", name="other", instance="prod"
+)
+_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "aci-reconciler",
+            "prod",
+            "true",
+            "false",
+            "auto",
+            "a" * 64,
+            own.key_id(KEY),
+            own.key_id(b"another-key-0123456789"),
+            _COPIED_PROOF,
+        ]
+    ),
+    st.text(alphabet="0123456789abcdef", min_size=0, max_size=64),
+)
+
+
+@settings(max_examples=300)
+@given(tags=st.dictionaries(st.sampled_from(_TAG_NAMES), _VALUES, max_size=len(_TAG_NAMES)))
+def test_no_tag_set_made_without_the_key_for_this_group_ever_gets_it_pruned(tags: dict[str, str]) -> None:
+    from reconciler.model.plan import Action
+    from reconciler.planning.plan import build_plan
+
+    group = ObservedGroup(resource_group="rg-app", name="web", tags=tags, body={"properties": {}})
+    plan = build_plan(
+        [], [group], instance="prod", revision="r", secret_key=KEY, subscription=SUB, allow_empty=True
+    )
+    assert not [c for c in plan.changes if c.action is Action.DELETE and c.held is None]
+    assert owned(group) is not own.Ownership.PROVEN
+
+
+def test_the_property_above_would_see_a_prune_of_a_proven_group() -> None:
+    from reconciler.model.plan import Action
+    from reconciler.planning.plan import build_plan
+
+    group = ObservedGroup(resource_group="rg-app", name="web", tags=proven(), body={"properties": {}})
+    plan = build_plan(
+        [], [group], instance="prod", revision="r", secret_key=KEY, subscription=SUB, allow_empty=True
+    )
+    assert [(c.action, c.held) for c in plan.changes] == [(Action.DELETE, None)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from reconciler.model.manifest import GroupManifest, ReconcilePolicy
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, Plan, PlanIssue
@@ -147,7 +149,7 @@ def test_another_instance_never_prunes_our_groups() -> None:
 
 
 def test_suspended_group_shows_its_action_held() -> None:
-    live = applied(manifest())
+    live = applied(manifest(reconcile={"suspend": True}))
     props = base_properties()
     props["containers"][0]["properties"]["image"] = "nginx:2"
     change = only(plan([desired(manifest(properties=props, reconcile={"suspend": True}))], [live]))
@@ -158,7 +160,7 @@ def test_suspended_group_shows_its_action_held() -> None:
 
 
 def test_recreate_never_holds_a_replace_but_not_an_update() -> None:
-    live = applied(manifest())
+    live = applied(manifest(reconcile={"recreate": "never"}))
     props = base_properties(osType="Windows")
     change = only(plan([desired(manifest(properties=props, reconcile={"recreate": "never"}))], [live]))
     assert change.action is Action.REPLACE
@@ -168,6 +170,45 @@ def test_recreate_never_holds_a_replace_but_not_an_update() -> None:
     props["containers"][0]["properties"]["image"] = "nginx:2"
     change = only(plan([desired(manifest(properties=props, reconcile={"recreate": "never"}))], [live]))
     assert change.held is None
+
+
+HELD_POLICIES = [
+    ({"suspend": True, "prune": False}, {"image": "nginx:2"}),
+    ({"suspend": True, "prune": False}, {"cpu": 2}),
+    ({"recreate": "never", "prune": False}, {"cpu": 2}),
+    ({"suspend": True, "recreate": "never", "prune": False}, {"cpu": 2}),
+]
+
+
+@pytest.mark.parametrize(("policy", "change_to"), HELD_POLICIES)
+def test_a_held_change_still_records_the_policy_by_a_tags_patch_and_nothing_else(
+    policy: dict[str, Any], change_to: dict[str, Any]
+) -> None:
+    live = applied(manifest())  # applied with the default policy: prune true
+    props = base_properties()
+    container = props["containers"][0]["properties"]
+    if "image" in change_to:
+        container["image"] = change_to["image"]
+    else:
+        container["resources"]["requests"]["cpu"] = change_to["cpu"]
+    change = only(plan([desired(manifest(properties=props, reconcile=policy))], [live]))
+    assert change.action is Action.TAGS
+    assert change.held is None
+    assert "held" in change.reason
+    assert change.write_tags[own.PRUNE_TAG] == "false"
+    # Only the policy (and proof) tags move: the spec, its fingerprint and the user tags stay as they are.
+    moved = {k for k in change.write_tags if change.write_tags.get(k) != live.tags.get(k)}
+    assert moved <= {own.PRUNE_TAG, own.SUSPEND_TAG, own.RECREATE_TAG}
+    assert all(p.startswith("/tags/") for p in change.changed_paths)
+
+    recorded = live.model_copy(update={"tags": change.write_tags})
+    again = only(plan([desired(manifest(properties=props, reconcile=policy))], [recorded]))
+    assert again.held is not None
+    assert not again.changes_something
+    gone = plan([desired(manifest(name="other"))], [recorded])
+    [orphan] = [c for c in gone.changes if c.name == live.name]
+    assert orphan.action is Action.DELETE
+    assert orphan.held is not None
 
 
 def test_terminated_job_is_replaced_on_change_but_left_alone_when_unchanged() -> None:
@@ -224,10 +265,41 @@ def test_secret_hash_missing_on_live_group_is_an_update() -> None:
     assert only(plan([desired(m)], [applied(m, tags=tags)])).action is Action.UPDATE
 
 
-def test_secret_key_change_reapplies_secrets() -> None:
+def test_a_secret_key_change_proposes_no_secret_update_and_says_so() -> None:
     m = secret_manifest("s")
     live = applied(m, key=b"old-key")
-    assert only(plan([desired(m)], [live], secret_key=b"new-key")).action is Action.UPDATE
+    changed = plan([desired(m)], [live], secret_key=b"new-key")
+    assert only(changed).action is Action.NOOP
+    [warning] = changed.warnings
+    assert "secret-hash key changed" in warning.message
+    assert own.key_id(b"old-key") in warning.message
+    assert own.key_id(b"new-key") in warning.message
+    assert "--rekey" in warning.message
+
+
+def test_rekey_re_tags_a_group_of_the_previous_key_by_a_patch_and_then_it_is_proven() -> None:
+    m = secret_manifest("s")
+    live = applied(m, key=b"old-key")
+    change = only(plan([desired(m)], [live], secret_key=b"new-key", rekey=True))
+    assert change.action is Action.TAGS
+    assert change.write_tags[own.KEY_ID_TAG] == own.key_id(b"new-key")
+    assert change.write_tags[own.SECRETS_TAG] == applied(m, key=b"new-key").tags[own.SECRETS_TAG]
+    retagged = live.model_copy(update={"tags": change.write_tags})
+    owned = own.ownership(retagged, instance=INSTANCE, subscription="", key=b"new-key")
+    assert owned is own.Ownership.PROVEN
+    assert only(plan([desired(m)], [retagged], secret_key=b"new-key")).action is Action.NOOP
+
+
+def test_after_a_key_change_a_spec_update_still_goes_ahead_and_writes_tags_true_under_the_new_key() -> None:
+    live = applied(secret_manifest("s"), key=b"old-key")
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"].append({"name": "PW", "secureValue": "s"})
+    props["containers"][0]["properties"]["image"] = "nginx:2"
+    m2 = manifest(properties=props)
+    change = only(plan([desired(m2)], [live], secret_key=b"new-key"))
+    assert change.action is Action.UPDATE
+    assert change.write_tags[own.KEY_ID_TAG] == own.key_id(b"new-key")
+    assert not any(f.sensitive for f in change.fields)
 
 
 def test_secrets_removed_from_the_manifest_is_an_update() -> None:
@@ -432,3 +504,93 @@ def test_ignored_secret_path_is_not_reapplied() -> None:
     ignored = m.model_copy(update={"policy": m.policy.model_copy(update={"ignore": (f"{ENV_PATH}/PW",)})})
     assert only(plan([desired(ignored)], [live])).action is Action.NOOP
     assert only(plan([desired(m)], [live])).action is Action.UPDATE
+
+
+# --- keyed ownership (DESIGN.md section 4) -------------------------------------------------------------
+
+FORGED = {"managed-by": "aci-reconciler", own.INSTANCE_TAG: INSTANCE}
+
+
+def legacy_tags(m: GroupManifest) -> dict[str, str]:
+    """The tags a release before ownership proofs wrote."""
+    tags = applied(m).tags
+    return {k: v for k, v in tags.items() if k not in own.PROOF_TAGS}
+
+
+def test_forged_plain_tags_on_a_group_no_manifest_names_are_never_pruned() -> None:
+    someone_elses = applied(manifest(name="theirs"), tags=FORGED)
+    result = plan([desired(manifest())], [someone_elses])
+    assert [c.name for c in result.changes] == ["web"]
+    [warning] = result.warnings
+    assert "rg-prod/theirs" in warning.message
+    assert "never pruned" in warning.message
+
+
+def test_forged_plain_tags_on_a_group_a_manifest_names_are_foreign_per_fail_if_exists() -> None:
+    forged = applied(manifest(), tags=FORGED)
+    conflict = only(plan([desired(manifest())], [forged]))
+    assert conflict.action is Action.CONFLICT
+    assert "ownership proof" in conflict.reason
+    adopted = only(plan([desired(manifest(reconcile={"failIfExists": False}))], [forged]))
+    assert adopted.adopt
+    assert adopted.write_tags[own.PROOF_TAG]
+
+
+def test_a_group_tagged_before_proofs_is_migrated_by_a_tags_patch_when_a_manifest_names_it() -> None:
+    m = manifest()
+    live = applied(m, tags=legacy_tags(m))
+    change = only(plan([desired(m)], [live]))
+    assert change.action is Action.TAGS
+    assert "ownership proof" in change.reason
+    assert {f.path for f in change.fields} == {f"/tags/{t}" for t in own.PROOF_TAGS}
+    migrated = live.model_copy(update={"tags": change.write_tags})
+    assert only(plan([desired(m)], [migrated])).action is Action.NOOP
+
+
+def test_a_group_tagged_by_the_release_before_proofs_without_a_manifest_is_not_pruned_and_said() -> None:
+    gone = manifest(name="gone")
+    result = plan([desired(manifest())], [applied(gone, tags=legacy_tags(gone))])
+    assert [c.name for c in result.changes] == ["web"]
+    [warning] = result.warnings
+    assert "rg-prod/gone" in warning.message
+    assert "without ownership proofs" in warning.message
+
+
+def test_a_proven_orphan_is_pruned_but_not_with_a_key_anyone_could_derive() -> None:
+    gone = applied(manifest(name="gone"))
+    [delete] = [c for c in plan([desired(manifest())], [gone]).changes if c.name == "gone"]
+    assert delete.action is Action.DELETE
+    assert delete.held is None
+    public = plan([desired(manifest())], [gone], key_is_private=False)
+    [held] = [c for c in public.changes if c.name == "gone"]
+    assert held.held is not None
+    assert "RECONCILER_SECRET_KEY" in held.held
+
+
+def test_a_proof_copied_onto_another_group_proves_nothing() -> None:
+    ours = applied(manifest(name="ours"))
+    copy = applied(manifest(name="victim"), tags=dict(ours.tags))
+    result = plan([desired(manifest(name="ours"))], [ours, copy])
+    assert [(c.name, c.action) for c in result.changes] == [("ours", Action.NOOP)]
+
+
+@pytest.mark.parametrize(("rg", "name"), [("RG-PROD", "web"), ("rg-prod", "WEB"), ("Rg-Prod", "Web")])
+def test_names_are_matched_case_insensitively_for_lookup_ownership_and_prune(rg: str, name: str) -> None:
+    m = manifest()
+    live = applied(m)
+    as_listed = live.model_copy(update={"resource_group": rg, "name": name})
+    assert only(plan([desired(m)], [as_listed])).action is Action.NOOP
+    other = manifest(name="other")
+    result = plan([desired(other)], [as_listed])
+    [delete] = [c for c in result.changes if c.action is Action.DELETE]
+    assert delete.key == ("rg-prod", "web")
+    assert delete.held is None
+
+
+def test_two_manifests_whose_names_differ_only_in_case_are_duplicates() -> None:
+    first = desired(manifest(resource_group="rg-prod"), "a.yaml:1:1")
+    second = desired(manifest(resource_group="RG-Prod"), "b.yaml:1:1")
+    result = plan([first, second], [])
+    assert len(result.changes) == 1
+    [error] = result.errors
+    assert "already declared at a.yaml:1:1" in error.message

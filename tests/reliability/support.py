@@ -172,7 +172,9 @@ def pass_finished(event: Mapping[str, Any]) -> bool:
 
 def daemon_env(extra: Mapping[str, str] | None = None, *, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "RECONCILER_", "IDENTITY_"))}
-    env.update({"RECONCILER_SECRET_KEY": "reliability-key", "HOME": str(home), "NO_COLOR": "1"})
+    env.update(
+        {"RECONCILER_SECRET_KEY": "reliability-key-0123456789abcdef", "HOME": str(home), "NO_COLOR": "1"}
+    )
     env.update(extra or {})
     return env
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reconciler.engine.observe import Scope
 from reconciler.model.plan import Action
 from reconciler.source import loader as source_loader
 from reconciler.source.loader import MAX_PROBLEMS_PER_FILE
@@ -272,7 +273,7 @@ def test_empty_or_missing_manifest_directory_deletes_no_live_group(
 
     async def body() -> None:
         async with in_process(tmp_path_factory.getbasetemp() / "tls") as (emu, gateway):
-            settings = engine_settings(manifests, prune_scope=(RG,))
+            settings = engine_settings(manifests, scope=Scope.parse([RG]))
             _setup(manifests)
             await one_pass(settings, gateway)
             assert settled(await one_pass(settings, gateway))

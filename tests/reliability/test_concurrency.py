@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from reconciler.cloud.azure import AzureGateway
+from reconciler.engine.observe import Scope
 from reconciler.engine.reconcile import EngineSettings, PassOutcome
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action
@@ -47,6 +48,9 @@ class RecordingGateway:
 
     async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
         return await self.inner.list_groups(resource_group)
+
+    async def list_subscription_groups(self) -> list[ObservedGroup]:
+        return await self.inner.list_subscription_groups()
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         return await self.inner.get_group(resource_group, name)
@@ -111,8 +115,8 @@ def test_two_instances_on_one_resource_group_never_touch_each_others_groups(tmp_
                 unmanaged_body(),
             )
             assert status in (200, 201)
-            blue = engine_settings(blue_dir, instance="blue", prune_scope=(RG,))
-            green = engine_settings(green_dir, instance="green", prune_scope=(RG,))
+            blue = engine_settings(blue_dir, instance="blue", scope=Scope.parse([RG]))
+            green = engine_settings(green_dir, instance="green", scope=Scope.parse([RG]))
             gb, gg = RecordingGateway(gateway), RecordingGateway(gateway)
 
             write_spec_files(blue_dir, [Spec(name=f"b-{i}", rg=RG) for i in range(8)])

@@ -116,7 +116,8 @@ def leaky_field(draw: st.DrawFn, secret: str) -> FieldChange:
 
 @st.composite
 def leaky_change(draw: st.DrawFn, secret: str) -> Change:
-    fields = draw(st.lists(leaky_field(secret), max_size=5))
+    # The planner reports each path once per change.
+    fields = draw(st.lists(leaky_field(secret), max_size=5, unique_by=lambda f: f.path))
     return Change(
         resource_group=draw(words),
         name=draw(words),
@@ -135,7 +136,10 @@ def leaky_change(draw: st.DrawFn, secret: str) -> Change:
 @st.composite
 def leaky_plan(draw: st.DrawFn) -> tuple[str, Plan]:
     secret = draw(secrets)
-    changes = draw(st.lists(leaky_change(secret), min_size=1, max_size=4))
+    # A plan has one entry per group: the renderers key on (resource group, name).
+    changes = draw(
+        st.lists(leaky_change(secret), min_size=1, max_size=4, unique_by=lambda c: (c.resource_group, c.name))
+    )
     issues = draw(
         st.lists(
             st.builds(
