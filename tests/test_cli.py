@@ -166,6 +166,6 @@ def test_scope_comes_from_the_flag_then_the_environment_and_prune_scope_is_its_o
 ) -> None:
     from reconciler.cli import engine_settings
 
-    args = build_parser("plan", env).parse_args(["--local", str(tmp_path), *argv])
+    args = parse("plan", "--local", str(tmp_path), *argv, environ=env)
     settings = engine_settings(args, choose_target(args), env)
     assert settings.scope.describe() == expected
