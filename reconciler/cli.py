@@ -17,7 +17,7 @@ import gc
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported lazily at run time so that `reconcile --help` and 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCAL_DIR = ".reconciler"
@@ -165,6 +166,19 @@ def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, s
         metavar="DIR",
         help="use the embedded local emulator, its state kept under DIR (default .reconciler/)",
     )
+
+
+def _add_no_wait(parser: argparse.ArgumentParser) -> None:
+    # The daemon adds its own `--no-wait` (for its --state-dir); one flag then covers both locks.
+    if "--no-wait" not in parser._option_string_actions:  # argparse has no public lookup of a flag
+        parser.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="with --local: fail at once when another process is using DIR, instead of waiting",
+        )
+
+
+def _add_instance(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     parser.add_argument(
         "--instance",
         default=_env_default(environ, "RECONCILER_INSTANCE") or "default",
@@ -174,10 +188,8 @@ def _add_target_options(parser: argparse.ArgumentParser, environ: Mapping[str, s
     )
 
 
-def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--concurrency", type=int, default=20, metavar="N", help="groups applied at once (default 20)"
-    )
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """Options that change what the plan says (and so what `status` reports)."""
     parser.add_argument(
         "--no-prune",
         dest="prune",
@@ -204,6 +216,14 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
         "--allow-empty",
         action="store_true",
         help="allow a plan that prunes every managed group because the manifest set is empty",
+    )
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Options of commands that write: the plan's options and how the apply runs."""
+    _add_plan_options(parser)
+    parser.add_argument(
+        "--concurrency", type=int, default=20, metavar="N", help="groups applied at once (default 20)"
     )
     parser.add_argument(
         "--poll-interval",
@@ -252,6 +272,7 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
     if command in ("plan", "apply"):
         _add_manifest_options(parser, environ)
         _add_target_options(parser, environ)
+        _add_instance(parser, environ)
         _add_engine_options(parser)
         _add_output(parser, ("text", "json", "markdown"))
         parser.add_argument(
@@ -268,6 +289,7 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         )
         if command == "apply":
             parser.add_argument("--dry-run", action="store_true", help="plan only (same as `reconcile plan`)")
+        _add_no_wait(parser)
     elif command == "validate":
         _add_manifest_options(parser, environ)
         parser.add_argument(
@@ -279,13 +301,21 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
     elif command == "status":
         _add_manifest_options(parser, environ)
         _add_target_options(parser, environ)
-        _add_engine_options(parser)
+        _add_instance(parser, environ)
+        _add_plan_options(parser)
         _add_output(parser, ("text", "json"))
+        _add_no_wait(parser)
     elif command == "export":
         parser.add_argument("name", help="container group name")
-        _add_manifest_options(parser, environ)
+        parser.add_argument(
+            "--resource-group",
+            default=_env_default(environ, "AZURE_RESOURCE_GROUP"),
+            metavar="RG",
+            help="resource group of the container group (env AZURE_RESOURCE_GROUP)",
+        )
         _add_target_options(parser, environ)
         _add_output(parser, ("yaml", "json"))
+        _add_no_wait(parser)
     elif command == "emulator":
         from reconciler.emulator import cli as emulator_cli
 
@@ -293,21 +323,61 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
     elif command == "daemon":
         _add_manifest_options(parser, environ)
         _add_target_options(parser, environ)
+        _add_instance(parser, environ)
         _add_engine_options(parser)
         from reconciler.daemon import cli as daemon_cli
 
         daemon_cli.add_arguments(parser, environ)
+        _add_no_wait(parser)
     return parser
 
 
+def _value_options() -> frozenset[str]:
+    """Every global option that takes a value, so a value is never mistaken for a command."""
+    parser = build_parser("apply", {})
+    return frozenset(
+        flag
+        for action in parser._actions  # argparse has no public list of its actions
+        if action.nargs is None and action.option_strings
+        for flag in action.option_strings
+    )
+
+
 def split_command(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """The command and the arguments for its parser. Global options may come before or after the command
+    (`reconcile --local status` is `reconcile status --local`). A bare `--local` never swallows the command or
+    the NAME of `export` as its DIR: it becomes `--local=.reconciler`."""
     args = list(argv)
-    if args and args[0] in COMMANDS:
-        return args[0], args[1:]
-    for i, token in enumerate(args[1:], start=1):
-        if token in COMMANDS and args[i - 1] == "--local":
-            raise UsageError(f"put the command first: `reconcile {token} {' '.join(args[:i])}`")
-    return "apply", args
+    values = _value_options()
+    candidates: list[int] = []  # positions of words that are not an option's value
+    local_dir_at: dict[int, int] = {}  # position of a word after a bare `--local` -> position of `--local`
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token == "--":
+            candidates.extend(range(i + 1, len(args)))
+            break
+        if token.startswith("-") and token != "-":
+            if token in values:
+                i += 2
+                continue
+            if token == "--local" and i + 1 < len(args) and not args[i + 1].startswith("-"):
+                local_dir_at[i + 1] = i
+                candidates.append(i + 1)
+                i += 2
+                continue
+        else:
+            candidates.append(i)
+        i += 1
+    at = next((j for j in candidates if args[j] in COMMANDS), None)
+    command = "apply" if at is None else args[at]
+    positional = [j for j in candidates if j != at and j not in local_dir_at]
+    bare_local = {local_dir_at[at]} if at in local_dir_at else set()
+    if command == "export" and not positional:
+        # `export --local NAME`: the only word is the group's name, so `--local` has no DIR.
+        bare_local |= {local_dir_at[j] for j in candidates if j != at and j in local_dir_at}
+    rest = [f"--local={DEFAULT_LOCAL_DIR}" if j in bare_local else w for j, w in enumerate(args) if j != at]
+    return command, rest
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -389,27 +459,31 @@ async def open_gateway(
 
     if choice.kind == "local":
         from reconciler.emulator.server import Emulator, EmulatorConfig
+        from reconciler.emulator.store import StateSaveError
 
         assert choice.local_dir is not None
         choice.local_dir.mkdir(parents=True, exist_ok=True)
         config = EmulatorConfig(
             state_file=choice.local_dir / "emulator-state.json", cert_dir=choice.local_dir / "tls"
         )
-        async with Emulator(config) as emulator:
-            gateway = connect(
-                Target(
-                    subscription_id=choice.subscription,
-                    endpoint=emulator.endpoint,
-                    ca_cert=emulator.ca_cert_path,
-                    credential="static",
-                    poll_interval=choice.poll_interval or 0.0,
-                ),
-                on_request=on_request,
-            )
-            try:
-                yield gateway
-            finally:
-                await gateway.close()
+        try:
+            async with Emulator(config) as emulator:
+                gateway = connect(
+                    Target(
+                        subscription_id=choice.subscription,
+                        endpoint=emulator.endpoint,
+                        ca_cert=emulator.ca_cert_path,
+                        credential="static",
+                        poll_interval=choice.poll_interval or 0.0,
+                    ),
+                    on_request=on_request,
+                )
+                try:
+                    yield gateway
+                finally:
+                    await gateway.close()
+        except StateSaveError as err:
+            raise UsageError(f"{err}; free some space (or fix {choice.local_dir}) and run again") from None
         return
     gateway = connect(
         Target(
@@ -429,8 +503,41 @@ async def open_gateway(
         await gateway.close()
 
 
+@contextlib.contextmanager
+def holding_target(choice: TargetChoice, args: argparse.Namespace) -> Iterator[None]:
+    """For `--local DIR`, hold DIR's lock for the whole command: the state is read at the start and written
+    at the end, so a second process on DIR waits (or, with `--no-wait`, stops) instead of losing groups."""
+    if choice.local_dir is None:
+        yield
+        return
+    from reconciler.locking import LockBusyError, describe_holder, hold_directory_lock
+
+    directory = choice.local_dir
+
+    def waiting(holder: int | None) -> None:
+        print(
+            f"waiting for the lock on {directory} held by {describe_holder(holder)} "
+            "(another reconcile using it; --no-wait fails instead)...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    try:
+        with hold_directory_lock(directory, wait=not getattr(args, "no_wait", False), on_wait=waiting):
+            yield
+    except LockBusyError as err:
+        raise UsageError(
+            f"{directory} is in use by {describe_holder(err.holder)} (another reconcile with --local "
+            f"{directory}); run again when it ends, or leave out --no-wait to wait for it"
+        ) from None
+
+
 def engine_settings(
-    args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    choice: TargetChoice,
+    environ: Mapping[str, str],
+    *,
+    resolve_secrets: bool = True,
 ) -> EngineSettings:
     from reconciler.engine.keys import ENV_KEY, SecretKeyError, resolve_secret_key
     from reconciler.engine.observe import Scope, ScopeError
@@ -448,7 +555,8 @@ def engine_settings(
         raise UsageError(str(err)) from err
     if key.warning:
         _warn(key.warning)
-    if args.concurrency < 1:
+    concurrency = getattr(args, "concurrency", 20)  # `status` applies nothing and has no such option
+    if concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     scope_values = [*args.scope, *args.prune_scope] or [environ.get("RECONCILER_SCOPE", "")]
     try:
@@ -468,7 +576,8 @@ def engine_settings(
         prune=args.prune,
         allow_empty=args.allow_empty,
         scope=scope,
-        apply=ApplyOptions(concurrency=args.concurrency, lro_timeout=args.lro_timeout),
+        apply=ApplyOptions(concurrency=concurrency, lro_timeout=getattr(args, "lro_timeout", 900.0)),
+        resolve_secrets=resolve_secrets,
     )
 
 
@@ -624,18 +733,21 @@ async def _plan_or_apply(args: argparse.Namespace, environ: Mapping[str, str], *
 
 
 def cmd_plan(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return asyncio.run(_plan_or_apply(args, environ, apply=False))
+    with holding_target(choose_target(args), args):
+        return asyncio.run(_plan_or_apply(args, environ, apply=False))
 
 
 def cmd_apply(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return asyncio.run(_plan_or_apply(args, environ, apply=not args.dry_run))
+    with holding_target(choose_target(args), args):
+        return asyncio.run(_plan_or_apply(args, environ, apply=not args.dry_run))
 
 
 async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from reconciler.engine.status import status_pass
 
     choice = choose_target(args)
-    settings = engine_settings(args, choice, environ)
+    # Status reads; it never needs a secret's value (secrets are then not compared, and the plan says so).
+    settings = engine_settings(args, choice, environ, resolve_secrets=False)
     async with open_gateway(choice) as gateway:
         planned, statuses = await status_pass(settings, gateway, environ=environ)
     if args.output == "json":
@@ -687,17 +799,59 @@ def _status_table(statuses: Sequence[Any]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return asyncio.run(_status(args, environ))
+    with holding_target(choose_target(args), args):
+        return asyncio.run(_status(args, environ))
+
+
+def _export_hint(args: argparse.Namespace, choice: TargetChoice) -> str:
+    """The export command line again, with the resource group it lacked (RG: the one to fill in)."""
+    target = {
+        "local": f"--local {choice.local_dir}" if choice.local_dir != Path(DEFAULT_LOCAL_DIR) else "--local",
+        "endpoint": f"--endpoint {choice.endpoint}",
+        "azure": f"--subscription {choice.subscription}",
+    }[choice.kind]
+    return f"reconcile export {args.name} --resource-group RG {target}"
+
+
+def _without_empty_lists(value: Any) -> Any:
+    """The document without `[]` values: an empty list means what an absent key means to ACI, and Azure's
+    answers carry some (`initContainers: []`) that nobody writes in a manifest."""
+    if isinstance(value, dict):
+        return {k: _without_empty_lists(v) for k, v in value.items() if v != []}
+    if isinstance(value, list):
+        return [_without_empty_lists(v) for v in value]
+    return value
+
+
+def export_yaml(document: Mapping[str, Any]) -> str:
+    """The manifest as YAML with every key written `key: value` (see `_ManifestDumper`)."""
+    import yaml
+
+    class _ManifestDumper(yaml.SafeDumper):
+        # PyYAML writes a key longer than 128 characters (a user-assigned identity's resource id) as a
+        # `? key` complex key: valid YAML, but people and several tools misread it. Keys up to the readers'
+        # limit of 1024 characters stay simple.
+        def check_simple_key(self) -> bool:
+            event = self.event
+            if isinstance(event, yaml.ScalarEvent) and event.anchor is None:
+                if self.analysis is None:
+                    self.analysis = self.analyze_scalar(event.value)
+                if not self.analysis.multiline and 0 < len(event.value) < 1000:
+                    return True
+            return bool(super().check_simple_key())
+
+    return yaml.dump(document, Dumper=_ManifestDumper, sort_keys=False, allow_unicode=True)
 
 
 async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    import yaml
-
     from reconciler.model.manifest import GroupManifest
 
     choice = choose_target(args)
     if not args.resource_group:
-        raise UsageError("export needs --resource-group (or AZURE_RESOURCE_GROUP)")
+        raise UsageError(
+            f"export needs the resource group of {args.name!r}: `{_export_hint(args, choice)}` "
+            "(or set AZURE_RESOURCE_GROUP)"
+        )
     async with open_gateway(choice) as gateway:
         live = await gateway.get_group(args.resource_group, args.name)
     if live is None:
@@ -708,17 +862,18 @@ async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     # Our ownership tags describe the last apply, not the group; a manifest may not set them.
     body = {**live.body, "tags": user_tags(live.tags)}
     manifest = GroupManifest.from_arm(body, resource_group=live.resource_group, name=live.name)
-    document = manifest.to_manifest_dict()
+    document = _without_empty_lists(manifest.to_manifest_dict())
     if args.output == "json":
         print(json.dumps(document, indent=2))
     else:
         print("# Exported by `reconcile export`; secrets are secureValueFrom placeholders: fill them in.")
-        print(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), end="")
+        print(export_yaml(document), end="")
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    return asyncio.run(_export(args, environ))
+    with holding_target(choose_target(args), args):
+        return asyncio.run(_export(args, environ))
 
 
 def cmd_emulator(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -731,14 +886,16 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from reconciler.daemon import cli as daemon_cli
 
     choice = choose_target(args)
-    settings = engine_settings(args, choice, environ)
 
     def gateway_factory(
         on_request: Callable[[str, str, float], None] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Gateway]:
         return open_gateway(choice, on_request=on_request)
 
-    return daemon_cli.run(args, settings, gateway_factory, environ)
+    with holding_target(choice, args):
+        # Inside the lock: for --local, the key file in DIR may be created here.
+        settings = engine_settings(args, choice, environ)
+        return daemon_cli.run(args, settings, gateway_factory, environ)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
@@ -763,12 +920,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = split_command(sys.argv[1:] if argv is None else argv)
         args = build_parser(command, environ).parse_args(rest)
         finish_manifest_options(args, environ)
-        return HANDLERS[command](args, environ)
+        code = HANDLERS[command](args, environ)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
+        return code
     except UsageError as err:
         _error(str(err))
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `reconcile schema | head`: the reader has gone. Quietly, with the status of a process that
+        # SIGPIPE ended, and stdout pointed at /dev/null so the exit-time flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -1,18 +1,28 @@
-"""The CLI's parsing and target choice, without running a pass."""
+"""The CLI's parsing, target choice and output shapes, without running a pass."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.cli import (
+    EXIT_BROKEN_PIPE,
     LOCAL_SUBSCRIPTION,
     UsageError,
     _short_revision,
+    _without_empty_lists,
     build_parser,
     choose_target,
+    export_yaml,
     finish_manifest_options,
     split_command,
 )
@@ -25,18 +35,42 @@ from reconciler.cli import (
         (["--dry-run"], "apply", ["--dry-run"]),
         (["plan", "-o", "json"], "plan", ["-o", "json"]),
         (["--local", "--dry-run"], "apply", ["--local", "--dry-run"]),
+        (["--local", "state"], "apply", ["--local", "state"]),
         (["export", "web"], "export", ["web"]),
+        # Global options before the command, as the README writes them.
+        (["--local", "status"], "status", ["--local=.reconciler"]),
+        (["--local", "export", "web"], "export", ["--local=.reconciler", "web"]),
+        (["--local", "state", "status"], "status", ["--local", "state"]),
+        (["--local", "state", "export", "web"], "export", ["--local", "state", "web"]),
+        (["export", "--local", "web"], "export", ["--local=.reconciler", "web"]),
+        (["export", "web", "--local", "state"], "export", ["web", "--local", "state"]),
+        (["-o", "json", "status", "--local"], "status", ["-o", "json", "--local"]),
+        # A value of an option is never the command, even when it is spelled like one.
+        (["--instance", "status", "plan"], "plan", ["--instance", "status"]),
+        (["-f", "export", "--dry-run"], "apply", ["-f", "export", "--dry-run"]),
+        (["--local", "--dry-run", "plan"], "plan", ["--local", "--dry-run"]),
     ],
 )
-def test_the_command_is_the_first_word_and_apply_is_the_default(
+def test_the_command_may_come_before_or_after_the_global_options(
     argv: list[str], command: str, rest: list[str]
 ) -> None:
     assert split_command(argv) == (command, rest)
 
 
-def test_a_command_after_local_is_a_usage_error_that_shows_the_right_order() -> None:
-    with pytest.raises(UsageError, match="put the command first: `reconcile status --local`"):
-        split_command(["--local", "status"])
+@pytest.mark.parametrize(
+    ("argv", "local", "name"),
+    [
+        (["--local", "export", "web", "--resource-group", "rg"], ".reconciler", "web"),
+        (["export", "web", "--local", "--resource-group", "rg"], ".reconciler", "web"),
+        (["export", "--local", "web", "--resource-group", "rg"], ".reconciler", "web"),
+        (["--local", "st", "export", "web", "--resource-group", "rg"], "st", "web"),
+        (["export", "--resource-group", "rg", "--local", "st", "web"], "st", "web"),
+    ],
+)
+def test_export_with_local_anywhere_keeps_the_name(argv: list[str], local: str, name: str) -> None:
+    command, rest = split_command(argv)
+    args = build_parser(command, {}).parse_args(rest)
+    assert (command, args.local, args.name, args.resource_group) == ("export", Path(local), name, "rg")
 
 
 def parse(command: str, *argv: str, environ: dict[str, str] | None = None) -> argparse.Namespace:
@@ -169,3 +203,92 @@ def test_scope_comes_from_the_flag_then_the_environment_and_prune_scope_is_its_o
     args = parse("plan", "--local", str(tmp_path), *argv, environ=env)
     settings = engine_settings(args, choose_target(args), env)
     assert settings.scope.describe() == expected
+
+
+def options_of(command: str) -> set[str]:
+    parser = build_parser(command, {})
+    return {flag for action in parser._actions for flag in action.option_strings if flag.startswith("--")}
+
+
+APPLY_ONLY = {"--concurrency", "--poll-interval", "--lro-timeout", "--detailed-exitcode", "--show-noop"}
+PLAN_SHAPING = {"--no-prune", "--prune-scope", "--allow-empty"}
+TARGET = {"--subscription", "--endpoint", "--ca-cert", "--credential", "--local", "--no-wait"}
+
+
+@pytest.mark.parametrize(
+    ("command", "absent"),
+    [
+        ("status", APPLY_ONLY | {"--dry-run"}),
+        ("export", APPLY_ONLY | PLAN_SHAPING | {"--manifests", "--location", "--instance", "--dry-run"}),
+        ("validate", APPLY_ONLY | PLAN_SHAPING | TARGET | {"--instance", "--output"}),
+        ("schema", APPLY_ONLY | PLAN_SHAPING | TARGET | {"--manifests", "--instance", "--output"}),
+        ("emulator", APPLY_ONLY | PLAN_SHAPING | TARGET | {"--manifests", "--instance"}),
+    ],
+)
+def test_each_command_offers_only_the_options_it_uses(command: str, absent: set[str]) -> None:
+    assert options_of(command) & absent == set()
+
+
+def test_every_command_that_takes_a_target_can_refuse_to_wait_for_the_local_lock() -> None:
+    for command in ("plan", "apply", "status", "export", "daemon"):
+        assert options_of(command) >= TARGET, command
+
+
+def test_the_reader_of_stdout_going_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write: every write meets EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "reconciler.cli", "schema"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == EXIT_BROKEN_PIPE
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"a": [], "b": {"c": [], "d": 1}}, {"b": {"d": 1}}),
+        ({"emptyDir": {}, "l": [{"x": []}]}, {"emptyDir": {}, "l": [{}]}),
+        ({"v": [1, []]}, {"v": [1, []]}),  # an element of a list is data, not an absent key
+    ],
+)
+def test_export_leaves_out_empty_lists_but_keeps_empty_mappings(
+    document: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert _without_empty_lists(document) == expected
+
+
+# Line breaks other than \n do not survive PyYAML's round trip in any position; manifests hold none.
+one_line = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x85\u2028\u2029")
+keys = st.text(alphabet=one_line, min_size=1, max_size=400)
+documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(one_line, max_size=200),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(keys, documents, min_size=1, max_size=4))
+def test_export_yaml_never_writes_complex_keys_and_reads_back_the_same(document: dict[str, Any]) -> None:
+    text = export_yaml(document)
+    assert not any(line.lstrip().startswith("? ") or line.strip() == "?" for line in text.splitlines())
+    assert yaml.safe_load(text) == document
+
+
+def test_a_user_assigned_identity_id_is_written_as_a_plain_key() -> None:
+    identity = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-identities-westeurope"
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-aci-reconciler-workload"
+    )
+    assert len(identity) > 128  # PyYAML's own limit for a simple key
+    text = export_yaml({"identity": {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}})
+    assert f"    {identity}: {{}}\n" in text

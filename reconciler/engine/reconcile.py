@@ -54,6 +54,8 @@ class EngineSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # Patterns of the variables ${VAR} may read (`--env-allow`); None: the default allowlist.
     env_allow: tuple[str, ...] | None = None
+    # False for read-only passes (`status`): secret references stay unresolved, so no secret value is needed.
+    resolve_secrets: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
             env_allow=settings.env_allow,
         ),
         environ=environ,
+        resolve_secrets=settings.resolve_secrets,
     )
 
 

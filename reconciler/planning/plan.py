@@ -495,8 +495,8 @@ def build_plan(
                 PlanIssue(
                     severity="warning",
                     message=(
-                        "secret references are not resolved, so changed secret values cannot be detected "
-                        "in this plan; provide them (secureValueFrom env/file) to compare them"
+                        "secret values were not read (`status` never reads them), so a changed secret "
+                        "is not shown here; `reconcile plan` reads and compares them"
                     ),
                     **where,
                 )
