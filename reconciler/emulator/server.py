@@ -54,7 +54,7 @@ from reconciler.emulator.resource import (
     name_problems,
     normalize_location,
 )
-from reconciler.emulator.store import GroupRecord, Operation, Store, iso, write_atomic
+from reconciler.emulator.store import GroupRecord, Operation, StateSaveError, Store, iso, write_atomic
 
 API_VERSION = "2023-05-01"
 OPERATIONS_API_VERSION = "2018-06-01"
@@ -337,13 +337,15 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._persist_task is not None:
-            self._persist_wakeup.set()
-            await self._persist_task
-            self._persist_task = None
-        if self._temp_cert_dir is not None:
-            shutil.rmtree(self._temp_cert_dir, ignore_errors=True)
-            self._temp_cert_dir = None
+        try:
+            if self._persist_task is not None:
+                self._persist_wakeup.set()
+                task, self._persist_task = self._persist_task, None
+                await task  # raises StateSaveError when the last state could not be written
+        finally:
+            if self._temp_cert_dir is not None:
+                shutil.rmtree(self._temp_cert_dir, ignore_errors=True)
+                self._temp_cert_dir = None
 
     async def _persist_loop(self, path: Path) -> None:
         # Debounced: at most one snapshot per interval, and a last one at stop. The snapshot is taken
@@ -358,8 +360,14 @@ class Emulator:
                 started = time.perf_counter()
                 payload = self.store.snapshot()
                 pause = max(self.config.persist_interval, 10 * (time.perf_counter() - started))
-                await asyncio.to_thread(write_atomic, path, payload)
-                self._saved_version = version
+                try:
+                    await asyncio.to_thread(write_atomic, path, payload)
+                    self._saved_version = version
+                except StateSaveError:
+                    # The file still holds the previous state and the store is unchanged in memory: the next
+                    # change or the stop writes it again, and the stop raises if that fails too.
+                    if self._stopping:
+                        raise
             if self._stopping:
                 if self.store.version != self._saved_version:
                     await asyncio.to_thread(write_atomic, path, self.store.snapshot())

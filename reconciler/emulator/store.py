@@ -532,17 +532,37 @@ class Store:
             ) from exc
 
 
+class StateSaveError(Exception):
+    """The state file could not be written (a full disk, a read-only directory); the old file is intact."""
+
+    def __init__(self, message: str, errno: int | None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 def write_atomic(path: Path, payload: str) -> None:
-    """Write `payload` atomically (temp file, fsync, rename), readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write `payload` atomically (temp file, fsync, rename), readable by the owner only.
+
+    On any failure (ENOSPC while writing or syncing, say) the temp file is removed, `path` keeps its
+    previous content, and a `StateSaveError` says so.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise StateSaveError(
+            f"cannot save the emulator state to {path} ({exc.strerror or exc}); the previous state is kept, "
+            "without the changes since it was written",
+            exc.errno,
+        ) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
