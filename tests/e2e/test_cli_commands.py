@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -133,21 +135,93 @@ def test_schema_command_prints_the_committed_schema(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == json.loads((ROOT / "manifests/schema.json").read_text())
 
 
-def test_readme_quick_start_local_plan_apply_replan(tmp_path: Path) -> None:
-    """The README's first command, on a copy of the examples: plan 3 creates, apply, then no changes."""
+README = (ROOT / "README.md").read_text()
+INSTALLED = ".venv/bin/reconcile"
+
+
+def readme_section(title: str) -> str:
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def readme_commands(section: str) -> list[str]:
+    """Every `.venv/bin/reconcile ...` command of a README section, in code blocks and in the text."""
+    found = re.findall(r"\.venv/bin/reconcile[^`&#\n]*", section)
+    return list(dict.fromkeys(c.strip() for c in found))
+
+
+class Walkthrough:
+    """Runs README commands as written, `.venv/bin/reconcile` being this checkout's CLI; remembers each."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd, self.env, self.ran = cwd, env, set[str]()
+
+    def __call__(self, command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        words = shlex.split(command)
+        assert words[0] in (INSTALLED, "reconcile"), command
+        self.ran.add(command)
+        done = reconcile(*words[1:], cwd=self.cwd, env=self.env if env is None else env)
+        assert done.returncode == 0, f"`{command}` (as in the README) failed:\n{done.stdout}{done.stderr}"
+        assert "Traceback" not in done.stderr
+        return done
+
+
+def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> None:
+    """The README's quick start, the commands it prints and the steps it describes, on a copy of the
+    examples: plan 3 creates, apply, no changes; status and export without the secrets; an image edit
+    updates in place, a cpu edit replaces; and the adoption command of "Adopting groups"."""
     import shutil
 
+    section = readme_section("Quick start (no Azure needed)")
+    first, second = re.findall(r"```sh\n(.*?)```", section, re.S)[:2]
+    steps = [step.strip() for step in first.strip().split(" && ")]
+    assert steps[:2] == ["python3 -m venv .venv", ".venv/bin/pip install -e ."]
+    assert steps[2].startswith("export ")
+    secrets = dict(word.split("=", 1) for word in shlex.split(steps[2])[1:])
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    env = plain_env(DEMO_SESSION_SECRET="demo-secret", DEMO_STORAGE_KEY="ZGVtbw==", NO_COLOR="1")
-    first = reconcile("--local", "--dry-run", cwd=tmp_path, env=env)
-    assert first.returncode == 0, first.stderr
-    assert "Plan: 3 to create." in first.stdout
-    applied = reconcile("--local", cwd=tmp_path, env=env)
-    assert applied.returncode == 0, applied.stderr
-    assert "Apply complete: 3 created." in applied.stdout
-    again = reconcile("--local", "--dry-run", "--detailed-exitcode", cwd=tmp_path, env=env)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "No changes. Azure matches the manifests." in again.stdout
+    bare = plain_env(NO_COLOR="1")
+    run = Walkthrough(tmp_path, {**bare, **secrets})
+
+    outputs = [run(step).stdout for step in steps[3:]]
+    assert "Plan: 3 to create." in outputs[0]
+    assert "Apply complete: 3 created." in outputs[1]
+    assert "No changes. Azure matches the manifests." in outputs[2]
     assert (tmp_path / ".reconciler").is_dir()
-    for out in (first, applied, again):
-        assert "demo-secret" not in out.stdout + out.stderr
+
+    # The commands it prints next, run without the secrets: neither needs them.
+    looked = [line.split("#")[0].strip() for line in second.strip().splitlines()]
+    status = run(looked[0], env=bare)
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    assert sorted((r[0], r[1], r[2]) for r in rows) == [
+        (f"rg-aci-demo/{name}", "in", "sync") for name in ("demo-reports", "demo-train", "demo-web")
+    ]
+    exported = run(looked[1], env=bare)
+    assert "? " not in exported.stdout
+    assert "[]" not in exported.stdout
+    assert yaml.safe_load(exported.stdout)["name"] == "demo-web"
+    write(tmp_path / "adopt/demo-web.yaml", exported.stdout)
+    assert reconcile("validate", "-f", "adopt", cwd=tmp_path, env=bare).returncode == 0
+    # "(`reconcile status --local` works too)"
+    assert "`reconcile status --local`" in section
+    assert run("reconcile status --local", env=bare).stdout == status.stdout
+
+    # "edit manifests/web-app.yaml (say, the image tag) and run `.venv/bin/reconcile --local` again"
+    web = tmp_path / "manifests/web-app.yaml"
+    web.write_text(web.read_text().replace("aci-helloworld:latest", "aci-helloworld:v2"))
+    assert "Apply complete: 1 updated." in run(f"{INSTALLED} --local").stdout
+    # "Change its `cpu` and it replaces it."
+    web.write_text(web.read_text().replace("cpu: 1,", "cpu: 2,"))
+    assert "Apply complete: 1 replaced." in run(f"{INSTALLED} --local").stdout
+
+    # Adopting groups that already exist: the command with its placeholders filled in.
+    adopting = readme_section("Adopting groups that already exist")
+    template = re.search(r"`(reconcile export NAME --resource-group RG --local)\|--subscription", adopting)
+    assert template is not None, "the README's adoption command changed; update this test with it"
+    adopted = run(template.group(1).replace("NAME", "demo-web").replace("RG", "rg-aci-demo"), env=bare)
+    container = yaml.safe_load(adopted.stdout)["properties"]["containers"][0]
+    assert container["properties"]["image"].endswith(":v2")
+
+    for out in outputs:
+        assert secrets["DEMO_SESSION_SECRET"] not in out
+    assert set(readme_commands(section)) <= run.ran, "a README command is not run by this test"
