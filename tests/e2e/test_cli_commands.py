@@ -202,6 +202,12 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     assert yaml.safe_load(exported.stdout)["name"] == "demo-web"
     write(tmp_path / "adopt/demo-web.yaml", exported.stdout)
     assert reconcile("validate", "-f", "adopt", cwd=tmp_path, env=bare).returncode == 0
+    # Without its resource group, export prints the command to run; filled in, that command works.
+    lacking = reconcile("--local", "export", "demo-web", cwd=tmp_path, env=bare)
+    assert lacking.returncode == 1
+    hint = re.search(r"`(reconcile export demo-web [^`]*)`", lacking.stderr)
+    assert hint is not None, lacking.stderr
+    assert run(hint.group(1).replace(" RG", " rg-aci-demo"), env=bare).stdout == exported.stdout
     # "(`reconcile status --local` works too)"
     assert "`reconcile status --local`" in section
     assert run("reconcile status --local", env=bare).stdout == status.stdout
