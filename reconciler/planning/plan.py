@@ -495,7 +495,7 @@ def build_plan(
                 PlanIssue(
                     severity="warning",
                     message=(
-                        "secret values were not read (`status` never reads them), so a changed secret "
+                        "secret references not resolved (`status` never reads them), so a changed secret "
                         "is not shown here; `reconcile plan` reads and compares them"
                     ),
                     **where,
