@@ -544,15 +544,18 @@ def engine_settings(
     from reconciler.engine.reconcile import EngineSettings
     from reconciler.execution import ApplyOptions
 
+    key_file = (choice.local_dir / "secret.key") if choice.local_dir is not None else None
     try:
         key = resolve_secret_key(
             environ_value=environ.get(ENV_KEY),
-            key_file=(choice.local_dir / "secret.key") if choice.local_dir is not None else None,
+            key_file=key_file,
             subscription=choice.subscription,
             instance=args.instance,
         )
     except SecretKeyError as err:
         raise UsageError(str(err)) from err
+    except OSError as err:  # only the local key file is read or written here
+        raise UsageError(f"cannot create the key file {key_file}: {err.strerror or err}") from None
     if key.warning:
         _warn(key.warning)
     concurrency = getattr(args, "concurrency", 20)  # `status` applies nothing and has no such option
