@@ -201,7 +201,14 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     assert "[]" not in exported.stdout
     assert yaml.safe_load(exported.stdout)["name"] == "demo-web"
     write(tmp_path / "adopt/demo-web.yaml", exported.stdout)
-    assert reconcile("validate", "-f", "adopt", cwd=tmp_path, env=bare).returncode == 0
+    for other in ("demo-reports", "demo-train"):  # every example's export is valid input too
+        more = reconcile("--local", "export", other, "--resource-group=rg-aci-demo", cwd=tmp_path, env=bare)
+        assert more.returncode == 0, more.stderr
+        assert "? " not in more.stdout
+        write(tmp_path / f"adopt/{other}.yaml", more.stdout)
+    valid = reconcile("validate", "-f", "adopt", cwd=tmp_path, env=bare)
+    assert valid.returncode == 0, valid.stderr
+    assert "3 manifest(s) valid" in valid.stdout
     # Without its resource group, export prints the command to run; filled in, that command works.
     lacking = reconcile("--local", "export", "demo-web", cwd=tmp_path, env=bare)
     assert lacking.returncode == 1
