@@ -311,7 +311,8 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
             "--resource-group",
             default=_env_default(environ, "AZURE_RESOURCE_GROUP"),
             metavar="RG",
-            help="resource group of the container group (env AZURE_RESOURCE_GROUP)",
+            help="resource group of the container group (env AZURE_RESOURCE_GROUP); without it, the "
+            "name is looked up in the whole subscription",
         )
         _add_target_options(parser, environ)
         _add_output(parser, ("yaml", "json"))
@@ -847,18 +848,34 @@ def export_yaml(document: Mapping[str, Any]) -> str:
 
 
 async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.cloud.errors import GatewayError
     from reconciler.model.manifest import GroupManifest
 
     choice = choose_target(args)
-    if not args.resource_group:
-        raise UsageError(
-            f"export needs the resource group of {args.name!r}: `{_export_hint(args, choice)}` "
-            "(or set AZURE_RESOURCE_GROUP)"
-        )
     async with open_gateway(choice) as gateway:
-        live = await gateway.get_group(args.resource_group, args.name)
+        if args.resource_group:
+            live = await gateway.get_group(args.resource_group, args.name)
+        else:
+            # No resource group given: find the name in the subscription-wide list (one paged call).
+            try:
+                found = [
+                    g for g in await gateway.list_subscription_groups() if g.name.lower() == args.name.lower()
+                ]
+            except GatewayError as err:
+                raise UsageError(
+                    f"cannot look {args.name!r} up in the subscription ({err}); name its resource group: "
+                    f"`{_export_hint(args, choice)}`"
+                ) from None
+            if len(found) > 1:
+                places = ", ".join(sorted(g.resource_group for g in found))
+                raise UsageError(
+                    f"{args.name!r} exists in several resource groups ({places}); name one: "
+                    f"`{_export_hint(args, choice)}`"
+                )
+            live = await gateway.get_group(found[0].resource_group, found[0].name) if found else None
     if live is None:
-        _error(f"container group {args.resource_group}/{args.name} not found in {choice.describe()}")
+        where = f"{args.resource_group}/{args.name}" if args.resource_group else repr(args.name)
+        _error(f"container group {where} not found in {choice.describe()}")
         return EXIT_ERROR
     from reconciler.planning.ownership import user_tags
 

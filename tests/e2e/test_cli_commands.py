@@ -231,12 +231,10 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     valid = reconcile("validate", "-f", "adopt", cwd=tmp_path, env={**bare, **filled})
     assert valid.returncode == 0, valid.stderr
     assert "3 manifest(s) valid" in valid.stdout
-    # Without its resource group, export prints the command to run; filled in, that command works.
-    lacking = reconcile("--local", "export", "demo-web", cwd=tmp_path, env=bare)
-    assert lacking.returncode == 1
-    hint = re.search(r"`(reconcile export demo-web [^`]*)`", lacking.stderr)
-    assert hint is not None, lacking.stderr
-    assert run(hint.group(1).replace(" RG", " rg-aci-demo"), env=bare).stdout == exported.stdout
+    # Without its resource group, export finds the name in the whole subscription.
+    found = reconcile("--local", "export", "demo-web", cwd=tmp_path, env=bare)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout == exported.stdout
     # "(`reconcile status --local` works too)"
     assert "`reconcile status --local`" in section
     assert run("reconcile status --local", env=bare).stdout == status.stdout
@@ -260,3 +258,23 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     for out in outputs:
         assert secrets["DEMO_SESSION_SECRET"] not in out
     assert set(readme_commands(section)) <= run.ran, "a README command is not run by this test"
+
+
+def test_export_of_a_name_in_several_resource_groups_asks_for_one_with_a_command_that_works(
+    tmp_path: Path,
+) -> None:
+    for rg in ("rg-one", "rg-two"):
+        write(
+            tmp_path / f"m/{rg}.yaml",
+            group_yaml("twin").replace(f"resourceGroup: {RG}", f"resourceGroup: {rg}"),
+        )
+    env = plain_env(**SECRETS, NO_COLOR="1")
+    assert reconcile("--local", "-f", "m", cwd=tmp_path, env=env).returncode == 0
+    ambiguous = reconcile("--local", "export", "twin", cwd=tmp_path, env=plain_env())
+    assert ambiguous.returncode == 1
+    assert "several resource groups (rg-one, rg-two)" in ambiguous.stderr
+    hint = re.search(r"`reconcile (export twin [^`]*)`", ambiguous.stderr)
+    assert hint is not None, ambiguous.stderr
+    filled = reconcile(*shlex.split(hint.group(1).replace(" RG", " rg-two")), cwd=tmp_path, env=plain_env())
+    assert filled.returncode == 0, filled.stderr
+    assert yaml.safe_load(filled.stdout)["resourceGroup"] == "rg-two"
