@@ -42,9 +42,12 @@ RG = "rg-shared"
 class RecordingGateway:
     """The real gateway, with every write it makes recorded as (verb, name): whose write was it."""
 
-    def __init__(self, inner: AzureGateway) -> None:
+    def __init__(self, inner: AzureGateway, race: asyncio.Barrier | None = None) -> None:
         self.inner = inner
         self.writes: list[tuple[str, str]] = []
+        # When set, the first PUT waits until the other instance reaches its first PUT too: both have
+        # planned a create before either writes, however the event loop schedules them under load.
+        self.race = race
 
     async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
         return await self.inner.list_groups(resource_group)
@@ -64,6 +67,9 @@ class RecordingGateway:
         timeout: float,  # noqa: ASYNC109 - the gateway contract's LRO deadline, passed through
     ) -> ObservedGroup:
         self.writes.append(("PUT", name))
+        if self.race is not None:
+            race, self.race = self.race, None
+            await race.wait()
         return await self.inner.create_or_update(resource_group, name, body, timeout=timeout)
 
     async def patch_tags(self, resource_group: str, name: str, tags: dict[str, str]) -> ObservedGroup:
@@ -290,7 +296,8 @@ def test_two_instances_creating_one_name_at_once_leave_one_owner_and_the_other_i
             write_specs(tmp_path / "green" / "x.yaml", [Spec(name="shared", rg=RG, image="green:1")])
             blue = engine_settings(tmp_path / "blue", instance="blue")
             green = engine_settings(tmp_path / "green", instance="green")
-            gb, gg = RecordingGateway(gateway), RecordingGateway(gateway)
+            race = asyncio.Barrier(2)
+            gb, gg = RecordingGateway(gateway, race), RecordingGateway(gateway, race)
             b, g = await _both(blue, green, gb, gg)
             assert gb.writes == [("PUT", "shared")]
             assert gg.writes == [("PUT", "shared")], "both saw no group and created it: the race is real"
