@@ -154,7 +154,7 @@ def _check_group_name(name: str) -> str:
     if not GROUP_NAME_RE.match(name):
         raise fail(
             "group_name",
-            f"container group name {shown(name)} is invalid: use 1-63 lowercase letters, digits and '-', "
+            f"container group name {shown(name)} is invalid: use 1-63 letters, digits and '-', "
             "not starting or ending with '-' and without '--' (for example 'web-prod')",
         )
     return name
@@ -223,7 +223,8 @@ class GroupManifest(ArmModel):
     type_: ResourceType | None = Field(default=None, alias="type")
     """Microsoft.ContainerInstance/containerGroups (accepted for compatibility)."""
     name: Annotated[str, AfterValidator(_check_group_name)]
-    """The group's name: 1-63 lowercase letters, digits and '-', no leading, trailing or double '-'."""
+    """The group's name: 1-63 letters, digits and '-', no leading, trailing or double '-' (case-insensitive
+    in Azure, sent as written)."""
     resource_group: Annotated[str, AfterValidator(_check_resource_group)]
     """Ours: the resource group (or set a directory default, or --resource-group)."""
     location: str = Field(min_length=1)
