@@ -381,9 +381,9 @@ class _Document:
         )
 
     def _drop_serializer_leftovers(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """`additional_properties: {}` is what the Azure CLI's serializer leaves in YAML it writes (Microsoft's
-        GPU tutorial carries it) and `az container create --file` ignores: dropped with a warning. With
-        content it would hold keys nobody meant to lose, so it stays for the model to report."""
+        """`additional_properties: {}` is what the Azure CLI's serializer leaves in YAML it writes
+        (Microsoft's GPU tutorial carries it) and `az container create --file` ignores: dropped with a
+        warning. With content it would hold keys nobody meant to lose, so it stays for the model to report."""
         found = [k for k, v in raw.items() if k.casefold() == SERIALIZER_LEFTOVER and v in ({}, None)]
         for key in found:
             where = self.place((key,), key=True)
