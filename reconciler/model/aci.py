@@ -30,6 +30,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Secret,
     SecretStr,
     ValidationInfo,
@@ -825,7 +826,7 @@ class AzureFileVolume(ArmModel):
     """Ours: where the storage account key comes from, `{env: NAME}` or `{file: PATH}`."""
 
     @model_validator(mode="after")
-    def _key(self) -> AzureFileVolume:
+    def _key(self, info: ValidationInfo) -> AzureFileVolume:
         _one_source(
             self,
             "storage_account_key",
@@ -833,6 +834,15 @@ class AzureFileVolume(ArmModel):
             "storageAccountKey",
             "storageAccountKeyFrom",
         )
+        # Write-only: a PUT without it mounts nothing (DESIGN section 8). A lenient parse (an export) gets a
+        # placeholder reference from `from_arm` instead.
+        lenient = bool(info.context and info.context.get("lenient"))
+        if self.storage_account_key is None and self.storage_account_key_from is None and not lenient:
+            raise fail(
+                "storage_account_key",
+                f"azureFile share {self.share_name!r} needs 'storageAccountKey' or "
+                "'storageAccountKeyFrom: {env: NAME}' (Azure never returns it: the manifest must supply it)",
+            )
         return self
 
 
@@ -875,9 +885,14 @@ SecretFile = Annotated[SecretStr, BeforeValidator(_secret_file)]
 
 
 class Volume(ArmModel):
-    """A volume of the group: exactly one of `azureFile`, `emptyDir`, `secret`, `gitRepo`."""
+    """A volume of the group: exactly one of `azureFile`, `emptyDir`, `secret` (or `secretFrom`) and
+    `gitRepo`."""
 
     _hidden: ClassVar[frozenset[str]] = frozenset({"secret"})
+    _ours: ClassVar[frozenset[str]] = frozenset({"secret_from"})
+    # Files of `secretFrom` once resolved: file name -> base64 of the content (what a PUT sends). Never part
+    # of `manifest()`, so a resolved value is never written back into a document.
+    _resolved: dict[str, str] = PrivateAttr(default_factory=dict)
 
     name: str = Field(min_length=1)
     """The volume's name, referenced by volumeMounts."""
@@ -886,13 +901,18 @@ class Volume(ArmModel):
     empty_dir: EmptyDirVolume | None = None
     """An empty directory."""
     secret: dict[str, SecretFile] | None = None
-    """Files whose content is secret: file name -> base64 content."""
+    """Files whose content is secret: file name -> base64 content (prefer `secretFrom`)."""
+    secret_from: dict[str, SecretRef] | None = None
+    """Ours: the files of a secret volume kept out of git: file name -> `{env: NAME}` or `{file: PATH}` whose
+    content becomes the file (sent base64-encoded, as Azure takes it)."""
     git_repo: GitRepoVolume | None = None
     """A clone of a git repository."""
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Volume:
+    def _one_kind(self, info: ValidationInfo) -> Volume:
         kinds = [k for k in ("azure_file", "empty_dir", "secret", "git_repo") if getattr(self, k) is not None]
+        if self.secret_from is not None and "secret" not in kinds:
+            kinds.append("secret")
         if len(kinds) != 1:
             names = {
                 "azure_file": "azureFile",
@@ -906,7 +926,48 @@ class Volume(ArmModel):
                 f"volume {shown(self.name)} needs exactly one of azureFile, emptyDir, secret or gitRepo "
                 f"(got {got})",
             )
+        if kinds == ["secret"]:
+            self._check_secret_files(lenient=bool(info.context and info.context.get("lenient")))
         return self
+
+    def _check_secret_files(self, *, lenient: bool) -> None:
+        literal, referenced = set(self.secret or {}), set(self.secret_from or {})
+        both = sorted(literal & referenced)
+        if both:
+            raise fail(
+                "secret_twice", f"secret volume {self.name!r} gives file {both[0]!r} in secret and secretFrom"
+            )
+        # A GET returns a secret volume without its files; an export keeps that as `secretFrom: {}` (lenient)
+        # which then fails here until filled in. Azure would mount an empty volume and lose the files.
+        if not literal | referenced and not lenient:
+            raise fail(
+                "secret_volume_empty",
+                f"secret volume {self.name!r} has no files (Azure never returns them): give each file as "
+                "secretFrom: {FILE_NAME: {env: NAME}} or {file: PATH}, or secret: {FILE_NAME: BASE64}",
+            )
+
+    def unresolved_files(self) -> list[str]:
+        """Names of `secretFrom` files that have no value yet."""
+        return [f for f in self.secret_from or {} if f not in self._resolved]
+
+    def with_resolved(self, values: dict[str, str]) -> Volume:
+        """A copy whose `secretFrom` files have these values (file name -> content, not yet base64)."""
+        copy = self.model_copy()
+        copy._resolved = {f: base64.b64encode(v.encode()).decode("ascii") for f, v in values.items()}
+        return copy
+
+    def resolved_files(self) -> dict[str, str]:
+        """Every file as sent: literal ones and resolved `secretFrom` ones (file name -> base64)."""
+        files = {f: v.get_secret_value() for f, v in (self.secret or {}).items()}
+        files.update(self._resolved)
+        return files
+
+    def arm(self, *, reveal_secrets: bool) -> dict[str, Any]:
+        out = super().arm(reveal_secrets=reveal_secrets)
+        if self.secret_from is not None:
+            # Unresolved files are the caller's concern, as for every reference (`to_arm_body` refuses them).
+            out["secret"] = self.resolved_files() if reveal_secrets else {}
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ _TAG = "tag:yaml.org,2002:"
 _MAP_TAGS = frozenset({None, "!", _TAG + "map"})
 _SEQ_TAGS = frozenset({None, "!", _TAG + "seq"})
 # Under these keys mapping keys are data (file names of a secret volume) and case matters.
-_CASE_SENSITIVE_PARENTS = frozenset({"secret"})
+_CASE_SENSITIVE_PARENTS = frozenset({"secret", "secretfrom"})
 
 
 class _Abort(Exception):
