@@ -1,5 +1,5 @@
-"""Adopting a group with a secret volume from `reconcile export` never empties the volume (issue 9, finding 3),
-end to end through the CLI process and the emulator process."""
+"""Adopting a group with a secret volume from `reconcile export` never empties the volume (issue 9,
+finding 3), end to end through the CLI process and the emulator process."""
 
 from __future__ import annotations
 
