@@ -41,8 +41,8 @@ DEFAULT_CCE_POLICY = base64.b64encode(
 
 
 _NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,63}(?<!-)$")
-# Group names may be upper case: ARM names are case-insensitive and case-preserving, and Azure created
-# containerGroups/myContainerGroup in the azure-sdk-for-python recording (../shared/azure/recordings).
+# Group names may be upper case: ARM names are case-insensitive and case-preserving, and Microsoft's ARM and
+# YAML tutorials deploy `myContainerGroup`.
 _GROUP_NAME = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
 

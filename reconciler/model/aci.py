@@ -373,13 +373,13 @@ def to_decimal(value: Any) -> Decimal:
         if not NUMBER_TEXT_RE.match(text):
             raise fail(
                 "number_text",
-                f"{text!r} is not a number Azure accepts: write digits with an optional '.' and exponent "
-                "(no underscores, hexadecimal, inf or nan)",
+                f"{shown(text)} is not a number Azure accepts: write digits with an optional '.' and "
+                "exponent (no underscores, hexadecimal, inf or nan)",
             )
         try:
             return Decimal(text)
         except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal parses
-            raise fail("number_text", f"{text!r} is not a number") from None
+            raise fail("number_text", f"{shown(text)} is not a number") from None
     raise fail("number_type", "expected a number")
 
 
@@ -463,11 +463,12 @@ NonEmpty = [AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
 # Container group and container names. Group: 1-63 characters, letters, digits and '-', not starting or
 # ending with '-', no '--' (Azure "naming rules and restrictions" for
 # Microsoft.ContainerInstance/containerGroups). Upper case is accepted: ARM resource names are
-# case-insensitive and case-preserving, Microsoft's ARM and YAML tutorials deploy `myContainerGroup`, and
-# the azure-sdk-for-python recording test_cli_mgmt_containerinstance (in ../shared/azure/recordings) shows
-# real Azure creating containerGroups/myContainerGroup. Containers keep Azure's rule: 1-63 lowercase
-# letters, digits and '-' (MicrosoftDocs/azure-docs#57266); '--' is allowed inside a container name
-# (ACI accepted 'single--container--aci' in docker-archive/compose-cli#357).
+# case-insensitive and case-preserving, and Microsoft's ARM template and YAML tutorials ("Deploy a
+# multi-container group") deploy `myContainerGroup` (the naming-rules page's "lowercase" is contradicted by
+# them; the one recording of that name, azure-sdk-for-python test_cli_mgmt_containerinstance, failed on
+# provider registration before any name check, so it proves nothing either way). Containers keep Azure's
+# rule: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266); '--' is allowed inside a
+# container name (ACI accepted 'single--container--aci' in docker-archive/compose-cli#357).
 GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
 CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # DNS name label: ACI's own message says "only lowercase letters, numbers and hyphens. The first
