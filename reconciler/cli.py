@@ -886,7 +886,10 @@ async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.output == "json":
         print(json.dumps(document, indent=2))
     else:
-        print("# Exported by `reconcile export`; secrets are secureValueFrom placeholders: fill them in.")
+        print(
+            "# Exported by `reconcile export`; secrets are placeholders (secureValueFrom, passwordFrom, "
+            "storageAccountKeyFrom, workspaceKeyFrom, secretFrom): fill them in; validation fails until then."
+        )
         print(export_yaml(document), end="")
     return EXIT_OK
 

@@ -3,11 +3,13 @@
 Called by `Emulator._handle` for paths under `/_emulator/`. Tests and benchmarks in other processes use
 it to read counters and the request log, set faults and run-time knobs, and make jobs finish; in-process
 tests use the same features through the `Emulator` object. It needs no bearer token: it is served on
-loopback only, and it never shows a secret (groups are rendered as a GET renders them).
+loopback only, and it never shows a secret (groups are rendered as a GET renders them; secret volume files
+only as SHA-256 digests).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +108,25 @@ async def handle_control(emu: Emulator, request: web.Request) -> web.Response:
                     }
                 )
         return web.json_response({"value": items})
+    if path == "/_emulator/secret-volumes" and method == "GET":
+        # SHA-256 digests of each stored secret volume file, so that a test can tell that a volume kept its
+        # content across an update without any secret being shown (a GET strips them, as Azure does).
+        now = emu.now()
+        out = []
+        for rec in emu.store.records():
+            live = emu.store.advance(rec, now)
+            if live is None:
+                continue
+            volumes = {
+                str(v.get("name")): {
+                    str(f): hashlib.sha256(str(content).encode()).hexdigest()
+                    for f, content in (v.get("secret") or {}).items()
+                }
+                for v in (live.spec.get("properties") or {}).get("volumes") or []
+                if isinstance(v, dict) and isinstance(v.get("secret"), dict)
+            }
+            out.append({"id": live.resource_id, "volumes": volumes})
+        return web.json_response({"value": out})
     if path == "/_emulator/terminate" and method == "POST":
         body = await _json_body(request)
         try:

@@ -41,14 +41,17 @@ DEFAULT_CCE_POLICY = base64.b64encode(
 
 
 _NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,63}(?<!-)$")
+# Group names may be upper case: ARM names are case-insensitive and case-preserving, and Microsoft's ARM and
+# YAML tutorials deploy `myContainerGroup`.
+_GROUP_NAME = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
 _DNS_LABEL = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
 
 
 def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
     """ACI's naming rules for a new group: (code, path, message) for each broken one.
 
-    Group and container names: 1-63 lowercase letters, digits and hyphens, no hyphen first, last or
-    twice in a row; container names unique; a DNS name label starts with a letter, ends with a letter
+    Group and container names: 1-63 letters (containers: lowercase), digits and hyphens, no hyphen first,
+    last or twice in a row; container names unique; a DNS name label starts with a letter, ends with a letter
     or digit, 5-63 characters.
     """
     out: list[tuple[str, str, str]] = []
@@ -56,7 +59,7 @@ def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
         "can contain only lowercase letters, numbers and hyphens, cannot start or end with a hyphen or "
         "have two hyphens in a row, and must be between 1 and 63 characters long"
     )
-    if not _NAME.match(name):
+    if not _GROUP_NAME.match(name):
         message = f"The container group name '{name}' is invalid. It {rule}."
         out.append(("InvalidContainerGroupName", "", message))
     props = body.get("properties") or {}

@@ -18,8 +18,10 @@ import base64
 import binascii
 import datetime
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -28,9 +30,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     Secret,
     SecretStr,
     ValidationInfo,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -330,7 +334,120 @@ IdentityType = Annotated[
 Text = Annotated[str, BeforeValidator(_text)]
 ApiVersion = Annotated[str, BeforeValidator(_api_version), Field(pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
 ResourceType = Annotated[str, BeforeValidator(_resource_type)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Numbers: one rule for every numeric field
+
+# Longest numeric text accepted. No value Azure takes needs more (the longest is an int32, or a decimal with
+# two places); longer text is refused before it is converted, so no input reaches Python's 4300-digit
+# limit of `int(str)` or an overflow of `float`.
+MAX_NUMBER_TEXT = 32
+# JSON's number grammar with an optional sign and a bare fraction (`.5`), as a JSON reader and .NET's
+# `double.Parse` take it (`az container create --file` sends numeric strings on and ARM parses them). No
+# underscores (YAML 1.1 `1_0`), hexadecimal, `inf`/`Infinity`/`nan`: ARM reads none of them as a number.
+NUMBER_TEXT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+INT32_MAX = 2**31 - 1
+
+
+def to_decimal(value: Any) -> Decimal:
+    """The exact decimal value of a JSON number or numeric string, or a `fail()` saying why it is not one.
+
+    The single entry point for numbers in the model, used by every numeric field through `number`."""
+    if isinstance(value, bool):
+        raise fail("number_bool", "a boolean is not a number: write the number (for example 1)")
+    if isinstance(value, int):
+        # A YAML or JSON reader never produces an int longer than MAX_NUMBER_TEXT digits from our loader;
+        # a caller that passes one directly gets the same refusal without converting it to text.
+        if value.bit_length() > 4 * MAX_NUMBER_TEXT:
+            raise fail("number_size", f"the number has more than {MAX_NUMBER_TEXT} digits")
+        return Decimal(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise fail("number_finite", "the number is not finite (inf or nan): write a finite number")
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMBER_TEXT:
+            raise fail("number_size", f"the number has more than {MAX_NUMBER_TEXT} characters")
+        if not NUMBER_TEXT_RE.match(text):
+            raise fail(
+                "number_text",
+                f"{shown(text)} is not a number Azure accepts: write digits with an optional '.' and "
+                "exponent (no underscores, hexadecimal, inf or nan)",
+            )
+        try:
+            return Decimal(text)
+        except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal parses
+            raise fail("number_text", f"{shown(text)} is not a number") from None
+    raise fail("number_type", "expected a number")
+
+
+def _number_rule(
+    what: str, *, integer: bool, minimum: Decimal, maximum: Decimal, step: Decimal | None
+) -> Callable[[Any], int | float]:
+    def convert(value: Any) -> int | float:
+        d = to_decimal(value)
+        if not minimum <= d <= maximum:
+            # `:g` keeps a huge exponent short (1e+400), never a 400-digit line.
+            raise fail("number_range", f"{what} {d:g} is outside what Azure accepts: {minimum}-{maximum}")
+        if integer:
+            if d != d.to_integral_value():
+                raise fail("number_integer", f"{what} {d:g} must be a whole number")
+            return int(d)
+        if step is not None and d % step != 0:
+            lower = (d // step) * step
+            raise fail(
+                "number_step",
+                f"{what} {d:g} is not a multiple of {step} (Azure keeps no finer value): "
+                f"use {lower} or {lower + step}",
+            )
+        return float(d)
+
+    return convert
+
+
+def number(
+    what: str,
+    *,
+    integer: bool,
+    minimum: str | int,
+    maximum: str | int,
+    step: str | None = None,
+) -> list[Any]:
+    """The metadata of a numeric field type, `Annotated[int, *number(...)]`: JSON number or numeric string in,
+    int (or float) out, every rule of `to_decimal` and the field's own range and step applied. Every numeric
+    field of the model is declared with it."""
+    lo, hi = Decimal(minimum), Decimal(maximum)
+    rule = _number_rule(what, integer=integer, minimum=lo, maximum=hi, step=Decimal(step) if step else None)
+    kind = "integer" if integer else "number"
+    number_schema: dict[str, Any] = {"type": kind, "minimum": int(lo) if integer else float(lo)}
+    number_schema["maximum"] = int(hi) if integer else float(hi)
+    if step:
+        number_schema["multipleOf"] = float(step)
+    text_schema = {"type": "string", "pattern": "^" + NUMBER_TEXT_RE.pattern[:-2] + "$"}
+    schema = {"anyOf": [number_schema, text_schema]}
+    return [BeforeValidator(rule), WithJsonSchema(schema, mode="validation")]
+
+
+# Ports: 1-65535 (the spec's int32 narrowed to TCP/UDP port numbers).
+Port = Annotated[int, *number("port", integer=True, minimum=1, maximum=65535)]
+# CPU cores. Step 0.01: virtual-kubelet's ACI provider sends requests rounded to hundredths of a core
+# (millicores / 10 / 100) and ACI keeps them; nothing finer is kept. Upper bound 32: the largest ACI
+# offers (the "big container" SKUs, up to 31-32 vCPU per group; standard regions stop at 4, which Azure
+# judges per region, so it is left to Azure).
+Cpu = Annotated[float, *number("cpu", integer=False, minimum="0.01", maximum=32, step="0.01")]
+# Memory in GB, in steps of 0.1: "The memory requirement should be times of 0.1 GB" (ACI's message,
+# Azure/azure-cli#7355). Upper bound 256: the largest ACI offers (big container SKUs; per region, 16 is
+# common, which Azure judges).
+Memory = Annotated[float, *number("memoryInGB", integer=False, minimum="0.1", maximum=256, step="0.1")]
+# GPU count: int32 in the spec; ACI offers 1, 2 or 4 (checked by GpuResource).
+GpuCount = Annotated[int, *number("GPU count", integer=True, minimum=1, maximum=4)]
+# Probe timings: int32 in the spec; the lower bounds as Kubernetes defines them (ACI's probes mirror it).
+ProbeSecondsFrom0 = Annotated[int, *number("initialDelaySeconds", integer=True, minimum=0, maximum=INT32_MAX)]
+ProbeCount = Annotated[int, *number("probe setting", integer=True, minimum=1, maximum=INT32_MAX)]
+# runAsUser / runAsGroup: int32 in the spec, not negative.
+Id32 = Annotated[int, *number("user or group id", integer=True, minimum=0, maximum=INT32_MAX)]
 
 
 def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -343,13 +460,16 @@ def _non_empty(value: tuple[Any, ...]) -> tuple[Any, ...]:
 # which adds a misleading "at least 1 item, not 0" to every error inside the list.
 NonEmpty = [AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})]
 
-# Container group and container names. Group: 1-63 characters, lowercase letters, digits and '-', not
-# starting or ending with '-', no '--' (Azure "naming rules and restrictions" for
-# Microsoft.ContainerInstance/containerGroups; the ARM deploymentScripts docs say the same of
-# containerGroupName). Containers: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266);
-# '--' is allowed inside a container name (ACI accepted 'single--container--aci' in
-# docker-archive/compose-cli#357).
-GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,63}(?<!-)$")
+# Container group and container names. Group: 1-63 characters, letters, digits and '-', not starting or
+# ending with '-', no '--' (Azure "naming rules and restrictions" for
+# Microsoft.ContainerInstance/containerGroups). Upper case is accepted: ARM resource names are
+# case-insensitive and case-preserving, and Microsoft's ARM template and YAML tutorials ("Deploy a
+# multi-container group") deploy `myContainerGroup` (the naming-rules page's "lowercase" is contradicted by
+# them; the one recording of that name, azure-sdk-for-python test_cli_mgmt_containerinstance, failed on
+# provider registration before any name check, so it proves nothing either way). Containers keep Azure's
+# rule: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266); '--' is allowed inside a
+# container name (ACI accepted 'single--container--aci' in docker-archive/compose-cli#357).
+GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
 CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # DNS name label: ACI's own message says "only lowercase letters, numbers and hyphens. The first
 # character must be a letter. The last character must be a letter or number. The value must be between 5
@@ -460,7 +580,7 @@ class GpuResource(ArmModel):
 
     # ACI offers 1, 2 or 4 GPUs of one SKU per container (Azure docs "Deploy container instances that use GPU
     # resources": K80, P100 and V100 in counts of 1, 2 and 4).
-    count: int
+    count: GpuCount
     """The number of GPUs: 1, 2 or 4."""
     sku: GpuSku
     """The GPU SKU: K80, P100 or V100."""
@@ -472,47 +592,26 @@ class GpuResource(ArmModel):
         return self
 
 
-def _check_memory(value: float, where: str) -> None:
-    # "The memory requirement should be times of 0.1 GB" (ACI's message, Azure/azure-cli#7355).
-    if abs(value * 10 - round(value * 10)) > 1e-6:
-        lower = round(int(value * 10) / 10, 1)
-        raise fail(
-            "memory_step",
-            f"{where} memoryInGB {value} is not a multiple of 0.1 GB: use {lower} or {round(lower + 0.1, 1)}",
-        )
-
-
 class ResourceRequests(ArmModel):
     """What the container needs; the group is sized by the sum of its containers' requests."""
 
-    memory_in_gb: float = Field(alias="memoryInGB", gt=0)
+    memory_in_gb: Memory = Field(alias="memoryInGB")
     """Memory in GB, in steps of 0.1 (1.5 is fine, 1.25 is not)."""
-    cpu: float = Field(gt=0)
-    """CPU cores (fractions allowed, e.g. 0.5)."""
+    cpu: Cpu
+    """CPU cores in steps of 0.01 (e.g. 0.5)."""
     gpu: GpuResource | None = None
     """GPUs (Linux groups outside a virtual network only)."""
-
-    @model_validator(mode="after")
-    def _memory(self) -> ResourceRequests:
-        _check_memory(self.memory_in_gb, "requested")
-        return self
 
 
 class ResourceLimits(ArmModel):
     """Upper bounds for one container; at least its request and at most the group's total request."""
 
-    memory_in_gb: float | None = Field(default=None, alias="memoryInGB", gt=0)
+    memory_in_gb: Memory | None = Field(default=None, alias="memoryInGB")
     """Memory limit in GB, in steps of 0.1."""
-    cpu: float | None = Field(default=None, gt=0)
+    cpu: Cpu | None = None
     """CPU limit in cores."""
     gpu: GpuResource | None = None
     """GPU limit."""
-
-    @model_validator(mode="after")
-    def _memory(self) -> ResourceLimits:
-        if self.memory_in_gb is not None:
-            _check_memory(self.memory_in_gb, "limit")
-        return self
 
 
 class ResourceRequirements(ArmModel):
@@ -602,15 +701,15 @@ class ContainerProbe(ArmModel):
     http_get: ContainerHttpGet | None = None
     """Make an HTTP GET; success is a 2xx/3xx status."""
     # Ranges as Kubernetes defines them; ACI's probes mirror Kubernetes' and refuse what it refuses.
-    initial_delay_seconds: int | None = Field(default=None, ge=0)
+    initial_delay_seconds: ProbeSecondsFrom0 | None = None
     """Seconds after start before the first probe."""
-    period_seconds: int | None = Field(default=None, ge=1)
+    period_seconds: ProbeCount | None = None
     """Seconds between probes."""
-    failure_threshold: int | None = Field(default=None, ge=1)
+    failure_threshold: ProbeCount | None = None
     """Failures in a row that count as failed."""
-    success_threshold: int | None = Field(default=None, ge=1)
+    success_threshold: ProbeCount | None = None
     """Successes in a row that count as passed."""
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: ProbeCount | None = None
     """Seconds before a probe times out."""
 
     @model_validator(mode="after")
@@ -638,9 +737,9 @@ class SecurityContext(ArmModel):
     """Whether the init process may gain privileges."""
     capabilities: SecurityContextCapabilities | None = None
     """Linux capabilities to add or drop."""
-    run_as_group: int | None = Field(default=None, ge=0)
+    run_as_group: Id32 | None = None
     """GID the container runs as."""
-    run_as_user: int | None = Field(default=None, ge=0)
+    run_as_user: Id32 | None = None
     """UID the container runs as."""
     seccomp_profile: str | None = None
     """Base64 of a seccomp profile in JSON."""
@@ -728,7 +827,7 @@ class AzureFileVolume(ArmModel):
     """Ours: where the storage account key comes from, `{env: NAME}` or `{file: PATH}`."""
 
     @model_validator(mode="after")
-    def _key(self) -> AzureFileVolume:
+    def _key(self, info: ValidationInfo) -> AzureFileVolume:
         _one_source(
             self,
             "storage_account_key",
@@ -736,6 +835,15 @@ class AzureFileVolume(ArmModel):
             "storageAccountKey",
             "storageAccountKeyFrom",
         )
+        # Write-only: a PUT without it mounts nothing (DESIGN section 8). A lenient parse (an export) gets a
+        # placeholder reference from `from_arm` instead.
+        lenient = bool(info.context and info.context.get("lenient"))
+        if self.storage_account_key is None and self.storage_account_key_from is None and not lenient:
+            raise fail(
+                "storage_account_key",
+                f"azureFile share {self.share_name!r} needs 'storageAccountKey' or "
+                "'storageAccountKeyFrom: {env: NAME}' (Azure never returns it: the manifest must supply it)",
+            )
         return self
 
 
@@ -778,9 +886,14 @@ SecretFile = Annotated[SecretStr, BeforeValidator(_secret_file)]
 
 
 class Volume(ArmModel):
-    """A volume of the group: exactly one of `azureFile`, `emptyDir`, `secret`, `gitRepo`."""
+    """A volume of the group: exactly one of `azureFile`, `emptyDir`, `secret` (or `secretFrom`) and
+    `gitRepo`."""
 
     _hidden: ClassVar[frozenset[str]] = frozenset({"secret"})
+    _ours: ClassVar[frozenset[str]] = frozenset({"secret_from"})
+    # Files of `secretFrom` once resolved: file name -> base64 of the content (what a PUT sends). Never part
+    # of `manifest()`, so a resolved value is never written back into a document.
+    _resolved: dict[str, str] = PrivateAttr(default_factory=dict)
 
     name: str = Field(min_length=1)
     """The volume's name, referenced by volumeMounts."""
@@ -789,13 +902,18 @@ class Volume(ArmModel):
     empty_dir: EmptyDirVolume | None = None
     """An empty directory."""
     secret: dict[str, SecretFile] | None = None
-    """Files whose content is secret: file name -> base64 content."""
+    """Files whose content is secret: file name -> base64 content (prefer `secretFrom`)."""
+    secret_from: dict[str, SecretRef] | None = None
+    """Ours: the files of a secret volume kept out of git: file name -> `{env: NAME}` or `{file: PATH}` whose
+    content becomes the file (sent base64-encoded, as Azure takes it)."""
     git_repo: GitRepoVolume | None = None
     """A clone of a git repository."""
 
     @model_validator(mode="after")
-    def _one_kind(self) -> Volume:
+    def _one_kind(self, info: ValidationInfo) -> Volume:
         kinds = [k for k in ("azure_file", "empty_dir", "secret", "git_repo") if getattr(self, k) is not None]
+        if self.secret_from is not None and "secret" not in kinds:
+            kinds.append("secret")
         if len(kinds) != 1:
             names = {
                 "azure_file": "azureFile",
@@ -809,7 +927,48 @@ class Volume(ArmModel):
                 f"volume {shown(self.name)} needs exactly one of azureFile, emptyDir, secret or gitRepo "
                 f"(got {got})",
             )
+        if kinds == ["secret"]:
+            self._check_secret_files(lenient=bool(info.context and info.context.get("lenient")))
         return self
+
+    def _check_secret_files(self, *, lenient: bool) -> None:
+        literal, referenced = set(self.secret or {}), set(self.secret_from or {})
+        both = sorted(literal & referenced)
+        if both:
+            raise fail(
+                "secret_twice", f"secret volume {self.name!r} gives file {both[0]!r} in secret and secretFrom"
+            )
+        # A GET returns a secret volume without its files; an export keeps that as `secretFrom: {}` (lenient)
+        # which then fails here until filled in. Azure would mount an empty volume and lose the files.
+        if not literal | referenced and not lenient:
+            raise fail(
+                "secret_volume_empty",
+                f"secret volume {self.name!r} has no files (Azure never returns them): give each file as "
+                "secretFrom: {FILE_NAME: {env: NAME}} or {file: PATH}, or secret: {FILE_NAME: BASE64}",
+            )
+
+    def unresolved_files(self) -> list[str]:
+        """Names of `secretFrom` files that have no value yet."""
+        return [f for f in self.secret_from or {} if f not in self._resolved]
+
+    def with_resolved(self, values: dict[str, str]) -> Volume:
+        """A copy whose `secretFrom` files have these values (file name -> content, not yet base64)."""
+        copy = self.model_copy()
+        copy._resolved = {f: base64.b64encode(v.encode()).decode("ascii") for f, v in values.items()}
+        return copy
+
+    def resolved_files(self) -> dict[str, str]:
+        """Every file as sent: literal ones and resolved `secretFrom` ones (file name -> base64)."""
+        files = {f: v.get_secret_value() for f, v in (self.secret or {}).items()}
+        files.update(self._resolved)
+        return files
+
+    def arm(self, *, reveal_secrets: bool) -> dict[str, Any]:
+        out = super().arm(reveal_secrets=reveal_secrets)
+        if self.secret_from is not None:
+            # Unresolved files are the caller's concern, as for every reference (`to_arm_body` refuses them).
+            out["secret"] = self.resolved_files() if reveal_secrets else {}
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def _check_group_name(name: str) -> str:
     if not GROUP_NAME_RE.match(name):
         raise fail(
             "group_name",
-            f"container group name {shown(name)} is invalid: use 1-63 lowercase letters, digits and '-', "
+            f"container group name {shown(name)} is invalid: use 1-63 letters, digits and '-', "
             "not starting or ending with '-' and without '--' (for example 'web-prod')",
         )
     return name
@@ -223,7 +223,8 @@ class GroupManifest(ArmModel):
     type_: ResourceType | None = Field(default=None, alias="type")
     """Microsoft.ContainerInstance/containerGroups (accepted for compatibility)."""
     name: Annotated[str, AfterValidator(_check_group_name)]
-    """The group's name: 1-63 lowercase letters, digits and '-', no leading, trailing or double '-'."""
+    """The group's name: 1-63 letters, digits and '-', no leading, trailing or double '-' (case-insensitive
+    in Azure, sent as written)."""
     resource_group: Annotated[str, AfterValidator(_check_resource_group)]
     """Ours: the resource group (or set a directory default, or --resource-group)."""
     location: str = Field(min_length=1)
@@ -301,11 +302,17 @@ class GroupManifest(ArmModel):
             ref = getattr(owner, ref_field) if ref_field else None
             if isinstance(ref, SecretRef):
                 out.append((p, ref))
+        for vol in self.properties.volumes or ():
+            for file_name, file_ref in (vol.secret_from or {}).items():
+                out.append((_secret_file_pointer(vol.name, file_name), file_ref))
         return out
 
     def unresolved_secrets(self) -> list[str]:
         """Pointers of references that have no value yet."""
-        return [p for p, owner, value_field, _ in self._secret_slots() if getattr(owner, value_field) is None]
+        out = [p for p, owner, value_field, _ in self._secret_slots() if getattr(owner, value_field) is None]
+        for vol in self.properties.volumes or ():
+            out.extend(_secret_file_pointer(vol.name, f) for f in vol.unresolved_files())
+        return out
 
     def literal_secrets(self) -> list[str]:
         """Pointers of secrets written into the manifest itself rather than referenced (`secureValue`,
@@ -391,6 +398,8 @@ class GroupManifest(ArmModel):
                     }
                 )
                 if v.azure_file is not None and v.azure_file.storage_account_key_from is not None
+                else v.with_resolved({f: resolver(ref) for f, ref in v.secret_from.items()})
+                if v.secret_from
                 else v
                 for v in props.volumes
             )
@@ -432,10 +441,8 @@ class GroupManifest(ArmModel):
             out[p] = value.get_secret_value()
         props = self.properties
         for vol in props.volumes or ():
-            for file_name, content in (vol.secret or {}).items():
-                out[pointer.join(("properties", "volumes", vol.name, "secret", file_name))] = (
-                    content.get_secret_value()
-                )
+            for file_name, content in vol.resolved_files().items():
+                out[_secret_file_pointer(vol.name, file_name)] = content
         la = props.diagnostics.log_analytics if props.diagnostics else None
         if la is not None and la.workspace_resource_id is not None:
             out[pointer.join(("properties", "diagnostics", "logAnalytics", "workspaceResourceId"))] = (
@@ -471,12 +478,17 @@ class GroupManifest(ArmModel):
     def from_arm(cls, body: Mapping[str, Any], *, resource_group: str, name: str) -> GroupManifest:
         """A manifest of a live group (GET or list body). Read-only and unknown fields are dropped; secrets,
         which a GET never returns, become `{env: ...}` references named after their place, for the user to
-        provide (a secret volume's files cannot be recovered and stay empty)."""
+        provide; a secret volume, whose file names a GET does not return either, becomes `secretFrom: {}`,
+        which fails validation until its files are named."""
         data = _with_placeholders(body)
         data["name"] = name
         data["resourceGroup"] = resource_group
         data.pop("type", None)
         return cls.model_validate(data, context={"lenient": True})
+
+
+def _secret_file_pointer(volume: str, file_name: str) -> str:
+    return pointer.join(("properties", "volumes", volume, "secret", file_name))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -685,6 +697,12 @@ def _with_placeholders(body: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(cred, dict) and cred.get("username") and "password" not in cred:
             cred["passwordFrom"] = {"env": _env_name(str(cred.get("server", "")), "password")}
     for vol in props.get("volumes") or ():
+        secret = vol.get("secret") if isinstance(vol, dict) else None
+        if isinstance(secret, dict) and not any(secret.values()):
+            # A GET returns a secret volume without its files (`secret: {}`, or names without values). An
+            # empty `secretFrom` fails validation until each file is given: never a PUT of an empty volume.
+            del vol["secret"]
+            vol["secretFrom"] = {str(f): {"env": _env_name(str(vol.get("name", "")), str(f))} for f in secret}
         af = vol.get("azureFile") if isinstance(vol, dict) else None
         if isinstance(af, dict) and "storageAccountKey" not in af:
             af["storageAccountKeyFrom"] = {"env": _env_name(str(vol.get("name", "")), "storage_account_key")}

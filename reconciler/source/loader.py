@@ -47,6 +47,8 @@ from reconciler.source.substitute import substitute
 from reconciler.source.walk import WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
 
+# A top-level key the Azure CLI's YAML serializer writes (`az container export`, Microsoft's GPU tutorial).
+SERIALIZER_LEFTOVER = "additional_properties"
 # Problems (errors, and separately warnings) reported per file; the rest are counted in one last line.
 MAX_PROBLEMS_PER_FILE = 50
 # Where secret files live unless a `_defaults.yaml` says otherwise: relative to each root directory.
@@ -326,6 +328,7 @@ class _Document:
                 return  # a JSON Schema (ours, next to the manifests for editors), not a manifest
             # `"$schema": "./schema.json"` in a JSON manifest points editors at the schema; not a field.
             raw = {k: v for k, v in raw.items() if k != "$schema"}
+        raw = self._drop_serializer_leftovers(raw)
         hints = self.hints
         if hints.secrets:
             for at, message in literal_secret_warnings(raw):
@@ -376,6 +379,24 @@ class _Document:
                 document=doc.index,
             )
         )
+
+    def _drop_serializer_leftovers(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """`additional_properties: {}` is what the Azure CLI's serializer leaves in YAML it writes
+        (Microsoft's GPU tutorial carries it) and `az container create --file` ignores: dropped with a
+        warning. With content it would hold keys nobody meant to lose, so it stays for the model to report."""
+        found = [k for k, v in raw.items() if k.casefold() == SERIALIZER_LEFTOVER and v in ({}, None)]
+        for key in found:
+            where = self.place((key,), key=True)
+            self.run.warnings.append(
+                SourceError(
+                    where.path,
+                    where.line,
+                    where.column,
+                    f"{key}: an empty leftover of the Azure CLI's serializer, not an ARM key; ignored "
+                    "(remove it)",
+                )
+            )
+        return {k: v for k, v in raw.items() if k not in found} if found else raw
 
     def _resolve(self, manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
         if not manifest.secret_refs():

@@ -3,6 +3,8 @@
 Called by `reconciler.source.loader` for every document. A reference is a mapping with exactly one key:
 
 - `secureValueFrom: {env: NAME}`: the value of environment variable NAME;
+- `secretFrom: {FILE_NAME: {env: NAME} | {file: PATH}}` of a secret volume: one reference per file, resolved
+  the same way (the model base64-encodes the value for Azure);
 - `secureValueFrom: {file: PATH}`: the content of a file, PATH relative to the manifest's own directory. It
   must stay inside the manifest root (no `..` escape, no absolute path, no symlink out), is read as UTF-8, and
   one trailing newline is stripped (so `echo secret > file` works).
@@ -39,6 +41,8 @@ _REFERENCE_FOR = {
     "workspacekey": "workspaceKeyFrom",
 }
 REFERENCE_KEYS = frozenset(v.casefold() for v in _REFERENCE_FOR.values())
+# `secretFrom` of a secret volume: a mapping of file name -> reference.
+FILE_REFERENCES_KEY = "secretfrom"
 
 Problem = tuple[DocPath, str]
 
@@ -82,6 +86,9 @@ def find_references(value: Any) -> list[FoundReference]:
             for k, v in node.items():
                 if k.casefold() in REFERENCE_KEYS:
                     check(v, (*here, k))
+                elif k.casefold() == FILE_REFERENCES_KEY and isinstance(v, dict):
+                    for file_name, ref in v.items():
+                        check(ref, (*here, k, file_name))
                 else:
                     walk(v, (*here, k))
         elif isinstance(node, list):

@@ -10,12 +10,15 @@ stream (libyaml's C parser when available) rather than its composer or construct
 - scalars are resolved conservatively (YAML 1.2 core schema, JSON-compatible): `true`/`false` are booleans,
   `null`/`~`/empty is null, and a number is produced only when its text round-trips (`80`, `1.5`). Everything
   else stays a string: `2018-10-01` (never a date), `yes`/`on`/`no` (YAML 1.1 booleans), `0123`, `1.10`,
-  `22:30` (sexagesimal), `0x1F`. The manifest model accepts numbers written as strings, so nothing is lost;
+  `22:30` (sexagesimal), `0x1F`, `1_0`, `1e400`, `.inf`, and any number longer than `MAX_NUMBER_TEXT`
+  characters (which `int()` could refuse or `float()` overflow). The manifest model reads numbers written as
+  strings by one rule (`reconciler.model.aci.to_decimal`), so it decides what is a number, with a location;
 - every value and every mapping key keeps its 1-based (line, column), indexed by its path in the document.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,9 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 # Values (scalars and collections) one document may expand to, aliases included.
 MAX_DOCUMENT_NODES = 100_000
+# Longer numeric text stays a string (the model refuses it where a number is due, with its place): Python's
+# `int()` refuses more than 4300 digits, and no manifest value needs more than a few.
+MAX_NUMBER_TEXT = 32
 
 try:  # libyaml is an order of magnitude faster; the pure-Python parser gives the same events.
     _Loader: type[Any] = yaml.CSafeLoader
@@ -43,6 +49,7 @@ DocPath = tuple[Key, ...]
 
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"-?[0-9]+\.[0-9]+(?:e[-+][0-9]+)?\Z")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 _YAML11_BOOLS = {
@@ -54,7 +61,7 @@ _TAG = "tag:yaml.org,2002:"
 _MAP_TAGS = frozenset({None, "!", _TAG + "map"})
 _SEQ_TAGS = frozenset({None, "!", _TAG + "seq"})
 # Under these keys mapping keys are data (file names of a secret volume) and case matters.
-_CASE_SENSITIVE_PARENTS = frozenset({"secret"})
+_CASE_SENSITIVE_PARENTS = frozenset({"secret", "secretfrom"})
 
 
 class _Abort(Exception):
@@ -98,7 +105,7 @@ def resolve_plain_scalar(text: str) -> Any:
     if b is not None:
         return b
     first = text[0]
-    if first.isdigit() or first == "-":
+    if (first.isdigit() or first == "-") and len(text) <= MAX_NUMBER_TEXT:
         if _INT.match(text):
             return int(text)
         if _FLOAT.match(text):
@@ -304,10 +311,15 @@ class _DocumentBuilder:
         try:
             if kind == "str":
                 return text
-            if kind == "int":
-                return int(text.replace("_", ""), 0)
-            if kind == "float":
-                return float(text.replace("_", ""))
+            if kind in ("int", "float"):
+                # Explicitly tagged numbers: the same text the model reads for any number, no YAML 1.1
+                # extras (underscores, `0x`, `.inf`), which ARM would not read either.
+                if len(text) > MAX_NUMBER_TEXT or not _PLAIN_NUMBER.match(text.strip()):
+                    raise ValueError(text)
+                value = int(text) if kind == "int" else float(text)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError(text)
+                return value
             if kind == "bool":
                 return _YAML11_BOOLS[text]
             if kind == "null":

@@ -85,11 +85,10 @@ class Divergence:
 # (cassette, interaction index) -> what the emulator must answer at 2023-05-01 instead of the recording.
 AT_2023_05_01: dict[tuple[str, int], Divergence] = {
     ("azure-sdk-for-python/test_cli_mgmt_containerinstance.test_containerinstance", 0): Divergence(
-        400,
+        201,
         "Azure answered 400 NoRegisteredProviderFound: the recording's subscription had not registered "
-        "Microsoft.ContainerInstance. Registered, ACI refuses the body all the same, with "
-        "InvalidContainerGroupName: group names are lower case and 'myContainerGroup' is not",
-        "InvalidContainerGroupName",
+        "Microsoft.ContainerInstance. Registered, ACI creates the group: ARM names are case-insensitive and "
+        "case-preserving, and Microsoft's ARM and YAML tutorials deploy exactly 'myContainerGroup'",
     ),
     **{
         (f"azure-cli/{name}", index): Divergence(

@@ -296,7 +296,7 @@ async def test_corrupt_state_file_is_reported_with_its_path(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("name", "payload", "code"),
     [
-        ("Web", body(), "InvalidContainerGroupName"),
+        ("web_x", body(), "InvalidContainerGroupName"),
         ("web--x", body(), "InvalidContainerGroupName"),
         ("-web", body(), "InvalidContainerGroupName"),
         (
@@ -311,6 +311,21 @@ async def test_aci_naming_rules_are_enforced_on_create(
 ) -> None:
     status, data, _ = await _put(raw_session, name, payload)
     assert (status, data["error"]["code"]) == (400, code)
+
+
+async def test_upper_case_group_names_are_created_as_azure_creates_mycontainergroup(
+    raw_session: aiohttp.ClientSession,
+) -> None:
+    status, data, _ = await _put(raw_session, "myContainerGroup", body())
+    assert status in (200, 201), data
+    assert data["name"] == "myContainerGroup"
+
+
+async def test_upper_case_container_names_are_still_rejected(raw_session: aiohttp.ClientSession) -> None:
+    payload = body()
+    payload["properties"]["containers"][0]["name"] = "Web"
+    status, data, _ = await _put(raw_session, "web", payload)
+    assert (status, data["error"]["code"]) == (400, "InvalidContainerName")
 
 
 async def test_duplicate_container_names_are_rejected(raw_session: aiohttp.ClientSession) -> None:

@@ -47,7 +47,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
             volumes.append({"name": f"vol{i}", "emptyDir": {}})
         elif kind == "secret":
             files = draw(
-                st.dictionaries(st.from_regex(r"[a-z]{1,6}\.[a-z]{2,3}", fullmatch=True), secret, max_size=2)
+                st.dictionaries(
+                    st.from_regex(r"[a-z]{1,6}\.[a-z]{2,3}", fullmatch=True), secret, min_size=1, max_size=2
+                )
             )
             volumes.append(
                 {

@@ -41,12 +41,11 @@ def test_schema_uses_canonical_arm_keys_and_enums() -> None:
     defs = manifest_json_schema()["$defs"]
     assert "memoryInGB" in defs["ResourceRequests"]["properties"]
     assert defs["GroupProperties"]["properties"]["osType"]["enum"] == ["Linux", "Windows"]
-    assert defs["ContainerPort"]["properties"]["port"] == {
-        "type": "integer",
-        "minimum": 1,
-        "maximum": 65535,
-        "description": "The port number (1-65535).",
-    }
+    # A number, or a numeric string as ARM reads it (`port: '80'`).
+    port = defs["ContainerPort"]["properties"]["port"]
+    assert port["description"] == "The port number (1-65535)."
+    assert port["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 65535}
+    assert port["anyOf"][1]["type"] == "string"
     assert defs["EnvironmentVariable"]["properties"]["secureValue"]["writeOnly"] is True
 
 

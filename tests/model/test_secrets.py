@@ -282,7 +282,14 @@ def test_from_arm_turns_stripped_secrets_into_env_references() -> None:
     assert doc["resourceGroup"] == "rg"
     assert "id" not in doc
     assert "provisioningState" not in doc["properties"]
-    assert parse_manifest(doc) == m
+    # A GET names no secret volume file: the export's `secretFrom: {}` fails validation until filled in.
+    assert doc["properties"]["volumes"][1] == {"name": "certs", "secretFrom": {}}
+    with pytest.raises(ValidationError) as info:
+        parse_manifest(doc)
+    assert "secret volume 'certs' has no files" in str(info.value)
+    doc["properties"]["volumes"][1]["secretFrom"] = {"tls.crt": {"env": "CERTS_TLS_CRT"}}
+    filled = parse_manifest(doc)
+    assert filled.unresolved_secrets()[-1] == "/properties/volumes/certs/secret/tls.crt"
 
 
 def test_literal_secrets_lists_what_the_loader_warns_about_and_no_reference() -> None:

@@ -81,7 +81,7 @@ SECRET_VOLUME = {"name": "certs", "secret": {"tls.crt": "aGVsbG8="}}
 
 # (id, mutation, expected loc, words the message must contain)
 REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, ...]]] = [
-    ("group name uppercase", _set(("name",), "Web"), ("name",), ("lowercase", "'Web'")),
+    ("group name underscore", _set(("name",), "my_Group"), ("name",), ("'my_Group'", "letters")),
     ("group name double dash", _set(("name",), "web--prod"), ("name",), ("'--'",)),
     ("group name trailing dash", _set(("name",), "web-"), ("name",), ("ending",)),
     ("group name too long", _set(("name",), "a" * 64), ("name",), ("1-63",)),
@@ -120,19 +120,19 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
         "cpu zero",
         _set((*C0, "resources", "requests", "cpu"), 0),
         (*C0, "resources", "requests", "cpu"),
-        ("greater than 0",),
+        ("cpu 0", "0.01-32"),
     ),
     (
         "memory negative",
         _set((*C0, "resources", "requests", "memoryInGB"), -1),
         (*C0, "resources", "requests", "memoryInGB"),
-        ("greater than 0",),
+        ("memoryInGB -1", "0.1-256"),
     ),
     (
         "memory not a tenth",
         _set((*C0, "resources", "requests", "memoryInGB"), 1.25),
-        (*C0, "resources", "requests"),
-        ("0.1 GB", "1.2", "1.3"),
+        (*C0, "resources", "requests", "memoryInGB"),
+        ("multiple of 0.1", "1.2", "1.3"),
     ),
     (
         "gpu sku",
@@ -162,10 +162,15 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
         "port zero",
         _set((*C0, "ports"), [{"port": 0}]),
         (*C0, "ports", 0, "port"),
-        ("greater than or equal to 1",),
+        ("port 0", "1-65535"),
     ),
     ("port too big", _set((*C0, "ports"), [{"port": 70000}]), (*C0, "ports", 0, "port"), ("65535",)),
-    ("port not a number", _set((*C0, "ports"), [{"port": "http"}]), (*C0, "ports", 0, "port"), ("integer",)),
+    (
+        "port not a number",
+        _set((*C0, "ports"), [{"port": "http"}]),
+        (*C0, "ports", 0, "port"),
+        ("'http'", "not a number"),
+    ),
     (
         "protocol",
         _set((*C0, "ports"), [{"port": 80, "protocol": "SCTP"}]),
@@ -388,7 +393,7 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
         "probe period zero",
         _set((*C0, "livenessProbe"), {"exec": {"command": ["true"]}, "periodSeconds": 0}),
         (*C0, "livenessProbe", "periodSeconds"),
-        ("greater than or equal to 1",),
+        ("0", "1-2147483647"),
     ),
     ("two zones", _set(("zones",), ["1", "2"]), ("zones",), ("one availability zone",)),
     ("tag name forbidden char", _set(("tags",), {"a/b": "x"}), ("tags", "a/b"), ("tag name",)),

@@ -89,7 +89,8 @@ def test_wrong_type_unknown_field_and_missing_field_are_all_reported(
     assert messages(result, root) == [
         "a.yaml:1:1: 'location' is required: set 'location:', e.g. westeurope",
         "a.yaml:9:35: properties.containers[0].properties.resources.requests.cpu: "
-        "Input should be a valid number, unable to parse string as a number",
+        "'lots' is not a number Azure accepts: write digits with an optional '.' and exponent "
+        "(no underscores, hexadecimal, inf or nan)",
         "a.yaml:10:7: properties.containers[0].properties.colour: unknown key 'colour' in "
         "ContainerProperties; allowed keys: command, environmentVariables, image, livenessProbe, ports, "
         "readinessProbe, resources, securityContext, volumeMounts",
@@ -102,7 +103,8 @@ def test_keys_in_any_case_are_located(root: Path, write: Writer, load: Loader) -
     result = load()
     assert messages(result, root) == [
         "a.yaml:10:35: properties.containers[0].properties.resources.requests.CPU: "
-        "Input should be a valid number, unable to parse string as a number"
+        "'lots' is not a number Azure accepts: write digits with an optional '.' and exponent "
+        "(no underscores, hexadecimal, inf or nan)"
     ]
 
 
@@ -338,7 +340,8 @@ def test_duplicate_key_and_validation_errors_show_together(root: Path, write: Wr
     assert messages(result, root) == [
         "a.yaml:11:1: duplicate key 'name'",
         "a.yaml:10:35: properties.containers[0].properties.resources.requests.cpu: "
-        "Input should be a valid number, unable to parse string as a number",
+        "'lots' is not a number Azure accepts: write digits with an optional '.' and exponent "
+        "(no underscores, hexadecimal, inf or nan)",
     ]
     assert result.groups == ()
 
@@ -371,7 +374,8 @@ def test_a_valid_group_is_not_applied_when_a_broken_copy_claims_its_name(
     result = load()
     assert messages(result, root) == [
         "b.yaml:10:35: properties.containers[0].properties.resources.requests.cpu: "
-        "Input should be a valid number, unable to parse string as a number",
+        "'lots' is not a number Azure accepts: write digits with an optional '.' and exponent "
+        "(no underscores, hexadecimal, inf or nan)",
         "a.yaml:1:1: container group 'web' in resource group 'rg' is also defined at b.yaml:1:1 "
         "(which has errors); names are unique per resource group (case-insensitive)",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -182,3 +183,63 @@ def test_literal_secret_volumes_are_warned_about(root: Path, write: Writer, load
         "file with ${VAR} substitutions from the environment"
     ]
     assert_secret_hidden(result)
+
+
+SECRET_VOLUME = """\
+  volumes:
+  - name: certs
+    secretFrom:
+      tls.crt: {env: TLS_CRT}
+      Key.PEM: {file: key.pem}
+"""
+
+
+def test_secret_volume_files_resolve_from_env_and_file_and_are_sent_base64(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("a.yaml", manifest() + SECRET_VOLUME)
+    write("key.pem", SECRET + "-key\n")
+    result = load(environ={"TLS_CRT": SECRET})
+    assert result.errors == ()
+    m = result.groups[0].manifest
+    (volume,) = m.to_arm_body(reveal_secrets=True)["properties"]["volumes"]
+    assert volume == {
+        "name": "certs",
+        "secret": {
+            "tls.crt": base64.b64encode(SECRET.encode()).decode(),
+            "Key.PEM": base64.b64encode(f"{SECRET}-key".encode()).decode(),
+        },
+    }
+    # As a GET shows it, and as the manifest document writes it: no value.
+    assert m.to_arm_body(reveal_secrets=False)["properties"]["volumes"] == [{"name": "certs", "secret": {}}]
+    assert SECRET not in str(m.to_manifest_dict())
+    assert m.to_manifest_dict()["properties"]["volumes"][0]["secretFrom"]["tls.crt"] == {"env": "TLS_CRT"}
+    assert set(m.secret_values()) == {
+        "/properties/volumes/certs/secret/tls.crt",
+        "/properties/volumes/certs/secret/Key.PEM",
+    }
+    assert_secret_hidden(result)
+
+
+def test_secret_volume_file_from_an_unset_variable_is_a_positioned_error(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("a.yaml", manifest() + SECRET_VOLUME)
+    write("key.pem", SECRET)
+    result = load(environ={})
+    assert not result.groups
+    assert messages(result, root) == [
+        "a.yaml:14:22: properties.volumes[0].secretFrom.tls.crt.env: environment variable TLS_CRT is not set"
+    ]
+
+
+def test_an_empty_secret_volume_is_an_error_naming_secret_from(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    for empty in ("secret: {}", "secretFrom: {}"):
+        write("a.yaml", manifest() + f"  volumes:\n  - name: certs\n    {empty}\n")
+        result = load(environ={})
+        assert not result.groups
+        (message,) = messages(result, root)
+        assert "secret volume 'certs' has no files" in message
+        assert "secretFrom" in message
