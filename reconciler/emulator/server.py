@@ -365,9 +365,9 @@ class Emulator:
                     self._saved_version = version
                 except StateSaveError:
                     # The file still holds the previous state and the store is unchanged in memory: the next
-                    # change or the stop writes it again, and the stop raises if that fails too.
-                    if self._stopping:
-                        raise
+                    # change or the stop writes it again (below, even when this write failed while the stop
+                    # was already under way), and the stop raises if that last write fails too.
+                    pass
             if self._stopping:
                 if self.store.version != self._saved_version:
                     await asyncio.to_thread(write_atomic, path, self.store.snapshot())
