@@ -236,7 +236,7 @@ def diff_group(
             secret_values, want_hash, _get_tag(live, SECRETS_TAG), ignore=policy.ignore, desired=want
         )
     )
-    # One synthetic path (`diff.SECRETS_PATH`) that no row of the table matches: secrets alone update in place.
+    # One synthetic path (`diff.SECRETS_PATH`) no row of the table matches: secrets alone update in place.
     result = classify([*spec, *secrets], terminated=observed.terminated)
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
 
