@@ -348,17 +348,16 @@ class _Run:
             # Another apply of this instance replaced it first, with the same spec: converged.
             return "re-created meanwhile by another apply with the desired spec"
         self.emit(change, "creating")
-        await self.recreate(change, body, steps)
-        return ""
+        return await self.recreate(change, body, steps)
 
-    async def recreate(self, change: Change, body: dict[str, Any], steps: _Steps) -> None:
+    async def recreate(self, change: Change, body: dict[str, Any], steps: _Steps) -> str:
         """Create a group this replace deleted: retried with backoff, round after round, because every
-        failure here leaves a managed group missing."""
+        failure here leaves a managed group missing. Returns a note when another apply created it first."""
         rounds = self.options.recreate_rounds
         for round_number in range(1, rounds + 1):
             try:
                 await self.put(change, steps.new(), create=True, body=body)
-                return
+                return ""
             except OperationTimeoutError as exc:
                 # Accepted and probably still running: another PUT would only restart it.
                 raise _RecreateFailedError(exc, round_number) from exc
@@ -374,6 +373,17 @@ class _Run:
                     round_number,
                 )
                 await self.sleep(delay)
+            if await self._standing_as_desired(change):
+                # Another apply of this instance (racing on the same replace) created it: converged.
+                return "re-created meanwhile by another apply with the desired spec"
+        return ""  # pragma: no cover - the loop returns or raises
+
+    async def _standing_as_desired(self, change: Change) -> bool:
+        try:
+            live = await self.gateway.get_group(change.resource_group, change.name)
+        except GatewayError:
+            return False  # not known: the next round's PUT decides
+        return live is not None and _carries_spec(live, change)
 
     async def _describe_missing(self, change: Change) -> str:
         """What stands at the group's name after a failed re-create, for the message (best effort)."""

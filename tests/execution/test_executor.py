@@ -109,7 +109,7 @@ async def test_replace_whose_create_fails_once_after_the_delete_retries_and_brin
     result = await run(plan(change(Action.REPLACE)), fake, clock)
     [outcome] = result.outcomes
     assert outcome.result is Result.SUCCEEDED
-    assert fake.ops() == ["delete", "put", "put"]
+    assert fake.ops() == ["delete", "put", "get", "put"]  # between rounds: has someone created it?
     assert fake.exists("rg", "web")
 
 

@@ -84,7 +84,8 @@ async def test_replace_whose_create_keeps_failing_is_recreate_failed_loudly_and_
     assert outcome.failed
     assert not result.ok
     assert outcome.interrupted_after_delete
-    assert fake.ops() == ["delete", "put", "put", "put", "get"]  # three rounds, then a look
+    # Three rounds, a look between them (did another apply create it?) and one at the end for the message.
+    assert fake.ops() == ["delete", "put", "get", "put", "get", "put", "get"]
     assert clock.sleeps, "the rounds are spaced by backoff"
     assert "it does not exist now" in outcome.message
     assert "The next pass tries to create it again" in outcome.message
@@ -184,6 +185,34 @@ async def test_replace_that_finds_the_group_recreated_with_the_desired_spec_is_c
     assert outcome.result is Result.SUCCEEDED
     assert "re-created meanwhile by another apply with the desired spec" in outcome.message
     assert fake.ops() == ["delete"]  # no PUT: it would only restart a group that is already right
+
+
+async def test_replace_whose_create_loses_a_race_to_another_apply_of_the_same_spec_is_converged(
+    clock: FakeClock,
+) -> None:
+    # The other apply's create is still running: our PUT is refused as transitioning until we give up a
+    # round; the group standing then carries our spec, so this apply converged rather than failed.
+    fake = FakeGateway()
+    fake.add("rg", "web")
+    c = change(Action.REPLACE, write_tags={**OWNER_TAGS, "aci-reconciler.spec": "fp-1"})
+    busy = RetryableError("ContainerGroupTransitioning: still transitioning", status=409)
+    fake.fail("put", busy, times=FAST.max_attempts)
+
+    async def other_apply_created_it(*_: Any) -> None:
+        fake.add("rg", "web", tags=dict(c.write_tags), provisioning_state="Creating")
+
+    real_sleep = clock.sleep
+
+    async def sleep(seconds: float) -> None:
+        await real_sleep(seconds)
+        if fake.count("put") == FAST.max_attempts and not fake.exists("rg", "web"):
+            await other_apply_created_it()
+
+    result = await apply_plan(plan(c), fake, options=FAST, sleep=sleep, clock=clock)
+    [outcome] = result.outcomes
+    assert outcome.result is Result.SUCCEEDED
+    assert "re-created meanwhile by another apply with the desired spec" in outcome.message
+    assert fake.ops() == ["delete", "put", "put", "get"]
 
 
 async def test_replace_that_finds_a_different_group_standing_still_writes_the_desired_one(
