@@ -10,8 +10,20 @@ Called by the engine (`reconciler.engine`) after planning; the daemon and the CL
   tags). A tags-only change PATCHes `write_tags`. A write without the ownership tags is refused: the group
   would no longer be recognised as ours.
 - create/update: one PUT; tags: one PATCH; delete: DELETE and wait until gone; replace: DELETE, wait until
-  gone, then PUT. A replace whose PUT fails after the delete reports `interrupted_after_delete=True`; the next
-  pass sees the group missing and plans a create, which completes it.
+  gone, then PUT.
+- A replace is guarded (DESIGN section 8). Before the DELETE, the exact body of the PUT must pass
+  `gate.replace_problems` (and its secrets must resolve); otherwise nothing is sent and the group is
+  stalled. After the DELETE, the PUT is retried in up to `recreate_rounds` rounds with backoff between
+  them; a round that finds the group standing with this change's spec (another apply of this instance
+  created it) ends converged. If every round fails, the outcome is `RECREATE_FAILED` (a failure: exit 1),
+  with `interrupted_after_delete=True` and what stands at the name now; the next pass plans a create.
+- Azure decides the unknowns (DESIGN section 5): an update refused as needing a delete
+  (`UpdateRefusedError`, `InvalidContainerGroupUpdate`) becomes a guarded replace in the same pass when the
+  manifest says `recreate: auto` (outcome action `replace`, message "Azure refused the in-place update
+  (...); replaced"), and is stalled with Azure's message when it says `recreate: never`.
+- A delete whose wait finds the group created again by someone else returns it (`Gateway.delete`); a
+  replace then reports converged when that group carries this change's spec and secrets hash.
+- `attempts` is the tries of the step that needed the most: a replace's delete and create are two steps.
 - Retryable errors are retried with backoff (full jitter), honouring Retry-After, up to `max_attempts` per
   call; stalled errors are not retried (FAILED, retryable=False). An LRO that times out is not retried in
   this pass (another PUT would restart the group again); it is FAILED, retryable.
