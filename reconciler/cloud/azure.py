@@ -472,7 +472,7 @@ class AzureGateway:
         name: str,
         *,
         timeout: float,  # noqa: ASYNC109 - the contract passes the deadline; applied inside
-    ) -> None:
+    ) -> ObservedGroup | None:
         label = f"DELETE {resource_group}/{name}"
         url = self._group_url(resource_group, name)
         try:
@@ -480,12 +480,12 @@ class AzureGateway:
                 try:
                     response = await self._send("DELETE", url, "delete", label)
                 except NotFoundError:
-                    return
+                    return None
                 if response.status == 204:
-                    return
+                    return None
                 if response.status == 202:
                     await self._wait_for_operation(response, None, label)
-                await self._wait_until_gone(url, label)
+                return await self._wait_until_gone(resource_group, url, label)
         except TimeoutError:
             raise OperationTimeoutError(f"{label}: the group still exists after {timeout:.0f}s") from None
 
@@ -584,13 +584,23 @@ class AzureGateway:
                 wait = exc.retry_after
             await self._sleep(wait if wait else self._poll_interval)
 
-    async def _wait_until_gone(self, url: str, label: str) -> None:
+    async def _wait_until_gone(self, resource_group: str, url: str, label: str) -> ObservedGroup | None:
+        """Poll until the group is gone (None), or until what stands at its name is no longer being deleted:
+        the delete has finished by then (its operation was waited for), so that is a group someone
+        created again meanwhile. Waiting for it to go away would poll until the deadline (issue 9,
+        finding 10: two applies replacing one group) and report a failure although Azure converged."""
         while True:
             try:
-                await self._send("GET", url, "get", f"{label} (wait until gone)")
+                response = await self._send("GET", url, "get", f"{label} (wait until gone)")
             except NotFoundError:
-                return
+                return None
             except GatewayError as exc:
                 if not exc.retryable:
                     raise
+            else:
+                body = response.body if isinstance(response.body, Mapping) else {}
+                state = str((body.get("properties") or {}).get("provisioningState") or "")
+                if body and state.lower() != "deleting":
+                    log.info("%s: the group was created again while its delete finished", label)
+                    return _observed(resource_group, body)
             await self._sleep(self._poll_interval)

@@ -15,7 +15,8 @@ Sources for the codes below:
   `InvalidAuthenticationToken`, `RequestDisallowedByPolicy`, `MissingSubscriptionRegistration`,
   `AnotherOperationInProgress`, `ResourceGroupNotFound`);
 - ACI's own codes: quota (`ContainerGroupQuotaReached`, any `...QuotaExceeded`),
-  a rejected update (`InvalidContainerGroupUpdate`, `ContainerGroupUpdateNotAllowed`), a group still busy
+  a rejected update (`InvalidContainerGroupUpdate`, `ContainerGroupUpdateNotAllowed`: its own kind,
+  `UpdateRefusedError`, because the executor answers it with a replace), a group still busy
   (`ContainerGroupTransitioning`), and the "ServiceUnavailable ... container group quota exceeded" answer that
   Microsoft's support article documents: a 503 that is a quota, not an outage, so it stalls.
 """
@@ -30,7 +31,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.cloud.errors import GatewayError, NotFoundError, RetryableError, StalledError
+from reconciler.cloud.errors import (
+    GatewayError,
+    NotFoundError,
+    RetryableError,
+    StalledError,
+    UpdateRefusedError,
+)
 
 # Azure's error messages can be long (the NoRegisteredProviderFound message lists every region); keep the
 # useful start only. Messages come from Azure, never from our request body.
@@ -143,7 +150,16 @@ def classify_http(
     if QUOTA_CODE.search(lowered) or (status in (403, 409, 503) and QUOTA_MESSAGE.search(message)):
         return StalledError(f"quota: {text}", status=status, code=code)
     if lowered in REJECTED_UPDATE_CODES:
-        return StalledError(f"update rejected: {text}", status=status, code=code)
+        # Classified by the code, never by the wording: Azure has answered it with one generic sentence
+        # ("The updates on container group 'x' are invalid. If you are going to update the os type, restart
+        # policy, network profile, CPU, memory or GPU resources ..., you must delete it first") and with
+        # sentences that name the property; the message is only carried to the outcome.
+        return UpdateRefusedError(
+            f"update rejected: {text}",
+            azure_message=_shorten(message) or code or "",
+            status=status,
+            code=code,
+        )
     if lowered in AUTHORISATION_CODES or status in (401, 403):
         return StalledError(f"not authorised: {text}", status=status, code=code)
     if status == 409 and lowered in RETRYABLE_CONFLICT_CODES:
@@ -234,6 +250,10 @@ def classify_operation_failure(code: str | None, message: str, *, operation: str
         text = f"{operation}: {text}"
     if QUOTA_CODE.search(lowered) or QUOTA_MESSAGE.search(message):
         return StalledError(f"quota: {text}", code=code)
+    if lowered in REJECTED_UPDATE_CODES:
+        return UpdateRefusedError(
+            f"update rejected: {text}", azure_message=_shorten(message) or code or "", code=code
+        )
     if lowered in RETRYABLE_OPERATION_CODES:
         return RetryableError(text, code=code)
     return StalledError(text, code=code)

@@ -70,3 +70,17 @@ class StalledError(GatewayError):
 
 class NotFoundError(StalledError):
     """The group (or resource group) does not exist. Callers that expect absence treat it as a value."""
+
+
+class UpdateRefusedError(StalledError):
+    """Azure refused an in-place update as needing a delete first (`InvalidContainerGroupUpdate`).
+
+    Stalled for the update itself; the executor turns it into a replace in the same pass when the group's
+    policy allows (`recreate: auto`, DESIGN section 5). `azure_message` is Azure's own text, shortened.
+    """
+
+    def __init__(
+        self, message: str, *, azure_message: str, status: int | None = None, code: str | None = None
+    ):
+        super().__init__(message, status=status, code=code)
+        self.azure_message = azure_message

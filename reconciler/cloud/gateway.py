@@ -50,8 +50,12 @@ class Gateway(Protocol):
         name: str,
         *,
         timeout: float,  # noqa: ASYNC109 - the contract passes the deadline; applied inside
-    ) -> None:
-        """Delete and wait until the group is gone. Deleting a missing group is not an error."""
+    ) -> ObservedGroup | None:
+        """Delete and wait until gone; None once it is gone. Deleting a missing group is not an error.
+
+        When a group stands at the name again after the delete finished (someone re-created it while this
+        call waited), that group is returned instead of waiting for it to go away.
+        """
         ...
 
     async def logs(

@@ -279,7 +279,7 @@ class StateBook:
             state.next_retry_at = None
             state.stalled_on = None
             state.set(Phase.READY, Reason.APPLIED, f"{change.action.value} succeeded")
-        elif outcome.result is Result.FAILED:
+        elif outcome.failed:  # FAILED, or RECREATE_FAILED (retryable: the next pass creates it)
             state.last_error = outcome.message
             if outcome.retryable:
                 self._back_off(state, now, outcome.message)

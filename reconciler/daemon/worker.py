@@ -361,7 +361,7 @@ class Worker:
             if change is None:
                 continue
             seen.add(key)
-            if self.draining and outcome.result is Result.FAILED:
+            if self.draining and outcome.failed:
                 # Refused or cut by the shutdown: not the group's fault; the next run picks it up.
                 self.book.record_interrupted(change)
                 self.metrics.actions.labels(action=outcome.action.value, result="interrupted").inc()
@@ -384,7 +384,7 @@ class Worker:
                 "duration_s": round(outcome.duration_s, 3),
                 "attempts": outcome.attempts,
             }
-            if outcome.result is Result.FAILED:
+            if outcome.failed:
                 failed = True
                 log.error("group failed", **fields, retryable=outcome.retryable, error=outcome.message)
             elif outcome.interrupted_after_delete:

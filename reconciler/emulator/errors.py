@@ -49,14 +49,23 @@ def not_found(resource_group: str, name: str) -> ArmError:
     )
 
 
-def invalid_update(name: str) -> ArmError:
-    return ArmError(
-        400,
-        "InvalidContainerGroupUpdate",
-        f"The updates on container group '{name}' are invalid. If you are going to update the os type, "
-        "restart policy, network profile, CPU, memory or GPU resources for a container group, you must "
-        "delete it first and then create a new one.",
-    )
+def invalid_update(name: str, *, wording: str = "generic", prop: str | None = None) -> ArmError:
+    """ACI's refusal of an update that needs a delete. `generic` is the sentence Azure has answered with for
+    years (quoted in MicrosoftDocs/azure-docs#38067, #65195 and others); `per-property` names the property,
+    as newer answers do. No verbatim public record of the newer sentence was found, so its wording here is
+    the emulator's; clients must (and the reconciler does) classify by the code, never by the text."""
+    if wording == "per-property" and prop:
+        message = (
+            f"The updates on container group '{name}' are invalid. Updating property '{prop}' is not "
+            "supported; you must delete the container group first and then create a new one."
+        )
+    else:
+        message = (
+            f"The updates on container group '{name}' are invalid. If you are going to update the os type, "
+            "restart policy, network profile, CPU, memory or GPU resources for a container group, you must "
+            "delete it first and then create a new one."
+        )
+    return ArmError(400, "InvalidContainerGroupUpdate", message)
 
 
 def bad_request(message: str, code: str = "InvalidRequestContent") -> ArmError:

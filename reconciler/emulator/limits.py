@@ -15,7 +15,21 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-FAULT_KINDS = frozenset({"500", "503", "429", "reset", "reset_after", "slow", "provision_fail"})
+FAULT_KINDS = frozenset(
+    {
+        "500",
+        "503",
+        "429",
+        "reset",
+        "reset_after",
+        "slow",
+        "provision_fail",
+        "refuse_update",
+        "refuse_update_property",
+    }
+)
+# Kinds that only mean something for a PUT (the refusals only for a PUT that updates an existing group).
+PUT_ONLY_KINDS = frozenset({"provision_fail", "refuse_update", "refuse_update_property"})
 
 
 class TokenBucket:
@@ -72,7 +86,10 @@ class FaultSettings:
     kinds: "500", "503", "429" (answered before the request is processed), "reset" (the connection is
     dropped before processing), "reset_after" (processed, then the connection is dropped: the client
     never sees the answer), "slow" (answered after `slow_seconds`), "provision_fail" (a PUT is accepted
-    but its provisioning ends Failed). `methods` and `path_contains` narrow which requests match.
+    but its provisioning ends Failed), "refuse_update" / "refuse_update_property" (a PUT that updates an
+    existing group is refused with `InvalidContainerGroupUpdate`, in the generic or the per-property
+    wording, whatever it changes: Azure deciding what no evidence decides; a PUT that creates is not
+    affected, but still counts). `methods` and `path_contains` narrow which requests match.
     """
 
     rate: float = 0.0
@@ -146,7 +163,7 @@ class FaultInjector:
             return None
         if s.path_contains and s.path_contains.lower() not in path.lower():
             return None
-        kinds = [k for k in s.kinds if k != "provision_fail" or method.upper() == "PUT"]
+        kinds = [k for k in s.kinds if k not in PUT_ONLY_KINDS or method.upper() == "PUT"]
         if not kinds or self._rng.random() >= s.rate:
             return None
         self.injected += 1

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -49,10 +49,12 @@ from reconciler.emulator.limits import FaultInjector, FaultSettings, TokenBucket
 from reconciler.emulator.resource import (
     JSON,
     apply_defaults,
-    immutable_changes,
     json_copy,
+    keep_immutable,
     name_problems,
     normalize_location,
+    refused_fields,
+    strip_secrets,
 )
 from reconciler.emulator.store import GroupRecord, Operation, StateSaveError, Store, iso, write_atomic
 
@@ -105,6 +107,9 @@ class EmulatorConfig:
     clock: Callable[[], float] | None = None
     # A principal with roles on some resource groups only: the subscription-wide list is refused (403).
     deny_subscription_list: bool = False
+    # How ACI words its refusal of an update that needs a delete: `generic` (one sentence for every
+    # property) or `per-property` (names the property). Tests cover both; see `errors.invalid_update`.
+    update_refusal_wording: Literal["generic", "per-property"] = "generic"
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,15 @@ def _basic_violations(definition: str, body: object) -> list[tuple[str, str]]:
             if not isinstance(requests.get(name), int | float) or isinstance(requests.get(name), bool):
                 out.append((f"{base}/properties/resources/requests/{name}", f"Required number '{name}'."))
     return out
+
+
+def _first_changed_property(old: JSON, new: JSON) -> str:
+    """The first top-level property an update changes (secrets aside), for a per-property refusal."""
+    before, after = strip_secrets(old).get("properties") or {}, strip_secrets(new).get("properties") or {}
+    for name in sorted(set(before) | set(after)):
+        if name not in ("provisioningState", "instanceView") and before.get(name) != after.get(name):
+            return str(name)
+    return "properties"
 
 
 def arm_path(pointer: str) -> str:
@@ -630,7 +644,7 @@ class Emulator:
         if delay > 0:
             await asyncio.sleep(delay)
             now = self.now()
-        response = await self._dispatch(request, route, method, now, fault == "provision_fail")
+        response = await self._dispatch(request, route, method, now, fault)
         if 200 <= response.status < 300:
             for quota in quotas:
                 quota.record(now)
@@ -664,14 +678,14 @@ class Emulator:
         )
 
     async def _dispatch(
-        self, request: web.Request, route: _Route, method: str, now: float, fail_provisioning: bool
+        self, request: web.Request, route: _Route, method: str, now: float, fault: str | None
     ) -> web.StreamResponse:
         name = route.name
         if name == "containerGroup":
             if method == "GET":
                 return self._get(route, now)
             if method == "PUT":
-                return await self._put(request, route, now, fail_provisioning)
+                return await self._put(request, route, now, fault)
             if method == "PATCH":
                 return await self._patch(request, route, now)
             if method == "DELETE":
@@ -746,7 +760,8 @@ class Emulator:
                 return normalized
         return body
 
-    async def _put(self, request: web.Request, route: _Route, now: float, fail: bool) -> web.Response:
+    async def _put(self, request: web.Request, route: _Route, now: float, fault: str | None) -> web.Response:
+        fail = fault == "provision_fail"
         body = await self._read_json(request)
         if not isinstance(body, dict):
             raise bad_request(
@@ -768,10 +783,9 @@ class Emulator:
         key = f"{route.subscription}/{route.resource_group}/{route.group}".lower()
         delay = self.config.provisioning_delay
         if existing is not None:
-            self._check_update(existing, body)
-            existing.set_spec(
-                apply_defaults(body, key=key, location=existing.location, previous=existing.spec)
-            )
+            self._check_update(existing, body, key, fault)
+            spec = apply_defaults(body, key=key, location=existing.location, previous=existing.spec)
+            existing.set_spec(keep_immutable(existing.spec, spec))
             op = self.store.begin(existing, "update", now, delay, fails=fail)
             rec, status = existing, 200
         else:
@@ -784,7 +798,7 @@ class Emulator:
         response.headers["Azure-AsyncOperation"] = self._async_url(request, op)
         return response
 
-    def _check_update(self, rec: GroupRecord, body: JSON) -> None:
+    def _check_update(self, rec: GroupRecord, body: JSON, key: str, fault: str | None) -> None:
         if rec.transition is not None:
             raise ArmError(
                 409,
@@ -807,8 +821,16 @@ class Emulator:
                 f"The container group '{rec.name}' is in the terminal state '{rec.group_state}' and "
                 "cannot be updated. Delete it first and then create a new one.",
             )
-        if immutable_changes(rec.spec, body):
-            raise invalid_update(rec.name)
+        candidate = apply_defaults(body, key=key, location=rec.location, previous=rec.spec)
+        refused = refused_fields(rec.spec, candidate)
+        wording = self.config.update_refusal_wording
+        if fault in ("refuse_update", "refuse_update_property"):
+            # Azure deciding what no evidence decides (DESIGN section 5): refuse this update whatever changed.
+            wording = "per-property" if fault == "refuse_update_property" else "generic"
+            changed = _first_changed_property(rec.spec, candidate)
+            raise invalid_update(rec.name, wording=wording, prop=refused[0].label if refused else changed)
+        if refused:
+            raise invalid_update(rec.name, wording=wording, prop=refused[0].label)
 
     async def _patch(self, request: web.Request, route: _Route, now: float) -> web.Response:
         body = await self._read_json(request)

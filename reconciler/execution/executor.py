@@ -10,8 +10,20 @@ Called by the engine (`reconciler.engine`) after planning; the daemon and the CL
   tags). A tags-only change PATCHes `write_tags`. A write without the ownership tags is refused: the group
   would no longer be recognised as ours.
 - create/update: one PUT; tags: one PATCH; delete: DELETE and wait until gone; replace: DELETE, wait until
-  gone, then PUT. A replace whose PUT fails after the delete reports `interrupted_after_delete=True`; the next
-  pass sees the group missing and plans a create, which completes it.
+  gone, then PUT.
+- A replace is guarded (DESIGN section 8). Before the DELETE, the exact body of the PUT must pass
+  `gate.replace_problems` (and its secrets must resolve); otherwise nothing is sent and the group is
+  stalled. After the DELETE, the PUT is retried in up to `recreate_rounds` rounds with backoff between
+  them; a round that finds the group standing with this change's spec (another apply of this instance
+  created it) ends converged. If every round fails, the outcome is `RECREATE_FAILED` (a failure: exit 1),
+  with `interrupted_after_delete=True` and what stands at the name now; the next pass plans a create.
+- Azure decides the unknowns (DESIGN section 5): an update refused as needing a delete
+  (`UpdateRefusedError`, `InvalidContainerGroupUpdate`) becomes a guarded replace in the same pass when the
+  manifest says `recreate: auto` (outcome action `replace`, message "Azure refused the in-place update
+  (...); replaced"), and is stalled with Azure's message when it says `recreate: never`.
+- A delete whose wait finds the group created again by someone else returns it (`Gateway.delete`); a
+  replace then reports converged when that group carries this change's spec and secrets hash.
+- `attempts` is the tries of the step that needed the most: a replace's delete and create are two steps.
 - Retryable errors are retried with backoff (full jitter), honouring Retry-After, up to `max_attempts` per
   call; stalled errors are not retried (FAILED, retryable=False). An LRO that times out is not retried in
   this pass (another PUT would restart the group again); it is FAILED, retryable.
@@ -39,9 +51,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from reconciler.cloud.errors import GatewayError, OperationTimeoutError, StalledError
+from reconciler.cloud.errors import GatewayError, OperationTimeoutError, StalledError, UpdateRefusedError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import Attempts, RetryPolicy, call_with_retry
+from reconciler.execution.gate import replace_problems
 from reconciler.execution.ratelimit import (
     ACI_CREATE_LIMITS,
     ACI_DELETE_LIMITS,
@@ -50,9 +63,10 @@ from reconciler.execution.ratelimit import (
     RateLimiter,
 )
 from reconciler.model.manifest import UnresolvedSecretError
+from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import SENSITIVE, Action, Change, Plan
-from reconciler.planning.ownership import MANAGED_BY_TAG
+from reconciler.planning.ownership import MANAGED_BY_TAG, SECRETS_TAG, SPEC_TAG
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +128,9 @@ class ApplyOptions:
     create_limits: tuple[RateLimit, ...] = ACI_CREATE_LIMITS
     delete_limits: tuple[RateLimit, ...] = ACI_DELETE_LIMITS
     hold_prunes_on_failure: bool = False
+    # Rounds of creating a replaced group again after its delete, each round with its own retries of
+    # retryable errors, with backoff in between; then the outcome is RECREATE_FAILED.
+    recreate_rounds: int = 3
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -122,6 +139,8 @@ class ApplyOptions:
             raise ValueError(f"lro_timeout must be positive, got {self.lro_timeout}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.recreate_rounds < 1:
+            raise ValueError(f"recreate_rounds must be at least 1, got {self.recreate_rounds}")
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -283,9 +302,11 @@ class _Run:
                 "that would not be recognised as managed"
             )
 
-    async def put(self, change: Change, attempts: Attempts, *, create: bool) -> None:
+    async def put(
+        self, change: Change, attempts: Attempts, *, create: bool, body: dict[str, Any] | None = None
+    ) -> None:
         self._check_ownership(change)
-        body = self._put_body(change)
+        body = body if body is not None else self._put_body(change)
         timeout = self.options.lro_timeout
         await self._retrying(
             change,
@@ -304,81 +325,170 @@ class _Run:
             attempts,
         )
 
-    async def delete(self, change: Change, attempts: Attempts) -> None:
+    async def delete(self, change: Change, attempts: Attempts) -> ObservedGroup | None:
+        """Delete and wait until gone; the group that stands there instead when someone re-created it."""
         timeout = self.options.lro_timeout
-        await self._retrying(
+        result: ObservedGroup | None = await self._retrying(
             change,
             lambda: self.gateway.delete(change.resource_group, change.name, timeout=timeout),
             attempts,
             quota=self.budget.deletes,
             quota_name="delete",
         )
+        return result
+
+    async def replace(self, change: Change, steps: _Steps) -> str:
+        """Delete, wait until gone, create; the gate first. Returns a note for the outcome ("" normally).
+
+        Raises `_RecreateFailedError` when the group was deleted and every round of creating it failed.
+        """
+        # The gate: a replace that could never create must not delete.
+        self._check_ownership(change)
+        body = self._put_body(change)
+        problems = replace_problems(body)
+        if problems:
+            raise StalledError(
+                "replace not started, the live group is untouched: Azure would refuse the new group ("
+                + "; ".join(problems)
+                + "); fix the manifest",
+                code="ReplaceGate",
+            )
+        self.emit(change, "deleting")
+        standing = await self.delete(change, steps.new())
+        steps.deleted = True
+        if standing is not None and _carries_spec(standing, change):
+            # Another apply of this instance replaced it first, with the same spec: converged.
+            return "re-created meanwhile by another apply with the desired spec"
+        self.emit(change, "creating")
+        return await self.recreate(change, body, steps)
+
+    async def recreate(self, change: Change, body: dict[str, Any], steps: _Steps) -> str:
+        """Create a group this replace deleted: retried with backoff, round after round, because every
+        failure here leaves a managed group missing. Returns a note when another apply created it first."""
+        rounds = self.options.recreate_rounds
+        for round_number in range(1, rounds + 1):
+            try:
+                await self.put(change, steps.new(), create=True, body=body)
+                return ""
+            except OperationTimeoutError as exc:
+                # Accepted and probably still running: another PUT would only restart it.
+                raise _RecreateFailedError(exc, round_number) from exc
+            except GatewayError as exc:
+                if round_number == rounds:
+                    raise _RecreateFailedError(exc, round_number) from exc
+                delay = self.policy.delay(round_number, exc)
+                self.emit(
+                    change,
+                    "retrying",
+                    f"re-creating after the delete failed: {scrub(str(exc), _secrets(change))}; "
+                    f"trying again in {delay:.1f}s",
+                    round_number,
+                )
+                await self.sleep(delay)
+            if await self._standing_as_desired(change):
+                # Another apply of this instance (racing on the same replace) created it: converged.
+                return "re-created meanwhile by another apply with the desired spec"
+        return ""  # pragma: no cover - the loop returns or raises
+
+    async def _standing_as_desired(self, change: Change) -> bool:
+        try:
+            live = await self.gateway.get_group(change.resource_group, change.name)
+        except GatewayError:
+            return False  # not known: the next round's PUT decides
+        return live is not None and _carries_spec(live, change)
+
+    async def _describe_missing(self, change: Change) -> str:
+        """What stands at the group's name after a failed re-create, for the message (best effort)."""
+        try:
+            live = await self.gateway.get_group(change.resource_group, change.name)
+        except GatewayError:
+            return "its current state could not be read"
+        if live is None:
+            return "it does not exist now"
+        return f"it exists with provisioningState {live.provisioning_state or 'unknown'}"
 
     async def apply_one(self, change: Change) -> GroupOutcome:
-        attempts = Attempts()
-        deleted = False
+        steps = _Steps()
         started = self.clock()
+        action = change.action
 
         def outcome(result: Result, message: str = "", retryable: bool | None = None) -> GroupOutcome:
             return GroupOutcome(
                 resource_group=change.resource_group,
                 name=change.name,
-                action=change.action,
+                action=action,
                 result=result,
                 message=scrub(message, _secrets(change)),
                 retryable=retryable,
-                attempts=attempts.count,
+                attempts=steps.attempts,
                 duration_s=max(0.0, self.clock() - started),
-                interrupted_after_delete=deleted and result is not Result.SUCCEEDED,
+                interrupted_after_delete=steps.deleted and result is not Result.SUCCEEDED,
             )
 
+        note = ""
         try:
             async with self.semaphore:
                 started = self.clock()
                 self.emit(change, "started")
-                action = change.action
                 if action is Action.CREATE:
                     self.emit(change, "creating")
-                    await self.put(change, attempts, create=True)
+                    await self.put(change, steps.new(), create=True)
                 elif action is Action.UPDATE:
                     self.emit(change, "updating")
-                    await self.put(change, attempts, create=False)
+                    try:
+                        await self.put(change, steps.new(), create=False)
+                    except UpdateRefusedError as refused:
+                        # DESIGN section 5: where no evidence decides a field, Azure's answer does.
+                        why = f"Azure refused the in-place update ({refused.azure_message})"
+                        if change.desired is not None and change.desired.policy.recreate == "never":
+                            raise StalledError(
+                                f"{why}; recreate: never holds the replace it needs (delete the group to "
+                                "let it be recreated, or set recreate: auto)",
+                                status=refused.status,
+                                code=refused.code,
+                            ) from None
+                        action = Action.REPLACE
+                        self.emit(change, "retrying", f"{why}; replacing it")
+                        extra = await self.replace(change, steps)
+                        note = f"{why}; replaced" + (f" ({extra})" if extra else "")
                 elif action is Action.TAGS:
                     self.emit(change, "patching")
-                    await self.patch(change, attempts)
+                    await self.patch(change, steps.new())
                 elif action is Action.DELETE:
                     self.emit(change, "deleting")
-                    await self.delete(change, attempts)
+                    await self.delete(change, steps.new())
                 elif action is Action.REPLACE:
-                    # Checked before the delete: a replace that could never create must not delete.
-                    self._check_ownership(change)
-                    self._put_body(change)
-                    self.emit(change, "deleting")
-                    await self.delete(change, attempts)
-                    deleted = True
-                    self.emit(change, "creating")
-                    await self.put(change, attempts, create=True)
+                    note = await self.replace(change, steps)
                 else:  # pragma: no cover - apply_plan only schedules changing actions
                     raise StalledError(f"nothing to do for action {action}")
         except asyncio.CancelledError:
-            note = "interrupted after the delete; the next pass creates it" if deleted else "interrupted"
-            self.emit(change, "cancelled", note, attempts.count)
+            message = (
+                "interrupted after the delete; the next pass creates it" if steps.deleted else "interrupted"
+            )
+            self.emit(change, "cancelled", message, steps.attempts)
             raise
+        except _RecreateFailedError as failed:
+            where = await self._describe_missing(change)
+            message = (
+                f"the group was deleted for the replace and creating it again failed "
+                f"({failed.rounds} round(s) with retries): {failed.error}; {where}. The next pass tries "
+                "to create it again"
+            )
+            result = outcome(Result.RECREATE_FAILED, message, True)
+            self.emit(change, "failed", result.message, steps.attempts)
+            return result
         except GatewayError as exc:
-            message = str(exc)
-            if deleted:
-                message += "; the group was deleted and not yet re-created: the next pass creates it"
-            result = outcome(Result.FAILED, message, exc.retryable)
-            self.emit(change, "failed", result.message, attempts.count)
+            result = outcome(Result.FAILED, str(exc), exc.retryable)
+            self.emit(change, "failed", result.message, steps.attempts)
             return result
         except Exception as exc:
             # A bug, not an Azure answer: record it against this group and keep the others going.
             log.exception("applying %s/%s failed unexpectedly", change.resource_group, change.name)
             result = outcome(Result.FAILED, f"internal error: {type(exc).__name__}", False)
-            self.emit(change, "failed", result.message, attempts.count)
+            self.emit(change, "failed", result.message, steps.attempts)
             return result
-        result = outcome(Result.SUCCEEDED)
-        self.emit(change, "done", "", attempts.count)
+        result = outcome(Result.SUCCEEDED, note)
+        self.emit(change, "done", note, steps.attempts)
         return result
 
     async def run_wave(self, changes: Sequence[Change]) -> dict[int, GroupOutcome]:
@@ -392,6 +502,46 @@ class _Run:
             for index, change in enumerate(changes):
                 group.create_task(one(index, change), name=f"apply:{change.resource_group}/{change.name}")
         return results
+
+
+class _Steps:
+    """The steps of one group's apply: each gets its own attempt counter, so a replace's delete and create
+    are two steps, and the outcome reports the tries of the step that needed the most."""
+
+    def __init__(self) -> None:
+        self.counters: list[Attempts] = []
+        self.deleted = False
+
+    def new(self) -> Attempts:
+        self.counters.append(Attempts())
+        return self.counters[-1]
+
+    @property
+    def attempts(self) -> int:
+        return max((c.count for c in self.counters), default=0)
+
+
+class _RecreateFailedError(Exception):
+    """A replace deleted the group and could not create it again."""
+
+    def __init__(self, error: GatewayError, rounds: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.rounds = rounds
+
+
+def _tag(tags: dict[str, str], name: str) -> str | None:
+    return next((v for k, v in tags.items() if k.lower() == name.lower()), None)
+
+
+def _carries_spec(group: ObservedGroup, change: Change) -> bool:
+    """True when a live group carries this change's spec fingerprint and secrets hash and is not failed
+    or going away: someone (another apply of this instance) already wrote exactly what we want."""
+    state = (group.provisioning_state or "").lower()
+    if state in ("failed", "deleting"):
+        return False
+    want = change.write_tags
+    return all(_tag(group.tags, name) == _tag(want, name) for name in (MANAGED_BY_TAG, SPEC_TAG, SECRETS_TAG))
 
 
 class _NoRetry(Exception):
@@ -464,7 +614,7 @@ async def apply_plan(
         if not wave:
             continue
         if wave is last and options.hold_prunes_on_failure:
-            failed = [o for o in outcomes.values() if o.result is Result.FAILED]
+            failed = [o for o in outcomes.values() if o.failed]
             if failed:
                 for index, change in wave:
                     message = (

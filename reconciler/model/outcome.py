@@ -17,6 +17,12 @@ class Result(StrEnum):
     FAILED = "failed"  # gave up on this pass; `retryable` says whether a later pass may succeed
     HELD = "held"  # the plan asked for it but policy held it back (suspend, `recreate: never`)
     SKIPPED = "skipped"  # nothing to do (noop) or not attempted (conflict, shutdown)
+    # A replace deleted the group and could not create it again, retries included: the group is missing
+    # (or failed to provision). Counts as failed (exit 1) and is rendered loudly.
+    RECREATE_FAILED = "recreate-failed"
+
+
+FAILED_RESULTS = frozenset({Result.FAILED, Result.RECREATE_FAILED})
 
 
 class GroupOutcome(BaseModel):
@@ -28,10 +34,15 @@ class GroupOutcome(BaseModel):
     result: Result
     message: str = ""  # never holds a secret value
     retryable: bool | None = None  # for FAILED: retryable (throttling, 5xx) or stalled
+    # Tries of the step that needed the most (a replace's delete and create are two steps, not two attempts).
     attempts: int = 0
     duration_s: float = 0.0
-    # A replace that deleted the group but has not created it yet; the next pass creates it.
+    # A replace that deleted the group but has not created it yet (cut short, or RECREATE_FAILED).
     interrupted_after_delete: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.result in FAILED_RESULTS
 
 
 class ApplyResult(BaseModel):
@@ -42,7 +53,7 @@ class ApplyResult(BaseModel):
 
     @property
     def failed(self) -> tuple[GroupOutcome, ...]:
-        return tuple(o for o in self.outcomes if o.result is Result.FAILED)
+        return tuple(o for o in self.outcomes if o.failed)
 
     @property
     def ok(self) -> bool:

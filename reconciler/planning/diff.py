@@ -23,6 +23,15 @@ from reconciler.planning.normalise import SECURE, SERVER_CHOSEN
 
 _ABSENT = object()
 
+# Where a change of secret values is reported. Azure never returns a secret, so the only evidence of a change
+# is the one keyed hash of all secret values in the `aci-reconciler.secrets` tag: which secret changed is not
+# knowable, and naming every secret path (the old behaviour) blamed fields that had not changed, including the
+# Log Analytics workspace key, whose table row then forced a needless replace (issue 9, finding 7). One
+# synthetic path, matched by no row of the classification table, makes a secret change an update in place.
+# Per-secret hash tags were the alternative; they were rejected because tags are a shared, small budget
+# (ARM allows 50 per resource, the manifest's own tags included) and a group may carry dozens of secrets.
+SECRETS_PATH = "/properties/(secrets)"
+
 
 def escape(segment: str) -> str:
     """One JSON Pointer reference token (RFC 6901: `~` -> `~0`, `/` -> `~1`)."""
@@ -78,6 +87,35 @@ def diff(
     walk = _Walk(chosen=frozenset(split_pointer(p) for p in server_chosen))
     _walk(walk, desired, observed, (), patterns)
     return walk.out
+
+
+def secret_changes(
+    secret_paths: Iterable[str],
+    want_hash: str | None,
+    have_hash: str | None,
+    *,
+    ignore: Iterable[str] = (),
+    desired: Mapping[str, Any] | None = None,
+) -> list[FieldChange]:
+    """The change of a group's secret values, from the keyed hash of the manifest's (`want_hash`) and the
+    live group's hash tag (`have_hash`): nothing when they agree, else one sensitive change at `SECRETS_PATH`.
+
+    Dropped when every secret path lies under a `reconcile.ignore` pointer (the hash covers only those).
+    """
+    if want_hash == have_hash:
+        return []
+    paths = list(secret_paths)
+    ignore = list(ignore)
+    if paths and ignore and all(is_ignored(p, ignore, desired or {}) for p in paths):
+        return []
+    kind: Literal["add", "remove", "change"]
+    if have_hash is None:
+        kind = "add"
+    elif not paths:
+        kind = "remove"
+    else:
+        kind = "change"
+    return [FieldChange(path=SECRETS_PATH, kind=kind, sensitive=True)]
 
 
 def is_ignored(path: str, ignore: Iterable[str], desired: Mapping[str, Any]) -> bool:

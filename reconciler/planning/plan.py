@@ -37,7 +37,7 @@ from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
 from reconciler.planning.classify import classify
-from reconciler.planning.diff import diff, is_ignored, pointer
+from reconciler.planning.diff import diff, pointer, secret_changes
 from reconciler.planning.normalise import canonical
 from reconciler.planning.ownership import (
     INFORMATIONAL_TAGS,
@@ -198,21 +198,6 @@ def _tag_changes(
     return changes
 
 
-def _secret_changes(
-    secret_values: Mapping[str, str] | None, live: Mapping[str, str], want_hash: str | None
-) -> list[FieldChange]:
-    if secret_values is None:
-        return []  # unresolved: not comparable in this pass (build_plan warns)
-    have_hash = _get_tag(live, SECRETS_TAG)
-    if want_hash == have_hash:
-        return []
-    paths = sorted(secret_values)
-    if paths:
-        # One hash covers all secrets, so every secret path is reported; values never are.
-        return [FieldChange(path=p, kind="change", sensitive=True) for p in paths]
-    return [FieldChange(path=pointer(("tags", SECRETS_TAG)), kind="remove", sensitive=True)]
-
-
 def diff_group(
     desired: DesiredGroup,
     observed: ObservedGroup | None,
@@ -310,14 +295,16 @@ def diff_group(
     if other_key and not rekey:
         tags = _with_tags(tags, {t: _get_tag(live, t) for t in (SECRETS_TAG, *PROOF_TAGS)})
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
-    secrets = [
-        s
-        for s in _secret_changes(secret_values, live, want_hash)
-        if not is_ignored(s.path, policy.ignore, want)
+    secrets = (
+        []  # unresolved: not comparable in this pass (build_plan warns)
+        if secret_values is None
         # A hash under another key says nothing about the values: no secret update is proposed from it.
-        and not other_key
-    ]
-    # Secret paths go through the same table: a rotated Log Analytics key is a diagnostics change.
+        or other_key
+        else secret_changes(
+            secret_values, want_hash, _get_tag(live, SECRETS_TAG), ignore=policy.ignore, desired=want
+        )
+    )
+    # One synthetic path (`diff.SECRETS_PATH`) no row of the table matches: secrets alone update in place.
     result = classify([*spec, *secrets], terminated=observed.terminated)
     tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
 

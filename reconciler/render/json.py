@@ -21,8 +21,8 @@ Plan (`plan_to_json`)::
 Changes are ordered by resource group and name, fields by path, issues errors first; keys are sorted in the
 rendered text. Apply results (`apply_to_json`) have `format_version`, `revision`, `ok`, `outcomes` (one
 object per group: resource_group, name, action, result, message, retryable, attempts, duration_s,
-interrupted_after_delete) and `summary` (created, updated, replaced, tags_updated, deleted, failed, held,
-skipped, conflict, unchanged).
+interrupted_after_delete) and `summary` (created, updated, replaced, tags_updated, deleted, failed,
+recreate_failed, held, skipped, conflict, unchanged).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ def render_apply_markdown(result: ApplyResult) -> str:
     rows = [
         o
         for o in sorted(result.outcomes, key=lambda o: (o.resource_group.lower(), o.name.lower()))
-        if o.action is not Action.NOOP or o.result.value == "failed"
+        if o.action is not Action.NOOP or o.failed
     ]
     if rows:
         out += ["", "| Group | Action | Result | Time | Details |", "|:--|:--|:--|--:|:--|"]

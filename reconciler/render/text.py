@@ -151,6 +151,10 @@ def outcome_sentence(o: GroupOutcome) -> str:
     if o.result is Result.SUCCEEDED:
         text = f"{DONE[o.action]} in {format_duration(o.duration_s)}{attempts}"
         return f"{text}: {message}" if message else text
+    if o.result is Result.RECREATE_FAILED:
+        # The one outcome where a group this reconciler manages is gone: said first, in capitals.
+        text = f"RECREATE FAILED: deleted for the {o.action.value}, not created again{attempts}"
+        return f"{text}: {message}" if message else text
     if o.result is Result.FAILED:
         text = f"{o.action.value} failed{attempts} in {format_duration(o.duration_s)}"
         if o.retryable is True:
@@ -180,7 +184,7 @@ def apply_summary_line(result: ApplyResult) -> str:
     """`Apply complete: 2 created, 1 updated, 1 failed.` (zero counts and unchanged groups left out)."""
     counts = apply_counts(result)
     conflicts = "conflict" if counts["conflict"] == 1 else "conflicts"
-    words = {"tags_updated": "tags updated", "conflict": conflicts}
+    words = {"tags_updated": "tags updated", "conflict": conflicts, "recreate_failed": "RECREATE FAILED"}
     parts = [f"{n} {words.get(k, k)}" for k, n in counts.items() if n and k != "unchanged"]
     if not parts:
         return "Apply complete: no changes."
@@ -188,7 +192,7 @@ def apply_summary_line(result: ApplyResult) -> str:
 
 
 def _outcome_colour(o: GroupOutcome) -> str:
-    if o.result is Result.FAILED:
+    if o.failed:
         return _RED
     if o.result is Result.SUCCEEDED:
         return _DONE_COLOURS.get(o.action, "")
@@ -200,9 +204,10 @@ def render_apply_text(result: ApplyResult, *, color: bool = False, show_noop: bo
     paint = _Paint(color)
     out = []
     for o in _sorted_outcomes(result.outcomes):
-        if o.action is Action.NOOP and not show_noop and o.result is not Result.FAILED:
+        if o.action is Action.NOOP and not show_noop and not o.failed:
             continue
-        out.append(f"{address(o)}: {paint(outcome_sentence(o), _outcome_colour(o))}")
+        loud = _BOLD if o.result is Result.RECREATE_FAILED else ""
+        out.append(f"{address(o)}: {paint(outcome_sentence(o), loud, _outcome_colour(o))}")
     if out:
         out.append("")
     summary = apply_summary_line(result)

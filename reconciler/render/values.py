@@ -249,12 +249,17 @@ DONE: dict[Action, str] = {
 
 
 def apply_counts(result: ApplyResult) -> dict[str, int]:
-    """Counts per kind of outcome, every key present: created ... deleted, failed, held, skipped, conflict,
-    unchanged. A succeeded noop counts as unchanged; a conflict is never counted as skipped."""
+    """Counts per kind of outcome, every key present: created ... deleted, failed, recreate_failed (a
+    replace that deleted the group and could not create it again), held, skipped, conflict, unchanged. A
+    succeeded noop counts as unchanged; a conflict is never counted as skipped."""
     keys = [*(DONE[a].replace(" ", "_") for a in DONE if a not in (Action.CONFLICT, Action.NOOP))]
-    counts = dict.fromkeys([*keys, "failed", "held", "skipped", "conflict", "unchanged"], 0)
+    counts = dict.fromkeys(
+        [*keys, "failed", "recreate_failed", "held", "skipped", "conflict", "unchanged"], 0
+    )
     for o in result.outcomes:
-        if o.result is Result.FAILED:
+        if o.result is Result.RECREATE_FAILED:
+            counts["recreate_failed"] += 1
+        elif o.result is Result.FAILED:
             counts["failed"] += 1
         elif o.result is Result.HELD:
             counts["held"] += 1

@@ -22,7 +22,7 @@ from reconciler.cloud.classify import (
     parse_retry_after,
     retry_after_from_headers,
 )
-from reconciler.cloud.errors import NotFoundError, RetryableError, StalledError
+from reconciler.cloud.errors import NotFoundError, RetryableError, StalledError, UpdateRefusedError
 
 RECORDINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "azure" / "recordings"
 
@@ -172,3 +172,34 @@ def test_missing_subscription_is_not_mistaken_for_an_empty_resource_group() -> N
     error = classify_http(404, code="SubscriptionNotFound", message="no such subscription")
     assert not isinstance(error, NotFoundError)
     assert not error.retryable
+
+
+GENERIC_REFUSAL = (
+    "The updates on container group 'web' are invalid. If you are going to update the os type, restart "
+    "policy, network profile, CPU, memory or GPU resources for a container group, you must delete it first "
+    "and then create a new one."
+)
+PER_PROPERTY_REFUSAL = (
+    "The updates on container group 'web' are invalid. Updating property 'zones' is not supported; you must "
+    "delete the container group first and then create a new one."
+)
+
+
+@pytest.mark.parametrize("message", [GENERIC_REFUSAL, PER_PROPERTY_REFUSAL])
+@pytest.mark.parametrize("code", ["InvalidContainerGroupUpdate", "invalidcontainergroupupdate"])
+def test_refused_update_is_its_own_kind_carrying_azures_message(code: str, message: str) -> None:
+    error = classify_http(400, code=code, message=message, operation="PUT rg/web")
+    assert isinstance(error, UpdateRefusedError)
+    assert error.retryable is False
+    assert error.azure_message == message
+    assert "PUT rg/web" in str(error)
+
+
+def test_refused_update_reported_by_a_failed_operation_is_the_same_kind() -> None:
+    error = classify_operation_failure("InvalidContainerGroupUpdate", GENERIC_REFUSAL, operation="PUT rg/web")
+    assert isinstance(error, UpdateRefusedError)
+    assert error.azure_message == GENERIC_REFUSAL
+
+
+def test_other_stalled_answers_are_not_refused_updates() -> None:
+    assert not isinstance(classify_http(400, code="InvalidRequestContent", message="x"), UpdateRefusedError)

@@ -43,8 +43,10 @@ async def test_interrupted_replace_is_completed_by_the_next_pass() -> None:
 
     replace = await plan_for(fake, cpu(2))
     assert [c.action for c in replace.changes] == [Action.REPLACE]
-    fake.fail("put", StalledError("capacity gone", status=409))
+    # Every round of re-creating fails in this pass: the group is missing and said to be.
+    fake.fail("put", StalledError("capacity gone", status=409), times=options.recreate_rounds)
     interrupted = await apply_plan(replace, fake, options=options, sleep=clock.sleep, clock=clock)
+    assert interrupted.outcomes[0].result is Result.RECREATE_FAILED
     assert interrupted.outcomes[0].interrupted_after_delete
     assert not fake.exists("rg", "web")
 

@@ -101,6 +101,8 @@ class FakeGateway:
     logs_by_container: dict[tuple[str, str, str], str] = field(default_factory=dict)
     _holds: list[_Hold] = field(default_factory=list)
     entered: asyncio.Event = field(default_factory=asyncio.Event)
+    # Groups someone else creates at a name while our delete of it finishes: `delete` returns them.
+    recreated_by_other: dict[tuple[str, str], ObservedGroup] = field(default_factory=dict)
 
     # --- scripting -------------------------------------------------------------------------------
 
@@ -219,11 +221,16 @@ class FakeGateway:
         name: str,
         *,
         timeout: float,  # noqa: ASYNC109 - the Gateway contract; the fake never waits on time
-    ) -> None:
+    ) -> ObservedGroup | None:
         del timeout
         async with self._call("delete", resource_group, name, None) as effect:
-            self.groups.pop((resource_group.lower(), name.lower()), None)
+            key = (resource_group.lower(), name.lower())
+            self.groups.pop(key, None)
             effect.done = True
+            other = self.recreated_by_other.pop(key, None)
+            if other is not None:
+                self.groups[key] = other
+            return other
 
     async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
         async with self._call("logs", resource_group, name, None):

@@ -11,6 +11,7 @@ from reconciler.model.manifest import GroupManifest, ReconcilePolicy
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, Plan, PlanIssue
 from reconciler.planning import ownership as own
+from reconciler.planning.diff import SECRETS_PATH
 from reconciler.planning.plan import DesiredGroup, SyncState, build_plan, diff_group, sync_state
 from tests.planning.support import (
     INSTANCE,
@@ -248,7 +249,7 @@ def test_secret_changed_only_in_the_environment_is_detected_through_the_hash_tag
     change = only(plan([desired(secret_manifest("new-secret"))], [live]))
     assert change.action is Action.UPDATE
     assert [(f.path, f.sensitive, f.before, f.after) for f in change.fields] == [
-        (f"{ENV_PATH}/PW/secureValue", True, None, None)
+        (SECRETS_PATH, True, None, None)
     ]
     assert "new-secret" not in change.model_dump_json()
     assert "old-secret" not in change.model_dump_json()
@@ -474,15 +475,32 @@ def test_live_group_without_properties_is_an_error_not_an_update_of_everything()
     assert "full GET" in p.errors[0].message
 
 
-def test_rotated_log_analytics_key_follows_the_table_and_replaces() -> None:
+def test_rotated_log_analytics_key_is_an_update_in_place() -> None:
     def with_key(key: str) -> GroupManifest:
         props = base_properties(diagnostics={"logAnalytics": {"workspaceId": "w", "workspaceKey": key}})
         return manifest(properties=props)
 
     change = only(plan([desired(with_key("new-key"))], [applied(with_key("old-key"))]))
-    assert change.action is Action.REPLACE
-    assert change.replace_paths == ("/properties/diagnostics/logAnalytics/workspaceKey",)
+    assert change.action is Action.UPDATE
+    assert change.replace_paths == ()
+    assert [f.path for f in change.fields] == [SECRETS_PATH]
     assert "new-key" not in change.model_dump_json()
+
+
+def test_rotating_a_secure_value_on_a_group_with_diagnostics_is_an_update_attributed_once() -> None:
+    # Issue 9, finding 7: the hash change was blamed on every secret path, the workspace key included.
+    def group(value: str) -> GroupManifest:
+        props = base_properties(diagnostics={"logAnalytics": {"workspaceId": "w", "workspaceKey": "wk"}})
+        props["containers"][0]["properties"]["environmentVariables"].append(
+            {"name": "PW", "secureValue": value}
+        )
+        return manifest(properties=props)
+
+    change = only(plan([desired(group("new"))], [applied(group("old"))]))
+    assert change.action is Action.UPDATE
+    assert change.replace_paths == ()
+    assert [(f.path, f.sensitive) for f in change.fields] == [(SECRETS_PATH, True)]
+    assert not any("workspaceKey" in p for p in change.changed_paths)
 
 
 def test_terminated_job_with_a_rotated_secret_is_replaced() -> None:
@@ -495,7 +513,7 @@ def test_terminated_job_with_a_rotated_secret_is_replaced() -> None:
 
     change = only(plan([desired(job("b"))], [applied(job("a"), instance_state="Succeeded")]))
     assert change.action is Action.REPLACE
-    assert change.replace_paths == (f"{ENV_PATH}/PW/secureValue",)
+    assert change.replace_paths == (SECRETS_PATH,)
 
 
 def test_ignored_secret_path_is_not_reapplied() -> None:

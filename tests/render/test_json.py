@@ -208,6 +208,7 @@ def test_apply_json_lists_outcomes_and_counts_every_kind() -> None:
         "tags_updated": 1,
         "deleted": 1,
         "failed": 2,
+        "recreate_failed": 0,
         "held": 1,
         "skipped": 0,
         "conflict": 1,

@@ -112,7 +112,7 @@ def test_update_of_a_real_group_shows_the_image_and_a_sensitive_secret_change() 
     text = render_plan_text(plan)
     assert "  # rg-prod/web will be updated in place\n" in text
     assert '= "nginx:1.25" -> "nginx:1.26"\n' in text
-    assert "/environmentVariables/DB_PASSWORD/secureValue" in text
+    assert "/properties/(secrets)" in text
     assert "= (sensitive)\n" in text
     for secret in ("S3crOldPassword", "S3crNewPassword", "S3crRegistryPw"):
         assert secret not in everything(plan)
