@@ -203,6 +203,8 @@ class GitSource:
         self.env = base
         self.last_error: str | None = None
         self.last_fetch_at: float | None = None
+        # Not an error: something a reader of /status and the log should know about the current commit.
+        self.warning: str | None = None
 
     def _child_env(self) -> dict[str, str]:
         """The environment of one git command: the credential, read now (a rotated file is picked up)."""
@@ -312,16 +314,30 @@ class GitSource:
         sha = await self.fetch()
         if sha == self.current_sha() and (self.checkouts / sha).is_dir():
             return None
-        await asyncio.to_thread(self._export, sha)
+        listing = await self.run(
+            "--git-dir", str(self.cache), "ls-tree", "--name-only", "--end-of-options", sha
+        )
+        # `git archive` of an empty tree is a tar stream Python cannot read; an empty commit is still one.
+        empty = not listing.strip()
+        self.warning = (
+            f"commit {sha[:12]} of {self.display_url} has no files: nothing to reconcile, and the empty-set "
+            "guard holds pruning (no group is deleted because a commit is empty)"
+            if empty
+            else None
+        )
+        await asyncio.to_thread(self._export, sha, empty)
         self._flip(sha)
         await asyncio.to_thread(self._prune, sha)
         return sha
 
-    def _export(self, sha: str) -> None:
+    def _export(self, sha: str, empty: bool = False) -> None:
         final = self.checkouts / sha
         if final.is_dir():
             return
         self.checkouts.mkdir(parents=True, exist_ok=True)
+        if empty:
+            final.mkdir()
+            return
         staging = self.checkouts / f".{sha}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -394,6 +410,8 @@ async def run_git_poller(
         if sha is not None:
             started = True
             log.info("git revision", url=source.display_url, ref=source.ref, revision=sha)
+            if source.warning is not None:
+                log.warning(source.warning, url=source.display_url, ref=source.ref, revision=sha)
             coalescer.fire(
                 Trigger(TriggerKind.GIT, f"commit {sha[:12]}" + (" (webhook)" if poked else ""), clock())
             )

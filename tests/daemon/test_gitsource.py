@@ -455,3 +455,25 @@ def test_status_shows_the_git_url_without_credentials(tmp_path: Path) -> None:
     source = GitSource("https://u:pw-s3cret@h.example/r.git?access_token=tok-s3cret", tmp_path / "w")
     assert "s3cret" not in source.display_url
     assert source.display_url == "https://h.example/r.git?access_token=***"
+
+
+# -- an empty commit (issue 9, "Also") ---------------------------------------------------------------------
+
+
+async def test_a_commit_with_an_empty_tree_is_an_empty_checkout_with_a_plain_warning(
+    tmp_path: Path, remote: Path
+) -> None:
+    git(remote, "commit", "-q", "--allow-empty", "-m", "empty")
+    source = GitSource(f"file://{remote}", tmp_path / "work")
+    sha = await source.sync()
+    assert sha is not None
+    assert list(source.tree().iterdir()) == []
+    assert source.warning == (
+        f"commit {sha[:12]} of file://{remote} has no files: nothing to reconcile, and the empty-set guard "
+        "holds pruning (no group is deleted because a commit is empty)"
+    )
+    assert source.last_error is None
+    commit(remote, {"a.yaml": "a"})
+    assert await source.sync() is not None
+    assert source.warning is None
+    assert (source.tree() / "a.yaml").read_text() == "a"
