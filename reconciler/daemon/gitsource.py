@@ -99,10 +99,10 @@ def check_url(url: str) -> str:
         problem = "it is empty"
     elif url.startswith("-"):
         problem = "it starts with '-' (git would read it as an option)"
-    elif any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
-        problem = "it contains whitespace or a control character"
     elif _TRANSPORT_PREFIX.match(url):
         problem = "'<transport>::' addresses (such as ext::) run helper programs"
+    elif any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        problem = "it contains whitespace or a control character"
     elif "://" in url:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -320,8 +320,8 @@ class GitSource:
         # `git archive` of an empty tree is a tar stream Python cannot read; an empty commit is still one.
         empty = not listing.strip()
         self.warning = (
-            f"commit {sha[:12]} of {self.display_url} has no files: nothing to reconcile, and the empty-set "
-            "guard holds pruning (no group is deleted because a commit is empty)"
+            f"commit {sha[:12]} of {self.display_url} has no files: nothing to reconcile; the empty-set "
+            "guard refuses to prune the groups this instance manages unless --allow-empty is set"
             if empty
             else None
         )
