@@ -28,6 +28,7 @@ import structlog
 from reconciler.daemon.logging import REDACTOR
 from reconciler.daemon.redact import redact_url
 from reconciler.daemon.triggers import Clock, Coalescer, Sleep, Trigger, TriggerKind
+from reconciler.model.text import shown
 
 __all__ = ["GitError", "GitSource", "check_ref", "check_url", "redact_url", "run_git_poller"]
 
@@ -60,9 +61,7 @@ class GitError(Exception):
 
 def _shown(value: str) -> str:
     """`value` quoted for a message: escaped, bounded, credentials masked."""
-    text = redact_url(value)
-    cut = f"... ({len(text) - 200} more characters)" if len(text) > 200 else ""
-    return repr(text[:200]) + cut
+    return shown(redact_url(value))
 
 
 def check_ref(ref: str) -> str:
