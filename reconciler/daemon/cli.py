@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from reconciler.daemon import logging as daemon_logging
+from reconciler.daemon.gitsource import check_ref, check_url
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.runner import Daemon, DaemonConfig
 from reconciler.daemon.state import BackoffPolicy
@@ -234,6 +235,12 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
                 f"-f {manifests}: with --git-url, -f names a directory inside the repository "
                 "(e.g. -f manifests, or -f . for its root)"
             )
+        try:
+            check_url(args.git_url)
+            if args.git_ref is not None:
+                check_ref(args.git_ref)
+        except ValueError as err:
+            raise DaemonUsageError(str(err)) from None
     elif not manifests.is_dir():
         raise DaemonUsageError(f"{manifests}: no such directory of manifests (choose one with -f DIR)")
     if args.backoff_max <= 0:

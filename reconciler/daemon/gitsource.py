@@ -21,23 +21,116 @@ import subprocess
 import tarfile
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import structlog
 
+from reconciler.daemon.logging import REDACTOR
+from reconciler.daemon.redact import redact_url
 from reconciler.daemon.triggers import Clock, Coalescer, Sleep, Trigger, TriggerKind
+from reconciler.model.text import shown
+
+__all__ = ["GitError", "GitSource", "check_ref", "check_url", "redact_url", "run_git_poller"]
 
 log = structlog.get_logger("reconciler.daemon.git")
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_URL_CREDENTIALS = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+# Characters `git check-ref-format` refuses anywhere in a ref, besides control characters.
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
+_SCHEMES = ("https", "ssh", "file")
+# `[user@]host:path`, git's scp-like syntax; the host cannot start with `-` (ssh would read an option).
+_SCP_LIKE = re.compile(r"^(?:[A-Za-z0-9._~%+-]+@)?[A-Za-z0-9_][A-Za-z0-9._-]*:(?!:)")
+# `<transport>::<address>` makes git run `git-remote-<transport>`; `ext::` runs any command.
+_TRANSPORT_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+.-]*::")
+# The variables the credential helper reads; `RECONCILER_*` is never readable by manifests.
+ENV_USERNAME = "RECONCILER_GIT_USERNAME"
+ENV_PASSWORD = "RECONCILER_GIT_PASSWORD"
+ENV_PASSWORD_FILE = "RECONCILER_GIT_PASSWORD_FILE"
+# A helper that prints the credential from its environment: the secret is in no file, no config and no argv.
+_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    'test -n "$RECONCILER_GIT_USERNAME" && printf "username=%s\\n" "$RECONCILER_GIT_USERNAME"; '
+    'test -n "$RECONCILER_GIT_PASSWORD" && printf "password=%s\\n" "$RECONCILER_GIT_PASSWORD"; '
+    "exit 0; }; f"
+)
 
 
 class GitError(Exception):
     """A git command failed; the message names the command and git's own words, never credentials."""
 
 
-def redact_url(text: str) -> str:
-    return _URL_CREDENTIALS.sub(r"\1***@", text)
+def _shown(value: str) -> str:
+    """`value` quoted for a message: escaped, bounded, credentials masked."""
+    return shown(redact_url(value))
+
+
+def check_ref(ref: str) -> str:
+    """`ref` when git would accept it as a ref name (the rules of `git check-ref-format --allow-onelevel`)
+    and it cannot be read as an option; else a ValueError saying what is wrong and what to write."""
+    problem: str | None = None
+    if not ref:
+        problem = "it is empty"
+    elif ref.startswith("-"):
+        problem = "it starts with '-' (git would read it as an option)"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in ref):
+        problem = "it contains a control character"
+    elif any(c in _REF_FORBIDDEN for c in ref):
+        problem = "it contains one of space ~ ^ : ? * [ \\"
+    elif ".." in ref or "@{" in ref or ref == "@":
+        problem = "it contains '..' or '@{' or is '@'"
+    elif ref.endswith((".", "/")) or "//" in ref or ref.startswith("/"):
+        problem = "it starts or ends with '/', ends with '.' or contains '//'"
+    elif any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/")):
+        problem = "a component starts with '.' or ends with '.lock'"
+    if problem is not None:
+        raise ValueError(
+            f"--git-ref {_shown(ref)}: not a git ref name: {problem}; "
+            "give a branch, a tag, a full ref such as refs/heads/main, or a commit sha"
+        )
+    return ref
+
+
+def check_url(url: str) -> str:
+    """`url` when it is a remote git may fetch without running anything but its transport; else a ValueError.
+    Allowed: https://, ssh://, file:// (and absolute paths), and scp-like `[user@]host:path`."""
+    problem: str | None = None
+    if not url:
+        problem = "it is empty"
+    elif url.startswith("-"):
+        problem = "it starts with '-' (git would read it as an option)"
+    elif _TRANSPORT_PREFIX.match(url):
+        problem = "'<transport>::' addresses (such as ext::) run helper programs"
+    elif any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        problem = "it contains whitespace or a control character"
+    elif "://" in url:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            problem = f"the scheme {scheme!r} is not one of {', '.join(_SCHEMES)}"
+        elif scheme != "file" and not parts.hostname:
+            problem = "it names no host"
+        elif (parts.hostname or "").startswith("-") or (parts.username or "").startswith("-"):
+            problem = "its host or user starts with '-' (ssh would read it as an option)"
+    elif url.startswith("/"):
+        pass  # a local path: the same as file://
+    elif not _SCP_LIKE.match(url):
+        problem = "it is not a https://, ssh:// or file:// URL, an absolute path, or user@host:path"
+    if problem is not None:
+        raise ValueError(f"--git-url {_shown(url)}: refused: {problem}")
+    return url
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """`url` without its userinfo, and the user name and password it carried (percent-decoded)."""
+    if "://" not in url:
+        return url, None, None
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return urlunsplit(parts._replace(netloc=host)), user, password
 
 
 class GitSource:
@@ -52,7 +145,12 @@ class GitSource:
         git: str = "git",
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.url = url
+        check_url(url)
+        if ref is not None:
+            check_ref(ref)
+        # The remote is stored (in the cache's config, in /status) without credentials; git gets them
+        # from the credential helper below, which reads them from its environment.
+        self.url, user, password = split_credentials(url)
         self.ref = ref
         self.workdir = workdir
         self.timeout = timeout
@@ -62,6 +160,15 @@ class GitSource:
         self.checkouts = workdir / "checkouts"
         self.current = workdir / "current"
         base = dict(environ if environ is not None else os.environ)
+        self._user = user if user is not None else base.get(ENV_USERNAME) or None
+        self._password = password
+        self._password_file = None if password is not None else base.get(ENV_PASSWORD_FILE) or None
+        if password is None and base.get(ENV_PASSWORD):
+            self._password = base[ENV_PASSWORD]
+        for name in (ENV_USERNAME, ENV_PASSWORD, ENV_PASSWORD_FILE):
+            base.pop(name, None)
+        if self._password:
+            REDACTOR.add([self._password, quote(self._password, safe="")])
         base.update(
             {
                 "GIT_TERMINAL_PROMPT": "0",
@@ -71,9 +178,51 @@ class GitSource:
                 "LC_ALL": "C",
             }
         )
+        if self._user or self._password or self._password_file:
+            # Scoped to the remote's own scheme and host: a redirect elsewhere never receives it.
+            scope = urlsplit(self.url)
+            key = (
+                f"credential.{scope.scheme}://{scope.netloc}.helper"
+                if "://" in self.url
+                else "credential.helper"
+            )
+            count = int(base.get("GIT_CONFIG_COUNT", "0") or "0")
+            base[f"GIT_CONFIG_KEY_{count}"] = key
+            base[f"GIT_CONFIG_VALUE_{count}"] = _HELPER
+            base["GIT_CONFIG_COUNT"] = str(count + 1)
+        stored = redact_url(self.url)
+        if stored != self.url:
+            # A token in the query (`?private_token=`) is part of the address: the cache's config gets the
+            # masked URL and git rewrites it to the real one from this environment-only setting.
+            count = int(base.get("GIT_CONFIG_COUNT", "0") or "0")
+            base[f"GIT_CONFIG_KEY_{count}"] = f"url.{self.url}.insteadOf"
+            base[f"GIT_CONFIG_VALUE_{count}"] = stored
+            base["GIT_CONFIG_COUNT"] = str(count + 1)
+            self.url = stored
         self.env = base
         self.last_error: str | None = None
         self.last_fetch_at: float | None = None
+        # Not an error: something a reader of /status and the log should know about the current commit.
+        self.warning: str | None = None
+
+    def _child_env(self) -> dict[str, str]:
+        """The environment of one git command: the credential, read now (a rotated file is picked up)."""
+        env = dict(self.env)
+        if self._user:
+            env[ENV_USERNAME] = self._user
+        password = self._password
+        if self._password_file:
+            try:
+                password = Path(self._password_file).read_text().strip()
+            except OSError as err:
+                raise GitError(
+                    f"{ENV_PASSWORD_FILE}={self._password_file}: cannot read the git password: "
+                    f"{err.strerror}; mount the file or unset the variable"
+                ) from None
+            REDACTOR.add([password])
+        if password:
+            env[ENV_PASSWORD] = password
+        return env
 
     @property
     def display_url(self) -> str:
@@ -99,7 +248,7 @@ class GitSource:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.env,
+            env=self._child_env(),
         )
         try:
             out, err = await asyncio.wait_for(proc.communicate(), self.timeout)
@@ -127,23 +276,33 @@ class GitSource:
 
     async def fetch(self) -> str:
         """Fetch the ref and return the commit it names."""
+        # Only this process's user may read the cache: its config names the remote, its objects the manifests.
+        self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.workdir, 0o700)
         if not (self.cache / "HEAD").exists():
-            self.cache.mkdir(parents=True, exist_ok=True)
-            await self.run("init", "--bare", "--quiet", str(self.cache))
-            await self.run("--git-dir", str(self.cache), "remote", "add", "origin", self.url)
+            self.cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await self.run("init", "--bare", "--quiet", "--", str(self.cache))
+            await self.run("--git-dir", str(self.cache), "remote", "add", "--", "origin", self.url)
         else:
-            await self.run("--git-dir", str(self.cache), "remote", "set-url", "origin", self.url)
+            # Also rewrites a remote that an older release stored with its credentials.
+            await self.run("--git-dir", str(self.cache), "remote", "set-url", "--", "origin", self.url)
         ref = self.ref or "HEAD"
+        fetch = ("--git-dir", str(self.cache), "fetch", "--quiet", "--force", "--no-tags")
         if _SHA.match(ref):
-            await self.run("--git-dir", str(self.cache), "fetch", "--quiet", "--force", "--no-tags", "origin")
+            await self.run(*fetch, "--", "origin")
             target = ref
         else:
-            await self.run(
-                "--git-dir", str(self.cache), "fetch", "--quiet", "--force", "--no-tags", "origin", ref
-            )
+            await self.run(*fetch, "--", "origin", ref)
             target = "FETCH_HEAD"
         sha = (
-            await self.run("--git-dir", str(self.cache), "rev-parse", "--verify", f"{target}^{{commit}}")
+            await self.run(
+                "--git-dir",
+                str(self.cache),
+                "rev-parse",
+                "--verify",
+                "--end-of-options",
+                f"{target}^{{commit}}",
+            )
         ).strip()
         if not _SHA.match(sha):
             raise GitError(f"git resolved {ref!r} to {sha!r}, not a commit")
@@ -154,22 +313,40 @@ class GitSource:
         sha = await self.fetch()
         if sha == self.current_sha() and (self.checkouts / sha).is_dir():
             return None
-        await asyncio.to_thread(self._export, sha)
+        listing = await self.run(
+            "--git-dir", str(self.cache), "ls-tree", "--name-only", "--end-of-options", sha
+        )
+        # `git archive` of an empty tree is a tar stream Python cannot read; an empty commit is still one.
+        empty = not listing.strip()
+        self.warning = (
+            f"commit {sha[:12]} of {self.display_url} has no files: nothing to reconcile; the empty-set "
+            "guard refuses to prune the groups this instance manages unless --allow-empty is set"
+            if empty
+            else None
+        )
+        await asyncio.to_thread(self._export, sha, empty)
         self._flip(sha)
         await asyncio.to_thread(self._prune, sha)
         return sha
 
-    def _export(self, sha: str) -> None:
+    def _export(self, sha: str, empty: bool = False) -> None:
         final = self.checkouts / sha
         if final.is_dir():
             return
         self.checkouts.mkdir(parents=True, exist_ok=True)
+        if empty:
+            final.mkdir()
+            return
         staging = self.checkouts / f".{sha}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         command = [self.git, "--git-dir", str(self.cache), "archive", "--format=tar", sha]
         with subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self._child_env(),
         ) as proc:
             assert proc.stdout is not None  # stdout=PIPE
             try:
@@ -232,6 +409,8 @@ async def run_git_poller(
         if sha is not None:
             started = True
             log.info("git revision", url=source.display_url, ref=source.ref, revision=sha)
+            if source.warning is not None:
+                log.warning(source.warning, url=source.display_url, ref=source.ref, revision=sha)
             coalescer.fire(
                 Trigger(TriggerKind.GIT, f"commit {sha[:12]}" + (" (webhook)" if poked else ""), clock())
             )

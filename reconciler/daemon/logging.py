@@ -17,6 +17,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from reconciler.daemon.redact import redact_url
+
 REDACTED = "(redacted)"
 
 _SECRET_KEY = re.compile(
@@ -54,7 +56,7 @@ class Redactor:
                 text = text.replace(value, REDACTED)
         for pattern in _TOKEN_PATTERNS:
             text = pattern.sub(REDACTED, text)
-        return text
+        return redact_url(text)
 
     def _clean(self, key: str, value: Any) -> Any:
         if key not in _SAFE_KEYS and _SECRET_KEY.search(key) and value not in (None, "", False, True):

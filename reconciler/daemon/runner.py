@@ -147,6 +147,7 @@ class Daemon:
             "revision": self.git.current_sha(),
             "last_fetch_at": self.git.last_fetch_at,
             "last_error": self.git.last_error,
+            "warning": self.git.warning,
         }
 
     def _worker_alive(self) -> bool:
