@@ -30,12 +30,59 @@ HEARTBEAT_STALE_S = 30.0
 MAX_HOOK_BODY = 5 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB; pushes are far smaller
 
 
+_SIGNATURE_PREFIX = "sha256="
+_SIGNATURE_LENGTH = len(_SIGNATURE_PREFIX) + 64
+# One log line per window for rejected webhook calls: anyone can send them, so they must not flood the log.
+HOOK_REJECTION_LOG_WINDOW_S = 60.0
+
+
+def signature_problem(secret: bytes, body: bytes, header: str | None) -> str | None:
+    """Why GitHub's `X-Hub-Signature-256: sha256=<64 hex>` does not sign `body`, as a fixed phrase that quotes
+    nothing of the header; None when it does (compared in constant time).
+
+    aiohttp decodes header bytes that are not UTF-8 into lone surrogates: the ASCII check refuses those
+    before anything encodes them."""
+    if header is None or not header.strip():
+        return "missing signature"
+    header = header.strip()
+    if not header.isascii() or len(header) != _SIGNATURE_LENGTH or not header.startswith(_SIGNATURE_PREFIX):
+        return "malformed signature"
+    digest = header[len(_SIGNATURE_PREFIX) :]
+    if any(c not in "0123456789abcdefABCDEF" for c in digest):
+        return "malformed signature"
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), digest.lower().encode()):
+        return "signature does not match"
+    return None
+
+
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """GitHub's `X-Hub-Signature-256: sha256=<hex>` over the raw body, compared in constant time."""
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
+    """True when `header` is GitHub's valid signature of `body` under `secret`."""
+    return signature_problem(secret, body, header) is None
+
+
+@dataclass
+class RejectionLog:
+    """At most one warning per window about rejected webhook calls, with how many were not logged."""
+
+    monotonic: Callable[[], float]
+    window: float = HOOK_REJECTION_LOG_WINDOW_S
+    _last: float | None = None
+    _suppressed: int = 0
+
+    def rejected(self, reason: str, remote: str | None) -> None:
+        now = self.monotonic()
+        if self._last is not None and now - self._last < self.window:
+            self._suppressed += 1
+            return
+        log.warning(
+            "webhook rejected",
+            reason=reason,
+            remote=(remote or "")[:64],
+            suppressed=self._suppressed,
+            window_s=self.window,
+        )
+        self._last, self._suppressed = now, 0
 
 
 def _render_plan(plan: Plan) -> dict[str, Any]:
@@ -85,6 +132,7 @@ def status_json(view: DaemonView) -> dict[str, Any]:
 
 def build_app(view: DaemonView) -> web.Application:
     app = web.Application(client_max_size=MAX_HOOK_BODY)
+    rejections = RejectionLog(view.monotonic)
 
     async def healthz(request: web.Request) -> web.Response:
         del request
@@ -116,8 +164,9 @@ def build_app(view: DaemonView) -> web.Application:
                 {"error": "webhook disabled: start the daemon with --webhook-secret-file"}, status=404
             )
         body = await request.read()
-        if not verify_signature(view.hook_secret, body, request.headers.get("X-Hub-Signature-256")):
-            log.warning("webhook rejected: bad signature", remote=request.remote)
+        problem = signature_problem(view.hook_secret, body, request.headers.get("X-Hub-Signature-256"))
+        if problem is not None:
+            rejections.rejected(problem, request.remote)
             return web.json_response({"error": "bad or missing X-Hub-Signature-256"}, status=401)
         event = request.headers.get("X-GitHub-Event", "push")
         if event == "ping":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -194,3 +196,62 @@ def test_signature_check_is_githubs_hmac_sha256() -> None:
     header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     assert verify_signature(secret, b"Hello, World!", header)
     assert not verify_signature(secret, b"Hello, World?", header)
+
+
+async def _raw_post_hook(client: Client, signature: bytes, body: bytes = b'{"ref": 1}') -> int:
+    """POST /hook with the signature header as raw bytes (no client library would send non-UTF-8)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(
+            b"POST /hook HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nX-Hub-Signature-256: "
+            + signature
+            + b"\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+MALFORMED_SIGNATURES = [
+    b"sha256=\xff\xfe" + b"0" * 62,  # not UTF-8
+    b"sha256=\xc3\xa9" + b"0" * 62,  # UTF-8 but not ASCII
+    b"sha256=" + b"g" * 64,  # not hex
+    b"sha256=" + b"0" * 63,  # too short
+    b"sha256=" + b"0" * 4096,  # far too long
+    b"SHA256=" + b"0" * 64,  # wrong prefix
+    b"sha256 " + b"0" * 64,
+]
+
+
+@pytest.mark.parametrize("signature", MALFORMED_SIGNATURES)
+async def test_webhook_with_a_malformed_signature_header_is_a_401_never_a_500(
+    harness: tuple[Harness, Client], signature: bytes
+) -> None:
+    h, client = harness
+    assert await _raw_post_hook(client, signature) == 401
+    assert h.hooks == 0
+
+
+async def test_a_flood_of_bad_signatures_logs_one_bounded_line_per_window(
+    harness: tuple[Harness, Client],
+) -> None:
+    h, client = harness
+    with structlog.testing.capture_logs() as logs:
+        for signature in MALFORMED_SIGNATURES * 3:
+            assert await _raw_post_hook(client, signature) == 401
+        first = [e for e in logs if "webhook" in str(e.get("event", ""))]
+        await h.clock.advance(61)
+        assert await _raw_post_hook(client, MALFORMED_SIGNATURES[0]) == 401
+    rejected = [e for e in logs if "webhook" in str(e.get("event", ""))]
+    assert len(first) == 1, first
+    assert len(rejected) == 2, rejected
+    assert rejected[1]["suppressed"] == len(MALFORMED_SIGNATURES) * 3 - 1
+    for entry in rejected:
+        assert len(repr(entry)) < 400
+        assert "0000" not in repr(entry)
+        assert "\\xff" not in repr(entry)
