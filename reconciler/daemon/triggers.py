@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import random
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,8 +99,24 @@ class Coalescer:
 # Files
 
 # Editors write these next to the file being saved; none of them is a manifest.
-_IGNORED_SUFFIXES = (".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".part", "~")
+_IGNORED_SUFFIXES = (
+    ".swp",
+    ".swx",
+    ".swo",
+    ".tmp",
+    ".bak",
+    ".orig",
+    ".part",
+    "~",
+    "___jb_tmp___",  # JetBrains "safe write"
+    "___jb_old___",
+    ".dpkg-new",
+    ".dpkg-old",
+)
 _IGNORED_NAMES = frozenset({"4913", ".DS_Store"})
+# `sed -i` writes `sedXXXXXX` (mkstemp's six characters) and renames it over the file; atomic writers often
+# write `NAME.tmp.PID` or `NAME.tmpXXXXX` first.
+_IGNORED_PATTERN = re.compile(r"sed[A-Za-z0-9]{6}|.*\.tmp(\.?[A-Za-z0-9]+)?")
 _MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 
@@ -111,8 +128,9 @@ def absolute(path: Path) -> Path:
 def is_relevant_change(root: Path, path: str) -> bool:
     """Whether a changed path may affect the manifests (and so deserves a pass).
 
-    Hidden files and directories (`.git/`, `.idea/`, emacs `.#lock` files), vim's `4913` probe and swap files,
-    and backup files (`*~`) are ignored.
+    Hidden files and directories (`.git/`, `.idea/`, emacs `.#lock` files, kate's swap files), vim's `4913`
+    probe and swap files, backup files (`*~`), `sed -i`'s `sedXXXXXX`, JetBrains' safe-write files and the
+    numbered temp files of atomic writers are ignored.
     """
     try:
         relative = PurePath(path).relative_to(root)
@@ -124,7 +142,7 @@ def is_relevant_change(root: Path, path: str) -> bool:
     if any(part.startswith(".") for part in parts):
         return False
     name = parts[-1]
-    if name in _IGNORED_NAMES or name.startswith("#"):
+    if name in _IGNORED_NAMES or name.startswith("#") or _IGNORED_PATTERN.fullmatch(name):
         return False
     return not name.endswith(_IGNORED_SUFFIXES)
 
