@@ -8,6 +8,7 @@ with a constant-time comparison before it does anything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -130,7 +131,7 @@ def status_json(view: DaemonView) -> dict[str, Any]:
     }
 
 
-def build_app(view: DaemonView) -> web.Application:
+def build_app(view: DaemonView, *, body_timeout: float = 30.0) -> web.Application:
     app = web.Application(client_max_size=MAX_HOOK_BODY)
     rejections = RejectionLog(view.monotonic)
 
@@ -163,7 +164,12 @@ def build_app(view: DaemonView) -> web.Application:
             return web.json_response(
                 {"error": "webhook disabled: start the daemon with --webhook-secret-file"}, status=404
             )
-        body = await request.read()
+        try:
+            async with asyncio.timeout(body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            rejections.rejected("body not received in time", request.remote)
+            return web.json_response({"error": "request body not received in time"}, status=408)
         problem = signature_problem(view.hook_secret, body, request.headers.get("X-Hub-Signature-256"))
         if problem is not None:
             rejections.rejected(problem, request.remote)

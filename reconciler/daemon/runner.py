@@ -25,6 +25,7 @@ from aiohttp import web
 
 from reconciler.daemon.gitsource import GitError, GitSource, run_git_poller
 from reconciler.daemon.http import DaemonView, build_app
+from reconciler.daemon.httpserver import HttpLimits, raise_open_file_limit, serve
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
 from reconciler.daemon.triggers import (
@@ -121,6 +122,7 @@ class Daemon:
         )
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self.bound: tuple[str, int] | None = None
         self.unfinished: list[str] = []
 
@@ -239,13 +241,13 @@ class Daemon:
         self.metrics.triggers.labels(kind=trigger.kind.value).inc()
 
     async def _start_http(self, host: str, port: int) -> None:
-        runner = web.AppRunner(build_app(self.view), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
-        self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
+        limits = HttpLimits()
+        raise_open_file_limit()
+        runner, server, _ = await serve(
+            build_app(self.view, body_timeout=limits.body_timeout), host, port, limits
+        )
+        self._runner, self._server = runner, server
+        sockets = list(server.sockets)
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.bound = (host, int(bound_port))
         log.info(
@@ -332,6 +334,9 @@ class Daemon:
         ]
         if unfinished:
             log.warning("unfinished at shutdown; the next run finishes them", groups=unfinished)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

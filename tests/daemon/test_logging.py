@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reconciler.daemon.logging import REDACTED, Redactor, configure, reset
@@ -76,6 +76,8 @@ def test_registered_secret_values_never_appear(stream: io.StringIO) -> None:
     secret=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=6, max_size=40)
 )
 def test_a_registered_secret_is_scrubbed_from_any_message(secret: str) -> None:
+    # A secret that is part of the words around it (or of the marker) cannot be told from them.
+    assume(secret not in '{"event": "x", "error": "before (redacted) after", "items": ["(redacted)"]}')
     redactor = Redactor()
     redactor.add([secret])
     event = redactor(None, "info", {"event": "x", "error": f"before {secret} after", "items": [secret]})
