@@ -174,7 +174,8 @@ def _add_no_wait(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
             "--no-wait",
             action="store_true",
-            help="with --local: fail at once when another process is using DIR, instead of waiting",
+            help="with --local (and the daemon's --state-dir): fail at once when another process uses the "
+            "directory, instead of waiting",
         )
 
 
@@ -511,14 +512,20 @@ def holding_target(choice: TargetChoice, args: argparse.Namespace) -> Iterator[N
     if choice.local_dir is None:
         yield
         return
-    from reconciler.locking import LockBusyError, describe_holder, hold_directory_lock
+    with holding_directory(choice.local_dir, args, f"another reconcile with --local {choice.local_dir}"):
+        yield
 
-    directory = choice.local_dir
+
+@contextlib.contextmanager
+def holding_directory(directory: Path, args: argparse.Namespace, user: str) -> Iterator[None]:
+    """Hold `directory`'s lock (reconciler.locking) for the block: wait with a message, or with `--no-wait`
+    stop at once with an error naming the holder. `user` says who else uses such a directory."""
+    from reconciler.locking import LockBusyError, describe_holder, hold_directory_lock
 
     def waiting(holder: int | None) -> None:
         print(
             f"waiting for the lock on {directory} held by {describe_holder(holder)} "
-            "(another reconcile using it; --no-wait fails instead)...",
+            f"({user}; --no-wait fails instead)...",
             file=sys.stderr,
             flush=True,
         )
@@ -528,8 +535,8 @@ def holding_target(choice: TargetChoice, args: argparse.Namespace) -> Iterator[N
             yield
     except LockBusyError as err:
         raise UsageError(
-            f"{directory} is in use by {describe_holder(err.holder)} (another reconcile with --local "
-            f"{directory}); run again when it ends, or leave out --no-wait to wait for it"
+            f"{directory} is in use by {describe_holder(err.holder)} ({user}); run again when it ends, "
+            "or leave out --no-wait to wait for it"
         ) from None
 
 
@@ -915,8 +922,13 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     ) -> contextlib.AbstractAsyncContextManager[Gateway]:
         return open_gateway(choice, on_request=on_request)
 
-    with holding_target(choice, args):
-        # Inside the lock: for --local, the key file in DIR may be created here.
+    with contextlib.ExitStack() as locks:
+        locks.enter_context(holding_target(choice, args))
+        state_dir = Path(os.path.abspath(args.state_dir))
+        # One lock per directory: flock(2) locks of two descriptors of one process exclude each other.
+        if choice.local_dir is None or state_dir != Path(os.path.abspath(choice.local_dir)):
+            locks.enter_context(holding_directory(state_dir, args, "another daemon with this --state-dir"))
+        # Inside the locks: for --local, the key file in DIR may be created here.
         settings = engine_settings(args, choice, environ)
         return daemon_cli.run(args, settings, gateway_factory, environ)
 

@@ -328,3 +328,20 @@ def test_a_user_assigned_identity_id_is_written_as_a_plain_key() -> None:
     assert len(identity) > 128  # PyYAML's own limit for a simple key
     text = export_yaml({"identity": {"type": "UserAssigned", "userAssignedIdentities": {identity: {}}}})
     assert f"    {identity}: {{}}\n" in text
+
+
+def test_a_second_daemon_on_one_state_dir_is_refused_with_no_wait_naming_the_holder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import main
+    from reconciler.locking import hold_directory_lock
+
+    state = tmp_path / "daemon-state"
+    (tmp_path / "m").mkdir()
+    argv = ["daemon", "--local", str(tmp_path / "local"), "-f", str(tmp_path / "m")]
+    argv += ["--state-dir", str(state)]
+    with hold_directory_lock(state, wait=False):
+        assert main([*argv, "--no-wait"]) == 1
+    err = capsys.readouterr().err
+    assert f"{state} is in use by pid {os.getpid()} (another daemon with this --state-dir)" in err
+    assert "leave out --no-wait to wait" in err
