@@ -23,15 +23,53 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.model.outcome import GroupOutcome, Result
 from reconciler.model.plan import Action, Change
+from reconciler.model.text import shown
 
 STATE_FILE_VERSION = 1
 HISTORY_LENGTH = 10
 
 Key = tuple[str, str]
+
+log = structlog.get_logger("reconciler.daemon.state")
+
+
+class _Entry(BaseModel):
+    """The schema of the state file's entries: strict types, finite numbers, unknown keys ignored."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="ignore")
+
+
+class _OutcomeIn(_Entry):
+    at: float
+    action: str
+    result: str
+    duration_s: float = Field(default=0.0, ge=0)
+    revision: str = ""
+    message: str = ""
+
+
+class _GroupIn(_Entry):
+    resource_group: Annotated[str, Field(min_length=1, max_length=90)]
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    state: str = "Reconciling"
+    reason: str = "Progressing"
+    message: str = ""
+    last_applied_revision: str | None = None
+    last_attempted_revision: str | None = None
+    last_error: str | None = None
+    stalled_on: Annotated[list[str], Field(min_length=2, max_length=2)] | None = None
+    failures: int = Field(default=0, ge=0, le=1_000_000)
+    next_retry_at: float | None = None
+    in_flight: str | None = None
+    applied_fingerprint: str | None = None
+    history: list[Any] = Field(default_factory=list)
 
 
 class Phase(StrEnum):
@@ -161,24 +199,28 @@ class GroupState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GroupState:
-        stalled = data.get("stalled_on")
+        """A group from the state file; `ValueError` (pydantic's `ValidationError` included) when it does not
+        fit the schema. A history entry that does not fit is dropped alone."""
+        item = _GroupIn.model_validate(data)
         state = cls(
-            resource_group=str(data["resource_group"]),
-            name=str(data["name"]),
-            phase=Phase(data.get("state", Phase.RECONCILING.value)),
-            reason=Reason(data.get("reason", Reason.PROGRESSING.value)),
-            message=str(data.get("message", "")),
-            last_applied_revision=data.get("last_applied_revision"),
-            last_attempted_revision=data.get("last_attempted_revision"),
-            last_error=data.get("last_error"),
-            stalled_on=(str(stalled[0]), str(stalled[1])) if stalled else None,
-            failures=int(data.get("failures", 0)),
-            next_retry_at=data.get("next_retry_at"),
-            in_flight=data.get("in_flight"),
-            applied_fingerprint=data.get("applied_fingerprint"),
+            resource_group=item.resource_group,
+            name=item.name,
+            phase=Phase(item.state),
+            reason=Reason(item.reason),
+            message=item.message,
+            last_applied_revision=item.last_applied_revision,
+            last_attempted_revision=item.last_attempted_revision,
+            last_error=item.last_error,
+            stalled_on=(item.stalled_on[0], item.stalled_on[1]) if item.stalled_on else None,
+            failures=item.failures,
+            next_retry_at=item.next_retry_at,
+            in_flight=item.in_flight,
+            applied_fingerprint=item.applied_fingerprint,
         )
-        for item in data.get("history", ())[-HISTORY_LENGTH:]:
-            state.history.append(OutcomeRecord.from_json(item))
+        for entry in item.history[-HISTORY_LENGTH:]:
+            with contextlib.suppress(ValidationError):
+                record = _OutcomeIn.model_validate(entry)
+                state.history.append(OutcomeRecord(**record.model_dump()))
         return state
 
 
@@ -366,12 +408,23 @@ class StateBook:
         }
 
     def restore(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Load a saved book; returns (and remembers) the groups whose apply was cut short."""
+        """Load a saved book; returns (and remembers) the groups whose apply was cut short.
+
+        Damage only loses the report of unfinished work: whatever does not fit the schema (another version,
+        a wrong type, an unknown phase) is dropped with one log line, and the rest is kept."""
         if data.get("version") != STATE_FILE_VERSION:
+            log.warning("state file of another version ignored", version=shown(data.get("version")))
             return []
+        groups = data.get("groups")
+        items = groups if isinstance(groups, list) else []
+        dropped: list[str] = [] if isinstance(groups, list) or groups is None else ["groups is not a list"]
         unfinished: list[dict[str, Any]] = []
-        for item in data.get("groups", ()):
-            state = GroupState.from_json(item)
+        for item in items:
+            try:
+                state = GroupState.from_json(item)
+            except (ValueError, TypeError) as err:
+                dropped.append(str(err).splitlines()[0] if str(err) else type(err).__name__)
+                continue
             if state.in_flight:
                 unfinished.append(
                     {
@@ -388,6 +441,8 @@ class StateBook:
                     "this run re-observes and finishes it",
                 )
             self.groups[state.key] = state
+        if dropped:
+            log.warning("state file entries dropped", count=len(dropped), first=shown(dropped[0]))
         self.unfinished_at_start = unfinished
         return unfinished
 
@@ -410,12 +465,19 @@ class StateStore:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except (OSError, UnicodeDecodeError) as err:
+            log.warning("state file unreadable, starting without it", path=str(self.path), error=shown(err))
+            return None
         try:
             data = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError) as err:
             # A damaged file only loses the report of what was unfinished; the next pass converges anyway.
+            log.warning("state file damaged, starting without it", path=str(self.path), error=shown(err))
             return None
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            log.warning("state file damaged, starting without it", path=str(self.path), error="not an object")
+            return None
+        return data
 
     def save(self, data: Mapping[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

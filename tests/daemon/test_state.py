@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
-from hypothesis import given
+import pytest
+import structlog
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.daemon.state import BackoffPolicy, Phase, Reason, StateBook, StateStore
@@ -170,3 +173,129 @@ def test_counts_by_state() -> None:
     book.record_outcome(b, fail(retryable=False)(b), "r1", START)
     book.begin(c, "r1")
     assert book.counts() == {"Ready": 1, "Reconciling": 1, "Stalled": 1}
+
+
+# -- a damaged state file never stops the daemon (issue 10, finding 5) -------------------------------------
+
+_VALID_GROUP = {
+    "resource_group": "rg",
+    "name": "web",
+    "state": "Stalled",
+    "reason": "ApplyRejected",
+    "message": "m",
+    "last_applied_revision": "abc",
+    "last_attempted_revision": "def",
+    "last_error": "e",
+    "stalled_on": ["fp", "def"],
+    "failures": 2,
+    "next_retry_at": 12.5,
+    "in_flight": "update",
+    "applied_fingerprint": "fp",
+    "history": [
+        {"at": 1.0, "action": "update", "result": "failed", "duration_s": 0.5, "revision": "r", "message": ""}
+    ],
+}
+
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+@st.composite
+def _damaged_state(draw: st.DrawFn) -> bytes:
+    import copy
+
+    data: Any = {"version": 1, "groups": [copy.deepcopy(_VALID_GROUP), copy.deepcopy(_VALID_GROUP)]}
+    data["groups"][1]["name"] = "api"
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.sampled_from(["top", "groups", "group", "history", "entry"]))
+        junk = draw(_JUNK)
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), list) or not data["groups"]:
+            break
+        index = draw(st.integers(0, len(data["groups"]) - 1))
+        if where == "top":
+            data = junk if draw(st.booleans()) else {**data, "version": junk}
+        elif where == "groups":
+            data["groups"] = junk
+        elif where == "group":
+            data["groups"][index] = junk
+        else:
+            group = data["groups"][index]
+            if not isinstance(group, dict):
+                continue
+            if where == "history":
+                group["history"] = junk
+            else:
+                group[draw(st.sampled_from(sorted(_VALID_GROUP)))] = junk
+    try:
+        text = json.dumps(data).encode()
+    except ValueError:  # an integer of more digits than Python converts: written out by hand
+        text = (
+            b'{"version": 1, "groups": [{"resource_group": "rg", "name": "x", "failures": '
+            + b"9" * 5000
+            + b"}]}"
+        )
+    cut = draw(st.one_of(st.none(), st.integers(0, len(text))))
+    text = text if cut is None else text[:cut]
+    return text + draw(st.binary(max_size=3)) if draw(st.booleans()) else text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=_damaged_state())
+def test_a_damaged_state_file_never_stops_the_start_and_keeps_only_usable_entries(
+    raw: bytes, tmp_path: Path
+) -> None:
+    store = StateStore(tmp_path)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_bytes(raw)
+    book = StateBook()
+    saved = store.load()
+    if saved is not None:
+        book.restore(saved)
+    for state in book.groups.values():
+        assert isinstance(state.phase, Phase)
+        assert isinstance(state.reason, Reason)
+        assert isinstance(state.resource_group, str)
+        assert isinstance(state.name, str)
+        assert isinstance(state.failures, int)
+        assert all(isinstance(h.at, float) for h in state.history)
+    json.dumps(book.to_json())  # what it keeps can be written again
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"version": 1, "groups": [{"resource_group": "rg", "name": "x", "failures": '
+        + b"9" * 5000
+        + b"}]}",
+        b"\xff\xfe\x00garbage",
+        b"[" * 100_000,
+        b'"just a string"',
+        b"",
+    ],
+    ids=["5000-digit number", "not UTF-8", "deep nesting", "not an object", "empty"],
+)
+def test_a_state_file_python_cannot_even_parse_starts_empty(raw: bytes, tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    store.path.write_bytes(raw)
+    assert store.load() is None
+
+
+def test_an_unknown_phase_drops_that_group_only_with_one_log_line(tmp_path: Path) -> None:
+    import copy
+
+    bad = copy.deepcopy(_VALID_GROUP) | {"name": "bad", "state": "Exploded"}
+    good = copy.deepcopy(_VALID_GROUP)
+    book = StateBook()
+    with structlog.testing.capture_logs() as logs:
+        book.restore({"version": 1, "groups": [bad, good, {"resource_group": 5}]})
+    assert sorted(book.groups) == [("rg", "web")]
+    assert [e["event"] for e in logs] == ["state file entries dropped"]
+    assert logs[0]["count"] == 2
