@@ -319,7 +319,14 @@ async def serve(
     async with open_gateway_with_metrics(open_gateway, metrics) as gateway:
 
         def engine(manifests: Callable[[], Path] | None, revision: Callable[[], str | None] | None) -> Any:
-            return EnginePasses(settings, gateway, environ=environ, manifests=manifests, revision=revision)
+            return EnginePasses(
+                settings,
+                gateway,
+                environ=environ,
+                manifests=manifests,
+                revision=revision,
+                settle_delay=max(config.debounce, 0.2),
+            )
 
         daemon = Daemon(config, engine, metrics=metrics)
         loop = asyncio.get_running_loop()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.cloud.gateway import Gateway
@@ -20,7 +22,7 @@ from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
-from reconciler.model.plan import Change
+from reconciler.model.plan import Action, Change, Plan
 from reconciler.source import LoadResult
 
 
@@ -32,6 +34,86 @@ def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
         (rg.lower(), name.lower()): f"its manifest failed to load ({detail})"
         for rg, name in loaded.failed_keys
     }
+
+
+FileStat = tuple[int, int]  # size, mtime in ns
+
+
+def _stat(path: Path) -> FileStat | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _FileSeen:
+    documents: int
+    stat: FileStat | None
+    keys: frozenset[Key]
+
+
+class SettledFiles:
+    """Tells a manifest file caught half-written from one whose documents were really removed.
+
+    An editor or `git checkout` writing a multi-document file can be read between its first document and
+    the rest: the missing documents would look deleted and their groups would be pruned, then created again
+    a moment later. So a prune is held for one more settle delay when the file it came from still exists
+    and either changed while it was being read (size or mtime moved across the load) or now holds fewer
+    documents than at the last pass and changed since. A file that keeps its smaller count across one
+    settle delay (unchanged since) is taken as it is, and its groups are pruned then."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Path, _FileSeen] = {}
+
+    @staticmethod
+    def snapshot(paths: Iterable[Path]) -> dict[Path, FileStat | None]:
+        return {Path(os.path.abspath(p)): _stat(p) for p in paths}
+
+    def unsettled(self, loaded: LoadResult, before: Mapping[Path, FileStat | None]) -> dict[Key, str]:
+        """The groups whose prune must wait (key -> why), and remember this load."""
+        docs: dict[Path, int] = {}
+        keys: dict[Path, set[Key]] = {}
+        for group in loaded.groups:
+            path = Path(os.path.abspath(group.source.path))
+            docs[path] = docs.get(path, 0) + 1
+            keys.setdefault(path, set()).add((group.key[0].lower(), group.key[1].lower()))
+        held: dict[Key, str] = {}
+        seen: dict[Path, _FileSeen] = {}
+        for path in {*docs, *self._seen}:
+            now = _stat(path)
+            previous = self._seen.get(path)
+            count = docs.get(path, 0)
+            moving = path in before and before[path] != now
+            shrunk = (
+                previous is not None
+                and now is not None
+                and count < previous.documents
+                and now != previous.stat
+            )
+            if now is not None and (moving or shrunk) and previous is not None:
+                why = (
+                    f"its file {path} is still being written ({count} of {previous.documents} documents "
+                    "read); held until it settles"
+                )
+                held.update(dict.fromkeys(previous.keys - keys.get(path, set()), why))
+                # Keep the larger picture until the file holds still for one settle delay.
+                seen[path] = _FileSeen(previous.documents, now, previous.keys | frozenset(keys.get(path, ())))
+            elif now is not None:
+                seen[path] = _FileSeen(count, now, frozenset(keys.get(path, ())))
+        self._seen = seen
+        return held
+
+
+def _hold_prunes(plan: Plan, held: Mapping[Key, str]) -> Plan:
+    changes = tuple(
+        c.model_copy(update={"held": held[(c.resource_group.lower(), c.name.lower())]})
+        if c.action is Action.DELETE and (c.resource_group.lower(), c.name.lower()) in held and c.held is None
+        else c
+        for c in plan.changes
+    )
+    return plan.model_copy(update={"changes": changes})
 
 
 def _secret_values(planned: PlannedPass) -> tuple[str, ...]:
@@ -52,8 +134,11 @@ class EnginePasses:
         sleep: Sleep = asyncio.sleep,
         manifests: Callable[[], Path] | None = None,
         revision: Callable[[], str | None] | None = None,
+        settle_delay: float = 1.0,
     ) -> None:
         self.settings = settings
+        self.settle_delay = settle_delay
+        self.settled = SettledFiles()
         self.gateway = DrainingGateway(gateway)
         self.environ = environ
         self.sleep = sleep
@@ -76,6 +161,7 @@ class EnginePasses:
         settings = self.settings
         if self._manifests is not None:
             settings = dataclasses.replace(settings, manifests=self._manifests())
+        before = self.settled.snapshot(self._manifest_files(settings))
         loaded = await asyncio.to_thread(load, settings, self.environ)
         revision = self._revision() if self._revision is not None else None
         if revision:
@@ -83,13 +169,28 @@ class EnginePasses:
         planned = await plan_pass(
             settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded
         )
+        unsettled = self.settled.unsettled(loaded, before)
+        if unsettled:
+            planned = dataclasses.replace(planned, plan=_hold_prunes(planned.plan, unsettled))
         return PlanView(
             plan=planned.plan,
             complete=loaded.complete,
             failed=_failed_keys(loaded),
             handle=(planned, settings),
             secrets=_secret_values(planned),
+            recheck_after=self.settle_delay if unsettled else None,
         )
+
+    def _manifest_files(self, settings: EngineSettings) -> list[Path]:
+        roots = settings.manifests if isinstance(settings.manifests, tuple) else (settings.manifests,)
+        found: list[Path] = []
+        for root in roots:
+            if Path(root).is_file():
+                found.append(Path(root))
+                continue
+            for directory, _, names in os.walk(root):
+                found.extend(Path(directory, n) for n in names if n.endswith((".yaml", ".yml", ".json")))
+        return found
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:
         whole, settings = planned.handle

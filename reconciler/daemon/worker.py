@@ -59,6 +59,8 @@ class PlanView:
     handle: Any = None
     # Values that must never be logged (resolved secrets of this pass), for the log redactor.
     secrets: tuple[str, ...] = ()
+    # Plan again after this many seconds: a manifest file was still being written (its prunes were held).
+    recheck_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ class Worker:
         self.book = book
         self.metrics = metrics
         self.retry_timer = retry_timer
+        self._recheck_at: float | None = None
         self.clock = clock
         self.monotonic = monotonic
         self.store = store
@@ -189,7 +192,8 @@ class Worker:
             if record.result != "interrupted":
                 self.first_pass_done.set()
                 self.metrics.ready.set(1)
-                self.retry_timer.schedule(self.book.next_retry())
+                due = [t for t in (self.book.next_retry(), self._recheck_at) if t is not None]
+                self.retry_timer.schedule(min(due, default=None))
             log.info(
                 "pass finished",
                 number=record.number,
@@ -215,6 +219,7 @@ class Worker:
             update={"changes": tuple(c.model_copy(update={"desired": None}) for c in plan.changes)}
         )
         now = self.clock()
+        self._recheck_at = None if view.recheck_after is None else now + view.recheck_after
         for issue in plan.issues:
             log.log(
                 40 if issue.severity == "error" else 30,
