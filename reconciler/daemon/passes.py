@@ -105,6 +105,11 @@ class SettledFiles:
         self._seen = seen
         return held
 
+    def keys_last_seen_in(self, path: Path) -> frozenset[Key]:
+        """The groups that `path` held when it was last read whole."""
+        seen = self._seen.get(Path(os.path.abspath(path)))
+        return seen.keys if seen is not None else frozenset()
+
 
 def _hold_prunes(plan: Plan, held: Mapping[Key, str]) -> Plan:
     changes = tuple(
@@ -172,10 +177,17 @@ class EnginePasses:
         unsettled = self.settled.unsettled(loaded, before)
         if unsettled:
             planned = dataclasses.replace(planned, plan=_hold_prunes(planned.plan, unsettled))
+        failed = _failed_keys(loaded)
+        # A file that no longer parses at all names none of its groups: those it held when it last loaded
+        # are the ones whose manifest failed, so /status shows them Stalled with the error, not Ready.
+        loaded_keys = {(g.key[0].lower(), g.key[1].lower()) for g in loaded.groups}
+        for error in loaded.errors:
+            for key in self.settled.keys_last_seen_in(error.path) - loaded_keys:
+                failed.setdefault(key, f"its manifest failed to load ({error})")
         return PlanView(
             plan=planned.plan,
             complete=loaded.complete,
-            failed=_failed_keys(loaded),
+            failed=failed,
             handle=(planned, settings),
             secrets=_secret_values(planned),
             recheck_after=self.settle_delay if unsettled else None,

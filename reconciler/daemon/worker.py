@@ -23,7 +23,7 @@ from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import Key, Reason, StateBook, StateStore
 from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
-from reconciler.model.plan import Action, Change, Plan
+from reconciler.model.plan import Action, Change, Plan, PlanIssue
 
 log = structlog.get_logger("reconciler.daemon")
 
@@ -251,6 +251,7 @@ class Worker:
 
         if not to_apply:
             record.result = "failed" if plan.errors else "ok"
+            record.error = _errors_summary(plan.errors)
             return
         for change in to_apply:
             self.book.begin(change, revision)
@@ -268,6 +269,7 @@ class Worker:
         failed = self._record(applied, to_apply, revision)
         record.applied = sum(1 for o in applied.result.outcomes if o.result is Result.SUCCEEDED)
         record.result = "failed" if (failed or plan.errors) else "ok"
+        record.error = record.error or _errors_summary(plan.errors)
 
     def _decide(
         self,
@@ -419,3 +421,13 @@ class Worker:
             self.store.save(self.book.to_json())
         except OSError as err:
             log.error("cannot write the state file", path=str(self.store.path), error=str(err))
+
+
+def _errors_summary(errors: Sequence[PlanIssue]) -> str | None:
+    """`last_pass.error` for a pass whose manifests or resource groups had errors: the first, and a count."""
+    if not errors:
+        return None
+    first = errors[0]
+    where = f"{first.source}: " if first.source else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}{first.message}{more}"

@@ -94,3 +94,41 @@ def test_a_deleted_file_prunes_at_once(tmp_path: Path) -> None:
             assert emu.get_group(RG, "gone") is None
 
     run(body)
+
+
+def test_a_manifest_that_stops_parsing_shows_its_group_stalled_with_the_error_not_ready(
+    tmp_path: Path,
+) -> None:
+    from reconciler.daemon.metrics import DaemonMetrics
+    from reconciler.daemon.state import Phase, StateBook
+    from reconciler.daemon.triggers import Coalescer, RetryTimer, Trigger, TriggerKind
+    from reconciler.daemon.worker import Worker
+    from tests.daemon.fakes import FakeClock
+
+    async def body() -> None:
+        async with in_process(tmp_path / "tls") as (_emu, gateway):
+            manifest = tmp_path / "m" / "web.yaml"
+            write_specs(manifest, [Spec(name="web", rg=RG)])
+            passes = EnginePasses(engine_settings(tmp_path / "m"), gateway, environ={}, settle_delay=0.5)
+            clock, coalescer, book = FakeClock(), Coalescer(), StateBook()
+            worker = Worker(
+                passes,
+                coalescer,
+                book,
+                metrics=DaemonMetrics(),
+                retry_timer=RetryTimer(coalescer, sleep=clock.sleep, clock=clock.time),
+                clock=clock.time,
+                monotonic=clock.monotonic,
+            )
+            await worker.run_pass([Trigger(TriggerKind.STARTUP, "start", clock.time())])
+            assert book.groups[(RG, "web")].phase is Phase.READY
+
+            manifest.write_text("name: web\nproperties: [unclosed\n")
+            await worker.run_pass([Trigger(TriggerKind.FILE, "changed: web.yaml", clock.time())])
+            state = book.groups[(RG, "web")]
+            assert state.phase is Phase.STALLED
+            assert "web.yaml" in (state.last_error or "")
+            assert worker.last_pass is not None
+            assert "web.yaml" in (worker.last_pass.error or "")
+
+    run(body)
