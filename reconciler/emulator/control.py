@@ -1,6 +1,7 @@
 """The emulator's control and inspection surface under `/_emulator/` (see README.md next to this file).
 
-Called by `Emulator._handle` for paths under `/_emulator/`. Tests and benchmarks in other processes use
+Called by the server (`server.py`) for paths under `/_emulator/`; it acts on the `EmulatorCore` and never
+the reverse. Tests and benchmarks in other processes use
 it to read counters and the request log, set faults and run-time knobs, and make jobs finish; in-process
 tests use the same features through the `Emulator` object. It needs no bearer token: it is served on
 loopback only, and it never shows a secret (groups are rendered as a GET renders them; secret volume files
@@ -11,15 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
+from reconciler.emulator.core import EmulatorCore
 from reconciler.emulator.errors import ArmError, bad_request
 from reconciler.emulator.limits import FaultSettings
-
-if TYPE_CHECKING:
-    from reconciler.emulator.server import Emulator
 
 # Run-time knobs that `PATCH /_emulator/config` may change, with their types.
 RUNTIME_KNOBS: dict[str, type] = {
@@ -42,11 +41,11 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _config_json(emu: Emulator) -> dict[str, Any]:
+def _config_json(emu: EmulatorCore) -> dict[str, Any]:
     return {name: getattr(emu.config, name) for name in RUNTIME_KNOBS}
 
 
-async def handle_control(emu: Emulator, request: web.Request) -> web.Response:
+async def handle_control(emu: EmulatorCore, request: web.Request) -> web.Response:
     path = request.path.rstrip("/").lower()
     method = request.method.upper()
     if path == "/_emulator/health" and method == "GET":

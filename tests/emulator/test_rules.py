@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconciler.emulator.limits import FaultInjector, FaultSettings, TokenBucket, WindowQuota
 from reconciler.emulator.resource import apply_defaults, immutable_changes, strip_secrets
-from reconciler.emulator.server import arm_path, match_route
+from reconciler.emulator.routing import arm_path, match_route
 from reconciler.emulator.store import GroupRecord, Store
 from tests.emulator.conftest import body
 

@@ -1,0 +1,137 @@
+"""One container group: GET, PUT (create or update), PATCH (tags) and DELETE. Called by `pipeline.py`.
+
+The status codes, headers and refusals follow the recorded Azure traffic; see the emulator's README.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from reconciler.emulator.arm.body import read_object, validate
+from reconciler.emulator.arm.call import Call
+from reconciler.emulator.errors import ArmError, bad_request, invalid_update
+from reconciler.emulator.resource import (
+    JSON,
+    apply_defaults,
+    keep_immutable,
+    name_problems,
+    normalize_location,
+    refused_fields,
+    strip_secrets,
+)
+from reconciler.emulator.routing import arm_path
+from reconciler.emulator.store import GroupRecord
+
+
+async def get(call: Call) -> web.StreamResponse:
+    return web.json_response(call.require().render(call.now))
+
+
+async def put(call: Call) -> web.StreamResponse:
+    core, route, now = call.core, call.route, call.now
+    body = await read_object(call.request)
+    if not body.get("location"):
+        raise bad_request("The location property is required for this definition.", "LocationRequired")
+    body = validate("ContainerGroup", body)
+    existing = core.store.get(route.subscription, route.resource_group, route.group, now)
+    problems = name_problems(existing.name if existing else route.group, body)
+    if problems:
+        code, _, message = problems[0]
+        raise ArmError(
+            400,
+            code,
+            message,
+            details=[{"code": c, "target": arm_path(p), "message": m} for c, p, m in problems],
+        )
+    key = f"{route.subscription}/{route.resource_group}/{route.group}".lower()
+    delay = core.config.provisioning_delay
+    fails = call.fault == "provision_fail"
+    if existing is not None:
+        _check_update(call, existing, body, key)
+        spec = apply_defaults(body, key=key, location=existing.location, previous=existing.spec)
+        existing.set_spec(keep_immutable(existing.spec, spec))
+        op = core.store.begin(existing, "update", now, delay, fails=fails)
+        rec, status = existing, 200
+    else:
+        spec = apply_defaults(body, key=key, location=str(body["location"]), previous=None)
+        rec = GroupRecord(route.subscription, route.resource_group, route.group, spec, created=now)
+        core.store.insert(rec)
+        op = core.store.begin(rec, "create", now, delay, fails=fails)
+        status = 201
+    response = web.json_response(rec.render(now), status=status)
+    response.headers["Azure-AsyncOperation"] = call.async_url(op)
+    return response
+
+
+def _first_changed_property(old: JSON, new: JSON) -> str:
+    """The first top-level property an update changes (secrets aside), for a per-property refusal."""
+    before, after = strip_secrets(old).get("properties") or {}, strip_secrets(new).get("properties") or {}
+    for name in sorted(set(before) | set(after)):
+        if name not in ("provisioningState", "instanceView") and before.get(name) != after.get(name):
+            return str(name)
+    return "properties"
+
+
+def _check_update(call: Call, rec: GroupRecord, body: JSON, key: str) -> None:
+    if rec.transition is not None:
+        raise ArmError(
+            409,
+            "ContainerGroupTransitioning",
+            f"The container group '{rec.name}' is still transitioning, please retry later.",
+        )
+    new_location = normalize_location(str(body.get("location", "")))
+    if new_location != rec.location:
+        raise ArmError(
+            409,
+            "InvalidResourceLocation",
+            f"The resource '{rec.name}' already exists in location '{rec.location}' in resource group "
+            f"'{rec.resource_group}'. A resource with the same name cannot be created in location "
+            f"'{new_location}'. Please select a new resource name.",
+        )
+    if rec.terminated:
+        raise ArmError(
+            409,
+            "ContainerGroupTerminated",
+            f"The container group '{rec.name}' is in the terminal state '{rec.group_state}' and "
+            "cannot be updated. Delete it first and then create a new one.",
+        )
+    candidate = apply_defaults(body, key=key, location=rec.location, previous=rec.spec)
+    refused = refused_fields(rec.spec, candidate)
+    wording = call.core.config.update_refusal_wording
+    if call.fault in ("refuse_update", "refuse_update_property"):
+        # Azure deciding what no evidence decides (DESIGN section 5): refuse this update whatever changed.
+        wording = "per-property" if call.fault == "refuse_update_property" else "generic"
+        changed = _first_changed_property(rec.spec, candidate)
+        raise invalid_update(rec.name, wording=wording, prop=refused[0].label if refused else changed)
+    if refused:
+        raise invalid_update(rec.name, wording=wording, prop=refused[0].label)
+
+
+async def patch(call: Call) -> web.StreamResponse:
+    body = await read_object(call.request)
+    rec = call.require()
+    body = validate("Resource", body)
+    if "tags" in body:
+        rec.set_tags(dict(body.get("tags") or {}))
+        call.core.store.touch()
+    return web.json_response(rec.render(call.now))
+
+
+async def delete(call: Call) -> web.StreamResponse:
+    core, route, now = call.core, call.route, call.now
+    rec = core.store.get(route.subscription, route.resource_group, route.group, now)
+    if rec is None:
+        return web.Response(status=204)
+    delay = core.config.delete_delay_now()
+    if delay <= 0:
+        body = rec.render(now)
+        core.store.remove(rec)
+        return web.json_response(body)
+    t = rec.transition
+    op = core.store.operation(t.op_id, now) if t is not None and t.kind == "delete" else None
+    if op is None:
+        op = core.store.begin(rec, "delete", now, delay)
+    response = web.Response(status=202)
+    response.headers["Azure-AsyncOperation"] = call.async_url(op)
+    response.headers["Location"] = call.async_url(op)
+    return response
