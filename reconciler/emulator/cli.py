@@ -54,7 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_negative,
         default=0.0,
         metavar="SECONDS",
-        help="how long creates, updates, starts and deletes take (default: 0)",
+        help="how long creates, updates, starts and restarts take (default: 0)",
+    )
+    parser.add_argument(
+        "--delete-delay",
+        type=_non_negative,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a delete takes; 0 (the default) deletes at once and answers 200 with the body, as "
+        "Azure does for most groups; more answers 202 with Azure-AsyncOperation and shows Deleting",
     )
     parser.add_argument(
         "--retry-after", type=int, default=0, help="Retry-After seconds on operation polls (default: 0)"
@@ -89,6 +97,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         state_file=args.state,
         cert_dir=args.cert_dir,
         provisioning_delay=args.provisioning_delay,
+        delete_delay=args.delete_delay,
         retry_after=args.retry_after,
         page_size=args.page_size,
         latency=args.latency,

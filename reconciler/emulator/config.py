@@ -32,7 +32,8 @@ class EmulatorConfig:
     state_file: Path | None = None
     cert_dir: Path | None = None
     provisioning_delay: float = 0.0
-    delete_delay: float | None = None  # None: the same as provisioning_delay
+    # Its own knob: Azure deletes most groups at once (200 with the body) and some only after a while (202).
+    delete_delay: float = 0.0
     retry_after: int = 0
     page_size: int = 100
     latency: float = 0.0
@@ -55,9 +56,6 @@ class EmulatorConfig:
     # How ACI words its refusal of an update that needs a delete: `generic` (one sentence for every
     # property) or `per-property` (names the property). Tests cover both; see `errors.invalid_update`.
     update_refusal_wording: Literal["generic", "per-property"] = "generic"
-
-    def delete_delay_now(self) -> float:
-        return self.delete_delay if self.delete_delay is not None else self.provisioning_delay
 
 
 @dataclass(frozen=True)

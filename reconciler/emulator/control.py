@@ -86,9 +86,6 @@ async def handle_control(emu: EmulatorCore, request: web.Request) -> web.Respons
                 raise bad_request(f"Unknown knobs {sorted(unknown)}; known: {sorted(RUNTIME_KNOBS)}.")
             for name, value in body.items():
                 kind = RUNTIME_KNOBS[name]
-                if value is None and name == "delete_delay":
-                    emu.config.delete_delay = None
-                    continue
                 if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                     raise bad_request(f"{name} must be a number >= 0, got {value!r}.")
                 setattr(emu.config, name, kind(value))

@@ -70,6 +70,16 @@ def test_arguments_become_a_config() -> None:
     assert config.aci_requests_per_5m is None
     assert config.faults.kinds == ("500", "reset")
     assert config.page_size == 10
+    assert config.delete_delay == 0.0
+
+
+def test_delete_delay_has_its_own_flag_apart_from_the_provisioning_delay() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    slow_create = config_from_args(parser.parse_args(["--provisioning-delay", "5"]))
+    assert (slow_create.provisioning_delay, slow_create.delete_delay) == (5.0, 0.0)
+    slow_delete = config_from_args(parser.parse_args(["--delete-delay", "3"]))
+    assert (slow_delete.provisioning_delay, slow_delete.delete_delay) == (0.0, 3.0)
 
 
 @pytest.mark.parametrize("argv", [["--port", "70000"], ["--latency", "-1"], ["--port", "x"]])

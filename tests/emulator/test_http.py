@@ -128,6 +128,24 @@ async def test_delete_answers_200_with_body_then_204_when_gone(raw_session: aioh
         assert r.status == 204
 
 
+@pytest.mark.parametrize(("provisioning", "deleting", "expected"), [(5.0, 0.0, 200), (0.0, 3.0, 202)])
+async def test_delete_takes_the_delete_delay_not_the_provisioning_delay(
+    provisioning: float, deleting: float, expected: int
+) -> None:
+    clock = FakeClock()
+    config = EmulatorConfig(provisioning_delay=provisioning, delete_delay=deleting, clock=clock)
+    async with Emulator(config) as emu:
+        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+        async with aiohttp.ClientSession(
+            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+        ) as session:
+            assert (await _put(session, "web", body()))[0] == 201
+            clock.advance(provisioning)
+            async with session.delete(group_path("web"), params=Q, headers=AUTH) as r:
+                assert r.status == expected
+                assert ("Azure-AsyncOperation" in r.headers) == (expected == 202)
+
+
 async def test_location_change_is_rejected(raw_session: aiohttp.ClientSession) -> None:
     await _put(raw_session, "web", body())
     moved = body()

@@ -181,7 +181,7 @@ async def test_delete_removes_group(emulator: Emulator, aci_client: ClientFactor
 
 async def test_lro_polls_through_provisioning_states_on_a_fake_clock(aci_client: ClientFactory) -> None:
     clock = FakeClock()
-    async with Emulator(EmulatorConfig(provisioning_delay=30, clock=clock)) as emu:
+    async with Emulator(EmulatorConfig(provisioning_delay=30, delete_delay=30, clock=clock)) as emu:
         client = await aci_client(emu)
         poller = await client.container_groups.begin_create_or_update(
             RG, "slow", group_model(), polling_interval=0

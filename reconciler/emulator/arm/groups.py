@@ -122,7 +122,7 @@ async def delete(call: Call) -> web.StreamResponse:
     rec = core.store.get(route.subscription, route.resource_group, route.group, now)
     if rec is None:
         return web.Response(status=204)
-    delay = core.config.delete_delay_now()
+    delay = core.config.delete_delay
     if delay <= 0:
         body = rec.render(now)
         core.store.remove(rec)
