@@ -26,9 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator.resource import JSON, strip_secrets
+from reconciler.emulator.resource import JSON, assigned_ip, strip_secrets
 
 STATE_VERSION = 1
+# What Azure says of a container stopped through the stop API.
+STOPPED_DETAIL = "Container stopped per client request"
 # Container-group states that ACI will not update in place any more.
 TERMINATED_STATES = frozenset({"Succeeded", "Failed", "Stopped"})
 
@@ -88,8 +90,21 @@ class ContainerRuntime:
         view: JSON = {"restartCount": self.restart_count, "currentState": self.current_state()}
         if self.previous is not None:
             view["previousState"] = self.previous
-        view["events"] = copy.deepcopy(self.events)
+        if self.events:
+            # Azure leaves `events` out when a container has none.
+            view["events"] = copy.deepcopy(self.events)
         return view
+
+    def stopped_by_client(self, now: float) -> None:
+        """A container stopped through the stop API: Terminated with a finish time and Azure's detail, no
+        start time or exit code, and what it was doing before as `previousState`."""
+        if self.state == "Running":
+            self.previous = self.current_state()
+        self.state = "Terminated"
+        self.start_time = None
+        self.exit_code = None
+        self.finish_time = now
+        self.detail = STOPPED_DETAIL
 
 
 @dataclass
@@ -115,6 +130,9 @@ class GroupRecord:
     group_events: list[JSON] = field(default_factory=list)
     containers: dict[str, ContainerRuntime] = field(default_factory=dict)
     transition: Transition | None = None
+    # When the init containers last ran to completion (they run before the containers start).
+    init_ran: tuple[float, float] | None = None
+    starts: int = 0  # how many starts after a stop assigned a new public address
     # The spec without secrets, computed once per change: renders and snapshots share it, never mutate it.
     _public: JSON | None = field(default=None, repr=False, compare=False)
 
@@ -167,7 +185,13 @@ class GroupRecord:
         body = self.public_spec
         props: JSON = dict(body.get("properties") or {})
         props["provisioningState"] = self.provisioning_state_at(now)
+        ip = props.get("ipAddress")
+        if isinstance(ip, dict) and "ip" in ip and self._ip_hidden():
+            # Azure has no address for a group it has not placed yet, or whose stop released it.
+            props["ipAddress"] = {k: v for k, v in ip.items() if k != "ip"}
         if instance_view:
+            if self.init_ran is not None and props.get("initContainers"):
+                props["initContainers"] = [self._init_view(c) for c in props["initContainers"]]
             containers = []
             for container in props.get("containers") or []:
                 runtime = self.containers.get(str(container.get("name")))
@@ -190,12 +214,34 @@ class GroupRecord:
             ordered["tags"] = body["tags"]
         return ordered
 
+    def _ip_hidden(self) -> bool:
+        t = self.transition
+        return (t is not None and t.kind == "create") or (t is None and self.group_state == "Stopped")
+
+    def _init_view(self, container: JSON) -> JSON:
+        if self.init_ran is None or not isinstance(container, dict):
+            return container
+        started, finished = self.init_ran
+        view: JSON = {
+            "restartCount": 0,
+            "currentState": {
+                "state": "Terminated",
+                "startTime": iso(started, millis=True),
+                "exitCode": 0,
+                "finishTime": iso(finished, millis=True),
+                "detailStatus": "Completed",
+            },
+        }
+        return {**container, "properties": {**(container.get("properties") or {}), "instanceView": view}}
+
     def provisioning_state_at(self, now: float) -> str:
         t = self.transition
         if t is None:
             return self.provisioning_state
         if t.kind == "delete":
             return "Deleting"
+        if t.kind == "restart":
+            return "Updating"
         if t.kind == "create" and t.done_at > t.started and now >= t.started + (t.done_at - t.started) / 2:
             return "Creating"
         return "Pending"
@@ -324,6 +370,14 @@ class Store:
                 runtime.start_time = t.done_at
 
     def _run_containers(self, rec: GroupRecord, t: Transition) -> None:
+        if (rec.spec.get("properties") or {}).get("initContainers"):
+            rec.init_ran = (t.started, t.done_at)
+        ip = (rec.spec.get("properties") or {}).get("ipAddress")
+        if isinstance(ip, dict) and not ip.get("ip"):
+            # A stopped group released its address; a start gets a new one.
+            rec.starts += 1
+            ip["ip"] = assigned_ip(f"{rec.key}#{rec.starts}", str(ip.get("type", "Public")))
+            rec.set_spec(rec.spec)
         wanted = {str(c.get("name")): c for c in rec.container_specs()}
         for name in list(rec.containers):
             if name not in wanted:
@@ -379,13 +433,23 @@ class Store:
         return op
 
     def stop(self, rec: GroupRecord, now: float) -> None:
+        """Stop the group's containers and release its address; a restart or start under way is cut short
+        (Azure accepts a stop right after a restart)."""
+        if rec.transition is not None and rec.transition.kind != "delete":
+            cut = rec.transition
+            rec.transition = None
+            op = self._operations.get(cut.op_id)
+            if op is not None:
+                op.done_at = min(op.done_at, now)
+            if rec.provisioning_state not in ("Succeeded", "Failed"):
+                rec.provisioning_state = "Succeeded"
         for runtime in rec.containers.values():
             if runtime.state == "Running":
                 add_event(runtime.events, "Killing", f"Killing container with id {runtime.name}.", now)
-            runtime.state = "Terminated"
-            runtime.exit_code = 0 if runtime.exit_code is None else runtime.exit_code
-            runtime.finish_time = now
-            runtime.detail = "Killed"
+            runtime.stopped_by_client(now)
+        ip = (rec.spec.get("properties") or {}).get("ipAddress")
+        if isinstance(ip, dict) and ip.pop("ip", None) is not None:
+            rec.set_spec(rec.spec)
         rec.group_state = "Stopped"
         self.version += 1
 

@@ -1,4 +1,19 @@
-"""`POST .../restart|stop|start` on a container group. Called by `pipeline.py`."""
+"""`POST .../restart|stop|start` on a container group. Called by `pipeline.py`.
+
+What Azure answers (the recordings in `tests/emulator/evidence/` and `../shared/azure/recordings/`):
+
+- stop: 204 with no body and no operation, at any time the group exists, even right after a restart;
+  the containers are Terminated ("Container stopped per client request") and the public address is
+  released.
+- restart: 204 with `Azure-AsyncOperation`; the group shows `provisioningState: Updating` until the
+  containers run again. Accepted while the group is `Updating` (a restart or an update under way), which
+  starts the restart again.
+- start: 202 with `Azure-AsyncOperation` for a stopped or finished group; 204 with no operation for a
+  group that is already running (nothing happens).
+
+A group that is being created or deleted answers 409 `ContainerGroupTransitioning` (no recording shows
+an action then; this is the emulator's choice).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +24,22 @@ from reconciler.emulator.errors import ArmError
 
 
 async def act(call: Call) -> web.StreamResponse:
-    core, now = call.core, call.now
+    core, now, action = call.core, call.now, call.route.action
     rec = call.require()
-    if rec.transition is not None:
+    t = rec.transition
+    if t is not None and (t.kind in ("create", "delete") or (action == "start" and t.kind != "start")):
         raise ArmError(
             409,
             "ContainerGroupTransitioning",
             f"The container group '{rec.name}' is still transitioning, please retry later.",
         )
-    if call.route.action == "stop":
+    if action == "stop":
         core.store.stop(rec, now)
         return web.Response(status=204)
-    kind = "start" if call.route.action == "start" or rec.group_state == "Stopped" else "restart"
+    if action == "start" and (t is not None or rec.group_state == "Running"):
+        return web.Response(status=204)
+    kind = "start" if action == "start" or rec.group_state == "Stopped" else "restart"
     op = core.store.begin(rec, kind, now, core.config.provisioning_delay)
-    response = web.Response(status=202 if call.route.action == "start" else 204)
+    response = web.Response(status=202 if action == "start" else 204)
     response.headers["Azure-AsyncOperation"] = call.async_url(op)
     return response
