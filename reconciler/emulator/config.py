@@ -56,6 +56,15 @@ class EmulatorConfig:
     # How ACI words its refusal of an update that needs a delete: `generic` (one sentence for every
     # property) or `per-property` (names the property). Tests cover both; see `errors.invalid_update`.
     update_refusal_wording: Literal["generic", "per-property"] = "generic"
+    # ACI's per-region quotas of a subscription (None: no limit). A PUT whose group would take the
+    # subscription past one is refused with `ContainerGroupQuotaReached`. Most subscriptions have no GPU
+    # quota at all: `gpu_quota=0` reproduces that.
+    core_quota: float | None = None
+    gpu_quota: int | None = None
+    # Images ACI cannot pull (shell-style patterns, e.g. "myregistry.azurecr.io/*"): a PUT that names one
+    # is refused with `InaccessibleImage`, as Azure does for an image that does not exist or whose
+    # registry refuses the credentials.
+    inaccessible_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

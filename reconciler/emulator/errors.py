@@ -70,3 +70,42 @@ def invalid_update(name: str, *, wording: str = "generic", prop: str | None = No
 
 def bad_request(message: str, code: str = "InvalidRequestContent") -> ArmError:
     return ArmError(400, code, message)
+
+
+def quota_reached(kind: str, location: str, limit: float, usage: float, requested: float) -> ArmError:
+    """ACI's refusal of a group beyond the subscription's quota in a region (for GPUs, the quota most
+    subscriptions do not have at all)."""
+    return ArmError(
+        409,
+        "ContainerGroupQuotaReached",
+        f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota '{kind}' "
+        f"exceeded in region '{location}'. Limit: '{limit:g}', Usage: '{usage:g}' "
+        f"Requested: '{requested:g}'.",
+    )
+
+
+def no_capacity(location: str, body: dict[str, Any]) -> ArmError:
+    """The region cannot place the group right now: 409 `ServiceUnavailable`, which a client may retry later
+    or elsewhere."""
+    props = body.get("properties") or {}
+    cpu = memory = 0.0
+    for container in props.get("containers") or []:
+        requests = (((container or {}).get("properties") or {}).get("resources") or {}).get("requests") or {}
+        cpu += float(requests.get("cpu") or 0)
+        memory += float(requests.get("memoryInGB") or 0)
+    return ArmError(
+        409,
+        "ServiceUnavailable",
+        f"The requested resource is not available in the location '{location}' at this moment. Please retry "
+        f"with a different resource request or in another location. Resource requested: '{cpu:g}' CPU "
+        f"'{memory:g}' GB memory '{props.get('osType', 'Linux')}' OS",
+    )
+
+
+def inaccessible_image(group: str, image: str) -> ArmError:
+    return ArmError(
+        400,
+        "InaccessibleImage",
+        f"The image '{image}' in container group '{group}' is not accessible. Please check the image and "
+        "registry credential.",
+    )

@@ -26,6 +26,7 @@ FAULT_KINDS = frozenset(
         "provision_fail",
         "refuse_update",
         "refuse_update_property",
+        "no_capacity",
     }
 )
 # Kinds that only mean something for a PUT (the refusals only for a PUT that updates an existing group).
@@ -89,7 +90,8 @@ class FaultSettings:
     but its provisioning ends Failed), "refuse_update" / "refuse_update_property" (a PUT that updates an
     existing group is refused with `InvalidContainerGroupUpdate`, in the generic or the per-property
     wording, whatever it changes: Azure deciding what no evidence decides; a PUT that creates is not
-    affected, but still counts). `methods` and `path_contains` narrow which requests match.
+    affected, but still counts), "no_capacity" (a PUT is refused with 409 `ServiceUnavailable`: the region
+    has no capacity for the group right now). `methods` and `path_contains` narrow which requests match.
     """
 
     rate: float = 0.0

@@ -91,6 +91,8 @@ _REQUIRED_CODES: Final = {
     ("ResourceRequirements", "requests"): "ResourceRequestsNotSpecified",
     ("ContainerProperties", "resources"): "ResourceRequestsNotSpecified",
     ("IpAddress", "ports"): "MissingIpAddressPorts",
+    ("ResourceRequests", "memoryInGB"): "ResourceSomeRequestsNotSpecified",
+    ("ResourceRequests", "cpu"): "ResourceSomeRequestsNotSpecified",
 }
 _ENUM_CODES: Final = {"OperatingSystemTypes": "InvalidOsType"}
 

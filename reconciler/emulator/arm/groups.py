@@ -5,21 +5,30 @@ The status codes, headers and refusals follow the recorded Azure traffic; see th
 
 from __future__ import annotations
 
+import fnmatch
+
 from aiohttp import web
 
 from reconciler.emulator.arm.body import read_object, validate
 from reconciler.emulator.arm.call import Call
-from reconciler.emulator.errors import ArmError, bad_request, invalid_update
+from reconciler.emulator.errors import (
+    ArmError,
+    bad_request,
+    inaccessible_image,
+    invalid_update,
+    no_capacity,
+    quota_reached,
+)
 from reconciler.emulator.resource import (
     JSON,
     apply_defaults,
     keep_immutable,
-    name_problems,
     normalize_location,
     refused_fields,
     strip_secrets,
 )
 from reconciler.emulator.routing import arm_path
+from reconciler.emulator.rules import body_problems, group_requests
 from reconciler.emulator.store import GroupRecord
 
 
@@ -34,15 +43,20 @@ async def put(call: Call) -> web.StreamResponse:
         raise bad_request("The location property is required for this definition.", "LocationRequired")
     body = validate("ContainerGroup", body)
     existing = core.store.get(route.subscription, route.resource_group, route.group, now)
-    problems = name_problems(existing.name if existing else route.group, body)
+    name = existing.name if existing else route.group
+    problems = body_problems(name, body)
     if problems:
-        code, _, message = problems[0]
+        first = problems[0]
         raise ArmError(
-            400,
-            code,
-            message,
-            details=[{"code": c, "target": arm_path(p), "message": m} for c, p, m in problems],
+            first.status,
+            first.code,
+            first.message,
+            details=[{"code": p.code, "target": arm_path(p.path), "message": p.message} for p in problems],
         )
+    _check_images(call, name, body)
+    _check_quota(call, existing, body)
+    if call.fault == "no_capacity":
+        raise no_capacity(normalize_location(str(body["location"])), body)
     key = f"{route.subscription}/{route.resource_group}/{route.group}".lower()
     delay = core.config.provisioning_delay
     fails = call.fault == "provision_fail"
@@ -61,6 +75,37 @@ async def put(call: Call) -> web.StreamResponse:
     response = web.json_response(rec.render(now), status=status)
     response.headers["Azure-AsyncOperation"] = call.async_url(op)
     return response
+
+
+def _check_images(call: Call, group: str, body: JSON) -> None:
+    patterns = call.core.config.inaccessible_images
+    if not patterns:
+        return
+    props = body.get("properties") or {}
+    for section in ("initContainers", "containers"):
+        for container in props.get(section) or []:
+            image = str(((container or {}).get("properties") or {}).get("image", ""))
+            if any(fnmatch.fnmatchcase(image, pattern) for pattern in patterns):
+                raise inaccessible_image(group, image)
+
+
+def _check_quota(call: Call, existing: GroupRecord | None, body: JSON) -> None:
+    cfg = call.core.config
+    if cfg.core_quota is None and cfg.gpu_quota is None:
+        return
+    location = normalize_location(str(body.get("location", "")))
+    cores, gpus = group_requests(body.get("properties") or {})
+    used_cores, used_gpus = 0.0, 0
+    for rec in call.core.store.records():
+        if rec is existing or rec.subscription.lower() != call.route.subscription.lower():
+            continue
+        if rec.location == location:
+            c, g = group_requests(rec.spec.get("properties") or {})
+            used_cores, used_gpus = used_cores + c, used_gpus + g
+    if cfg.gpu_quota is not None and gpus and used_gpus + gpus > cfg.gpu_quota:
+        raise quota_reached("GPU", location, cfg.gpu_quota, used_gpus, gpus)
+    if cfg.core_quota is not None and used_cores + cores > cfg.core_quota:
+        raise quota_reached("StandardCores", location, cfg.core_quota, used_cores, cores)
 
 
 def _first_changed_property(old: JSON, new: JSON) -> str:
