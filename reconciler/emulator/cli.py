@@ -81,6 +81,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse the subscription-wide list with 403 AuthorizationFailed, as for a principal whose roles "
         "are on resource groups only",
     )
+    parser.add_argument(
+        "--core-quota",
+        type=_non_negative,
+        default=None,
+        metavar="CORES",
+        help="CPU cores per region (default: no limit)",
+    )
+    parser.add_argument(
+        "--gpu-quota",
+        type=int,
+        default=None,
+        metavar="GPUS",
+        help="GPUs per region (default: no limit; 0: no GPU quota, as most subscriptions have)",
+    )
+    parser.add_argument(
+        "--inaccessible-image",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="an image ACI cannot pull (shell-style pattern; may be repeated): a PUT naming it is refused "
+        "with InaccessibleImage",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="chance of a fault per request")
     parser.add_argument(
         "--fault-kinds",
@@ -104,6 +126,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         identity_port=args.identity_port,
         faults=FaultSettings(rate=args.fault_rate, kinds=kinds),
         deny_subscription_list=args.deny_subscription_list,
+        core_quota=args.core_quota,
+        gpu_quota=args.gpu_quota,
+        inaccessible_images=tuple(args.inaccessible_image),
     )
     if args.no_throttling:
         config.read_bucket_size = config.write_bucket_size = config.delete_bucket_size = None

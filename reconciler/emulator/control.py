@@ -27,7 +27,11 @@ RUNTIME_KNOBS: dict[str, type] = {
     "delete_delay": float,
     "retry_after": int,
     "page_size": int,
+    "core_quota": float,  # or null: no limit
+    "gpu_quota": int,  # or null: no limit
+    "inaccessible_images": tuple,  # a list of shell-style image patterns
 }
+_NULLABLE = frozenset({"core_quota", "gpu_quota"})
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -42,7 +46,23 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 
 def _config_json(emu: EmulatorCore) -> dict[str, Any]:
-    return {name: getattr(emu.config, name) for name in RUNTIME_KNOBS}
+    out = {name: getattr(emu.config, name) for name in RUNTIME_KNOBS}
+    out["inaccessible_images"] = list(emu.config.inaccessible_images)
+    return out
+
+
+def _set_knob(emu: EmulatorCore, name: str, value: object) -> None:
+    kind = RUNTIME_KNOBS[name]
+    if value is None and name in _NULLABLE:
+        setattr(emu.config, name, None)
+    elif kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad_request(f"{name} must be a list of strings, got {value!r}.")
+        setattr(emu.config, name, tuple(value))
+    elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise bad_request(f"{name} must be a number >= 0, got {value!r}.")
+    else:
+        setattr(emu.config, name, kind(value))
 
 
 async def handle_control(emu: EmulatorCore, request: web.Request) -> web.Response:
@@ -85,10 +105,7 @@ async def handle_control(emu: EmulatorCore, request: web.Request) -> web.Respons
             if unknown:
                 raise bad_request(f"Unknown knobs {sorted(unknown)}; known: {sorted(RUNTIME_KNOBS)}.")
             for name, value in body.items():
-                kind = RUNTIME_KNOBS[name]
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise bad_request(f"{name} must be a number >= 0, got {value!r}.")
-                setattr(emu.config, name, kind(value))
+                _set_knob(emu, name, value)
             return web.json_response(_config_json(emu))
     if path == "/_emulator/groups" and method == "GET":
         now = emu.now()

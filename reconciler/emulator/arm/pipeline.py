@@ -9,6 +9,7 @@ the handler of the route. Request ids and the rate-limit headers are added to ev
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -81,7 +82,7 @@ async def handle_arm(core: EmulatorCore, request: web.Request, route: Route | No
     if fault is not None:
         request[FAULT_KEY] = fault
     if fault in ("500", "503", "429"):
-        raise _fault_error(core, fault, headers)
+        raise _fault_error(core, fault, headers, route.subscription, now)
     if fault == "reset":
         if request.transport is not None:
             request.transport.abort()
@@ -179,14 +180,21 @@ def _aci_quota(core: EmulatorCore, subscription: str, now: float) -> tuple[dict[
     return headers, taken
 
 
-def _fault_error(core: EmulatorCore, fault: str, headers: dict[str, str]) -> ArmError:
+def _fault_error(
+    core: EmulatorCore, fault: str, headers: dict[str, str], subscription: str, now: float
+) -> ArmError:
     retry = {"Retry-After": str(core.faults.settings.retry_after)}
     if fault == "500":
+        # ARM's own wording for an internal error, with the ids a support request quotes.
+        correlation = str(uuid.uuid4())
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         return ArmError(
             500,
             "InternalServerError",
-            "Encountered internal server error. Diagnostic information: fault injected by the emulator.",
-            headers=headers,
+            f"Encountered internal server error. Diagnostic information: timestamp '{stamp}', "
+            f"subscription id '{subscription}', tracking id '{uuid.uuid4()}', request correlation id "
+            f"'{correlation}'.",
+            headers={**headers, "x-ms-correlation-request-id": correlation},
         )
     if fault == "503":
         return ArmError(
