@@ -279,7 +279,9 @@ class Operation:
 
     def status_at(self, now: float) -> str:
         if now < self.done_at:
-            return "Pending"
+            # A create goes Pending -> Creating -> Succeeded, as the group's provisioning state does.
+            halfway = self.started + (self.done_at - self.started) / 2
+            return "Creating" if self.kind == "create" and now >= halfway else "Pending"
         return "Failed" if self.fails else "Succeeded"
 
 

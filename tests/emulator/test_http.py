@@ -47,7 +47,9 @@ async def test_create_answers_201_with_absolute_async_operation_url(
     assert [e["name"] for e in op["properties"]["events"]] == ["Pulling", "Pulled", "Started"]
 
 
-async def test_operation_reports_pending_until_the_delay_passes(raw_session: aiohttp.ClientSession) -> None:
+async def test_a_create_operation_goes_pending_then_creating_then_succeeded(
+    raw_session: aiohttp.ClientSession,
+) -> None:
     clock = FakeClock()
     async with Emulator(EmulatorConfig(provisioning_delay=10, clock=clock, retry_after=3)) as emu:
         context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
@@ -59,7 +61,10 @@ async def test_operation_reports_pending_until_the_delay_passes(raw_session: aio
             async with session.get(url, headers=AUTH) as r:
                 assert (await r.json())["status"] == "Pending"
                 assert r.headers["Retry-After"] == "3"
-            clock.advance(10)
+            clock.advance(6)
+            async with session.get(url, headers=AUTH) as r:
+                assert (await r.json())["status"] == "Creating"
+            clock.advance(4)
             async with session.get(url, headers=AUTH) as r:
                 assert (await r.json())["status"] == "Succeeded"
 
