@@ -46,9 +46,16 @@ MAX_MESSAGE = 400
 # Statuses that say "the same request may succeed later".
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
-# 409s that clear up by themselves: another operation on the same group is still running.
+# 409s that clear up by themselves: another operation on the same group is still running, or the region has
+# no capacity for the group right now (ACI's 409 `ServiceUnavailable` "...is not available in the location
+# ... at this moment. Please retry ..."; a 409 that speaks of a quota is caught before this and stalls).
 RETRYABLE_CONFLICT_CODES = frozenset(
-    {"anotheroperationinprogress", "containergrouptransitioning", "operationnotallowed_transitioning"}
+    {
+        "anotheroperationinprogress",
+        "containergrouptransitioning",
+        "operationnotallowed_transitioning",
+        "serviceunavailable",
+    }
 )
 
 # Codes that stall whatever the status says (a 503 quota answer, a 409 quota, ...).
