@@ -8,7 +8,8 @@ What Azure fills in (from the recorded 2023-05-01 traffic): `sku: Standard`, `pr
 1800`, `isCustomProvisioningTimeout: false`, `initContainers: []`, per container `ports: []` and
 `environmentVariables: []`, numbers as floats for cpu/memory, a lowercase location without spaces,
 `ipAddress.ip` and `ipAddress.fqdn` (`<label>.<location>.azurecontainer.io`), `protocol: TCP` on group
-ports, `restartPolicy: Always`, and principal ids for managed identities.
+ports, and principal ids for managed identities. A group sent without `restartPolicy` is returned without
+one (it runs as `Always`): only the oldest recordings (2018-10-01) show Azure filling it in.
 """
 
 from __future__ import annotations
@@ -155,7 +156,6 @@ def apply_defaults(body: JSON, *, key: str, location: str, previous: JSON | None
     props.setdefault("sku", "Standard")
     props.setdefault("provisioningTimeoutInSeconds", 1800)
     props.setdefault("isCustomProvisioningTimeout", False)
-    props.setdefault("restartPolicy", "Always")
     for container in props.get("containers") or []:
         if isinstance(container, dict):
             _fill_container(container, init=False)
