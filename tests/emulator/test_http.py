@@ -233,6 +233,17 @@ async def test_control_surface_sets_faults_knobs_and_terminates_jobs(
     assert emulator.config.page_size == 7
     async with raw_session.patch("/_emulator/config", json={"bogus": 1}) as r:
         assert r.status == 400
+    knobs = {"gpu_quota": 0, "core_quota": None, "inaccessible_images": ["private.example/*"]}
+    async with raw_session.patch("/_emulator/config", json=knobs) as r:
+        assert r.status == 200
+        assert (await r.json())["inaccessible_images"] == ["private.example/*"]
+    assert (emulator.config.gpu_quota, emulator.config.core_quota) == (0, None)
+    assert emulator.config.inaccessible_images == ("private.example/*",)
+    status, data, _ = await _put(raw_session, "private", body(image="private.example/app:1"))
+    assert (status, data["error"]["code"]) == (400, "InaccessibleImage")
+    for bad in ({"inaccessible_images": "x"}, {"gpu_quota": -1}, {"latency": None}):
+        async with raw_session.patch("/_emulator/config", json=bad) as r:
+            assert r.status == 400, bad
 
     await _put(raw_session, "job", body(restartPolicy="Never"))
     async with raw_session.post(
