@@ -423,3 +423,39 @@ async def test_port_in_use_fails_start_cleanly(emulator: Emulator) -> None:
     with pytest.raises(OSError, match="address already in use"):
         await second.start()
     await second.stop()  # stopping again is harmless
+
+
+@pytest.mark.parametrize(
+    ("version", "absent", "present"),
+    [
+        ("2018-10-01", ["sku", "initContainers"], ["osType", "containers"]),
+        ("2019-12-01", [], ["sku", "initContainers"]),
+        ("2023-05-01", [], ["sku", "initContainers", "provisioningTimeoutInSeconds"]),
+        ("2024-05-01-preview", [], ["sku", "initContainers"]),
+    ],
+)
+async def test_a_group_is_answered_in_the_shape_of_the_requested_api_version(
+    raw_session: aiohttp.ClientSession, version: str, absent: list[str], present: list[str]
+) -> None:
+    await _put(raw_session, "web", body())
+    for method in ("get", "put", "list"):
+        path = group_path("web") if method != "list" else group_path("web").rsplit("/", 1)[0]
+        call = raw_session.put if method == "put" else raw_session.get
+        kwargs: dict[str, Any] = {"json": body()} if method == "put" else {}
+        async with call(path, params={"api-version": version}, headers=AUTH, **kwargs) as r:
+            assert r.status == 200, await r.text()
+            data = await r.json()
+        props = (data["value"][0] if method == "list" else data)["properties"]
+        assert not [name for name in absent if name in props], (method, version)
+        assert all(name in props for name in present), (method, version)
+
+
+async def test_an_api_version_azure_does_not_serve_is_no_registered_provider(
+    raw_session: aiohttp.ClientSession,
+) -> None:
+    async with raw_session.get(group_path("web"), params={"api-version": "2019-01-01"}, headers=AUTH) as r:
+        assert r.status == 400
+        error = (await r.json())["error"]
+    assert error["code"] == "NoRegisteredProviderFound"
+    assert "2024-05-01-preview" in error["message"]
+    assert "2018-10-01" in error["message"]

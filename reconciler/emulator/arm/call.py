@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from reconciler.emulator import versions
 from reconciler.emulator.config import OPERATIONS_API_VERSION
 from reconciler.emulator.core import EmulatorCore
 from reconciler.emulator.errors import not_found
+from reconciler.emulator.resource import JSON
 from reconciler.emulator.routing import Route
 from reconciler.emulator.store import GroupRecord, Operation
 
@@ -29,6 +31,18 @@ class Call:
         if rec is None:
             raise not_found(route.resource_group, route.group)
         return rec
+
+    @property
+    def version(self) -> str:
+        return self.request.query.get("api-version", versions.BASE)
+
+    def group(self, body: JSON) -> JSON:
+        """A rendered group (2023-05-01) as the request's api-version shows it."""
+        return versions.shape_for_version(body, self.version)
+
+    def respond(self, body: JSON, status: int = 200) -> web.Response:
+        """A group document answered at the request's api-version."""
+        return web.json_response(self.group(body), status=status)
 
     def async_url(self, op: Operation) -> str:
         return (

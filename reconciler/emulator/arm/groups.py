@@ -33,7 +33,7 @@ from reconciler.emulator.store import GroupRecord
 
 
 async def get(call: Call) -> web.StreamResponse:
-    return web.json_response(call.require().render(call.now))
+    return call.respond(call.require().render(call.now))
 
 
 async def put(call: Call) -> web.StreamResponse:
@@ -72,7 +72,7 @@ async def put(call: Call) -> web.StreamResponse:
         core.store.insert(rec)
         op = core.store.begin(rec, "create", now, delay, fails=fails)
         status = 201
-    response = web.json_response(rec.render(now), status=status)
+    response = call.respond(rec.render(now), status)
     response.headers["Azure-AsyncOperation"] = call.async_url(op)
     return response
 
@@ -159,7 +159,7 @@ async def patch(call: Call) -> web.StreamResponse:
     if "tags" in body:
         rec.set_tags(dict(body.get("tags") or {}))
         call.core.store.touch()
-    return web.json_response(rec.render(call.now))
+    return call.respond(rec.render(call.now))
 
 
 async def delete(call: Call) -> web.StreamResponse:
@@ -171,7 +171,7 @@ async def delete(call: Call) -> web.StreamResponse:
     if delay <= 0:
         body = rec.render(now)
         core.store.remove(rec)
-        return web.json_response(body)
+        return call.respond(body)
     t = rec.transition
     op = core.store.operation(t.op_id, now) if t is not None and t.kind == "delete" else None
     if op is None:

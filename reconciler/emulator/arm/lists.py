@@ -25,7 +25,7 @@ async def by_resource_group(call: Call) -> web.StreamResponse:
     records, last = core.store.page_resource_group(
         route.subscription, route.resource_group, after, max(1, core.config.page_size), now
     )
-    body: JSON = {"value": [r.render(now, instance_view=False) for r in records]}
+    body: JSON = {"value": [call.group(r.render(now, instance_view=False)) for r in records]}
     if last is not None:
         body["nextLink"] = _page_link(call, last)
     return web.json_response(body)
@@ -53,7 +53,7 @@ async def by_subscription(call: Call) -> web.StreamResponse:
     records, last = core.store.page_subscription(
         route.subscription, after, max(1, core.config.page_size), now
     )
-    body: JSON = {"value": [r.render(now, instance_view=False) for r in records]}
+    body: JSON = {"value": [call.group(r.render(now, instance_view=False)) for r in records]}
     if last is not None:
         body["nextLink"] = _page_link(call, list(last))
     return web.json_response(body)

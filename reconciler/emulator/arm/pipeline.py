@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from reconciler.emulator import versions
 from reconciler.emulator.arm import actions, groups, lists, logs, operations
 from reconciler.emulator.arm.call import Call
 from reconciler.emulator.core import EmulatorCore
@@ -22,13 +23,6 @@ from reconciler.emulator.errors import ArmError, bad_request
 from reconciler.emulator.limits import TokenBucket, WindowQuota
 from reconciler.emulator.routing import Route
 
-# The container-group api-versions ARM knows; the emulator answers all of them the 2023-05-01 way.
-SUPPORTED_API_VERSIONS = (
-    "2017-08-01-preview, 2017-10-01-preview, 2017-12-01-preview, 2018-02-01-preview, 2018-04-01, "
-    "2018-06-01, 2018-07-01, 2018-09-01, 2018-10-01, 2019-12-01, 2020-11-01, 2021-03-01, 2021-07-01, "
-    "2021-09-01, 2021-10-01, 2022-09-01, 2022-10-01-preview, 2023-02-01-preview, 2023-05-01"
-)
-_SUPPORTED = frozenset(v.strip() for v in SUPPORTED_API_VERSIONS.split(","))
 # Which fault (if any) was injected into a request; the server reads it back when it logs the request.
 FAULT_KEY = web.RequestKey("emulator_fault", str)
 
@@ -63,11 +57,11 @@ async def handle_arm(core: EmulatorCore, request: web.Request, route: Route | No
             "The api-version query parameter (?api-version=) is required for all requests.",
             "MissingApiVersionParameter",
         )
-    if route.name != "operation" and version not in _SUPPORTED:
+    if route.name != "operation" and not versions.is_served(version):
         raise bad_request(
             f"No registered resource provider found for location '{request.query.get('location', '')}' "
             f"and API version '{version}' for type 'containerGroups'. The supported api-versions are "
-            f"'{SUPPORTED_API_VERSIONS}'.",
+            f"'{', '.join(reversed(versions.SERVED))}'.",
             "NoRegisteredProviderFound",
         )
     method = request.method.upper()
