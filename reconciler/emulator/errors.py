@@ -72,37 +72,47 @@ def bad_request(message: str, code: str = "InvalidRequestContent") -> ArmError:
     return ArmError(400, code, message)
 
 
-def quota_reached(kind: str, location: str, limit: float, usage: float, requested: float) -> ArmError:
-    """ACI's refusal of a group beyond the subscription's quota in a region (for GPUs, the quota most
-    subscriptions do not have at all)."""
+def quota_reached(quota: str, location: str, limit: float, usage: float, requested: float) -> ArmError:
+    """ACI's refusal of a group beyond the subscription's quota in a region: 400, the quota named
+    (`StandardCores`, or `<sku>Cores` for GPUs, which most subscriptions have none of). Evidence: errors.md,
+    section 5."""
     return ArmError(
-        409,
+        400,
         "ContainerGroupQuotaReached",
-        f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota '{kind}' "
+        f"Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota '{quota}' "
         f"exceeded in region '{location}'. Limit: '{limit:g}', Usage: '{usage:g}' "
         f"Requested: '{requested:g}'.",
     )
 
 
 def no_capacity(location: str, body: dict[str, Any]) -> ArmError:
-    """The region cannot place the group right now: 409 `ServiceUnavailable`, which a client may retry later
-    or elsewhere."""
+    """The region cannot place the group right now: 409 `ServiceUnavailable` (errors.md, section 6), which a
+    client may retry later or elsewhere. The message has no final full stop, as Azure's has none."""
     props = body.get("properties") or {}
     cpu = memory = 0.0
+    gpus: dict[str, int] = {}
     for container in props.get("containers") or []:
         requests = (((container or {}).get("properties") or {}).get("resources") or {}).get("requests") or {}
         cpu += float(requests.get("cpu") or 0)
         memory += float(requests.get("memoryInGB") or 0)
-    return ArmError(
-        409,
-        "ServiceUnavailable",
+        gpu = requests.get("gpu")
+        if isinstance(gpu, dict):
+            sku = str(gpu.get("sku", ""))
+            gpus[sku] = gpus.get(sku, 0) + int(gpu.get("count") or 0)
+    text = (
         f"The requested resource is not available in the location '{location}' at this moment. Please retry "
         f"with a different resource request or in another location. Resource requested: '{cpu:g}' CPU "
-        f"'{memory:g}' GB memory '{props.get('osType', 'Linux')}' OS",
+        f"'{memory:g}' GB memory '{props.get('osType', 'Linux')}' OS"
     )
+    for sku, count in gpus.items():
+        text += f" '{count}' '{sku}' GPU"
+    if props.get("subnetIds"):
+        text += " virtual network"
+    return ArmError(409, "ServiceUnavailable", text)
 
 
 def inaccessible_image(group: str, image: str) -> ArmError:
+    """An image ACI cannot pull, refused at PUT time (errors.md, section 7)."""
     return ArmError(
         400,
         "InaccessibleImage",

@@ -8,6 +8,7 @@ its evidence; `tests/emulator/evidence/errors.md` quotes the public records of e
 - names: `InvalidContainerGroupName`, `InvalidContainerName`, `DuplicateContainerName`,
   `InvalidDnsNameLabel` (`resource.name_problems`);
 - `InvalidContainerEnvironmentVariable`: an environment variable name ACI does not accept;
+- `ResourceSomeRequestsNotSpecified` / `ResourceRequestsNotSpecified`: cpu or memory (or both) not requested;
 - `ResourceLimitsLessThanRequests`: a container's limit below its request;
 - `ContainerLimitGreaterThanContainerGroupTotalRequest`: a container's limit above the sum of the group's
   requests;
@@ -17,6 +18,7 @@ its evidence; `tests/emulator/evidence/errors.md` quotes the public records of e
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -34,10 +36,12 @@ class Problem:
     status: int = 400
 
 
-# Environment variable names: a letter or underscore first, then letters, digits and underscores (the
-# POSIX portable name; a `.` is refused by Azure: see errors.md, InvalidContainerEnvironmentVariable).
+# Environment variable names, as Azure's refusal states the rule: "must start with alphabetic character or
+# '_', followed by a string of alphanumeric characters or '_'" (a `.` and a `-` are refused: errors.md, 1).
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESOURCES = ("cpu", "memoryInGB")
+# Spec violations these rules answer in ACI's words instead (the spec only says "required").
+RULE_CODES = frozenset({"ResourceRequestsNotSpecified", "ResourceSomeRequestsNotSpecified"})
 
 
 def _number(value: Any) -> float | None:
@@ -68,25 +72,87 @@ def env_problems(group: str, props: JSON) -> list[Problem]:
         for j, var in enumerate((container.get("properties") or {}).get("environmentVariables") or []):
             name = str((var or {}).get("name", "")) if isinstance(var, dict) else ""
             if not ENV_NAME.match(name):
+                # Azure's sentence, double spaces included; it names the container, not the variable.
                 out.append(
                     Problem(
                         "InvalidContainerEnvironmentVariable",
                         f"/properties/{section}/{i}/properties/environmentVariables/{j}/name",
-                        f"The environment variable name '{name}' of container '{cname}' in container group "
-                        f"'{group}' is invalid. A valid environment variable name must start with an "
-                        "alphabetic character or '_', followed by a string of alphanumeric characters or '_' "
-                        "(e.g. 'my_name', or 'MY_NAME', or 'MyName').",
+                        f"The environment variable name in container '{cname}' of container group "
+                        f"'{group}' is invalid. A valid environment variable name must start with alphabetic "
+                        "character or '_', followed by a string of alphanumeric characters or '_' (e.g. "
+                        "'my_name',  or 'MY_NAME',  or 'MyName').",
                     )
                 )
+                break
     return out
 
 
-def resource_problems(group: str, props: JSON) -> list[Problem]:
+def _shown(value: float | None) -> str:
+    """A number as ACI prints it in messages: without a trailing `.0`."""
+    return "" if value is None else f"{value:g}"
+
+
+def request_problems(group: str, props: JSON) -> list[Problem]:
+    """Requests without cpu or memory: `ResourceSomeRequestsNotSpecified` (one missing) or
+    `ResourceRequestsNotSpecified` (both). ("contain group" is Azure's own typo.)"""
     out: list[Problem] = []
-    regular = [(i, c) for section, i, c in _containers(props) if section == "containers"]
+    since = "since API version '2017-07-01-preview'"
+    for section, i, container in _containers(props):
+        if section != "containers":
+            continue  # init containers take no resources
+        cname = str(container.get("name", ""))
+        resources = (container.get("properties") or {}).get("resources")
+        requests = resources.get("requests") if isinstance(resources, dict) else None
+        requests = requests if isinstance(requests, dict) else {}
+        memory, cpu = _number(requests.get("memoryInGB")), _number(requests.get("cpu"))
+        base = f"/properties/{section}/{i}/properties/resources"
+        if memory is None and cpu is None:
+            out.append(
+                Problem(
+                    "ResourceRequestsNotSpecified",
+                    f"{base}/requests",
+                    f"The resource requests are not specified in container '{cname}' of contain group "
+                    f"'{group}'. Both memory and CPU requests are required {since}.",
+                )
+            )
+        elif memory is None or cpu is None:
+            missing = "Cpu" if cpu is None else "MemoryInGB"
+            out.append(
+                Problem(
+                    "ResourceSomeRequestsNotSpecified",
+                    f"{base}/requests/{'cpu' if cpu is None else 'memoryInGB'}",
+                    f"The '{missing}' request is not specified in 'MemoryInGB '{_shown(memory)}' Cpu "
+                    f"'{_shown(cpu)}'' in container '{cname}' of contain group '{group}'. It is required "
+                    f"{since}.",
+                )
+            )
+    return out
+
+
+def _requirement_json(requests: JSON, limits: JSON) -> str:
+    # Compact, requests before limits, memory before cpu, numbers as doubles: as Azure quotes them.
+    def part(values: JSON) -> JSON:
+        out: JSON = {}
+        for name in ("memoryInGB", "cpu"):
+            number = _number(values.get(name))
+            if number is not None:
+                out[name] = number
+        if isinstance(values.get("gpu"), dict):
+            out["gpu"] = values["gpu"]
+        return out
+
+    return json.dumps({"requests": part(requests), "limits": part(limits)}, separators=(",", ":"))
+
+
+def resource_problems(group: str, props: JSON) -> list[Problem]:
+    """Limits below their requests (`ResourceLimitsLessThanRequests`, Cpu checked first) and limits above the
+    group's total request (`ContainerLimitGreaterThanContainerGroupTotalRequest`)."""
+    out: list[Problem] = []
     totals: dict[str, float] = dict.fromkeys(_RESOURCES, 0.0)
     total_gpu = 0
-    for _, container in regular:
+    for section, _, container in _containers(props):
+        if section != "containers":
+            continue
         requests = ((container.get("properties") or {}).get("resources") or {}).get("requests") or {}
         for name in _RESOURCES:
             totals[name] += _number(requests.get(name)) or 0.0
@@ -95,53 +161,47 @@ def resource_problems(group: str, props: JSON) -> list[Problem]:
         cname = str(container.get("name", ""))
         resources = (container.get("properties") or {}).get("resources") or {}
         requests, limits = resources.get("requests") or {}, resources.get("limits")
-        if not isinstance(limits, dict):
+        if not isinstance(limits, dict) or not isinstance(requests, dict):
             continue
         base = f"/properties/{section}/{i}/properties/resources/limits"
-        for name in _RESOURCES:
-            limit, request = _number(limits.get(name)), _number(requests.get(name))
+        checks: list[tuple[str, str, float | None, float | None, float]] = [
+            (name, _label(name), _number(limits.get(name)), _number(requests.get(name)), totals[name])
+            for name in ("cpu", "memoryInGB")
+        ]
+        limit_gpu, request_gpu = _gpu_count(limits), _gpu_count(requests)
+        checks.append(
+            (
+                "gpu/count",
+                "Gpu",
+                None if limit_gpu is None else float(limit_gpu),
+                None if request_gpu is None else float(request_gpu),
+                float(total_gpu),
+            )
+        )
+        for path, label, limit, request, total in checks:
             if limit is None:
                 continue
             if request is not None and limit < request:
                 out.append(
                     Problem(
                         "ResourceLimitsLessThanRequests",
-                        f"{base}/{name}",
-                        f"The '{_label(name)}' limit value '{limit:g}' of container '{cname}' in container "
-                        f"group '{group}' must be greater than or equal to the request value '{request:g}'.",
+                        f"{base}/{path}",
+                        f"The resource requirement '{_requirement_json(requests, limits)}' in container "
+                        f"'{cname}' of contain group '{group}' is invalid. The '{label}' limit value must be "
+                        "greater than or equal to the request value.",
                     )
                 )
-            elif section == "containers" and limit > totals[name]:
+                break
+            if section == "containers" and limit > total:
                 out.append(
                     Problem(
                         "ContainerLimitGreaterThanContainerGroupTotalRequest",
-                        f"{base}/{name}",
-                        f"The '{_label(name)}' limit value '{limit:g}' of container '{cname}' in container "
-                        f"group '{group}' cannot be greater than the container group's total "
-                        f"'{_label(name)}' request value '{totals[name]:g}'.",
+                        f"{base}/{path}",
+                        f"The '{label}' limit '{_shown(limit)}' in container '{cname}' is greater than the "
+                        f"total request '{_shown(total)}' of container group '{group}'.",
                     )
                 )
-        limit_gpu, request_gpu = _gpu_count(limits), _gpu_count(requests)
-        if limit_gpu is not None:
-            if request_gpu is not None and limit_gpu < request_gpu:
-                out.append(
-                    Problem(
-                        "ResourceLimitsLessThanRequests",
-                        f"{base}/gpu/count",
-                        f"The 'Gpu' limit value '{limit_gpu}' of container '{cname}' in container group "
-                        f"'{group}' must be greater than or equal to the request value '{request_gpu}'.",
-                    )
-                )
-            elif section == "containers" and limit_gpu > total_gpu:
-                out.append(
-                    Problem(
-                        "ContainerLimitGreaterThanContainerGroupTotalRequest",
-                        f"{base}/gpu/count",
-                        f"The 'Gpu' limit value '{limit_gpu}' of container '{cname}' in container group "
-                        f"'{group}' cannot be greater than the container group's total 'Gpu' request value "
-                        f"'{total_gpu}'.",
-                    )
-                )
+                break
     return out
 
 
@@ -159,10 +219,21 @@ def group_requests(props: JSON) -> tuple[float, int]:
     return cores, gpus
 
 
+def gpu_sku(props: JSON) -> str:
+    """The SKU of the first GPU the group requests (ACI names its GPU quotas after it: `V100Cores`)."""
+    for _, _, container in _containers(props):
+        requests = ((container.get("properties") or {}).get("resources") or {}).get("requests") or {}
+        gpu = requests.get("gpu") if isinstance(requests, dict) else None
+        if isinstance(gpu, dict) and gpu.get("sku"):
+            return str(gpu["sku"])
+    return "Gpu"
+
+
 def body_problems(group: str, body: JSON) -> list[Problem]:
     """Every rule `body` (a PUT body that fits the spec) breaks, in the order ACI reports them."""
     props = body.get("properties") or {}
     out = [Problem(code, path, message) for code, path, message in name_problems(group, body)]
     out += env_problems(group, props)
+    out += request_problems(group, props)
     out += resource_problems(group, props)
     return out

@@ -7,6 +7,7 @@ Azure's do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,10 +56,14 @@ def unchanged(g: models.ContainerGroup) -> None:
 
 CASES = {
     "env name with a dot": Case(
-        env_with_dot, EmulatorConfig(), 400, "InvalidContainerEnvironmentVariable", "app.mode"
+        env_with_dot, EmulatorConfig(), 400, "InvalidContainerEnvironmentVariable", "container 'app'"
     ),
     "limit below request": Case(
-        limit_below_request, EmulatorConfig(), 400, "ResourceLimitsLessThanRequests", "0.5"
+        limit_below_request,
+        EmulatorConfig(),
+        400,
+        "ResourceLimitsLessThanRequests",
+        "The 'Cpu' limit value must be",
     ),
     "limit above the group's total request": Case(
         limit_above_group_total,
@@ -67,9 +72,11 @@ CASES = {
         "ContainerLimitGreaterThanContainerGroupTotalRequest",
         "'2'",
     ),
-    "GPU without quota": Case(gpu, EmulatorConfig(gpu_quota=0), 409, "ContainerGroupQuotaReached", "GPU"),
+    "GPU without quota": Case(
+        gpu, EmulatorConfig(gpu_quota=0), 400, "ContainerGroupQuotaReached", "quota 'V100Cores'"
+    ),
     "cores past the quota": Case(
-        unchanged, EmulatorConfig(core_quota=0.5), 409, "ContainerGroupQuotaReached", "StandardCores"
+        unchanged, EmulatorConfig(core_quota=0.5), 400, "ContainerGroupQuotaReached", "quota 'StandardCores'"
     ),
     "no capacity in the region": Case(
         unchanged,
@@ -111,7 +118,21 @@ async def test_memory_missing_from_the_requests_is_resource_some_requests_not_sp
     answer = await send_raw(client, "PUT", group_url(emulator.endpoint, SUBSCRIPTION, RG, "web"), payload)
     assert answer.status == 400
     assert answer.body["error"]["code"] == "ResourceSomeRequestsNotSpecified"
-    assert "memoryInGB" in answer.body["error"]["message"]
+    assert answer.body["error"]["message"].startswith(
+        "The 'MemoryInGB' request is not specified in 'MemoryInGB '' Cpu '1'' in container 'app' of contain "
+        "group 'web'."
+    )
+
+
+async def test_no_requests_at_all_is_resource_requests_not_specified(
+    aci_client: ClientFactory, emulator: Emulator
+) -> None:
+    client = await aci_client(emulator)
+    payload = body()
+    del payload["properties"]["containers"][0]["properties"]["resources"]["requests"]
+    answer = await send_raw(client, "PUT", group_url(emulator.endpoint, SUBSCRIPTION, RG, "web"), payload)
+    assert answer.status == 400
+    assert answer.body["error"]["code"] == "ResourceRequestsNotSpecified"
 
 
 async def test_generic_500_carries_arms_diagnostic_message_shape(aci_client: ClientFactory) -> None:
@@ -123,6 +144,9 @@ async def test_generic_500_carries_arms_diagnostic_message_shape(aci_client: Cli
         assert caught.value.error is not None
         assert caught.value.error.code == "InternalServerError"
         message = str(caught.value.error.message)
-        assert message.startswith("Encountered internal server error. Diagnostic information:")
-        for part in ("timestamp '", "subscription id '", "tracking id '", "request correlation id '"):
-            assert part in message
+        assert re.fullmatch(
+            r"Encountered an internal server error\. The tracking activity id is '[0-9a-f-]{36}', "
+            r"correlation id is '[0-9a-f-]{36}'\.",
+            message,
+        )
+        assert caught.value.response.headers["x-ms-failure-cause"] == "service"

@@ -1,7 +1,8 @@
 """Reading and validating request bodies the way ARM does, for the PUT and PATCH handlers in `groups.py`.
 
 A body that does not parse or does not fit the packaged 2023-05-01 spec (`spec.py`) is refused with ARM's
-400 and the path of the first problem; one that fits is returned as the resource provider keeps it
+400 and the path of the first problem (missing resource requests are left to `rules.py`, which answers them
+in ACI's words); one that fits is returned as the resource provider keeps it
 (`spec.normalize`).
 """
 
@@ -16,6 +17,7 @@ from reconciler.emulator import spec
 from reconciler.emulator.errors import ArmError, bad_request
 from reconciler.emulator.resource import JSON
 from reconciler.emulator.routing import arm_path
+from reconciler.emulator.rules import RULE_CODES
 
 NOT_AN_OBJECT = "The request content was invalid and cannot be deserialized: 'expected an object'."
 
@@ -37,7 +39,7 @@ async def read_object(request: web.Request) -> JSON:
 
 def validate(definition: str, body: JSON) -> JSON:
     """Reject a body the way ARM does, else return it as the resource provider reads it."""
-    found = [(v.path, v.message, v.code) for v in spec.validate(definition, body)]
+    found = [(v.path, v.message, v.code) for v in spec.validate(definition, body) if v.code not in RULE_CODES]
     if found:
         path, message, code = found[0]
         where = f" Path '{arm_path(path)}'." if path else ""

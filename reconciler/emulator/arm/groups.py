@@ -28,7 +28,7 @@ from reconciler.emulator.resource import (
     strip_secrets,
 )
 from reconciler.emulator.routing import arm_path
-from reconciler.emulator.rules import body_problems, group_requests
+from reconciler.emulator.rules import body_problems, gpu_sku, group_requests
 from reconciler.emulator.store import GroupRecord
 
 
@@ -103,7 +103,9 @@ def _check_quota(call: Call, existing: GroupRecord | None, body: JSON) -> None:
             c, g = group_requests(rec.spec.get("properties") or {})
             used_cores, used_gpus = used_cores + c, used_gpus + g
     if cfg.gpu_quota is not None and gpus and used_gpus + gpus > cfg.gpu_quota:
-        raise quota_reached("GPU", location, cfg.gpu_quota, used_gpus, gpus)
+        raise quota_reached(
+            f"{gpu_sku(body.get('properties') or {})}Cores", location, cfg.gpu_quota, used_gpus, gpus
+        )
     if cfg.core_quota is not None and used_cores + cores > cfg.core_quota:
         raise quota_reached("StandardCores", location, cfg.core_quota, used_cores, cores)
 

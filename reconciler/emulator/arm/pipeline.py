@@ -9,7 +9,6 @@ the handler of the route. Request ids and the rate-limit headers are added to ev
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -76,7 +75,7 @@ async def handle_arm(core: EmulatorCore, request: web.Request, route: Route | No
     if fault is not None:
         request[FAULT_KEY] = fault
     if fault in ("500", "503", "429"):
-        raise _fault_error(core, fault, headers, route.subscription, now)
+        raise _fault_error(core, fault, headers)
     if fault == "reset":
         if request.transport is not None:
             request.transport.abort()
@@ -174,21 +173,16 @@ def _aci_quota(core: EmulatorCore, subscription: str, now: float) -> tuple[dict[
     return headers, taken
 
 
-def _fault_error(
-    core: EmulatorCore, fault: str, headers: dict[str, str], subscription: str, now: float
-) -> ArmError:
+def _fault_error(core: EmulatorCore, fault: str, headers: dict[str, str]) -> ArmError:
     retry = {"Retry-After": str(core.faults.settings.retry_after)}
     if fault == "500":
-        # ARM's own wording for an internal error, with the ids a support request quotes.
-        correlation = str(uuid.uuid4())
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        # ACI's own answer to an internal error (errors.md, section 9), with the header ARM adds to it.
         return ArmError(
             500,
             "InternalServerError",
-            f"Encountered internal server error. Diagnostic information: timestamp '{stamp}', "
-            f"subscription id '{subscription}', tracking id '{uuid.uuid4()}', request correlation id "
-            f"'{correlation}'.",
-            headers={**headers, "x-ms-correlation-request-id": correlation},
+            f"Encountered an internal server error. The tracking activity id is '{uuid.uuid4()}', "
+            f"correlation id is '{uuid.uuid4()}'.",
+            headers={**headers, "x-ms-failure-cause": "service"},
         )
     if fault == "503":
         return ArmError(
