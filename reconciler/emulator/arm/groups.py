@@ -27,7 +27,6 @@ from reconciler.emulator.resource import (
     refused_fields,
     strip_secrets,
 )
-from reconciler.emulator.routing import arm_path
 from reconciler.emulator.rules import body_problems, gpu_sku, group_requests
 from reconciler.emulator.store import GroupRecord
 
@@ -46,13 +45,9 @@ async def put(call: Call) -> web.StreamResponse:
     name = existing.name if existing else route.group
     problems = body_problems(name, body)
     if problems:
+        # Only the first problem, without `details` or `target`: no ACI answer in errors.md has them.
         first = problems[0]
-        raise ArmError(
-            first.status,
-            first.code,
-            first.message,
-            details=[{"code": p.code, "target": arm_path(p.path), "message": p.message} for p in problems],
-        )
+        raise ArmError(first.status, first.code, first.message)
     _check_images(call, name, body)
     _check_quota(call, existing, body)
     if call.fault == "no_capacity":
