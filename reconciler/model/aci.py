@@ -64,6 +64,13 @@ def fail(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
+def azure_code(code: str) -> str:
+    """How a message names the error code Azure answers the same mistake with, `(Azure: <Code>)`: the rule is
+    Azure's own, checked here so that it fails before any call, and the code lets a reader find Azure's
+    documentation and the reports of it. Only codes seen in public records of Azure's answers are named."""
+    return f"(Azure: {code})"
+
+
 class UnknownKey:
     """Stands in for the value of a key no model knows, so that pydantic reports it (as `extra_forbidden`)
     at its exact place; `reconciler.model.manifest` turns that into `message`. Holds no input value, which
@@ -475,7 +482,15 @@ CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # character must be a letter. The last character must be a letter or number. The value must be between 5
 # and 63 characters long" (quoted in derekbekoe/vscode-spot#37).
 DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Environment variable names, of the container and of our `{env: NAME}` references alike: a letter or '_',
+# then letters, digits and '_', ASCII only. For a container this is ACI's rule: it refuses any other name
+# with InvalidContainerEnvironmentVariable, "A valid environment variable name must start with alphabetic
+# character or '_', followed by a string of alphanumeric characters or '_' (e.g. 'my_name',  or 'MY_NAME',
+# or 'MyName')" (a '-' in Azure/azure-cli#21047, a '.' in JetBrains/teamcity-azure-agent#96, a multi-line
+# name in Azure/aci-deploy#29). That sentence, down to its double spaces, is Kubernetes' message for a C
+# identifier (k8s.io/apimachinery validation.IsCIdentifier), whose regular expression is exactly this one,
+# so ASCII is the reading that matches what Azure does; no record shows ACI accepting any other name.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def check_container_name(value: str, what: str) -> str:
@@ -486,6 +501,20 @@ def check_container_name(value: str, what: str) -> str:
             "starting and ending with a letter or digit (for example 'web')",
         )
     return value
+
+
+def check_env_name(name: str) -> str:
+    if not ENV_NAME_RE.match(name):
+        suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        if suggestion[:1].isdigit():
+            suggestion = "_" + suggestion
+        raise fail(
+            "env_name",
+            f"environment variable name {shown(name)} is refused by ACI: use a letter or '_' followed by "
+            f"letters, digits and '_' (for example {shown(suggestion)}) "
+            + azure_code("InvalidContainerEnvironmentVariable"),
+        )
+    return name
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -548,8 +577,10 @@ class EnvironmentVariable(ArmModel):
     _secret_pairs: ClassVar[dict[str, str]] = {"secure_value": "secure_value_from"}
     _hidden: ClassVar[frozenset[str]] = frozenset({"secure_value"})
 
-    name: str = Field(min_length=1)
-    """The name of the environment variable."""
+    name: Annotated[str, AfterValidator(check_env_name)] = Field(
+        min_length=1, json_schema_extra={"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+    )
+    """The name of the environment variable: a letter or '_', then letters, digits and '_'."""
     value: Text | None = None
     """The value, in plain text (shown in plans and in the portal)."""
     secure_value: SecretStr | None = None
