@@ -653,26 +653,8 @@ class ResourceRequirements(ArmModel):
     limits: ResourceLimits | None = None
     """Optional limits."""
 
-    @model_validator(mode="after")
-    def _limits_cover_requests(self) -> ResourceRequirements:
-        # "The 'Cpu' limit value must be greater than or equal to the request value" (ACI error
-        # ResourceLimitsLessThanRequests, quoted in virtual-kubelet/virtual-kubelet#143).
-        lim = self.limits
-        if lim is None:
-            return self
-        if lim.cpu is not None and lim.cpu < self.requests.cpu:
-            raise fail(
-                "limit_below_request",
-                f"cpu limit {lim.cpu} is below the request {self.requests.cpu}: "
-                "raise the limit or lower the request",
-            )
-        if lim.memory_in_gb is not None and lim.memory_in_gb < self.requests.memory_in_gb:
-            raise fail(
-                "limit_below_request",
-                f"memoryInGB limit {lim.memory_in_gb} is below the request {self.requests.memory_in_gb}: "
-                "raise the limit or lower the request",
-            )
-        return self
+    # The limits are checked with the group's rules (`reconciler.model.manifest`), not here: one of their
+    # bounds is the group's total request, and both bounds report at the limit itself.
 
 
 class VolumeMount(ArmModel):
@@ -1067,12 +1049,24 @@ def _check_dns_label(label: str) -> str:
     return label
 
 
+def _ip_ports(value: tuple[IpPort, ...]) -> tuple[IpPort, ...]:
+    # Azure: code MissingIpAddressPorts, "The ports in the 'ipAddress' of container group 'xxx' cannot be
+    # empty." (hashicorp/terraform-provider-azurerm#1697), for a private address too (#11102, #28759).
+    if not value:
+        raise fail(
+            "too_short",
+            "an IP address exposes at least one port: list it, e.g. [{port: 80}], or remove ipAddress "
+            + azure_code("MissingIpAddressPorts"),
+        )
+    return value
+
+
 class IpAddress(ArmModel):
     """The group's IP address: public (optionally with a DNS name label) or private in a virtual network."""
 
     _readonly: ClassVar[frozenset[str]] = frozenset({"ip", "fqdn"})
 
-    ports: Annotated[tuple[IpPort, ...], *NonEmpty]
+    ports: Annotated[tuple[IpPort, ...], AfterValidator(_ip_ports), Field(json_schema_extra={"minItems": 1})]
     """Ports exposed on the IP address."""
     type_: IpAddressType = Field(alias="type")
     """Public or Private."""

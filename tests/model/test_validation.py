@@ -149,7 +149,7 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
     (
         "cpu limit below request",
         _set((*C0, "resources", "limits"), {"cpu": 0.5}),
-        (*C0, "resources"),
+        (*C0, "resources", "limits", "cpu"),
         ("below the request",),
     ),
     (
@@ -518,6 +518,7 @@ def test_keys_are_accepted_in_any_case_and_canonicalised() -> None:
                         "IMAGE": "nginx",
                         "resources": {"Requests": {"Cpu": 1, "memoryInGb": 1.5}},
                         "EnvironmentVariables": [{"NAME": "A", "Value": "1"}],
+                        "Ports": [{"Port": 80, "Protocol": "udp"}],
                     },
                 }
             ],
