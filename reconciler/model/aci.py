@@ -476,12 +476,12 @@ NonEmpty = [AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
 # provider registration before any name check, so it proves nothing either way). Containers keep Azure's
 # rule: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266); '--' is allowed inside a
 # container name (ACI accepted 'single--container--aci' in docker-archive/compose-cli#357).
-GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
-CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 # DNS name label: ACI's own message says "only lowercase letters, numbers and hyphens. The first
 # character must be a letter. The last character must be a letter or number. The value must be between 5
 # and 63 characters long" (quoted in derekbekoe/vscode-spot#37).
-DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]\Z")
 # Environment variable names, of the container and of our `{env: NAME}` references alike: a letter or '_',
 # then letters, digits and '_', ASCII only. For a container this is ACI's rule: it refuses any other name
 # with InvalidContainerEnvironmentVariable, "A valid environment variable name must start with alphabetic
@@ -1193,7 +1193,7 @@ class UserAssignedIdentity(ArmModel):
 
 
 USER_IDENTITY_RE = re.compile(
-    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+$",
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+\Z",
     re.IGNORECASE,
 )
 

@@ -98,7 +98,7 @@ MAX_TAGS = 50
 TAG_NAME_FORBIDDEN = set("<>%&\\?/*+:")
 # Resource group names: 1-90 characters, letters, digits, '_', '-', '.', '(' and ')' (Unicode letters too),
 # not ending with '.' (Azure naming rules, Microsoft.Resources/resourcegroups).
-RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
+RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}\Z")
 
 SECRET_KEYS = frozenset(
     {"securevalue", "password", "storageaccountkey", "workspacekey", "secret", "protectedsettings"}

@@ -85,6 +85,24 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
     ("group name double dash", _set(("name",), "web--prod"), ("name",), ("'--'",)),
     ("group name trailing dash", _set(("name",), "web-"), ("name",), ("ending",)),
     ("group name too long", _set(("name",), "a" * 64), ("name",), ("1-63",)),
+    # A YAML block scalar (`name: |`) ends in a newline, which a name pattern ending in '$' lets through.
+    ("group name ending in a newline", _set(("name",), "web\n"), ("name",), ("'web\\n'",)),
+    ("resource group ending in a newline", _set(("resourceGroup",), "rg\n"), ("resourceGroup",), ("1-90",)),
+    (
+        "container name ending in a newline",
+        _set(("properties", "containers", 0, "name"), "web\n"),
+        ("properties", "containers", 0, "name"),
+        ("lowercase",),
+    ),
+    (
+        "dns label ending in a newline",
+        _set(
+            ("properties", "ipAddress"),
+            {"type": "Public", "ports": [{"port": 80}], "dnsNameLabel": "web-prod\n"},
+        ),
+        ("properties", "ipAddress", "dnsNameLabel"),
+        ("5-63",),
+    ),
     (
         "container name uppercase",
         _set(("properties", "containers", 0, "name"), "Web"),
