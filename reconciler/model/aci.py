@@ -64,6 +64,13 @@ def fail(kind: str, message: str) -> PydanticCustomError:
     return PydanticCustomError(kind, message)
 
 
+def azure_code(code: str) -> str:
+    """How a message names the error code Azure answers the same mistake with, `(Azure: <Code>)`: the rule is
+    Azure's own, checked here so that it fails before any call, and the code lets a reader find Azure's
+    documentation and the reports of it. Only codes seen in public records of Azure's answers are named."""
+    return f"(Azure: {code})"
+
+
 class UnknownKey:
     """Stands in for the value of a key no model knows, so that pydantic reports it (as `extra_forbidden`)
     at its exact place; `reconciler.model.manifest` turns that into `message`. Holds no input value, which
@@ -469,13 +476,21 @@ NonEmpty = [AfterValidator(_non_empty), Field(json_schema_extra={"minItems": 1})
 # provider registration before any name check, so it proves nothing either way). Containers keep Azure's
 # rule: 1-63 lowercase letters, digits and '-' (MicrosoftDocs/azure-docs#57266); '--' is allowed inside a
 # container name (ACI accepted 'single--container--aci' in docker-archive/compose-cli#357).
-GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)$")
-CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+GROUP_NAME_RE = re.compile(r"^(?!-)(?!.*--)[A-Za-z0-9-]{1,63}(?<!-)\Z")
+CONTAINER_NAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 # DNS name label: ACI's own message says "only lowercase letters, numbers and hyphens. The first
 # character must be a letter. The last character must be a letter or number. The value must be between 5
 # and 63 characters long" (quoted in derekbekoe/vscode-spot#37).
-DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DNS_LABEL_RE = re.compile(r"^[a-z][a-z0-9-]{3,61}[a-z0-9]\Z")
+# Environment variable names, of the container and of our `{env: NAME}` references alike: a letter or '_',
+# then letters, digits and '_', ASCII only. For a container this is ACI's rule: it refuses any other name
+# with InvalidContainerEnvironmentVariable, "A valid environment variable name must start with alphabetic
+# character or '_', followed by a string of alphanumeric characters or '_' (e.g. 'my_name',  or 'MY_NAME',
+# or 'MyName')" (a '-' in Azure/azure-cli#21047, a '.' in JetBrains/teamcity-azure-agent#96, a multi-line
+# name in Azure/aci-deploy#29). That sentence, down to its double spaces, is Kubernetes' message for a C
+# identifier (k8s.io/apimachinery validation.IsCIdentifier), whose regular expression is exactly this one,
+# so ASCII is the reading that matches what Azure does; no record shows ACI accepting any other name.
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def check_container_name(value: str, what: str) -> str:
@@ -486,6 +501,20 @@ def check_container_name(value: str, what: str) -> str:
             "starting and ending with a letter or digit (for example 'web')",
         )
     return value
+
+
+def check_env_name(name: str) -> str:
+    if not ENV_NAME_RE.match(name):
+        suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        if suggestion[:1].isdigit():
+            suggestion = "_" + suggestion
+        raise fail(
+            "env_name",
+            f"environment variable name {shown(name)} is refused by ACI: use a letter or '_' followed by "
+            f"letters, digits and '_' (for example {shown(suggestion)}) "
+            + azure_code("InvalidContainerEnvironmentVariable"),
+        )
+    return name
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -548,8 +577,10 @@ class EnvironmentVariable(ArmModel):
     _secret_pairs: ClassVar[dict[str, str]] = {"secure_value": "secure_value_from"}
     _hidden: ClassVar[frozenset[str]] = frozenset({"secure_value"})
 
-    name: str = Field(min_length=1)
-    """The name of the environment variable."""
+    name: Annotated[str, AfterValidator(check_env_name)] = Field(
+        min_length=1, json_schema_extra={"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+    )
+    """The name of the environment variable: a letter or '_', then letters, digits and '_'."""
     value: Text | None = None
     """The value, in plain text (shown in plans and in the portal)."""
     secure_value: SecretStr | None = None
@@ -622,26 +653,8 @@ class ResourceRequirements(ArmModel):
     limits: ResourceLimits | None = None
     """Optional limits."""
 
-    @model_validator(mode="after")
-    def _limits_cover_requests(self) -> ResourceRequirements:
-        # "The 'Cpu' limit value must be greater than or equal to the request value" (ACI error
-        # ResourceLimitsLessThanRequests, quoted in virtual-kubelet/virtual-kubelet#143).
-        lim = self.limits
-        if lim is None:
-            return self
-        if lim.cpu is not None and lim.cpu < self.requests.cpu:
-            raise fail(
-                "limit_below_request",
-                f"cpu limit {lim.cpu} is below the request {self.requests.cpu}: "
-                "raise the limit or lower the request",
-            )
-        if lim.memory_in_gb is not None and lim.memory_in_gb < self.requests.memory_in_gb:
-            raise fail(
-                "limit_below_request",
-                f"memoryInGB limit {lim.memory_in_gb} is below the request {self.requests.memory_in_gb}: "
-                "raise the limit or lower the request",
-            )
-        return self
+    # The limits are checked with the group's rules (`reconciler.model.manifest`), not here: one of their
+    # bounds is the group's total request, and both bounds report at the limit itself.
 
 
 class VolumeMount(ArmModel):
@@ -1036,12 +1049,24 @@ def _check_dns_label(label: str) -> str:
     return label
 
 
+def _ip_ports(value: tuple[IpPort, ...]) -> tuple[IpPort, ...]:
+    # Azure: code MissingIpAddressPorts, "The ports in the 'ipAddress' of container group 'xxx' cannot be
+    # empty." (hashicorp/terraform-provider-azurerm#1697), for a private address too (#11102, #28759).
+    if not value:
+        raise fail(
+            "too_short",
+            "an IP address exposes at least one port: list it, e.g. [{port: 80}], or remove ipAddress "
+            + azure_code("MissingIpAddressPorts"),
+        )
+    return value
+
+
 class IpAddress(ArmModel):
     """The group's IP address: public (optionally with a DNS name label) or private in a virtual network."""
 
     _readonly: ClassVar[frozenset[str]] = frozenset({"ip", "fqdn"})
 
-    ports: Annotated[tuple[IpPort, ...], *NonEmpty]
+    ports: Annotated[tuple[IpPort, ...], AfterValidator(_ip_ports), Field(json_schema_extra={"minItems": 1})]
     """Ports exposed on the IP address."""
     type_: IpAddressType = Field(alias="type")
     """Public or Private."""
@@ -1168,7 +1193,7 @@ class UserAssignedIdentity(ArmModel):
 
 
 USER_IDENTITY_RE = re.compile(
-    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+$",
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.managedidentity/userassignedidentities/[^/]+\Z",
     re.IGNORECASE,
 )
 

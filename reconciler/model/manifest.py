@@ -63,6 +63,8 @@ from reconciler.model.aci import (
     NonEmpty,
     OsType,
     Priority,
+    ResourceLimits,
+    ResourceRequests,
     ResourceType,
     RestartPolicy,
     SecretRef,
@@ -71,6 +73,7 @@ from reconciler.model.aci import (
     Text,
     UnknownKey,
     Volume,
+    azure_code,
     each,
     fail,
 )
@@ -95,7 +98,7 @@ MAX_TAGS = 50
 TAG_NAME_FORBIDDEN = set("<>%&\\?/*+:")
 # Resource group names: 1-90 characters, letters, digits, '_', '-', '.', '(' and ')' (Unicode letters too),
 # not ending with '.' (Azure naming rules, Microsoft.Resources/resourcegroups).
-RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
+RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}\Z")
 
 SECRET_KEYS = frozenset(
     {"securevalue", "password", "storageaccountkey", "workspacekey", "secret", "protectedsettings"}
@@ -526,7 +529,11 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
             seen[c.name] = loc
 
     volumes = {v.name for v in props.volumes or ()}
-    yield from _duplicates((*P, "volumes"), [v.name for v in props.volumes or ()], "volume name")
+    # "error code \"DuplicateVolumes\": Duplicate volumes 'kube-api-access-sndws' are found."
+    # (virtual-kubelet/azure-aci#303, kubeflow/pipelines#8318).
+    yield from _duplicates(
+        (*P, "volumes"), [v.name for v in props.volumes or ()], "volume name", code="DuplicateVolumes"
+    )
     yield from _duplicates(
         (*P, "imageRegistryCredentials"),
         [c.server for c in props.image_registry_credentials or ()],
@@ -535,8 +542,7 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
     )
     yield from _duplicates((*P, "extensions"), [e.name for e in props.extensions or ()], "extension name")
 
-    total_cpu = sum(c.properties.resources.requests.cpu for c in props.containers)
-    total_mem = sum(c.properties.resources.requests.memory_in_gb for c in props.containers)
+    totals = _total_requests(props.containers)
     has_gpu = False
     for kind, i, c in _all_containers(props):
         cp = c.properties
@@ -570,24 +576,8 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
             lim = cp.resources.limits
             if req.gpu is not None or (lim is not None and lim.gpu is not None):
                 has_gpu = True
-            # "The 'MemoryInGB' limit '3' in container ... is greater than the total request '2' of container
-            # group" (ACI error ContainerLimitGreaterThanContainerGroupTotalRequest, docker compose-cli#743).
-            if lim is not None and lim.cpu is not None and lim.cpu > total_cpu + 1e-9:
-                yield (
-                    (*base, "resources", "limits", "cpu"),
-                    (
-                        f"cpu limit {lim.cpu} exceeds the group's total cpu request {total_cpu:g}: "
-                        "lower the limit"
-                    ),
-                )
-            if lim is not None and lim.memory_in_gb is not None and lim.memory_in_gb > total_mem + 1e-9:
-                yield (
-                    (*base, "resources", "limits", "memoryInGB"),
-                    (
-                        f"memoryInGB limit {lim.memory_in_gb} exceeds the group's total memory request "
-                        f"{total_mem:g}: lower the limit"
-                    ),
-                )
+            if lim is not None:
+                yield from _limit_issues((*base, "resources", "limits"), req, lim, totals)
 
     # GPU deployments "are only available for Linux container groups" ("Resource availability & quota limits
     # for ACI"). The same page says they are not supported in a virtual network, but Microsoft's own
@@ -619,6 +609,7 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
             if key in seen_ports:
                 yield (*P, "ipAddress", "ports", j, "port"), f"port {port.port}/{key[1]} is listed twice"
             seen_ports[key] = j
+        yield from _unreferenced_ports(props, ip)
 
     ident = m.identity
     for i, cred in each(props.image_registry_credentials):
@@ -633,6 +624,90 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
                         "identities: add it under identity.userAssignedIdentities"
                     ),
                 )
+
+
+def _amounts(
+    req: ResourceRequests, lim: ResourceLimits
+) -> Iterator[tuple[str, Loc, float | None, float | None]]:
+    """(what, key under `limits`, the container's request, its limit) for cpu, memoryInGB and GPU count."""
+    yield "cpu", ("cpu",), req.cpu, lim.cpu
+    yield "memoryInGB", ("memoryInGB",), req.memory_in_gb, lim.memory_in_gb
+    yield (
+        "GPU count",
+        ("gpu", "count"),
+        None if req.gpu is None else req.gpu.count,
+        None if lim.gpu is None else lim.gpu.count,
+    )
+
+
+def _total_requests(containers: tuple[Container, ...]) -> dict[str, float]:
+    """The group's total request of each amount: what ACI sizes the group by. Rounded to the amounts' steps
+    (0.01 cpu, 0.1 GB), so that a sum of floats compares exactly with a limit written with the same step."""
+    reqs = [c.properties.resources.requests for c in containers]
+    return {
+        "cpu": round(sum(r.cpu for r in reqs), 2),
+        "memoryInGB": round(sum(r.memory_in_gb for r in reqs), 1),
+        "GPU count": float(sum(r.gpu.count for r in reqs if r.gpu is not None)),
+    }
+
+
+def _limit_issues(
+    base: Loc, req: ResourceRequests, lim: ResourceLimits, totals: dict[str, float]
+) -> Iterator[tuple[Loc, str]]:
+    """A limit lies between the container's own request and the group's total request. Both bounds are ACI's
+    rules: "The 'Cpu' limit value must be greater than or equal to the request value"
+    (ResourceLimitsLessThanRequests, virtual-kubelet/virtual-kubelet#143 and docker-archive/compose-cli#357
+    for 'MemoryInGB'), and "The 'Cpu' limit '2' in container 'nontls' is greater than the total request '1'
+    of container group" (ContainerLimitGreaterThanContainerGroupTotalRequest, MicrosoftDocs/azure-docs#29780,
+    docker-archive/compose-cli#357), as "Container groups in ACI" puts it: "The maximum resource limit you
+    can set is the total resources allocated to the group". A GPU limit is held to the same two bounds as
+    the other amounts: that page states them for every resource."""
+    for what, key, request, limit in _amounts(req, lim):
+        if limit is None:
+            continue
+        total = totals[what]
+        if request is not None and limit < request:
+            yield (
+                (*base, *key),
+                (
+                    f"{what} limit {limit:g} is below the request {request:g} of this container: raise the "
+                    f"limit to at least {request:g} or lower the request "
+                    + azure_code("ResourceLimitsLessThanRequests")
+                ),
+            )
+        elif limit > total:
+            fix = (
+                f"lower the limit to at most {total:g} or raise a request"
+                if total
+                else "remove the limit or give a container a GPU request"
+            )
+            yield (
+                (*base, *key),
+                (
+                    f"{what} limit {limit:g} exceeds the group's total {what} request {total:g} (the sum of "
+                    f"its containers' requests): {fix} "
+                    + azure_code("ContainerLimitGreaterThanContainerGroupTotalRequest")
+                ),
+            )
+
+
+def _unreferenced_ports(props: GroupProperties, ip: IpAddress) -> Iterator[tuple[Loc, str]]:
+    """Every port of the group's IP address is a port of one of its containers. Azure: code
+    UnreferencedIpAddressPorts, "Following ports '443,80' in the 'ipAddress' are not used by any container in
+    container group 'atlantis-container-group'." (hashicorp/terraform-provider-azurerm#5091; reported again
+    in 2024 on #11102). Azure's message names port numbers only, so a port counts as used when any container
+    lists its number, whatever the protocol: nothing is refused here that the record does not show refused."""
+    used = {p.port for c in props.containers for p in c.properties.ports or ()}
+    for j, port in enumerate(ip.ports):
+        if port.port not in used:
+            yield (
+                ("properties", "ipAddress", "ports", j, "port"),
+                (
+                    f"port {port.port} of the group's IP address is not a port of any container: add "
+                    f"{{port: {port.port}}} to the ports of the container that listens on it, or remove it "
+                    "here " + azure_code("UnreferencedIpAddressPorts")
+                ),
+            )
 
 
 def _all_containers(props: GroupProperties) -> Iterator[tuple[str, int, Container | InitContainer]]:
@@ -655,13 +730,16 @@ def _tag_issues(tags: dict[str, str]) -> Iterator[tuple[Loc, str]]:
             yield ("tags", k), f"tag {shown(k)} has a value of {len(v)} characters: Azure allows at most 256"
 
 
-def _duplicates(base: Loc, names: list[str], what: str, key: str = "name") -> Iterator[tuple[Loc, str]]:
+def _duplicates(
+    base: Loc, names: list[str], what: str, key: str = "name", code: str | None = None
+) -> Iterator[tuple[Loc, str]]:
     first: dict[str, int] = {}
     for i, n in enumerate(names):
         if n in first:
+            coded = f" {azure_code(code)}" if code else ""
             yield (
                 (*base, i, key),
-                f"{what} {shown(n)} is used twice (also at index {first[n]}): each must be unique",
+                f"{what} {shown(n)} is used twice (also at index {first[n]}): each must be unique{coded}",
             )
         else:
             first[n] = i
@@ -724,18 +802,52 @@ def _copy(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------
 # Parsing with errors that point into the input document
 
-MISSING_HINTS: dict[str, str] = {
-    "resourceGroup": ": set 'resourceGroup:' in the manifest, a directory default, or --resource-group",
-    "location": ": set 'location:', e.g. westeurope",
-    "properties": ": a manifest is the ARM body of the group; put containers, osType... under 'properties:'",
-    "osType": ": set 'osType: Linux' (or Windows)",
-    "containers": ": list at least one container under 'containers:'",
-    "resources": ": set requests with cpu and memoryInGB, e.g. {requests: {cpu: 1, memoryInGB: 1.5}}",
-    "requests": ": set requests with cpu and memoryInGB, e.g. {cpu: 1, memoryInGB: 1.5}",
-    "image": ": set the image, e.g. mcr.microsoft.com/azuredocs/aci-helloworld:latest",
-    "ports": ": list the ports to expose, e.g. [{port: 80}]",
-    "type": ": set 'type: Public' or 'type: Private'",
+# What a missing key's message adds, by (the key that holds it, the key): the fix, and Azure's code where a
+# public record shows the one Azure answers with. `None` as the holder matches any. The records:
+# - InvalidOsType, "The 'osType' for container group '<null>' is invalid", and ResourceRequestsNotSpecified,
+#   "The resource requests are not specified in container ... Both memory and CPU requests are required"
+#   (MicrosoftLearning/mslearn-azure-developer#67, MicrosoftDocs/azure-compute-docs#438);
+# - ResourceSomeRequestsNotSpecified, "The 'MemoryInGB' request is not specified in ... in container
+#   'redirector'" (virtual-kubelet/virtual-kubelet#50);
+# - MissingIpAddressPorts, "The ports in the 'ipAddress' of container group 'xxx' cannot be empty."
+#   (hashicorp/terraform-provider-azurerm#1697, #11102).
+MISSING_HINTS: dict[tuple[str | None, str], str] = {
+    (None, "resourceGroup"): (
+        ": set 'resourceGroup:' in the manifest, a directory default, or --resource-group"
+    ),
+    (None, "location"): ": set 'location:', e.g. westeurope",
+    (None, "properties"): (
+        ": a manifest is the ARM body of the group; put containers, osType... under 'properties:'"
+    ),
+    ("properties", "osType"): ": set 'osType: Linux' (or Windows) " + azure_code("InvalidOsType"),
+    (None, "containers"): ": list at least one container under 'containers:'",
+    ("properties", "resources"): (
+        ": set requests with cpu and memoryInGB, e.g. {requests: {cpu: 1, memoryInGB: 1.5}} "
+        + azure_code("ResourceRequestsNotSpecified")
+    ),
+    ("resources", "requests"): (
+        ": set requests with cpu and memoryInGB, e.g. {cpu: 1, memoryInGB: 1.5} "
+        + azure_code("ResourceRequestsNotSpecified")
+    ),
+    ("requests", "cpu"): (
+        ": a container requests both cpu and memoryInGB, e.g. {cpu: 1, memoryInGB: 1.5} "
+        + azure_code("ResourceSomeRequestsNotSpecified")
+    ),
+    ("requests", "memoryInGB"): (
+        ": a container requests both cpu and memoryInGB, e.g. {cpu: 1, memoryInGB: 1.5} "
+        + azure_code("ResourceSomeRequestsNotSpecified")
+    ),
+    (None, "image"): ": set the image, e.g. mcr.microsoft.com/azuredocs/aci-helloworld:latest",
+    ("ipAddress", "ports"): (
+        ": list the ports to expose, e.g. [{port: 80}] (or remove ipAddress) "
+        + azure_code("MissingIpAddressPorts")
+    ),
+    ("ipAddress", "type"): ": set 'type: Public' or 'type: Private'",
+    ("identity", "type"): ": set 'type: SystemAssigned', 'UserAssigned' or 'SystemAssigned, UserAssigned'",
 }
+# Azure's code for a value outside an enumeration, by the key that holds it (the evidence is InvalidOsType's
+# message above: "The value must be one of 'Windows,Linux'").
+LITERAL_CODES: dict[str, str] = {"osType": "InvalidOsType"}
 
 
 def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
@@ -766,17 +878,26 @@ def _rewrite(exc: ValidationError, data: Any) -> ValidationError:
             continue
         msg = err["msg"]
         if kind == "missing" and loc:
-            last = str(loc[-1])
-            msg = f"{shown(last)} is required{MISSING_HINTS.get(last, '')}"
+            msg = f"{shown(loc[-1])} is required{_missing_hint(loc)}"
         elif kind == "extra_forbidden":
             msg = f"unknown key {shown(loc[-1])}: remove it"
         elif kind.startswith("literal_"):
             msg = f"{msg} (case does not matter)"
+            code = LITERAL_CODES.get(str(loc[-1])) if loc else None
+            if code is not None:
+                msg = f"{msg} {azure_code(code)}"
         # Only scalars are echoed: a mapping or list may hold a secret beside the field that failed.
         scalar = value is None or isinstance(value, str | int | float | bool)
         echoed = value if scalar and not _secretish(loc) else None
         details.append(_detail(kind, msg, _input_loc(data, loc), echoed))
     return ValidationError.from_exception_data(title="GroupManifest", line_errors=details)
+
+
+def _missing_hint(loc: Loc) -> str:
+    key = str(loc[-1])
+    # The key that holds it, skipping a list index (`containers[0]` is held by `containers`).
+    holder = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), None)
+    return MISSING_HINTS.get((holder, key)) or MISSING_HINTS.get((None, key), "")
 
 
 def _detail(kind: str, msg: str, loc: Loc, value: Any) -> InitErrorDetails:

@@ -70,11 +70,15 @@ def _doc_with(path: tuple[Any, ...], value: Any) -> Doc:
     doc = base_doc()
     c = doc["properties"]["containers"][0]["properties"]
     c["resources"]["requests"]["gpu"] = {"count": 1, "sku": "K80"}
-    c["resources"]["limits"] = {"gpu": {"count": 1, "sku": "K80"}}
+    # A GPU limit is held between the request and the group's total, so it is there only when it is the
+    # field under test, and then equal to the request: only the value under test decides.
+    c["resources"]["limits"] = {"gpu": {"count": 1, "sku": "K80"}} if "limits" in path else {}
     c["livenessProbe"] = {"exec": {"command": ["true"]}, "initialDelaySeconds": 5, "periodSeconds": 5}
     c["readinessProbe"] = {"httpGet": {"port": 80}}
     c["securityContext"] = {"runAsUser": 1000}
-    doc["properties"]["ipAddress"] = {"type": "Public", "ports": [{"port": 80}]}
+    # The group's port is one of the container's (Azure's rule) whatever the container's first port becomes.
+    c["ports"] = [{"port": 80}, {"port": 8080}]
+    doc["properties"]["ipAddress"] = {"type": "Public", "ports": [{"port": 8080}]}
     node: Any = doc
     for p in path[:-1]:
         node = node[p]

@@ -107,6 +107,10 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             ip["dnsNameLabel"] = "lbl-" + draw(dns_name)
         properties["ipAddress"] = ip
+        # Every port of the group's address is a container's port (Azure: UnreferencedIpAddressPorts).
+        first = containers[0]["properties"].setdefault("ports", [])
+        if all(p["port"] != 80 for p in first):
+            first.append({"port": 80})
     if draw(st.booleans()):
         pw = draw(st.one_of(secret.map(lambda s: {"password": s}), ref.map(lambda r: {"passwordFrom": r})))
         properties["imageRegistryCredentials"] = [{"server": "myregistry.azurecr.io", "username": "u", **pw}]

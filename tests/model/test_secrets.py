@@ -31,7 +31,7 @@ def _secret_doc() -> dict[str, Any]:
         {"name": "MODE", "value": "prod"},
         {"name": "DB_PASSWORD", "secureValueFrom": {"env": "DB_PASSWORD"}},
         {"name": "API_TOKEN", "secureValue": "s3cret-literal"},
-        {"name": "a/b~c", "secureValueFrom": {"file": "./token"}},
+        {"name": "APP_TOKEN", "secureValueFrom": {"file": "./token"}},
     ]
     c["volumeMounts"] = [{"name": "data", "mountPath": "/data"}, {"name": "certs", "mountPath": "/certs"}]
     doc["properties"]["imageRegistryCredentials"] = [
@@ -99,7 +99,7 @@ def test_secret_refs_lists_every_reference_with_its_pointer() -> None:
     refs = dict(parse_manifest(_secret_doc()).secret_refs())
     assert refs == {
         f"{ENV_PTR}/DB_PASSWORD/secureValue": SecretRef(env="DB_PASSWORD"),
-        f"{ENV_PTR}/a~1b~0c/secureValue": SecretRef(file="./token"),
+        f"{ENV_PTR}/APP_TOKEN/secureValue": SecretRef(file="./token"),
         "/properties/imageRegistryCredentials/myregistry.azurecr.io/password": SecretRef(
             env="REGISTRY_PASSWORD"
         ),
@@ -113,7 +113,7 @@ def test_secret_values_are_keyed_by_pointers_with_keys_not_indexes() -> None:
     assert values == {
         f"{ENV_PTR}/DB_PASSWORD/secureValue": "s3cret-env",
         f"{ENV_PTR}/API_TOKEN/secureValue": "s3cret-literal",
-        f"{ENV_PTR}/a~1b~0c/secureValue": "s3cret-env",
+        f"{ENV_PTR}/APP_TOKEN/secureValue": "s3cret-env",
         "/properties/imageRegistryCredentials/myregistry.azurecr.io/password": "s3cret-registry",
         "/properties/volumes/data/azureFile/storageAccountKey": "s3cret-storage",
         "/properties/diagnostics/logAnalytics/workspaceKey": "s3cret-workspace",
@@ -131,7 +131,7 @@ def test_arm_body_without_secrets_leaves_every_secret_out_as_a_get_does() -> Non
         {"name": "MODE", "value": "prod"},
         {"name": "DB_PASSWORD"},
         {"name": "API_TOKEN"},
-        {"name": "a/b~c"},
+        {"name": "APP_TOKEN"},
     ]
     assert props["imageRegistryCredentials"] == [{"server": "myregistry.azurecr.io", "username": "puller"}]
     assert props["volumes"] == [
@@ -273,7 +273,7 @@ def test_from_arm_turns_stripped_secrets_into_env_references() -> None:
     assert refs == {
         f"{ENV_PTR}/DB_PASSWORD/secureValue": "WEB_DB_PASSWORD",
         f"{ENV_PTR}/API_TOKEN/secureValue": "WEB_API_TOKEN",
-        f"{ENV_PTR}/a~1b~0c/secureValue": "WEB_A_B_C",
+        f"{ENV_PTR}/APP_TOKEN/secureValue": "WEB_APP_TOKEN",
         REGISTRY_PTR: "MYREGISTRY_AZURECR_IO_PASSWORD",
         "/properties/volumes/data/azureFile/storageAccountKey": "DATA_STORAGE_ACCOUNT_KEY",
         "/properties/diagnostics/logAnalytics/workspaceKey": "LOG_ANALYTICS_WORKSPACE_KEY",

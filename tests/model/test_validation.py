@@ -85,6 +85,24 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
     ("group name double dash", _set(("name",), "web--prod"), ("name",), ("'--'",)),
     ("group name trailing dash", _set(("name",), "web-"), ("name",), ("ending",)),
     ("group name too long", _set(("name",), "a" * 64), ("name",), ("1-63",)),
+    # A YAML block scalar (`name: |`) ends in a newline, which a name pattern ending in '$' lets through.
+    ("group name ending in a newline", _set(("name",), "web\n"), ("name",), ("'web\\n'",)),
+    ("resource group ending in a newline", _set(("resourceGroup",), "rg\n"), ("resourceGroup",), ("1-90",)),
+    (
+        "container name ending in a newline",
+        _set(("properties", "containers", 0, "name"), "web\n"),
+        ("properties", "containers", 0, "name"),
+        ("lowercase",),
+    ),
+    (
+        "dns label ending in a newline",
+        _set(
+            ("properties", "ipAddress"),
+            {"type": "Public", "ports": [{"port": 80}], "dnsNameLabel": "web-prod\n"},
+        ),
+        ("properties", "ipAddress", "dnsNameLabel"),
+        ("5-63",),
+    ),
     (
         "container name uppercase",
         _set(("properties", "containers", 0, "name"), "Web"),
@@ -149,7 +167,7 @@ REJECTIONS: list[tuple[str, Callable[[Doc], None], tuple[Any, ...], tuple[str, .
     (
         "cpu limit below request",
         _set((*C0, "resources", "limits"), {"cpu": 0.5}),
-        (*C0, "resources"),
+        (*C0, "resources", "limits", "cpu"),
         ("below the request",),
     ),
     (
@@ -518,6 +536,7 @@ def test_keys_are_accepted_in_any_case_and_canonicalised() -> None:
                         "IMAGE": "nginx",
                         "resources": {"Requests": {"Cpu": 1, "memoryInGb": 1.5}},
                         "EnvironmentVariables": [{"NAME": "A", "Value": "1"}],
+                        "Ports": [{"Port": 80, "Protocol": "udp"}],
                     },
                 }
             ],

@@ -78,6 +78,9 @@ def manifests(draw: st.DrawFn, *, name: str | None = None, secrets: bool = True)
         }
         if draw(st.booleans()):
             props["ipAddress"]["dnsNameLabel"] = draw(st.sampled_from(["web-prod", "api-x"]))
+        # Every port of the group's address is a container's port (Azure: UnreferencedIpAddressPorts).
+        first = cs[0]["properties"].setdefault("ports", [])
+        first.extend({"port": p} for p in ports if all(q["port"] != p for q in first))
     extra: dict[str, Any] = {}
     if draw(st.booleans()):
         extra["zones"] = [draw(st.sampled_from(["1", "2", "3"]))]
