@@ -63,7 +63,7 @@ def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
         "can contain only lowercase letters, numbers and hyphens, cannot start or end with a hyphen or "
         "have two hyphens in a row, and must be between 1 and 63 characters long"
     )
-    if not _GROUP_NAME.match(name):
+    if not _GROUP_NAME.fullmatch(name):
         message = f"The container group name '{name}' is invalid. It {rule}."
         out.append(("InvalidContainerGroupName", "", message))
     props = body.get("properties") or {}
@@ -71,7 +71,7 @@ def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
     for section in ("containers", "initContainers"):
         for i, container in enumerate(props.get(section) or []):
             cname = str((container or {}).get("name", ""))
-            if not _NAME.match(cname):
+            if not _NAME.fullmatch(cname):
                 out.append(
                     (
                         "InvalidContainerName",
@@ -89,7 +89,7 @@ def name_problems(name: str, body: JSON) -> list[tuple[str, str, str]]:
                 )
             seen.add(cname)
     label = (props.get("ipAddress") or {}).get("dnsNameLabel")
-    if label is not None and not _DNS_LABEL.match(str(label)):
+    if label is not None and not _DNS_LABEL.fullmatch(str(label)):
         out.append(
             (
                 "InvalidDnsNameLabel",

@@ -12,6 +12,9 @@ its evidence; `tests/emulator/evidence/errors.md` quotes the public records of e
 - `ResourceLimitsLessThanRequests`: a container's limit below its request;
 - `ContainerLimitGreaterThanContainerGroupTotalRequest`: a container's limit above the sum of the group's
   requests;
+- `MissingIpAddressPorts`, `UnreferencedIpAddressPorts`: an IP address without ports, or with a port no
+  container lists;
+- `DuplicateVolumes`: two volumes of one name;
 - `ContainerGroupQuotaReached`: GPUs or cores beyond the subscription's quota in the region (only when the
   emulator is given a quota: `EmulatorConfig.gpu_quota` / `core_quota`).
 """
@@ -41,7 +44,9 @@ class Problem:
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESOURCES = ("cpu", "memoryInGB")
 # Spec violations these rules answer in ACI's words instead (the spec only says "required").
-RULE_CODES = frozenset({"ResourceRequestsNotSpecified", "ResourceSomeRequestsNotSpecified"})
+RULE_CODES = frozenset(
+    {"ResourceRequestsNotSpecified", "ResourceSomeRequestsNotSpecified", "MissingIpAddressPorts"}
+)
 
 
 def _number(value: Any) -> float | None:
@@ -71,7 +76,7 @@ def env_problems(group: str, props: JSON) -> list[Problem]:
         cname = str(container.get("name", ""))
         for j, var in enumerate((container.get("properties") or {}).get("environmentVariables") or []):
             name = str((var or {}).get("name", "")) if isinstance(var, dict) else ""
-            if not ENV_NAME.match(name):
+            if not ENV_NAME.fullmatch(name):
                 # Azure's sentence, double spaces included; it names the container, not the variable.
                 out.append(
                     Problem(
@@ -219,6 +224,60 @@ def group_requests(props: JSON) -> tuple[float, int]:
     return cores, gpus
 
 
+def network_problems(group: str, props: JSON) -> list[Problem]:
+    """The group's IP address: it needs ports (`MissingIpAddressPorts`, hashicorp/terraform-provider-azurerm
+    #1697, #11102), and each must be a port some container lists, by number (`UnreferencedIpAddressPorts`,
+    terraform-provider-azurerm#5091, whose message lists numbers only)."""
+    ip = props.get("ipAddress")
+    if not isinstance(ip, dict):
+        return []
+    ports = [p for p in ip.get("ports") or [] if isinstance(p, dict)]
+    if not ports:
+        return [
+            Problem(
+                "MissingIpAddressPorts",
+                "/properties/ipAddress/ports",
+                f"The ports in the 'ipAddress' of container group '{group}' cannot be empty.",
+            )
+        ]
+    used = {
+        port.get("port")
+        for section, _, container in _containers(props)
+        if section == "containers"
+        for port in (container.get("properties") or {}).get("ports") or []
+        if isinstance(port, dict)
+    }
+    unused = [str(p.get("port")) for p in ports if p.get("port") not in used]
+    if not unused:
+        return []
+    return [
+        Problem(
+            "UnreferencedIpAddressPorts",
+            "/properties/ipAddress/ports",
+            f"Following ports '{','.join(unused)}' in the 'ipAddress' are not used by any container in "
+            f"container group '{group}'.",
+        )
+    ]
+
+
+def volume_problems(props: JSON) -> list[Problem]:
+    """Two volumes of one name: `DuplicateVolumes` (virtual-kubelet/azure-aci#303, kubeflow/pipelines
+    #8318)."""
+    seen: set[str] = set()
+    for i, volume in enumerate(props.get("volumes") or []):
+        name = str((volume or {}).get("name", "")) if isinstance(volume, dict) else ""
+        if name in seen:
+            return [
+                Problem(
+                    "DuplicateVolumes",
+                    f"/properties/volumes/{i}/name",
+                    f"Duplicate volumes '{name}' are found.",
+                )
+            ]
+        seen.add(name)
+    return []
+
+
 def gpu_sku(props: JSON) -> str:
     """The SKU of the first GPU the group requests (ACI names its GPU quotas after it: `V100Cores`)."""
     for _, _, container in _containers(props):
@@ -236,4 +295,6 @@ def body_problems(group: str, body: JSON) -> list[Problem]:
     out += env_problems(group, props)
     out += request_problems(group, props)
     out += resource_problems(group, props)
+    out += network_problems(group, props)
+    out += volume_problems(props)
     return out

@@ -280,6 +280,9 @@ class Operation:
     def status_at(self, now: float) -> str:
         if now < self.done_at:
             # A create goes Pending -> Creating -> Succeeded, as the group's provisioning state does.
+            # A restart reports Updating throughout (recorded .NET traffic, 2020-11-01).
+            if self.kind == "restart":
+                return "Updating"
             halfway = self.started + (self.done_at - self.started) / 2
             return "Creating" if self.kind == "create" and now >= halfway else "Pending"
         return "Failed" if self.fails else "Succeeded"

@@ -57,6 +57,37 @@ REFUSED = {
         BELOW,
         "/limits/gpu/count",
     ),
+    "an env name ending in a newline": (group(container(env=["MODE\n"])), ENV, "/name"),
+    "an IP address without ports": (
+        {
+            **group(container()),
+            "properties": {**group(container())["properties"], "ipAddress": {"type": "Public", "ports": []}},
+        },
+        "MissingIpAddressPorts",
+        "/ipAddress/ports",
+    ),
+    "an IP address port no container lists": (
+        {
+            **group(container()),
+            "properties": {
+                **group(container())["properties"],
+                "ipAddress": {"type": "Public", "ports": [{"port": 443}]},
+            },
+        },
+        "UnreferencedIpAddressPorts",
+        "/ipAddress/ports",
+    ),
+    "two volumes of one name": (
+        {
+            **group(container()),
+            "properties": {
+                **group(container())["properties"],
+                "volumes": [{"name": "v", "emptyDir": {}}] * 2,
+            },
+        },
+        "DuplicateVolumes",
+        "/volumes/1/name",
+    ),
     "cpu limit above the group's total": (
         group(container(limits={"cpu": 2.5}), container("b")),
         ABOVE,
@@ -74,7 +105,7 @@ def test_each_rule_refuses_with_acis_code_at_the_offending_value(
     assert problems[0].code == code
     assert problems[0].path.endswith(where)
     assert problems[0].status == 400
-    assert "'web'" in problems[0].message
+    assert "'web'" in problems[0].message or code == "DuplicateVolumes"
 
 
 ACCEPTED = {

@@ -21,6 +21,13 @@ from tests.emulator.conftest import AUTH, FakeClock, Q, body, group_path
 PUBLIC = {"type": "Public", "ports": [{"port": 80, "protocol": "TCP"}]}
 
 
+def served(**props: Any) -> dict[str, Any]:
+    """A group whose container listens on port 80, published on a public address."""
+    payload = body(ipAddress=PUBLIC, **props)
+    payload["properties"]["containers"][0]["properties"]["ports"] = [{"port": 80}]
+    return payload
+
+
 class Api:
     def __init__(self, session: aiohttp.ClientSession, clock: FakeClock) -> None:
         self.session = session
@@ -56,7 +63,7 @@ async def api() -> AsyncIterator[Api]:
 
 
 async def running(api: Api, name: str = "web", **props: Any) -> Any:
-    status, _, _ = await api.put(name, body(ipAddress=PUBLIC, **props))
+    status, _, _ = await api.put(name, served(**props))
     assert status == 201
     api.clock.advance(10)
     return await api.get(name)
@@ -77,7 +84,7 @@ async def test_restart_shows_updating_until_the_containers_run_again(api: Api) -
     status, headers = await api.post("web", "restart")
     assert status == 204
     assert (await api.get("web"))["properties"]["provisioningState"] == "Updating"
-    assert await api.operation(headers["Azure-AsyncOperation"]) != "Succeeded"
+    assert await api.operation(headers["Azure-AsyncOperation"]) == "Updating"
     api.clock.advance(10)
     got = await api.get("web")
     assert got["properties"]["provisioningState"] == "Succeeded"
@@ -126,11 +133,11 @@ async def test_a_stopped_container_is_terminated_per_client_request_and_the_addr
     assert got["properties"]["ipAddress"]["type"] == "Public"
 
 
-async def test_start_after_stop_is_202_with_an_operation_and_gets_a_new_address(api: Api) -> None:
+async def test_start_after_stop_is_204_with_an_operation_and_gets_a_new_address(api: Api) -> None:
     started = await running(api)
     await api.post("web", "stop")
     status, headers = await api.post("web", "start")
-    assert status == 202
+    assert status == 204
     assert "Azure-AsyncOperation" in headers
     api.clock.advance(10)
     got = await api.get("web")
@@ -143,7 +150,7 @@ async def test_start_after_stop_is_202_with_an_operation_and_gets_a_new_address(
 
 
 async def test_the_answer_to_a_create_has_no_address_until_the_group_is_placed(api: Api) -> None:
-    status, created, _ = await api.put("web", body(ipAddress=PUBLIC))
+    status, created, _ = await api.put("web", served())
     assert status == 201
     assert "ip" not in created["properties"]["ipAddress"]
     api.clock.advance(10)
@@ -152,7 +159,7 @@ async def test_the_answer_to_a_create_has_no_address_until_the_group_is_placed(a
 
 async def test_an_update_keeps_the_address_in_its_answer(api: Api) -> None:
     placed = await running(api)
-    status, updated, _ = await api.put("web", body(ipAddress=PUBLIC, image="nginx:1.26"))
+    status, updated, _ = await api.put("web", served(image="nginx:1.26"))
     assert status == 200
     assert updated["properties"]["ipAddress"]["ip"] == placed["properties"]["ipAddress"]["ip"]
 
@@ -168,3 +175,8 @@ async def test_init_containers_show_a_completed_instance_view_once_the_group_run
     assert view["currentState"]["state"] == "Terminated"
     assert view["currentState"]["exitCode"] == 0
     assert view["currentState"]["detailStatus"] == "Completed"
+    async with api.session.get(
+        group_path("job") + "/containers/setup/logs", params=Q, headers=AUTH
+    ) as r:  # init containers have logs too
+        assert r.status == 200
+        assert (await r.json()) == {"content": ""}

@@ -8,8 +8,9 @@ What Azure answers (the recordings in `tests/emulator/evidence/` and `../shared/
 - restart: 204 with `Azure-AsyncOperation`; the group shows `provisioningState: Updating` until the
   containers run again. Accepted while the group is `Updating` (a restart or an update under way), which
   starts the restart again.
-- start: 202 with `Azure-AsyncOperation` for a stopped or finished group; 204 with no operation for a
-  group that is already running (nothing happens).
+- start: 204 with `Azure-AsyncOperation` for a stopped or finished group; 204 with no operation for a
+  group that is already running (nothing happens). The spec also allows 202; no recording shows it.
+- the operation of a restart reports `Updating` until it is done; that of a start, `Pending`.
 
 A group that is being created or deleted answers 409 `ContainerGroupTransitioning` (no recording shows
 an action then; this is the emulator's choice).
@@ -40,6 +41,7 @@ async def act(call: Call) -> web.StreamResponse:
         return web.Response(status=204)
     kind = "start" if action == "start" or rec.group_state == "Stopped" else "restart"
     op = core.store.begin(rec, kind, now, core.config.provisioning_delay)
-    response = web.Response(status=202 if action == "start" else 204)
+    # The spec allows 202 for a start, but every recorded start Azure answered is 204.
+    response = web.Response(status=204)
     response.headers["Azure-AsyncOperation"] = call.async_url(op)
     return response
