@@ -4,7 +4,8 @@
 - `FakeCredential`: a trivial async token credential; `NoCredential` sends no token at all.
 - `emulator_config` (override it in a module to change settings) and `emulator`: a started emulator.
 - `aci_client`: a factory for the real async SDK client pointed at an emulator.
-- `raw_session`: an aiohttp session that trusts the emulator's CA, for raw HTTP checks.
+- `raw_session`: an aiohttp session that trusts the emulator's CA, for raw HTTP checks (`https_session(emu)`
+  for an emulator a test starts itself).
 - `group_model(...)`: a small, valid SDK ContainerGroup.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -136,12 +138,19 @@ async def aci_client() -> AsyncIterator[ClientFactory]:
         await client.close()
 
 
+@asynccontextmanager
+async def https_session(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
+    """An aiohttp session on `emu`'s endpoint that trusts its CA, for raw HTTP checks."""
+    context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
+    async with aiohttp.ClientSession(
+        base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
+    ) as session:
+        yield session
+
+
 @pytest.fixture
 async def raw_session(emulator: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
-    context = ssl.create_default_context(cafile=str(emulator.ca_cert_path))
-    async with aiohttp.ClientSession(
-        base_url=emulator.endpoint, connector=aiohttp.TCPConnector(ssl=context)
-    ) as session:
+    async with https_session(emulator) as session:
         yield session
 
 

@@ -8,7 +8,6 @@ request" with its running state as `previousState`, and the group's public addre
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 
 from reconciler.emulator.server import Emulator, EmulatorConfig
-from tests.emulator.conftest import AUTH, FakeClock, Q, body, group_path
+from tests.emulator.conftest import AUTH, FakeClock, Q, body, group_path, https_session
 
 PUBLIC = {"type": "Public", "ports": [{"port": 80, "protocol": "TCP"}]}
 
@@ -54,12 +53,11 @@ class Api:
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
     clock = FakeClock()
-    async with Emulator(EmulatorConfig(provisioning_delay=10, clock=clock)) as emu:
-        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
-        async with aiohttp.ClientSession(
-            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
-        ) as session:
-            yield Api(session, clock)
+    async with (
+        Emulator(EmulatorConfig(provisioning_delay=10, clock=clock)) as emu,
+        https_session(emu) as session,
+    ):
+        yield Api(session, clock)
 
 
 async def running(api: Api, name: str = "web", **props: Any) -> Any:

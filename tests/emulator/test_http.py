@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from reconciler.emulator.server import Emulator, EmulatorConfig
-from tests.emulator.conftest import AUTH, RG, SUBSCRIPTION, FakeClock, Q, body, group_path
+from tests.emulator.conftest import AUTH, RG, SUBSCRIPTION, FakeClock, Q, body, group_path, https_session
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -139,16 +139,12 @@ async def test_delete_takes_the_delete_delay_not_the_provisioning_delay(
 ) -> None:
     clock = FakeClock()
     config = EmulatorConfig(provisioning_delay=provisioning, delete_delay=deleting, clock=clock)
-    async with Emulator(config) as emu:
-        context = ssl.create_default_context(cafile=str(emu.ca_cert_path))
-        async with aiohttp.ClientSession(
-            base_url=emu.endpoint, connector=aiohttp.TCPConnector(ssl=context)
-        ) as session:
-            assert (await _put(session, "web", body()))[0] == 201
-            clock.advance(provisioning)
-            async with session.delete(group_path("web"), params=Q, headers=AUTH) as r:
-                assert r.status == expected
-                assert ("Azure-AsyncOperation" in r.headers) == (expected == 202)
+    async with Emulator(config) as emu, https_session(emu) as session:
+        assert (await _put(session, "web", body()))[0] == 201
+        clock.advance(provisioning)
+        async with session.delete(group_path("web"), params=Q, headers=AUTH) as r:
+            assert r.status == expected
+            assert ("Azure-AsyncOperation" in r.headers) == (expected == 202)
 
 
 async def test_location_change_is_rejected(raw_session: aiohttp.ClientSession) -> None:
