@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -325,6 +326,8 @@ async def test_restart_stop_start_and_logs(emulator: Emulator, aci_client: Clien
     emulator.set_logs(RG, "web", "app", "one\ntwo\nthree\n")
     logs = await client.containers.list_logs(RG, "web", "app", tail=2)
     assert logs.content == "two\nthree\n"
+    stamped = await client.containers.list_logs(RG, "web", "app", tail=1, timestamps=True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z three\n", stamped.content or "")
 
 
 async def test_finished_job_reports_exit_code_and_rejects_updates(
