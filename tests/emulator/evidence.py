@@ -213,7 +213,8 @@ def _nock_records(text: str) -> Iterator[_Raw]:
         scope = reader.arguments()[0]
         assert isinstance(scope, str)
         method, path, request_body, query = "", "", None, None
-        status, reply_body, reply_headers = 0, None, []
+        status, reply_body = 0, None
+        reply_headers: object = []
         while reader.chained():
             name = reader.identifier()
             arguments = reader.arguments()
@@ -368,6 +369,7 @@ def _body(raw: object, *, base64_encoded: bool = False) -> object | None:
         except (binascii.Error, UnicodeDecodeError):
             return raw
     try:
-        return json.loads(text)
+        parsed: object = json.loads(text)
     except json.JSONDecodeError:
         return text
+    return parsed
