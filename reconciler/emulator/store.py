@@ -441,13 +441,15 @@ class Store:
         """Stop the group's containers and release its address; a restart or start under way is cut short
         (Azure accepts a stop right after a restart)."""
         if rec.transition is not None and rec.transition.kind != "delete":
+            # A stop that cuts a restart short leaves the group `Failed` while Stopped (recorded PowerShell
+            # traffic, 2021-09-01: tests/emulator/evidence/FINDINGS.md, section 7); its operation fails too.
             cut = rec.transition
             rec.transition = None
             op = self._operations.get(cut.op_id)
             if op is not None:
                 op.done_at = min(op.done_at, now)
-            if rec.provisioning_state not in ("Succeeded", "Failed"):
-                rec.provisioning_state = "Succeeded"
+                op.fails = True
+            rec.provisioning_state = "Failed"
         for runtime in rec.containers.values():
             if runtime.state == "Running":
                 add_event(runtime.events, "Killing", f"Killing container with id {runtime.name}.", now)

@@ -88,7 +88,9 @@ def evidence_files() -> list[Path]:
     for client in CLIENTS:
         folder = EVIDENCE / client
         if folder.is_dir():
-            found.extend(sorted(p for p in folder.rglob("*") if p.is_file()))
+            # Recordings are JSON (and the JS SDK's old nock recordings, JavaScript); a client folder may also
+            # hold its SOURCE.md and LICENSE.
+            found.extend(sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".js")))
     return found
 
 

@@ -99,7 +99,9 @@ async def test_restart_is_accepted_while_a_restart_is_under_way(api: Api) -> Non
     assert (await api.get("web"))["properties"]["provisioningState"] == "Updating"
 
 
-async def test_stop_right_after_a_restart_is_accepted_and_stops_the_group(api: Api) -> None:
+async def test_stop_right_after_a_restart_is_accepted_and_leaves_the_group_failed_and_stopped(
+    api: Api,
+) -> None:
     await running(api)
     _, restart = await api.post("web", "restart")
     status, headers = await api.post("web", "stop")
@@ -107,8 +109,20 @@ async def test_stop_right_after_a_restart_is_accepted_and_stops_the_group(api: A
     assert "Azure-AsyncOperation" not in headers
     got = await api.get("web")
     assert got["properties"]["instanceView"]["state"] == "Stopped"
-    assert got["properties"]["provisioningState"] == "Succeeded"
-    assert await api.operation(restart["Azure-AsyncOperation"]) == "Succeeded"
+    assert got["properties"]["provisioningState"] == "Failed"
+    assert await api.operation(restart["Azure-AsyncOperation"]) == "Failed"
+
+
+async def test_stop_after_a_settled_restart_keeps_the_group_succeeded(api: Api) -> None:
+    await running(api)
+    await api.post("web", "restart")
+    api.clock.advance(10)
+    assert (await api.post("web", "stop"))[0] == 204
+    got = await api.get("web")
+    assert (got["properties"]["provisioningState"], got["properties"]["instanceView"]["state"]) == (
+        "Succeeded",
+        "Stopped",
+    )
 
 
 async def test_a_stopped_container_is_terminated_per_client_request_and_the_address_is_released(

@@ -38,6 +38,12 @@ def _listed_in_source() -> dict[str, str]:
         assert name is not None, section[:200]
         assert digest is not None, section[:200]
         listed[name.group(1)] = digest.group(1)
+    # The .NET recordings are listed in their own folder's SOURCE.md, one table row per file.
+    dotnet = (EVIDENCE / "azure-sdk-for-net" / "SOURCE.md").read_text(encoding="utf-8")
+    for row in re.finditer(
+        r"^\| `([^`]+\.json)` \| `[0-9a-f]{40}` \| `([0-9a-f]{64})` \|", dotnet, re.MULTILINE
+    ):
+        listed[f"azure-sdk-for-net/{row.group(1)}"] = row.group(2)
     return listed
 
 
