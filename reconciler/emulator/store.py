@@ -575,7 +575,9 @@ class Store:
                 name: ContainerRuntime(**runtime) for name, runtime in (item.pop("containers") or {}).items()
             }
             transition = item.pop("transition", None)
+            init_ran = item.pop("init_ran", None)
             rec = GroupRecord(**item, containers=containers)
+            rec.init_ran = (float(init_ran[0]), float(init_ran[1])) if init_ran else None
             rec.transition = Transition(**transition) if transition else None
             self.insert(rec)
 

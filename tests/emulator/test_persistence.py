@@ -17,7 +17,7 @@ import pytest
 from reconciler.emulator import store
 from reconciler.emulator.server import Emulator, EmulatorConfig
 from reconciler.emulator.store import StateSaveError, write_atomic
-from tests.emulator.conftest import AUTH, Q, body, group_path
+from tests.emulator.conftest import AUTH, RG, Q, body, group_path, https_session
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -98,3 +98,27 @@ async def test_the_state_is_saved_once_the_disk_has_room_again(
                 await emu.flush()
         # The persist loop met the same full disk and is still running: the stop writes the state.
     assert [g["name"] for g in json.loads(state.read_text())["groups"]] == ["web"]
+
+
+async def test_a_stopped_group_with_init_containers_survives_a_restart_of_the_emulator(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state.json"
+    init = [{"name": "setup", "properties": {"image": "busybox"}}]
+    config = EmulatorConfig(state_file=state, cert_dir=tmp_path / "tls")
+    async with Emulator(config) as emu, https_session(emu) as session:
+        put = session.put(group_path("job"), params=Q, headers=AUTH, json=body(initContainers=init))
+        async with put as r:
+            assert r.status == 201
+        async with session.get(group_path("job"), params=Q, headers=AUTH) as r:
+            before = await r.json()
+        async with session.post(group_path("job") + "/stop", params=Q, headers=AUTH) as r:
+            assert r.status == 204
+    async with Emulator(config) as emu:
+        got = emu.get_group(RG, "job")
+    assert got is not None
+    assert got["properties"]["instanceView"]["state"] == "Stopped"
+    assert (
+        got["properties"]["initContainers"][0]["properties"]["instanceView"]
+        == before["properties"]["initContainers"][0]["properties"]["instanceView"]
+    )
