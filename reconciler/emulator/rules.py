@@ -6,7 +6,8 @@ pure functions of the body (and the quota settings), so each rule is tested on i
 its evidence; `tests/emulator/evidence/errors.md` quotes the public records of each code and message.
 
 - names: `InvalidContainerGroupName`, `InvalidContainerName`, `DuplicateContainerName`,
-  `InvalidDnsNameLabel` (`resource.name_problems`);
+  `InvalidDnsNameLabel` (`resource.name_problems`; the DNS label's sentence is public, these codes are the
+  emulator's own: errors.md found no record of them);
 - `InvalidContainerEnvironmentVariable`: an environment variable name ACI does not accept;
 - `ResourceSomeRequestsNotSpecified` / `ResourceRequestsNotSpecified`: cpu or memory (or both) not requested;
 - `ResourceLimitsLessThanRequests`: a container's limit below its request;
@@ -16,7 +17,8 @@ its evidence; `tests/emulator/evidence/errors.md` quotes the public records of e
   container lists;
 - `DuplicateVolumes`: two volumes of one name;
 - `ContainerGroupQuotaReached`: GPUs or cores beyond the subscription's quota in the region (only when the
-  emulator is given a quota: `EmulatorConfig.gpu_quota` / `core_quota`).
+  emulator is given a quota: `EmulatorConfig.gpu_quota` / `core_quota`); `arm/groups.py` checks it against
+  the store, with this module's `group_requests` and `gpu_sku`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Problem:
 
 # Environment variable names, as Azure's refusal states the rule: "must start with alphabetic character or
 # '_', followed by a string of alphanumeric characters or '_'" (a `.` and a `-` are refused: errors.md, 1).
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # used with fullmatch: a final newline is refused too
 _RESOURCES = ("cpu", "memoryInGB")
 # Spec violations these rules answer in ACI's words instead (the spec only says "required").
 RULE_CODES = frozenset(
