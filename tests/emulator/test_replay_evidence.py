@@ -33,7 +33,7 @@ import pytest
 
 from reconciler.emulator import spec
 from reconciler.emulator.server import Emulator, EmulatorConfig
-from tests.emulator.evidence import Interaction, load_interactions
+from tests.emulator.evidence import Interaction, is_operation_poll, load_interactions
 from tests.emulator.test_fidelity_recordings import GENERATED
 from tests.emulator.test_fidelity_shapes import (
     Answer,
@@ -57,7 +57,6 @@ _SERVED = re.compile(
     r"^containerGroups(?:/(?P<name>[^/]+)(?P<suffix>|/restart|/stop|/start|/containers/[^/]+/logs))?$",
     re.IGNORECASE,
 )
-_OPERATION = re.compile(r"^locations/[^/]+/operations/[^/]+$", re.IGNORECASE)
 
 # Values Azure generates or that change with time: compared by JSON type only (the replay of the shared
 # recordings uses the same list, plus what only time decides: ids, etags, the FQDN and group events).
@@ -105,7 +104,7 @@ def target(interaction: Interaction) -> Target | None:
     if m is None:
         return None
     rest = m["rest"]
-    if _OPERATION.match(rest):
+    if is_operation_poll(interaction):
         return Target("operation", m["sub"], None, None, path_and_query)
     served = _SERVED.match(rest)
     if served is None:
