@@ -390,7 +390,7 @@ class Store:
         for name, spec in wanted.items():
             image = str((spec.get("properties") or {}).get("image", ""))
             runtime = rec.containers.setdefault(name, ContainerRuntime(name=name))
-            if runtime.state == "Running" and t.kind in ("update", "restart"):
+            if runtime.state == "Running" and t.kind == "update":
                 runtime.previous = {
                     **runtime.current_state(),
                     "state": "Terminated",
@@ -399,6 +399,10 @@ class Store:
                     "detailStatus": "Killed",
                 }
                 runtime.restart_count += 1
+                add_event(runtime.events, "Killing", f"Killing container with id {name}.", t.started)
+            elif runtime.state == "Running" and t.kind == "restart":
+                # The restart API kills and starts the container again without counting a restart or keeping a
+                # previous state (recorded PowerShell traffic: FINDINGS.md, section 5).
                 add_event(runtime.events, "Killing", f"Killing container with id {name}.", t.started)
             elif t.kind == "start":
                 runtime.restart_count = 0

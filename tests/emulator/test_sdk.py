@@ -315,7 +315,8 @@ async def test_restart_stop_start_and_logs(emulator: Emulator, aci_client: Clien
     await _create(client, "web")
     await (await client.container_groups.begin_restart(RG, "web", polling_interval=0)).result()
     got = await client.container_groups.get(RG, "web")
-    assert got.containers[0].instance_view.restart_count == 1
+    assert got.containers[0].instance_view.restart_count == 0  # the restart API counts no restart
+    assert "Killing" in [e.name for e in got.containers[0].instance_view.events]
     await client.container_groups.stop(RG, "web")
     got = await client.container_groups.get(RG, "web")
     assert got.instance_view.state == "Stopped"
