@@ -193,21 +193,21 @@ def emulator_url(endpoint: str, step: Step) -> str:
     return f"{base}?{query}"
 
 
-def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+def leaves(value: Any, path: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out.update(_leaves(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"))
+            out.update(leaves(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"))
         return out
     if isinstance(value, list):
         out = {path: len(value)} if not value else {}
         for index, item in enumerate(value):
-            out.update(_leaves(item, f"{path}/{index}"))
+            out.update(leaves(item, f"{path}/{index}"))
         return out
     return {path: value}
 
 
-def _collapsed(path: str) -> str:
+def collapsed(path: str) -> str:
     return re.sub(r"/\d+(?=/|$)", "/*", path)
 
 
@@ -235,12 +235,12 @@ def compare_group(
             if "currentState" not in ((mine.get("properties") or {}).get("instanceView") or {}):
                 problems.append(f"{where}: container {index} has no instanceView.currentState")
     known = set(want)
-    mine_leaves = _leaves(got.body)
-    for path, value in _leaves(recorded).items():
-        collapsed = _collapsed(path)
-        if matches(collapsed, GENERATED) or ignored(collapsed):
+    mine_leaves = leaves(got.body)
+    for path, value in leaves(recorded).items():
+        general = collapsed(path)
+        if matches(general, GENERATED) or ignored(general):
             continue
-        if not same_version and collapsed not in known:
+        if not same_version and general not in known:
             continue
         if path not in mine_leaves:
             continue  # a missing field is reported by the shape comparison

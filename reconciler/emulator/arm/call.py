@@ -37,7 +37,10 @@ class Call:
         return self.request.query.get("api-version", versions.BASE)
 
     def group(self, body: JSON) -> JSON:
-        """A rendered group (2023-05-01) as the request's api-version shows it."""
+        """A rendered group (2023-05-01) as the request's api-version shows it. A render is only serialised,
+        so at the base version it goes out as it is: no copy per group on GETs and list pages."""
+        if self.version == versions.BASE:
+            return body
         return versions.shape_for_version(body, self.version)
 
     def respond(self, body: JSON, status: int = 200) -> web.Response:
