@@ -423,9 +423,21 @@ class AzureGateway:
             raise RetryableError(f"GET {resource_group}/{name}: the response had no JSON body")
         return _observed(resource_group, response.body)
 
-    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
+    async def logs(
+        self,
+        resource_group: str,
+        name: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
         url = self._group_url(
-            resource_group, name, f"/containers/{quote(container, safe='')}/logs", tail=tail
+            resource_group,
+            name,
+            f"/containers/{quote(container, safe='')}/logs",
+            tail=tail,
+            timestamps="true" if timestamps else None,
         )
         response = await self._send("GET", url, "logs", f"logs {resource_group}/{name}/{container}")
         body = response.body if isinstance(response.body, Mapping) else {}
@@ -488,6 +500,28 @@ class AzureGateway:
                 return await self._wait_until_gone(resource_group, url, label)
         except TimeoutError:
             raise OperationTimeoutError(f"{label}: the group still exists after {timeout:.0f}s") from None
+
+    async def start(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the LRO deadline; applied inside
+    ) -> None:
+        label = f"start {resource_group}/{name}"
+        url = self._group_url(resource_group, name, "/start")
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send("POST", url, "start", label)
+                # Azure answers 204, with an operation only when there was something to start.
+                await self._wait_for_operation(response, None, label)
+        except TimeoutError:
+            raise OperationTimeoutError(f"{label}: not started after {timeout:.0f}s") from None
+
+    async def stop(self, resource_group: str, name: str) -> None:
+        await self._send(
+            "POST", self._group_url(resource_group, name, "/stop"), "stop", f"stop {resource_group}/{name}"
+        )
 
     async def close(self) -> None:
         await self._client.close()

@@ -59,7 +59,31 @@ class Gateway(Protocol):
         ...
 
     async def logs(
-        self, resource_group: str, name: str, container: str, *, tail: int | None = None
-    ) -> str: ...
+        self,
+        resource_group: str,
+        name: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        """What the container printed (its current run), the last `tail` lines when given, each line
+        prefixed with Azure's time of writing when `timestamps`."""
+        ...
+
+    async def start(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the contract passes the LRO deadline; applied inside
+    ) -> None:
+        """Start a stopped or terminated group again with ACI's `start` (no PUT, same spec) and wait for its
+        operation (or `timeout` seconds). Starting a running group changes nothing."""
+        ...
+
+    async def stop(self, resource_group: str, name: str) -> None:
+        """Stop every container of the group (ACI's `stop`; synchronous). The group stays, stopped."""
+        ...
 
     async def close(self) -> None: ...

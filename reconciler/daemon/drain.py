@@ -73,8 +73,30 @@ class DrainingGateway:
         self._admit(resource_group, name)
         await self.inner.delete(resource_group, name, timeout=timeout)
 
-    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
-        return await self.inner.logs(resource_group, name, container, tail=tail)
+    async def logs(
+        self,
+        resource_group: str,
+        name: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        return await self.inner.logs(resource_group, name, container, tail=tail, timestamps=timestamps)
+
+    async def start(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the Gateway contract passes the deadline through
+    ) -> None:
+        self._admit(resource_group, name)
+        await self.inner.start(resource_group, name, timeout=timeout)
+
+    async def stop(self, resource_group: str, name: str) -> None:
+        self._admit(resource_group, name)
+        await self.inner.stop(resource_group, name)
 
     async def close(self) -> None:
         await self.inner.close()

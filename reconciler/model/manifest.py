@@ -77,6 +77,7 @@ from reconciler.model.aci import (
     each,
     fail,
 )
+from reconciler.model.job import JobPolicy
 from reconciler.model.text import shown
 
 __all__ = [
@@ -151,6 +152,9 @@ class ReconcilePolicy(ArmModel):
     ignore: tuple[Annotated[str, AfterValidator(_check_ignore_pointer)], ...] = ()
     """JSON Pointers into the ARM body whose live value is never diffed, keyed lists addressed by key, e.g.
     /properties/containers/web/properties/image."""
+    job: JobPolicy | None = None
+    """Makes the group a job template (restartPolicy Never or OnFailure): plain applies never start it;
+    `reconcile run` and the daemon's schedule, runOnChange and history do (DESIGN.md section 12)."""
 
 
 def _check_group_name(name: str) -> str:
@@ -507,6 +511,12 @@ def _issues(m: GroupManifest) -> Iterator[tuple[Loc, str]]:
 
     props = m.properties
     P: Loc = ("properties",)
+    if m.policy.job is not None and (props.restart_policy or "Always") == "Always":
+        yield (
+            ("reconcile", "job"),
+            "a job runs to completion: set properties.restartPolicy to Never (run once) or OnFailure "
+            "(restart a failing container), not Always",
+        )
     if len(props.containers) > MAX_CONTAINERS:
         yield (
             (*P, "containers"),

@@ -7,8 +7,8 @@ Used by the executor tests here and by engine and daemon tests elsewhere. What i
   storage keys, secret volumes, workspace keys), `provisioningState: Succeeded` and an instance view whose
   state is `instance_state` (default `Running`). Seed it with `add(...)`.
 - A call log: `calls` lists every call as a `Call(op, resource_group, name, body)` (ops `list`,
-  `list_subscription` (resource group `*`), `get`, `put`, `patch`, `delete`, `logs`); `body` is the PUT
-  body as sent (secrets included: assert on it, never print it) or the PATCH tags.
+  `list_subscription` (resource group `*`), `get`, `put`, `patch`, `delete`, `logs`, `start`, `stop`);
+  `body` is the PUT body as sent (secrets included: assert on it, never print it) or the PATCH tags.
   `count(op, ...)` and `ops(...)` summarise it.
 - Scripted faults: `fail(op, error, rg=..., name=..., times=1, after=False)` makes the next `times` matching
   calls raise `error` (a `GatewayError`, or any exception); `after=True` raises after the call took effect
@@ -232,7 +232,16 @@ class FakeGateway:
                 self.groups[key] = other
             return other
 
-    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
+    async def logs(
+        self,
+        resource_group: str,
+        name: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        del timestamps  # the fake's logs carry no times
         async with self._call("logs", resource_group, name, None):
             if not self.exists(resource_group, name):
                 raise NotFoundError(f"logs {resource_group}/{name}: not found", status=404)
@@ -240,6 +249,31 @@ class FakeGateway:
             if tail is not None:
                 text = "\n".join(text.splitlines()[-tail:])
             return text
+
+    async def start(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the Gateway contract; the fake never waits on time
+    ) -> None:
+        del timeout
+        async with self._call("start", resource_group, name, None) as effect:
+            key = (resource_group.lower(), name.lower())
+            existing = self.groups.get(key)
+            if existing is None:
+                raise NotFoundError(f"start {resource_group}/{name}: not found", status=404)
+            self.groups[key] = self._observed(resource_group, name, existing.body, instance_state="Running")
+            effect.done = True
+
+    async def stop(self, resource_group: str, name: str) -> None:
+        async with self._call("stop", resource_group, name, None) as effect:
+            key = (resource_group.lower(), name.lower())
+            existing = self.groups.get(key)
+            if existing is None:
+                raise NotFoundError(f"stop {resource_group}/{name}: not found", status=404)
+            self.groups[key] = self._observed(resource_group, name, existing.body, instance_state="Stopped")
+            effect.done = True
 
     async def close(self) -> None:
         self.closed = True

@@ -86,8 +86,28 @@ class RecordingGateway:
         self.writes.append(("DELETE", name))
         await self.inner.delete(resource_group, name, timeout=timeout)
 
-    async def logs(self, resource_group: str, name: str, container: str, *, tail: int | None = None) -> str:
-        return await self.inner.logs(resource_group, name, container, tail=tail)
+    async def logs(
+        self,
+        resource_group: str,
+        name: str,
+        container: str,
+        *,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        return await self.inner.logs(resource_group, name, container, tail=tail, timestamps=timestamps)
+
+    async def start(
+        self,
+        resource_group: str,
+        name: str,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the Gateway contract passes the deadline through
+    ) -> None:
+        await self.inner.start(resource_group, name, timeout=timeout)
+
+    async def stop(self, resource_group: str, name: str) -> None:
+        await self.inner.stop(resource_group, name)
 
     async def close(self) -> None:
         await self.inner.close()
