@@ -36,7 +36,9 @@ EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCAL_DIR = ".reconciler"
 
-COMMANDS = ("plan", "apply", "validate", "schema", "status", "export", "emulator", "daemon")
+COMMANDS = ("plan", "apply", "validate", "schema", "status", "export", "run", "logs", "emulator", "daemon")
+# Commands whose one positional word is a group's NAME (never a bare `--local`'s DIR).
+NAMED_COMMANDS = frozenset({"export", "run", "logs"})
 
 
 class UsageError(Exception):
@@ -226,6 +228,10 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=20, metavar="N", help="groups applied at once (default 20)"
     )
+    _add_lro_options(parser)
+
+
+def _add_lro_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
         type=float,
@@ -243,6 +249,71 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _timeout_value(text: str) -> float:
+    from reconciler.model.job import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_run_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument("name", help="the job's group name, as its manifest names it")
+    _add_manifest_options(parser, environ)
+    _add_target_options(parser, environ)
+    _add_instance(parser, environ)
+    _add_lro_options(parser)
+    parser.add_argument(
+        "--keep",
+        type=str.lower,
+        choices=("always", "never", "on-failure"),
+        default=None,
+        help="keep the group after the run: never (default, or the manifest's reconcile.job.keep), "
+        "on-failure, always",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_timeout_value,
+        default=None,
+        metavar="DURATION",
+        help="stop the run after this long and exit 124 (90, 90s, 5m, 1h30m; default: the manifest's "
+        "reconcile.job.timeout, else none)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        dest="job_concurrency",
+        type=str.capitalize,
+        choices=("Forbid", "Replace", "Allow"),
+        default=None,
+        help="when a run of the job is still active: Forbid (default) refuses, Replace stops it first, "
+        "Allow runs beside it in a group of its own",
+    )
+    parser.add_argument("--no-logs", dest="stream_logs", action="store_false", help="do not stream the log")
+    parser.add_argument(
+        "--timestamps", action="store_true", help="prefix each log line with the time Azure recorded it"
+    )
+    _add_no_wait(parser)
+
+
+def _add_logs_options(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument("name", help="container group name")
+    _add_manifest_options(parser, environ)
+    _add_target_options(parser, environ)
+    _add_instance(parser, environ)
+    parser.add_argument("--container", metavar="C", help="only this container (default: every one)")
+    parser.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep printing new lines until the group's containers have ended (Ctrl-C stops)",
+    )
+    parser.add_argument(
+        "--timestamps", action="store_true", help="prefix each line with the time Azure recorded it"
+    )
+    _add_no_wait(parser)
+
+
 def _add_output(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
     parser.add_argument("-o", "--output", choices=tuple(choices), default=choices[0])
 
@@ -256,6 +327,10 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         "schema": "Print the JSON Schema of the manifest format.",
         "status": "Every managed group with its sync state, provisioning and instance state.",
         "export": "Print a live container group as a manifest (the way to adopt groups that exist).",
+        "run": "Run a job (a group with restartPolicy Never or OnFailure) to completion: create or start its "
+        "group, stream its log, exit with its exit code (124: timed out, 125: the reconciler failed), and "
+        "delete the group per --keep.",
+        "logs": "Print (or follow) the log of a container group's containers.",
         "emulator": "Serve the local ARM emulator of Azure Container Instances until SIGTERM.",
         "daemon": "Watch the manifests and keep Azure matching them (GitOps controller).",
     }
@@ -263,8 +338,8 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         prog=prog,
         description=descriptions[command],
         epilog=(
-            "commands: reconcile [apply] | plan | validate | schema | status | export NAME | emulator "
-            "| daemon"
+            "commands: reconcile [apply] | plan | validate | schema | status | export NAME | run NAME "
+            "| logs NAME | emulator | daemon"
             if command == "apply"
             else None
         ),
@@ -318,6 +393,10 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         _add_target_options(parser, environ)
         _add_output(parser, ("yaml", "json"))
         _add_no_wait(parser)
+    elif command == "run":
+        _add_run_options(parser, environ)
+    elif command == "logs":
+        _add_logs_options(parser, environ)
     elif command == "emulator":
         from reconciler.emulator import cli as emulator_cli
 
@@ -375,7 +454,7 @@ def split_command(argv: Sequence[str]) -> tuple[str, list[str]]:
     command = "apply" if at is None else args[at]
     positional = [j for j in candidates if j != at and j not in local_dir_at]
     bare_local = {local_dir_at[at]} if at in local_dir_at else set()
-    if command == "export" and not positional:
+    if command in NAMED_COMMANDS and not positional:
         # `export --local NAME`: the only word is the group's name, so `--local` has no DIR.
         bare_local |= {local_dir_at[j] for j in candidates if j != at and j in local_dir_at}
     rest = [f"--local={DEFAULT_LOCAL_DIR}" if j in bare_local else w for j, w in enumerate(args) if j != at]
@@ -569,7 +648,10 @@ def engine_settings(
     concurrency = getattr(args, "concurrency", 20)  # `status` applies nothing and has no such option
     if concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    scope_values = [*args.scope, *args.prune_scope] or [environ.get("RECONCILER_SCOPE", "")]
+    # `run` and `logs` observe one group and prune nothing: they have no scope or prune options.
+    scope_values = [*getattr(args, "scope", ()), *getattr(args, "prune_scope", ())] or [
+        environ.get("RECONCILER_SCOPE", "")
+    ]
     try:
         scope = Scope.parse(scope_values)
     except ScopeError as err:
@@ -584,8 +666,8 @@ def engine_settings(
         instance=args.instance,
         default_resource_group=args.resource_group,
         default_location=args.location,
-        prune=args.prune,
-        allow_empty=args.allow_empty,
+        prune=getattr(args, "prune", True),
+        allow_empty=getattr(args, "allow_empty", False),
         scope=scope,
         apply=ApplyOptions(concurrency=concurrency, lro_timeout=getattr(args, "lro_timeout", 900.0)),
         resolve_secrets=resolve_secrets,
@@ -906,6 +988,243 @@ def cmd_export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return asyncio.run(_export(args, environ))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Jobs: `run` and `logs`
+
+
+class LogPrinter:
+    """Prints log text line by line to stdout, prefixed with the container's name when there are several."""
+
+    def __init__(self, containers: Sequence[str], stream: TextIO | None = None) -> None:
+        self.prefixed = len(containers) > 1
+        self.width = max((len(c) for c in containers), default=0)
+        self.stream = stream or sys.stdout
+
+    def __call__(self, container: str, text: str) -> None:
+        from reconciler.model.text import plain_line
+
+        lines = text.splitlines()
+        for line in lines:
+            # A container may print anything: control sequences are escaped, never sent to the terminal.
+            shown = plain_line(line)
+            self.stream.write(f"{container.ljust(self.width)} | {shown}\n" if self.prefixed else f"{shown}\n")
+        self.stream.flush()
+
+
+def _say(message: str) -> None:
+    print(f"reconcile run: {message}", file=sys.stderr, flush=True)
+
+
+def _describe_result(result: Any) -> str:
+    from reconciler.model.jobrun import RunResult
+
+    duration = f" in {result.duration_s:.1f}s" if result.duration_s is not None else ""
+    failed = [c for c in result.containers if c.exit_code not in (0, None)]
+    which = f" ({failed[0].name})" if failed and result.result is RunResult.FAILED else ""
+    kept = "kept" if result.kept else "deleted"
+    group = f"{result.resource_group}/{result.group_name}"
+    if result.result is RunResult.SUCCEEDED:
+        return f"{result.name} succeeded{duration}; group {group} {kept}"
+    outcome = f"{result.result.value}{which}: exit code {result.exit_code}"
+    return f"{result.name} {outcome}{duration}; group {group} {kept}"
+
+
+async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice: TargetChoice) -> int:
+    import signal
+
+    from reconciler.engine.jobs import JobContext, JobError, JobRunner, find_job, job_containers
+    from reconciler.engine.reconcile import load
+    from reconciler.execution.watch import JobWatcher
+    from reconciler.model.jobrun import EXIT_RECONCILER_ERROR, JobRequest, RunResult
+
+    unusable = _manifest_roots_usable(args)
+    if unusable is not None:
+        raise UsageError(unusable)
+    settings = engine_settings(args, choice, environ)
+    request = JobRequest(
+        name=args.name,
+        resource_group=args.resource_group,
+        keep=args.keep,
+        timeout_s=args.timeout,
+        concurrency=args.job_concurrency,
+        logs=args.stream_logs,
+        timestamps=args.timestamps,
+    )
+    loaded = await asyncio.to_thread(load, settings, environ)
+    try:
+        desired = find_job(loaded, request)
+    except JobError as err:
+        _error(str(err))
+        return EXIT_RECONCILER_ERROR
+    for issue in loaded.errors:
+        _warn(f"{issue.path}:{issue.line}: {issue.message} (not needed for this run)")
+    loop = asyncio.get_running_loop()
+    signals: list[int] = []
+    async with open_gateway(choice) as gateway:
+        watcher = JobWatcher(gateway)
+        watching = asyncio.create_task(watcher.run(), name="job-watcher")
+        context = JobContext(
+            settings=settings,
+            gateway=gateway,
+            watcher=watcher,
+            environ=environ,
+            on_log=LogPrinter(job_containers(desired)),
+            on_status=_say,
+            loaded=loaded,
+        )
+        running = asyncio.create_task(JobRunner(context).run(request), name=f"job-run-{args.name}")
+
+        def on_signal(signum: int) -> None:
+            if signals:
+                # A second signal: out at once, whatever is left in Azure (the first one's cleanup may hang).
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(128 + signum)
+            signals.append(signum)
+            keep = "stopping it" if args.keep == "always" else "stopping and deleting its group"
+            _say(f"{signal.Signals(signum).name}: {keep} (again to exit at once)")
+            running.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            result = await running
+        except asyncio.CancelledError:
+            if not signals:
+                raise
+            return 128 + signals[0]
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+    if result.result in (RunResult.ERROR, RunResult.SKIPPED):
+        _error(result.message)
+    else:
+        _say(_describe_result(result))
+    return result.exit_code
+
+
+def cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.model.jobrun import EXIT_RECONCILER_ERROR
+
+    try:
+        choice = choose_target(args)
+        with holding_target(choice, args):
+            return asyncio.run(_run_job(args, environ, choice))
+    except UsageError as err:
+        # `run` exits as `docker run` does: 125 when the reconciler itself could not run the job.
+        _error(str(err))
+        return EXIT_RECONCILER_ERROR
+
+
+async def _find_live(gateway: Gateway, args: argparse.Namespace, choice: TargetChoice, command: str) -> Any:
+    """The live group NAME: in `--resource-group`, else looked up in the subscription (one paged list)."""
+    from reconciler.cloud.errors import GatewayError
+
+    hint = f"reconcile {command} {args.name} --resource-group RG"
+    if args.resource_group:
+        return await gateway.get_group(args.resource_group, args.name)
+    try:
+        found = [g for g in await gateway.list_subscription_groups() if g.name.lower() == args.name.lower()]
+    except GatewayError as err:
+        raise UsageError(
+            f"cannot look {args.name!r} up in the subscription ({err}); name its resource group: `{hint}`"
+        ) from None
+    if len(found) > 1:
+        places = ", ".join(sorted(g.resource_group for g in found))
+        raise UsageError(f"{args.name!r} exists in several resource groups ({places}); name one: `{hint}`")
+    return await gateway.get_group(found[0].resource_group, found[0].name) if found else None
+
+
+def _live_containers(live: Any) -> list[str]:
+    props = live.body.get("properties") or {}
+    return [
+        str((c or {}).get("name"))
+        for section in ("initContainers", "containers")
+        for c in props.get(section) or ()
+    ]
+
+
+def _logs_mask(args: argparse.Namespace, choice: TargetChoice, environ: Mapping[str, str], live: Any) -> Any:
+    """The secrets of the group's manifest, when its manifest loads with them: masked in what is printed."""
+    from reconciler.engine.reconcile import load
+    from reconciler.model.mask import SecretMask
+
+    if _manifest_roots_usable(args) is not None:
+        return SecretMask(())
+    try:
+        loaded = load(engine_settings(args, choice, environ), environ)
+    except (UsageError, OSError):
+        return SecretMask(())
+    for group in loaded.groups:
+        m = group.manifest
+        if (m.resource_group.lower(), m.name.lower()) == (live.resource_group.lower(), live.name.lower()):
+            return SecretMask(m.secret_values().values())
+    return SecretMask(())
+
+
+async def _logs(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from reconciler.execution.watch import JobWatcher
+
+    choice = choose_target(args)
+    async with open_gateway(choice) as gateway:
+        live = await _find_live(gateway, args, choice, "logs")
+        if live is None:
+            where = f"{args.resource_group}/{args.name}" if args.resource_group else repr(args.name)
+            _error(f"container group {where} not found in {choice.describe()}")
+            return EXIT_ERROR
+        containers = _live_containers(live)
+        if args.container is not None:
+            if args.container not in containers:
+                _error(
+                    f"{live.resource_group}/{live.name} has no container {args.container!r}; it has "
+                    + ", ".join(containers)
+                )
+                return EXIT_ERROR
+            containers = [args.container]
+        mask = await asyncio.to_thread(_logs_mask, args, choice, environ, live)
+        printer = LogPrinter(containers)
+        seen: dict[str, int] = {}
+        for container in containers:
+            whole = await gateway.logs(live.resource_group, live.name, container, timestamps=args.timestamps)
+            seen[container] = len(whole)
+            lines = whole.splitlines()
+            if args.tail is not None:
+                lines = lines[-args.tail :] if args.tail > 0 else []
+            if lines:
+                printer(container, mask("\n".join(lines)))
+        if not args.follow:
+            return EXIT_OK
+
+        def on_log(container: str, text: str) -> None:
+            # The watcher delivers each log from its start: what was printed above is skipped.
+            skip = seen.get(container, 0)
+            if skip:
+                seen[container] = max(0, skip - len(text))
+                text = text[skip:]
+            if text:
+                printer(container, mask(text))
+
+        watcher = JobWatcher(gateway)
+        watching = asyncio.create_task(watcher.run(), name="logs-watcher")
+        try:
+            await watcher.watch(
+                live.resource_group, live.name, containers, on_log=on_log, timestamps=args.timestamps
+            ).result()
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    with holding_target(choose_target(args), args):
+        return asyncio.run(_logs(args, environ))
+
+
 def cmd_emulator(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from reconciler.emulator import cli as emulator_cli
 
@@ -940,6 +1259,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
     "schema": cmd_schema,
     "status": cmd_status,
     "export": cmd_export,
+    "run": cmd_run,
+    "logs": cmd_logs,
     "emulator": cmd_emulator,
     "daemon": cmd_daemon,
 }

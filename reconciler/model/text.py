@@ -45,3 +45,15 @@ def plain(value: Any, *, limit: int = MAX_SHOWN_CHARS) -> str:
 def shown(value: Any, *, limit: int = MAX_SHOWN_CHARS) -> str:
     """`value` quoted for a message: `'text'`, escaped and bounded (see `plain`)."""
     return f"'{plain(value, limit=limit)}'"
+
+
+# Longest log line printed whole (`reconcile run`, `reconcile logs`): a container may print a megabyte line.
+MAX_LOG_LINE_CHARS = 16_384
+
+
+def plain_line(line: str) -> str:
+    """One line of a container's log as the CLI prints it: tabs kept, every other control, bidi or format
+    character escaped (a log must not repaint the terminal or forge lines), bounded."""
+    if "\t" not in line:
+        return plain(line, limit=MAX_LOG_LINE_CHARS)
+    return "\t".join(plain(part, limit=MAX_LOG_LINE_CHARS) for part in line.split("\t"))

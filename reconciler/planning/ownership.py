@@ -58,6 +58,9 @@ SUSPEND_TAG = "aci-reconciler.suspend"
 RECREATE_TAG = "aci-reconciler.recreate"
 PROOF_TAG = "aci-reconciler.proof"
 KEY_ID_TAG = "aci-reconciler.key-id"
+# On the group of a job run that is not the template's own group (a concurrent run under `concurrency:
+# Allow`): the template's name. While the template exists such a group is its run, not an orphan.
+JOB_TAG = "aci-reconciler.job"
 
 OWNERSHIP_TAGS: tuple[str, ...] = (
     MANAGED_BY_TAG,
@@ -75,7 +78,7 @@ OWNERSHIP_TAGS: tuple[str, ...] = (
 POLICY_TAGS: tuple[str, ...] = (PRUNE_TAG, SUSPEND_TAG, RECREATE_TAG)
 # What proves (and names the key of) ownership.
 PROOF_TAGS: tuple[str, ...] = (PROOF_TAG, KEY_ID_TAG)
-_RESERVED = frozenset(t.lower() for t in OWNERSHIP_TAGS)
+_RESERVED = frozenset(t.lower() for t in (*OWNERSHIP_TAGS, JOB_TAG))
 
 # Tags whose difference alone is no reason to write: the revision moves with every commit, and the spec
 # fingerprint is derived from the spec that the field diff already compares.
@@ -198,6 +201,11 @@ def ownership(observed: ObservedGroup, *, instance: str, subscription: str, key:
         instance=instance,
     )
     return Ownership.PROVEN if hmac.compare_digest(want, proof.lower()) else Ownership.INVALID
+
+
+def job_of(observed: ObservedGroup) -> str | None:
+    """The job template whose extra run this group is (`JOB_TAG`), or None."""
+    return _get(live_tags(observed), JOB_TAG)
 
 
 def live_key_id(observed: ObservedGroup) -> str | None:

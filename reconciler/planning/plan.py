@@ -47,6 +47,7 @@ from reconciler.planning.ownership import (
     SECRETS_TAG,
     Ownership,
     instance_problems,
+    job_of,
     key_id,
     live_key_id,
     live_tags,
@@ -95,6 +96,7 @@ class SyncState(StrEnum):
     MISSING = "missing"  # has a manifest, does not exist
     CONFLICT = "conflict"  # exists, may not be touched
     ORPHANED = "orphaned"  # managed by this instance, manifest gone (pruned next apply when prune is on)
+    JOB = "job"  # a job template: applies never start it; `reconcile run` and the daemon do
 
 
 def desired_canonical(manifest: GroupManifest) -> dict[str, Any]:
@@ -400,6 +402,8 @@ def _record_policy(held: Change, live: Mapping[str, str], tags: Mapping[str, str
 
 def sync_state(change: Change) -> SyncState:
     """In sync or not, for `reconcile status`, from a group's plan entry."""
+    if change.desired is not None and change.desired.policy.job is not None:
+        return SyncState.JOB
     if change.action is Action.NOOP:
         return SyncState.IN_SYNC
     if change.action is Action.CREATE:
@@ -409,6 +413,35 @@ def sync_state(change: Change) -> SyncState:
     if change.action is Action.DELETE:
         return SyncState.ORPHANED
     return SyncState.DRIFTED
+
+
+def _job_template(desired: DesiredGroup, observed: ObservedGroup | None) -> Change:
+    """A job template's plan entry: nothing to do. Applies never start a job, nor update or replace the group
+    of a run (running or kept); the next run brings the spec up to date."""
+    manifest = desired.manifest
+    job = manifest.policy.job
+    assert job is not None
+    how = [f"schedule {job.schedule!r} ({job.time_zone})"] if job.schedule else []
+    how += ["once per new spec (runOnChange)"] if job.run_on_change else []
+    by = f"the daemon runs it {' and '.join(how)}" if how else "no schedule: it runs on demand"
+    return Change(
+        resource_group=manifest.resource_group,
+        name=manifest.name,
+        source=desired.source,
+        desired=manifest,
+        action=Action.NOOP,
+        reason=f"a job template: `reconcile run {manifest.name}` runs it; {by}"
+        + ("" if observed is None else "; the group of its last run is left as it is"),
+    )
+
+
+def _job_run_of(observed: ObservedGroup, seen: Mapping[tuple[str, str], DesiredGroup]) -> bool:
+    """True for the group of an extra run of a job template that still has its manifest."""
+    template = job_of(observed)
+    if template is None:
+        return False
+    desired = seen.get((observed.resource_group.lower(), template.lower()))
+    return desired is not None and desired.manifest.policy.job is not None
 
 
 def _delete(observed: ObservedGroup, *, reason: str, held: str | None) -> Change:
@@ -488,6 +521,9 @@ def build_plan(
                     **where,
                 )
             )
+        if manifest.policy.job is not None:
+            changes.append(_job_template(group, live.get(group.key)))
+            continue
         try:
             change = diff_group(
                 group,
@@ -513,6 +549,8 @@ def build_plan(
     unproven: dict[Ownership, list[ObservedGroup]] = {}
     for key, group_live in live.items():
         status = owned(group_live)
+        if key not in seen and status is Ownership.PROVEN and _job_run_of(group_live, seen):
+            continue
         if key not in seen and status is Ownership.PROVEN:
             orphans.append(group_live)
         elif key not in seen and status in _UNPROVEN:
