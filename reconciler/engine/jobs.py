@@ -63,6 +63,8 @@ TAIL_LINE_CHARS = 400
 _ENDED = frozenset({"succeeded", "failed", "stopped"})
 # A stop or delete during cleanup gets this long, even after the run was cancelled.
 CLEANUP_TIMEOUT_S = 300.0
+# Reads of the instance view after a start, until it shows the new run (backing off to 5 s): about 2 minutes.
+_FRESH_VIEW_TRIES = 30
 
 
 class Watch(Protocol):
@@ -123,6 +125,8 @@ class _Run:
     order: tuple[str, ...]
     tails: dict[str, deque[str]] = field(default_factory=dict)
     launched_by: str = ""
+    # Set before the first write to the run's group: from then on an interrupted run cleans it up.
+    written: bool = False
 
     def remember(self, container: str, text: str) -> None:
         tail = self.tails.setdefault(container, deque(maxlen=TAIL_LINES))
@@ -171,6 +175,18 @@ def _instance_state(observed: ObservedGroup) -> str:
 
 def _ended(observed: ObservedGroup) -> bool:
     return _instance_state(observed) in _ENDED or (observed.provisioning_state or "") == "Failed"
+
+
+def _finish_times(observed: ObservedGroup) -> tuple[str, ...]:
+    containers = (observed.body.get("properties") or {}).get("containers") or ()
+    return tuple(
+        str(
+            ((((c or {}).get("properties") or {}).get("instanceView") or {}).get("currentState") or {}).get(
+                "finishTime", ""
+            )
+        )
+        for c in containers
+    )
 
 
 def job_containers(desired: DesiredGroup) -> tuple[str, ...]:
@@ -316,15 +332,21 @@ class JobRunner:
         )
         try:
             run.launched_by = await self._launch(
+                run,
                 run_desired,
                 observed,
                 revision,
                 template=None if group_name == manifest.name else manifest.name,
             )
             return await self._follow(run, policy)
-        except asyncio.CancelledError:
-            # Cut short while the group was being written or watched: it may be running either way.
-            await asyncio.shield(self._cleanup_cancelled(run, policy))
+        except JobError:
+            raise  # refused before any write (a conflict), or reported with its cleanup done
+        except BaseException:
+            # Cut short while the group was being written or watched (cancelled, or an exception raised into
+            # the task: Airflow's SIGTERM handler, a KeyboardInterrupt): it may be running either way. A
+            # group nothing was written to yet is not ours to stop (it may be someone else's).
+            if run.written:
+                await asyncio.shield(self._cleanup_cancelled(run, policy))
             raise
 
     def _ours(self, desired: DesiredGroup, observed: ObservedGroup) -> bool:
@@ -347,7 +369,13 @@ class JobRunner:
         )
 
     async def _launch(
-        self, desired: DesiredGroup, observed: ObservedGroup | None, revision: str, *, template: str | None
+        self,
+        run: _Run,
+        desired: DesiredGroup,
+        observed: ObservedGroup | None,
+        revision: str,
+        *,
+        template: str | None,
     ) -> str:
         """Bring the group up; returns how (create, start, replace, update). `template`: the job whose extra
         run (Allow) this group is, recorded in a tag."""
@@ -360,6 +388,7 @@ class JobRunner:
         if change.held:
             raise JobError(f"{manifest.resource_group}/{manifest.name}: not run, {change.held}")
         rg, name = manifest.resource_group, manifest.name
+        run.written = True
         if change.action in (Action.NOOP, Action.TAGS) and observed is not None:
             if change.action is Action.TAGS:
                 await self._retry(
@@ -367,6 +396,7 @@ class JobRunner:
                 )
             self._say(f"starting {rg}/{name} again (unchanged since its last run)")
             await self._retry(functools.partial(self.ctx.gateway.start, rg, name, timeout=self._lro_timeout))
+            await self._started_again(rg, name, observed)
             return "start"
         how = {Action.CREATE: "create", Action.REPLACE: "replace"}.get(change.action, "update")
         self._say(f"{'creating' if how == 'create' else how + ' of'} {rg}/{name}")
@@ -378,6 +408,17 @@ class JobRunner:
         if failed:
             raise JobError(f"{rg}/{name}: {failed[0].message or failed[0].result.value}")
         return how
+
+    async def _started_again(self, rg: str, name: str, before: ObservedGroup) -> None:
+        """Wait until the instance view no longer shows the run before the start: the watch would take that
+        one's end for this one's. ARM may answer the start's operation before the view moved on."""
+        old = _finish_times(before)
+        for attempt in range(_FRESH_VIEW_TRIES):
+            now = await self._retry(functools.partial(self.ctx.gateway.get_group, rg, name))
+            if now is None or not _ended(now) or _finish_times(now) != old:
+                return
+            await self.ctx.sleep(min(5.0, 0.5 * 2**attempt))
+        raise JobError(f"{rg}/{name} was started, but Azure still shows its previous run as the latest")
 
     async def _follow(self, run: _Run, policy: JobPolicy) -> JobResult:
         request = run.request

@@ -173,7 +173,7 @@ async def test_a_rerun_of_an_unchanged_terminated_job_uses_start_not_delete_and_
     gateway.calls.clear()
     second = await run.run(JobRequest(name="job", keep="always"))
     assert second.launched_by == "start"
-    assert gateway.ops() == ["get", "start"]
+    assert gateway.ops() == ["get", "start", "get"]
 
 
 async def test_a_changed_terminated_job_is_replaced(tmp_path: Path, gateway: FakeGateway) -> None:
@@ -387,3 +387,26 @@ def test_container_exits_follow_the_manifest_order_with_init_containers_first() 
     out = container_exits(group, ["init", "a", "b"])
     assert [(c.name, c.exit_code) for c in out] == [("init", 0), ("a", None), ("b", 7)]
     assert out[2].restart_count == 2
+
+
+class TaskTerminated(BaseException):
+    """What Airflow's SIGTERM handler raises inside the task's code."""
+
+
+async def test_an_exception_raised_into_a_run_stops_and_deletes_its_group_before_it_goes_on(
+    tmp_path: Path, gateway: FakeGateway
+) -> None:
+    write_job(tmp_path)
+    watcher = ScriptedWatcher(gateway)
+
+    def interrupted(container: str, text: str) -> None:
+        raise TaskTerminated
+
+    watcher.logs = [("first", "working\n")]
+    context = JobContext(
+        settings=settings(tmp_path), gateway=gateway, watcher=watcher, environ=ENVIRON, on_log=interrupted
+    )
+    with pytest.raises(TaskTerminated):
+        await JobRunner(context).run(JobRequest(name="job"))
+    assert gateway.ops()[-2:] == ["stop", "delete"]
+    assert not gateway.exists("rg-jobs", "job")
