@@ -248,10 +248,6 @@ class _Job:
     reads: int = 0
 
     @property
-    def streams(self) -> bool:
-        return self.on_log is not None and bool(self.containers)
-
-    @property
     def label(self) -> str:
         return f"{self.resource_group}/{self.name}"
 
