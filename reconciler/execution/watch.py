@@ -17,11 +17,15 @@ How reads are spent (DESIGN.md section 12, issue 12 "Polling within ARM's budget
   `state_interval[0]`, grows by half each time nothing changed, and is reset when anything changed (a
   container started, ended or restarted). Its ceiling grows with the number of jobs (GETs take about a
   quarter of the budget at most) from 5 s when alone to `state_interval[1]`.
-- A container's log is read only once its container started (not while the group is pulling images), again
-  `log_interval[0]` after a read that found new text, and ever more rarely (doubling) while it is quiet,
-  up to a ceiling that grows with the number of logs watched (about half the budget) from 5 s to
-  `log_interval[1]`. A container seen terminated gets one more read of its log and none after, until it
-  runs again (an init container that finished, a restart under `OnFailure`).
+- A container's log is read only once its container started (not while the group is pulling images). Its
+  interval is the longer of two: its own backoff (`log_interval[0]` after a read that found new text,
+  doubling while it is quiet, up to 5 s) and its share of the budget. The budget left to log reads (what
+  GETs do not take at their ceilings) is split among the logs in proportion to the square root of each
+  one's line rate (lines seen over the last minute or so; the split of a fixed number of reads that keeps
+  the mean delay of a line least), so a chatty log is read every few seconds and a quiet one rarely, up
+  to `log_interval[1]`. Alone, a job's log is read a second after it grew. A container seen terminated
+  gets one more read of its log and none after, until it runs again (an init container that finished, a
+  restart under `OnFailure`).
 - Terminal: instance state `Succeeded`, `Failed` or `Stopped`, provisioning state `Failed`, or the group
   gone (GET 404: the result is None). After a GET saw the terminal state, every container's log is read
   once more (a read that started after that GET), the held partial lines are delivered, and only then is
@@ -60,6 +64,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,14 +82,20 @@ Sleep = Callable[[float], Awaitable[None]]
 OnLog = Callable[[str, str], None]
 
 TERMINAL_INSTANCE_STATES = frozenset({"Succeeded", "Failed", "Stopped"})
-# Below this many jobs nothing waits longer than this between reads: alone, a job is watched closely.
+# A quiet log backs off to this, and with few jobs no GET waits longer: alone, a job is watched closely.
 ALONE_CEILING_S = 5.0
-# Shares of the budget that quiet GETs and quiet log reads may take at their ceilings.
+# The share of the budget that GETs take at their ceiling; log reads share the rest.
 STATE_SHARE = 0.25
-LOG_SHARE = 0.5
+# How fast a log's line rate is forgotten: a burst a minute ago counts half.
+RATE_HALF_LIFE_S = 60.0
+# The line rate a log starts with, and the least it can fall to (a quiet log is still read now and then).
+PRIOR_RATE = 0.5
+MIN_RATE = 1e-4
 # A short overlap that does not begin at a line start is too likely to be chance.
 MIN_OVERLAP_CHARS = 64
 DEFAULT_WINDOW = 4096
+# The shortest wait: a clock of coarse resolution (an epoch in a float) could not move for less.
+MIN_WAIT_S = 1e-3
 
 
 def is_terminal(group: ObservedGroup) -> bool:
@@ -202,6 +213,24 @@ class _Container:
     park_after: int | None = None
     final_after: int | None = None
     done: bool = False  # its log was read to the end
+    parked: bool = False  # its container ended: no read until it runs again
+    backoff: float = 0.0  # the interval its own growth asks for
+    # Lines seen and seconds watched, both fading with RATE_HALF_LIFE_S: their ratio is the line rate.
+    lines_seen: float = PRIOR_RATE * 2.0
+    seconds_watched: float = 2.0
+    last_read_at: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return max(MIN_RATE, self.lines_seen / self.seconds_watched)
+
+    def observe(self, lines: int, now: float) -> None:
+        if self.last_read_at is not None:
+            elapsed = max(0.0, now - self.last_read_at)
+            fade = 0.5 ** (elapsed / RATE_HALF_LIFE_S)
+            self.lines_seen = self.lines_seen * fade + lines
+            self.seconds_watched = self.seconds_watched * fade + elapsed
+        self.last_read_at = now
 
 
 @dataclass(eq=False)
@@ -217,10 +246,6 @@ class _Job:
     signature: tuple[Any, ...] | None = None
     terminal: bool = False
     reads: int = 0
-
-    @property
-    def streams(self) -> bool:
-        return self.on_log is not None and bool(self.containers)
 
     @property
     def label(self) -> str:
@@ -431,7 +456,7 @@ class JobWatcher:
             finally:
                 waiter.cancel()
             return
-        sleeper = asyncio.ensure_future(self._sleep(max(0.0, seconds)))
+        sleeper = asyncio.ensure_future(self._sleep(max(MIN_WAIT_S, seconds)))
         try:
             await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -502,7 +527,7 @@ class JobWatcher:
                 container.done = True  # deleted after it ended: its log stays as far as it was read
                 self._maybe_finish(job)
             else:
-                self._schedule(read, self._log_ceiling(), now)
+                self._schedule(read, ALONE_CEILING_S, now)
                 self._refresh(job)  # has the group gone?
             return
         job.future.set_exception(exc)
@@ -560,6 +585,7 @@ class JobWatcher:
             container.restarts = restarts
             container.runs_accounted = container.follower.runs
             container.park_after = None
+            container.parked = False
             self._read_now(container, now)
         started = state in ("Running", "Terminated") or restarts > 0
         if view is None and group.instance_state == "Running":
@@ -572,6 +598,7 @@ class JobWatcher:
             self._read_now(container, now)
         elif state != "Terminated" and container.state == "Terminated" and container.started:
             container.park_after = None
+            container.parked = False
             self._read_now(container, now)
         container.state = state
 
@@ -602,10 +629,15 @@ class JobWatcher:
         if container.park_after is not None:
             if index < container.park_after:
                 self._read_now(container, now)  # this answer may predate the end: read once more
-            # else its container ended: nothing more until the instance view says it runs again
+            else:
+                container.parked = True  # nothing more until the instance view says it runs again
             return
-        interval = self._log_interval[0] if grew else min(read.interval * 2, self._log_ceiling())
-        self._schedule(read, interval, now)
+        container.observe(max(1, lines.count("\n")) if grew else 0, now)
+        fast, slowest = self._log_interval
+        container.backoff = (
+            fast if grew else min(max(container.backoff, fast) * 2, max(fast, ALONE_CEILING_S))
+        )
+        self._schedule(read, min(slowest, max(container.backoff, self._log_share(container))), now)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -626,10 +658,17 @@ class JobWatcher:
         share = len(self._jobs) / (self.reads_per_second * STATE_SHARE)
         return min(self._state_interval[1], max(ALONE_CEILING_S, share))
 
-    def _log_ceiling(self) -> float:
-        logs = sum(1 for r in self._reads if r.container is not None and r.container.started)
-        share = logs / (self.reads_per_second * LOG_SHARE)
-        return min(self._log_interval[1], max(ALONE_CEILING_S, share))
+    def _log_share(self, container: _Container) -> float:
+        """The interval that gives each log a share of the budget in proportion to the square root of its line
+        rate: the split of a fixed number of reads that keeps the mean delay of a line least."""
+        total = sum(
+            math.sqrt(c.rate)
+            for job in self._jobs
+            for c in job.containers
+            if c.started and not c.parked and not c.done
+        )
+        budget = self.reads_per_second * (1.0 - STATE_SHARE)
+        return total / (budget * math.sqrt(container.rate))
 
     def _deliver(self, job: _Job, container: _Container, text: str) -> None:
         if text and job.on_log is not None and not job.future.done():

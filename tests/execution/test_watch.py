@@ -514,6 +514,7 @@ async def test_fifty_jobs_stay_within_the_read_budget_and_every_line_arrives() -
     async with running(reads_per_second=8.0, burst=1) as h:
         watches = []
         written: dict[str, str] = {}
+        written_at: dict[str, float] = {}
         for i in range(50):
             name = f"job{i:02d}"
             g = h.aci.add(name)
@@ -524,6 +525,7 @@ async def test_fifty_jobs_stay_within_the_read_budget_and_every_line_arrives() -
                 g.containers["main"].print(text, at=at)
             g.ends_at = end
             written[name] = "".join(text for _, text in lines)
+            written_at.update((text, at) for at, text in lines)
             watches.append(h.watch(name))
         await h.advance(240, step=1.0)
         assert all(w.done() for w in watches)
@@ -532,6 +534,29 @@ async def test_fifty_jobs_stay_within_the_read_budget_and_every_line_arrives() -
     assert len(h.aci.reads) > 240 * 5  # the budget was used, not idle
     for name, text in written.items():
         assert h.text(name) == text
+    delays = sorted(
+        t - written_at[line] for t, _, _, text in h.delivered for line in text.splitlines(keepends=True)
+    )
+    assert delays[len(delays) // 2] <= 5.0  # half the lines within 5 s, with the budget spent on 50 jobs
+
+
+async def test_the_log_budget_goes_to_the_logs_that_print() -> None:
+    async with running(reads_per_second=8.0) as h:
+        for i in range(40):
+            g = h.aci.add(f"job{i:02d}")
+            main = g.containers["main"]
+            main.print("started\n", at=0.0)
+            if i % 2 == 0:  # half the jobs print a line a second, the others nothing more
+                for t in range(1, 300):
+                    main.print(f"tick {t}\n", at=float(t))
+            h.watch(f"job{i:02d}")
+        await h.advance(300, step=1.0)
+    reads = Counter(r.name for r in h.aci.reads if r.op == "logs" and r.at >= 60)
+    chatty = [reads[f"job{i:02d}"] for i in range(0, 40, 2)]
+    quiet = [reads[f"job{i:02d}"] for i in range(1, 40, 2)]
+    # Quiet logs are read at their slowest (20 s); the chatty ones share the rest of the budget.
+    assert max(quiet) <= 240 / 20 + 1
+    assert min(chatty) >= 4 * max(quiet)
 
 
 async def test_the_most_overdue_read_goes_first() -> None:
