@@ -65,10 +65,14 @@ _ENDED = frozenset({"succeeded", "failed", "stopped"})
 CLEANUP_TIMEOUT_S = 300.0
 # Reads of the instance view after a start, until it shows the new run (backing off to 5 s): about 2 minutes.
 _FRESH_VIEW_TRIES = 30
+# How long the watch may take to see a timed-out run stopped and read the rest of its log.
+_AFTER_STOP_S = 60.0
 
 
 class Watch(Protocol):
     async def result(self) -> ObservedGroup | None: ...
+
+    def refresh(self) -> None: ...
 
     def cancel(self) -> None: ...
 
@@ -443,10 +447,24 @@ class JobRunner:
         final: ObservedGroup | None = None
         try:
             remaining = None if timeout is None else max(0.0, timeout - (self.ctx.clock() - run.started_at))
-            async with asyncio.timeout(remaining):
-                final = await watch.result()
-        except TimeoutError:
-            timed_out = True
+            try:
+                async with asyncio.timeout(remaining):
+                    final = await watch.result()
+            except TimeoutError:
+                timed_out = True
+                self._say(f"timed out after {timeout:g}s: stopping {run.resource_group}/{run.group_name}")
+                await self._retry(
+                    functools.partial(self.ctx.gateway.stop, run.resource_group, run.group_name)
+                )
+                # The watch goes on: it sees the stop and reads what the log still holds.
+                watch.refresh()
+                try:
+                    async with asyncio.timeout(_AFTER_STOP_S):
+                        final = await watch.result()
+                except TimeoutError:
+                    final = await self._retry(
+                        functools.partial(self.ctx.gateway.get_group, run.resource_group, run.group_name)
+                    )
         except GatewayError as exc:
             # Azure refused to show the group (authorisation, a bad request): it may still run, so it is
             # stopped and cleaned up like a failed run rather than left behind unwatched.
@@ -454,12 +472,6 @@ class JobRunner:
             raise JobError(f"watching {run.resource_group}/{run.group_name}: {exc}") from exc
         finally:
             watch.cancel()
-        if timed_out:
-            self._say(f"timed out after {timeout:g}s: stopping {run.resource_group}/{run.group_name}")
-            await self._retry(functools.partial(self.ctx.gateway.stop, run.resource_group, run.group_name))
-            final = await self._retry(
-                functools.partial(self.ctx.gateway.get_group, run.resource_group, run.group_name)
-            )
         if not request.logs:
             await self._read_tails(run)
         exits = container_exits(final, run.order)

@@ -93,6 +93,7 @@ class ScriptedWatcher:
         self.hang = False
         self.watched: list[str] = []
         self.started = asyncio.Event()
+        self.refreshed = asyncio.Event()
 
     def watch(
         self,
@@ -114,13 +115,16 @@ class ScriptedWatcher:
                     if on_log is not None and logs:
                         on_log(container, text)
                 if watcher.hang:
-                    await asyncio.Event().wait()
+                    await watcher.refreshed.wait()
                 key = (resource_group.lower(), name.lower())
                 group = watcher.gateway.groups[key]
                 codes = watcher.codes
                 state = "Succeeded" if all(c == 0 for c in codes.values()) else "Failed"
                 watcher.gateway.groups[key] = ended(group, codes, state)
                 return watcher.gateway.groups[key]
+
+            def refresh(self) -> None:
+                watcher.refreshed.set()
 
             def cancel(self) -> None:
                 pass
@@ -227,7 +231,7 @@ async def test_a_timeout_stops_and_deletes_the_group_and_exits_124(
     run, _ = runner(tmp_path, gateway, watcher)
     result = await run.run(JobRequest(name="job", timeout_s=0.01))
     assert (result.result, result.exit_code) == (RunResult.TIMED_OUT, 124)
-    assert gateway.ops()[-3:] == ["stop", "get", "delete"]
+    assert gateway.ops()[-2:] == ["stop", "delete"]
     assert not gateway.exists("rg-jobs", "job")
 
 
