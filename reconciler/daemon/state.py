@@ -30,7 +30,7 @@ from typing import Annotated, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.daemon.jobs.ledger import JobLedger
+from reconciler.daemon.jobs.ledger import JobLedger, entries_json
 from reconciler.model.outcome import GroupOutcome, Result
 from reconciler.model.plan import Action, Change
 from reconciler.model.text import shown
@@ -499,3 +499,13 @@ class StateStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def read_job_ledger(directory: Path) -> list[dict[str, Any]]:
+    """The run ledger in the state file under `directory` (a daemon's `--state-dir`), job by job as the file
+    holds it (schedule, cursors, runs oldest first), for `reconcile status` beside or after a daemon. Runs
+    the daemon has in flight read as `running`; a missing or damaged file reads as no jobs."""
+    data = StateStore(directory).load()
+    if data is None or data.get("version") != STATE_FILE_VERSION:
+        return []
+    return entries_json(data)

@@ -846,3 +846,58 @@ def test_inside_a_repeated_hour_the_slot_helpers_never_answer_a_slot_already_pas
         slots.latest_due("30 2 * * *", "Europe/Berlin", at("2024-10-26T12:00:00+02:00"), inside) == first_0230
     )
     assert slots.latest_due("30 2 * * *", "Europe/Berlin", first_0230, inside) is None
+
+
+async def test_one_job_failing_to_schedule_leaves_the_others_running(
+    harness: Harness, clock: FakeClock, launcher: FakeLauncher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.daemon.jobs import scheduler as module
+
+    real = module.latest_due
+
+    def flaky(schedule: str, time_zone: str, cursor: float, now: float) -> float | None:
+        if schedule == "7 * * * *":
+            raise RuntimeError("calendar bug")
+        return real(schedule, time_zone, cursor, now)
+
+    monkeypatch.setattr(module, "latest_due", flaky)
+    harness.scheduler.update([template("broken", schedule="7 * * * *"), template(schedule="0 * * * *")])
+    task = await running(harness.scheduler)
+    with structlog.testing.capture_logs() as logs:
+        await clock.advance(3600)
+    await stopped(harness.scheduler, task)
+    assert launcher.slots == ["2024-01-01T01:00:00+00:00"]
+    assert any(e["event"] == "job scheduling failed" and e["name"] == "broken" for e in logs)
+
+
+async def test_skips_never_push_a_run_out_of_a_short_history(
+    harness: Harness, clock: FakeClock, launcher: FakeLauncher
+) -> None:
+    launcher.hold = True
+    scheduler = harness.scheduler
+    scheduler.update([template(schedule="*/5 * * * *", history=1)])
+    task = await running(scheduler)
+    await clock.advance(20 * 60)
+    assert [(r.slot[14:16], r.result) for r in harness.runs()] == [("05", "running"), ("20", "skipped")]
+    assert [r["result"] for r in harness.saved_runs()] == ["running", "skipped"]
+    launcher.release()
+    await settle()
+    await stopped(scheduler, task)
+    assert [(r.slot[14:16], r.result) for r in harness.runs()] == [("05", "succeeded"), ("20", "skipped")]
+
+
+async def test_the_state_file_ledger_reads_back_for_reconcile_status_with_runs_in_flight_still_running(
+    harness: Harness, clock: FakeClock, launcher: FakeLauncher
+) -> None:
+    from reconciler.daemon.state import read_job_ledger
+
+    launcher.hold = True
+    harness.scheduler.update([template("migrate", runOnChange=True)])
+    harness.scheduler.tick()
+    await settle()
+    (job,) = read_job_ledger(harness.store.directory)
+    assert (job["resource_group"], job["name"], job["change_fingerprint"]) == ("rg", "migrate", "spec-a")
+    assert [r["result"] for r in job["runs"]] == ["running"]
+    assert read_job_ledger(harness.tmp_path / "nowhere") == []
+    launcher.release()
+    await settle()

@@ -8,13 +8,13 @@ the file is recorded as `interrupted` (its outcome is unknown to the daemon; its
 The ledger lives in the `StateBook` (`reconciler.daemon.state`) and so in its state file under `--state-dir`,
 under a `jobs` key, written atomically with the rest. It is read back with the same care as the rest of that
 file: an entry that does not fit the schema is dropped with one log line, and the others are kept. Each job
-keeps at most `history` runs (its `reconcile.job.history`); the cursors are kept apart from the runs, so a
-short history never lets a slot run twice. `/status`, `reconcile status` and the metrics read the runs.
+keeps its last `history` finished runs (its `reconcile.job.history`) and as many skipped slots, and its runs
+in flight; the cursors are kept apart from the runs, so a short history never lets a slot run twice.
+`/status`, `reconcile status` and the metrics read the runs.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -41,6 +41,7 @@ MAX_LOG_LINES = 20
 MAX_LINE_CHARS = 400
 MAX_MESSAGE_CHARS = 1000
 MAX_CONTAINERS = 60  # ACI allows 60 containers in a group
+MAX_IN_FLIGHT = 20  # runs of one job read back beyond its history (Allow concurrency)
 
 
 def job_key(resource_group: str, name: str) -> JobKey:
@@ -169,18 +170,28 @@ class JobEntry:
     schedule_cursor: float | None = None
     # The spec fingerprint of the last runOnChange run: a run is due when the spec's differs.
     change_fingerprint: str | None = None
-    runs: deque[RunRecord] = field(default_factory=lambda: deque(maxlen=DEFAULT_HISTORY))
+    history: int = DEFAULT_HISTORY
+    runs: list[RunRecord] = field(default_factory=list)  # oldest first
 
     @property
     def key(self) -> JobKey:
         return job_key(self.resource_group, self.name)
 
     def set_history(self, history: int) -> None:
-        if self.runs.maxlen != history:
-            self.runs = deque(self.runs, maxlen=history)
+        self.history = history
+        self.trim()
 
     def add(self, run: RunRecord) -> None:
         self.runs.append(run)
+        self.trim()
+
+    def trim(self) -> None:
+        # `history` finished runs and `history` skipped slots, oldest out first, so that the skips of a long
+        # run under Forbid never push the runs out; a run in flight stays until it has its result.
+        for skipped in (False, True):
+            kind = [r for r in self.runs if not r.running and (r.result == RunResult.SKIPPED) is skipped]
+            for oldest in kind[: max(0, len(kind) - self.history)]:
+                self.runs.remove(oldest)
 
     def has_run(self, trigger: str, slot: str) -> bool:
         return any(r.trigger == trigger and r.slot == slot for r in self.runs)
@@ -194,7 +205,7 @@ class JobEntry:
             "schedule_since": self.schedule_since,
             "schedule_cursor": self.schedule_cursor,
             "change_fingerprint": self.change_fingerprint,
-            "history": self.runs.maxlen,
+            "history": self.history,
             "runs": [r.to_json() for r in self.runs],
         }
 
@@ -328,9 +339,10 @@ class JobLedger:
                 schedule_since=job.schedule_since,
                 schedule_cursor=job.schedule_cursor,
                 change_fingerprint=job.change_fingerprint,
-                runs=deque(maxlen=job.history),
+                history=job.history,
             )
-            for raw in job.runs[-job.history :]:
+            # Runs and skips are bounded apart (see JobEntry.trim): read enough of the tail for both.
+            for raw in job.runs[-(2 * job.history + MAX_IN_FLIGHT) :]:
                 try:
                     run = _run_from(raw)
                 except (ValueError, TypeError) as err:

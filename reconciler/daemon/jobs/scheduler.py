@@ -200,12 +200,15 @@ class JobScheduler:
         dirty = False
         for key in sorted(self.templates):
             template = self.templates[key]
-            entry, changed = self._entry(template, now)
-            dirty |= changed
-            if template.policy.run_on_change:
-                self._change_due(template, entry, now)
-            if template.policy.schedule is not None:
-                dirty |= self._slot_due(template, entry, now)
+            try:
+                entry, changed = self._entry(template, now)
+                dirty |= changed
+                if template.policy.run_on_change:
+                    self._change_due(template, entry, now)
+                if template.policy.schedule is not None:
+                    dirty |= self._slot_due(template, entry, now)
+            except Exception as err:  # one job's failure must not stop the others' schedules
+                self._failed(template, err)
         if dirty:
             self._persist()
 
@@ -382,6 +385,7 @@ class JobScheduler:
             self._wake.set()
 
     def _finished(self, entry: JobEntry, run: RunRecord) -> None:
+        entry.trim()
         self._count(entry.key, run)
         fields = {
             "resource_group": entry.resource_group,
@@ -425,10 +429,22 @@ class JobScheduler:
         now = self.clock()
         times: list[float] = []
         for template in self.templates.values():
-            wake = self._next_run(template, now)
+            try:
+                wake = self._next_run(template, now)
+            except Exception as err:  # as in tick(): this job is left out, the others still wake
+                self._failed(template, err)
+                continue
             if wake is not None:
                 times.append(wake)
         return min(times, default=None)
+
+    def _failed(self, template: JobTemplate, err: Exception) -> None:
+        log.error(
+            "job scheduling failed",
+            resource_group=template.resource_group,
+            name=template.name,
+            error=f"{type(err).__name__}: {err}",
+        )
 
     def _next_run(self, template: JobTemplate, now: float) -> float | None:
         policy = template.policy
