@@ -29,6 +29,7 @@ import structlog
 
 from reconciler.daemon import logging as daemon_logging
 from reconciler.daemon.gitsource import check_ref, check_url
+from reconciler.daemon.jobs import JobLauncher
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.runner import Daemon, DaemonConfig
 from reconciler.daemon.state import BackoffPolicy
@@ -304,6 +305,22 @@ async def open_gateway_with_metrics(
         yield gateway
 
 
+def job_launcher(
+    settings: Any, gateway: Any, environ: Mapping[str, str], manifests: Callable[[], Path] | None
+) -> JobLauncher | None:
+    """The launcher the daemon's job scheduler starts runs with: the composition point of the engine's job
+    runner into the daemon.
+
+    To be `reconciler.engine.jobs.run_job` bound to `settings`, this `gateway` (the daemon's, whose requests
+    the metrics count), the process's one watcher (`reconciler.execution.watch`) and `environ`, reading the
+    manifests where the passes read them: `manifests()` when it is given (the git checkout of the moment),
+    else `settings.manifests`. It gets a `JobRequest` with the trigger, the slot and the template's
+    concurrency, and returns the run's `JobResult`; being cancelled means the daemon's shutdown (stop the
+    group, delete it per keep). Until it is wired, the daemon reports job templates and runs none."""
+    del settings, gateway, environ, manifests
+    return None
+
+
 async def serve(
     config: DaemonConfig,
     settings: Any,
@@ -328,7 +345,10 @@ async def serve(
                 settle_delay=max(config.debounce, 0.2),
             )
 
-        daemon = Daemon(config, engine, metrics=metrics)
+        def launcher(manifests: Callable[[], Path] | None) -> JobLauncher | None:
+            return job_launcher(settings, gateway, environ, manifests)
+
+        daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher)
         loop = asyncio.get_running_loop()
         signals = 0
 

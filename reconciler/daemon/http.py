@@ -2,8 +2,9 @@
 
 Built by `reconciler.daemon.cli` around a `DaemonView` (what the worker, the state book and the git source
 know) and served on `--listen` (127.0.0.1:9440 by default). `/status` renders the last plan with the project's
-JSON renderer, which never shows secret values. The webhook checks GitHub's `X-Hub-Signature-256` HMAC-SHA256
-with a constant-time comparison before it does anything.
+JSON renderer, which never shows secret values, and under `jobs` every job template the scheduler knows: its
+policy, next run, active runs, last run and history (log tails already masked and redacted). The webhook
+checks GitHub's `X-Hub-Signature-256` HMAC-SHA256 with a constant-time comparison before it does anything.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from reconciler.daemon.jobs import JobScheduler
 from reconciler.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from reconciler.daemon.state import StateBook
 from reconciler.daemon.worker import Worker
@@ -107,6 +109,7 @@ class DaemonView:
     hook_secret: bytes | None = None
     git: Callable[[], dict[str, Any]] | None = None
     shutting_down: bool = False
+    jobs: JobScheduler | None = None
 
 
 def status_json(view: DaemonView) -> dict[str, Any]:
@@ -127,6 +130,8 @@ def status_json(view: DaemonView) -> dict[str, Any]:
         "groups": [s.to_json() for s in sorted(view.book.groups.values(), key=lambda s: s.key)],
         "unfinished_at_start": view.book.unfinished_at_start,
         "git": view.git() if view.git else None,
+        "job_runs": view.jobs.mode if view.jobs is not None else None,
+        "jobs": view.jobs.status_json() if view.jobs is not None else [],
         "last_plan": _render_plan(plan) if plan is not None else None,
     }
 

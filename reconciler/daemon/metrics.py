@@ -1,13 +1,15 @@
 """Prometheus metrics of the daemon, in a registry of its own (so tests and embedders never collide).
 
-The worker records passes, actions, drift and group states; the gateway factory reports every Azure request
-through `on_request`; `reconciler.daemon.http` serves `render()` at `/metrics`. Every name starts with
-`aci_reconciler_`. Labels never carry secret values (actions, results, operations and status codes only).
+The worker records passes, actions, drift and group states; the job scheduler (`reconciler.daemon.jobs`) the
+runs of job templates; the gateway factory reports every Azure request through `on_request`;
+`reconciler.daemon.http` serves `render()` at `/metrics`. Every name starts with `aci_reconciler_`. Labels
+never carry secret values (actions, results, operations, status codes and job names only).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -17,6 +19,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _PASS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 _REQUEST_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Jobs run from seconds (a migration) to hours (a nightly batch).
+_JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
 class DaemonMetrics:
@@ -81,6 +85,26 @@ class DaemonMetrics:
             registry=r,
         )
         self.ready = Gauge(PREFIX + "ready", "1 once the first pass has finished.", registry=r)
+        self.job_runs = Counter(
+            PREFIX + "job_runs",
+            "Runs of job templates the daemon started or skipped, by job (resource-group/name) and result "
+            "(succeeded, failed, timed_out, cancelled, error, skipped).",
+            ["job", "result"],
+            registry=r,
+        )
+        self.job_run_duration = Histogram(
+            PREFIX + "job_run_duration_seconds",
+            "Duration of finished job runs, by job.",
+            ["job"],
+            buckets=_JOB_BUCKETS,
+            registry=r,
+        )
+        self.job_last_success = Gauge(
+            PREFIX + "job_last_success_timestamp_seconds",
+            "When the job's last successful run finished (Unix time).",
+            ["job"],
+            registry=r,
+        )
         for state in ("Ready", "Reconciling", "Stalled"):
             self.groups.labels(state=state).set(0)
 
@@ -94,6 +118,15 @@ class DaemonMetrics:
     def set_groups(self, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():
             self.groups.labels(state=state).set(count)
+
+    def forget_job(self, job: str, results: Iterable[str]) -> None:
+        """Drop a job's series once its template is gone, so that removed jobs do not linger as labels."""
+        for result in results:
+            with contextlib.suppress(KeyError):
+                self.job_runs.remove(job, result)
+        for metric in (self.job_run_duration, self.job_last_success):
+            with contextlib.suppress(KeyError):
+                metric.remove(job)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,7 +2,8 @@
 
 Each pass loads the manifests from where they are now (with git, the checkout the `current` link points at,
 resolved once so a flip during the pass cannot mix two commits), records the git commit as the revision,
-plans, and applies only the changes the worker admits. Composed by `reconciler.daemon.cli`.
+plans, and applies only the changes the worker admits; the job templates among the loaded manifests go to
+the job scheduler with the plan. Composed by `reconciler.daemon.cli`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from pathlib import Path
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import Sleep
 from reconciler.daemon.drain import DrainingGateway
+from reconciler.daemon.jobs import JobTemplate
 from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.plan import Action, Change, Plan
+from reconciler.planning import desired_canonical
+from reconciler.planning.ownership import spec_fingerprint
 from reconciler.source import LoadResult
 
 
@@ -121,6 +125,20 @@ def _hold_prunes(plan: Plan, held: Mapping[Key, str]) -> Plan:
     return plan.model_copy(update={"changes": changes})
 
 
+def job_templates(loaded: LoadResult) -> tuple[JobTemplate, ...]:
+    """The loaded manifests with a `reconcile.job` block, with the spec fingerprint the planner writes in the
+    `aci-reconciler.spec` tag (runOnChange runs once per fingerprint)."""
+    templates: list[JobTemplate] = []
+    for group in loaded.groups:
+        manifest = group.manifest
+        if manifest.policy.job is not None:
+            fingerprint = spec_fingerprint(desired_canonical(manifest))
+            templates.append(
+                JobTemplate(manifest.resource_group, manifest.name, manifest.policy.job, fingerprint)
+            )
+    return tuple(templates)
+
+
 def _secret_values(planned: PlannedPass) -> tuple[str, ...]:
     values: list[str] = []
     for change in planned.plan.changes:
@@ -191,6 +209,7 @@ class EnginePasses:
             handle=(planned, settings),
             secrets=_secret_values(planned),
             recheck_after=self.settle_delay if unsettled else None,
+            jobs=job_templates(loaded),
         )
 
     def _manifest_files(self, settings: EngineSettings) -> list[Path]:

@@ -5,6 +5,11 @@ poller, interval resync, retry timer), and runs the worker until `stop()` (SIGTE
 `reconciler.daemon.cli`). Shutdown stops taking triggers, lets an in-flight pass finish within the grace
 period, cancels it after that (the worker records the unfinished groups), writes the state file and returns.
 
+The job scheduler (`reconciler.daemon.jobs`) runs beside the worker: each pass hands it the job templates it
+loaded, and it launches runs through `DaemonConfig.job_launcher` (None: it reports the next runs and starts
+none). Its run ledger lives in the state book, so the one state file holds both. At shutdown the job runs in
+flight get the same grace period as the pass, at the same time, and are cancelled after it.
+
 Everything that waits takes its sleep, clock, randomness and file-event stream from `DaemonConfig` hooks so
 tests drive it without a real clock. Called by `reconciler.daemon.cli.run`.
 """
@@ -15,7 +20,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from aiohttp import web
 from reconciler.daemon.gitsource import GitError, GitSource, run_git_poller
 from reconciler.daemon.http import DaemonView, build_app
 from reconciler.daemon.httpserver import HttpLimits, raise_open_file_limit, serve
+from reconciler.daemon.jobs import JobLauncher, JobScheduler, JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
 from reconciler.daemon.triggers import (
@@ -45,6 +51,8 @@ log = structlog.get_logger("reconciler.daemon")
 
 # manifests directory resolver, revision provider -> engine
 EngineFactory = Callable[[Callable[[], Path] | None, Callable[[], str | None] | None], PassEngine]
+# manifests directory resolver (None: the configured manifests) -> the job launcher, or None (jobs not run)
+LauncherFactory = Callable[[Callable[[], Path] | None], JobLauncher | None]
 
 
 @dataclass
@@ -74,11 +82,21 @@ class DaemonConfig:
     monotonic: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     file_changes: Callable[[Path, asyncio.Event], AsyncIterator[FileChanges]] | None = None
+    # Runs one job run to its end. None: the `launcher_factory` given to `Daemon` makes it (the CLI's is
+    # `reconciler.daemon.cli.job_launcher`); without either, job templates are reported and never run.
+    job_launcher: JobLauncher | None = None
+    # The longest the job scheduler sleeps before it reads the wall clock again.
+    job_max_nap: float = 60.0
 
 
 class Daemon:
     def __init__(
-        self, config: DaemonConfig, engine_factory: EngineFactory, *, metrics: DaemonMetrics | None = None
+        self,
+        config: DaemonConfig,
+        engine_factory: EngineFactory,
+        *,
+        metrics: DaemonMetrics | None = None,
+        launcher_factory: LauncherFactory | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or DaemonMetrics()
@@ -95,6 +113,20 @@ class Daemon:
         self._stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
         self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())
+        launcher = config.job_launcher
+        if launcher is None and launcher_factory is not None:
+            launcher = launcher_factory(self._manifests_resolver())
+        self.jobs = JobScheduler(
+            self.book.jobs,
+            launcher=launcher,
+            metrics=self.metrics,
+            clock=config.clock,
+            sleep=config.sleep,
+            save=self._write_state if self.store is not None else None,
+            redact=_redact,
+            dry_run=config.dry_run,
+            max_nap=config.job_max_nap,
+        )
         self.worker = Worker(
             self.engine,
             self.coalescer,
@@ -106,6 +138,7 @@ class Daemon:
             store=self.store,
             dry_run=config.dry_run,
             on_secrets=_register_secrets,
+            on_jobs=self._on_jobs,
         )
         self.view = DaemonView(
             worker=self.worker,
@@ -119,6 +152,7 @@ class Daemon:
             on_hook=self.hook,
             hook_secret=config.webhook_secret,
             git=self._git_status if self.git else None,
+            jobs=self.jobs,
         )
         self._worker_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
@@ -152,6 +186,15 @@ class Daemon:
             "warning": self.git.warning,
         }
 
+    def _on_jobs(self, templates: Sequence[JobTemplate], complete: bool) -> None:
+        self.jobs.update(templates, complete=complete)
+
+    def _write_state(self) -> None:
+        """The job scheduler's write-ahead: raises OSError, so that a run the file does not record never
+        starts."""
+        if self.store is not None:
+            self.store.save(self.book.to_json())
+
     def _worker_alive(self) -> bool:
         return self._worker_task is not None and not self._worker_task.done()
 
@@ -174,7 +217,7 @@ class Daemon:
         if self.store is not None:
             saved = self.store.load()
             if saved is not None:
-                for item in self.book.restore(saved):
+                for item in self.book.restore(saved, now=config.clock()):
                     text = f"{item['resource_group']}/{item['name']} ({item['action']})"
                     self.unfinished.append(text)
                     log.warning(
@@ -189,6 +232,7 @@ class Daemon:
         self._spawn(self._heartbeat(), "daemon-heartbeat")
         self._worker_task = asyncio.create_task(self.worker.run(), name="daemon-worker")
         if config.once:
+            # One pass applies the manifests; runs of job templates are the running daemon's business.
             self.coalescer.fire(Trigger(TriggerKind.STARTUP, "one pass (--once)", config.clock()))
             if self.git is not None:
                 # One fetch first, so that the single pass sees the remote's commit.
@@ -224,6 +268,7 @@ class Daemon:
                     ),
                     "daemon-file-watcher",
                 )
+        self._spawn(self.jobs.run(), "daemon-job-scheduler")
         if config.interval > 0:
             self._spawn(
                 run_interval(
@@ -295,6 +340,7 @@ class Daemon:
             log.info("shutting down", grace_period_s=self.config.grace_period)
         self._stopping = True
         self.view.shutting_down = True
+        self.jobs.stop()
         self.worker.drain()
         self.coalescer.close()
         self._stop.set()
@@ -307,6 +353,10 @@ class Daemon:
 
     async def shutdown(self, *, once: bool = False) -> int:
         self.stop()
+        # The job runs in flight get the grace period while the pass does, not after it.
+        jobs_closing = asyncio.create_task(
+            self.jobs.aclose(self.config.grace_period), name="daemon-job-runs-shutdown"
+        )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -326,6 +376,7 @@ class Daemon:
         elif worker is not None and worker.done() and not worker.cancelled() and worker.exception():
             code = 1
         await self.retry_timer.aclose()
+        await jobs_closing
         if once and self.worker.last_pass is not None and self.worker.last_pass.result != "ok":
             code = 1
         self.save_now()
@@ -359,3 +410,10 @@ def _register_secrets(values: Any) -> None:
     from reconciler.daemon.logging import REDACTOR
 
     REDACTOR.add(values)
+
+
+def _redact(text: str) -> str:
+    """The log redactor's masking, for what job runs report (their log tail and messages) in /status."""
+    from reconciler.daemon.logging import REDACTOR
+
+    return REDACTOR.scrub(text)

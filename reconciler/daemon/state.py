@@ -3,7 +3,9 @@
 The worker (`reconciler.daemon.worker`) asks `StateBook.admit` which planned changes to apply, records each
 group's outcome, and persists the book under `--state-dir` (JSON, written atomically) so that a restart can
 report what a killed or stopped daemon left unfinished. Correctness after a crash never depends on that file:
-every pass re-observes Azure. `/status` and the metrics read the book.
+every pass re-observes Azure. `/status` and the metrics read the book. The book also holds the job scheduler's
+run ledger (`reconciler.daemon.jobs.ledger`, under the file's `jobs` key), which is what keeps a scheduled
+job slot from running twice.
 
 Policy: a stalled group (invalid manifest, rejected update, authorisation) is left out until its manifest
 fingerprint or the revision changes; a retryable failure backs off exponentially per group, with a cap and
@@ -28,6 +30,7 @@ from typing import Annotated, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reconciler.daemon.jobs.ledger import JobLedger, entries_json
 from reconciler.model.outcome import GroupOutcome, Result
 from reconciler.model.plan import Action, Change
 from reconciler.model.text import shown
@@ -242,6 +245,7 @@ class StateBook:
         self.rng = rng or random.Random()
         # Found in the state file at start-up: what a previous run left unfinished, for people to see.
         self.unfinished_at_start: list[dict[str, Any]] = []
+        self.jobs = JobLedger()
 
     def get(self, resource_group: str, name: str) -> GroupState:
         key = (resource_group.lower(), name.lower())
@@ -405,16 +409,19 @@ class StateBook:
         return {
             "version": STATE_FILE_VERSION,
             "groups": [s.to_json() for s in sorted(self.groups.values(), key=lambda s: s.key)],
+            "jobs": self.jobs.to_json(),
         }
 
-    def restore(self, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def restore(self, data: Mapping[str, Any], *, now: float | None = None) -> list[dict[str, Any]]:
         """Load a saved book; returns (and remembers) the groups whose apply was cut short.
 
         Damage only loses the report of unfinished work: whatever does not fit the schema (another version,
-        a wrong type, an unknown phase) is dropped with one log line, and the rest is kept."""
+        a wrong type, an unknown phase) is dropped with one log line, and the rest is kept. The run ledger
+        is read the same way; its runs left running are recorded as interrupted at `now`."""
         if data.get("version") != STATE_FILE_VERSION:
             log.warning("state file of another version ignored", version=shown(data.get("version")))
             return []
+        self.jobs.restore(data.get("jobs"), now=now)
         groups = data.get("groups")
         items = groups if isinstance(groups, list) else []
         dropped: list[str] = [] if isinstance(groups, list) or groups is None else ["groups is not a list"]
@@ -492,3 +499,13 @@ class StateStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+
+
+def read_job_ledger(directory: Path) -> list[dict[str, Any]]:
+    """The run ledger in the state file under `directory` (a daemon's `--state-dir`), job by job as the file
+    holds it (schedule, cursors, runs oldest first), for `reconcile status` beside or after a daemon. Runs
+    the daemon has in flight read as `running`; a missing or damaged file reads as no jobs."""
+    data = StateStore(directory).load()
+    if data is None or data.get("version") != STATE_FILE_VERSION:
+        return []
+    return entries_json(data)

@@ -1,9 +1,10 @@
 """The daemon's loop: wait for a batch of triggers, plan, leave out what the group states hold back, apply.
 
 One `Worker` consumes the `Coalescer`, so passes never overlap. Each pass plans everything (which re-observes
-Azure, so drift is found), asks the `StateBook` which changes may be applied (stalled groups wait for a new
-manifest or revision; retryable failures wait for their backoff), applies those through the `PassEngine`,
-records every outcome in the book, the metrics and the logs, and keeps the last plan for `/status`.
+Azure, so drift is found), hands the job templates it loaded to the job scheduler (`on_jobs`), asks the
+`StateBook` which changes may be applied (stalled groups wait for a new manifest or revision; retryable
+failures wait for their backoff), applies those through the `PassEngine`, records every outcome in the book,
+the metrics and the logs, and keeps the last plan for `/status`.
 
 The engine is a protocol so that tests drive the worker with scripted plans; `reconciler.daemon.passes` adapts
 the real engine (`reconciler.engine.reconcile`). Composed by `reconciler.daemon.cli`.
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from reconciler.daemon.jobs import JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import Key, Reason, StateBook, StateStore
 from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger
@@ -61,6 +63,8 @@ class PlanView:
     secrets: tuple[str, ...] = ()
     # Plan again after this many seconds: a manifest file was still being written (its prunes were held).
     recheck_after: float | None = None
+    # The job templates among the loaded manifests, for the job scheduler; None: the engine does not say.
+    jobs: tuple[JobTemplate, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Worker:
         store: StateStore | None = None,
         dry_run: bool = False,
         on_secrets: Callable[[Sequence[str]], None] | None = None,
+        on_jobs: Callable[[Sequence[JobTemplate], bool], None] | None = None,
     ) -> None:
         self.engine = engine
         self.coalescer = coalescer
@@ -134,6 +139,7 @@ class Worker:
         self.store = store
         self.dry_run = dry_run
         self.on_secrets = on_secrets
+        self.on_jobs = on_jobs
         self.first_pass_done = asyncio.Event()
         self.last_plan: Plan | None = None
         self.last_pass: PassRecord | None = None
@@ -209,6 +215,9 @@ class Worker:
         view = await self.engine.plan()
         if view.secrets and self.on_secrets is not None:
             self.on_secrets(view.secrets)
+        if view.jobs is not None and self.on_jobs is not None:
+            # Before any apply: the scheduler follows the manifests even when this pass fails later.
+            self.on_jobs(view.jobs, view.complete and not view.failed)
         plan = view.plan
         revision = plan.revision
         record.revision = revision
