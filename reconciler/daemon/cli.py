@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import os
 import re
@@ -33,6 +34,7 @@ from reconciler.daemon.jobs import JobLauncher
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.runner import Daemon, DaemonConfig
 from reconciler.daemon.state import BackoffPolicy
+from reconciler.model.jobrun import JobRequest, JobResult
 
 EXIT_FORCED = 130
 DEFAULT_LISTEN = "127.0.0.1:9440"
@@ -305,20 +307,61 @@ async def open_gateway_with_metrics(
         yield gateway
 
 
+class DaemonJobs:
+    """The daemon's job launcher: the engine's job runner bound to the daemon's gateway (whose requests the
+    metrics count), its settings and environment, and one watcher for every run of the process.
+
+    Each run reads the manifests where the passes read them: `manifests()` when given (the git checkout of
+    the moment), else `settings.manifests`. Being cancelled (the daemon's shutdown, after the grace period)
+    stops the run's group and deletes it per `keep`, as a signal does to `reconcile run`. The watcher's task
+    starts with the first run and ends in `aclose`."""
+
+    def __init__(
+        self, settings: Any, gateway: Any, environ: Mapping[str, str], manifests: Callable[[], Path] | None
+    ) -> None:
+        from reconciler.execution.watch import JobWatcher
+
+        self.settings = settings
+        self.gateway = gateway
+        self.environ = environ
+        self.manifests = manifests
+        self.watcher = JobWatcher(gateway)
+        self._watching: asyncio.Task[None] | None = None
+
+    async def __call__(self, request: JobRequest) -> JobResult:
+        from reconciler.engine.jobs import JobContext, JobRunner
+
+        if self._watching is None or self._watching.done():
+            self._watching = asyncio.create_task(self.watcher.run(), name="job-watcher")
+        settings = self.settings
+        if self.manifests is not None:
+            settings = dataclasses.replace(settings, manifests=self.manifests())
+        log = structlog.get_logger("reconciler.daemon.jobs")
+
+        def on_status(message: str) -> None:
+            log.info("job run", job=request.name, step=message)
+
+        context = JobContext(
+            settings=settings,
+            gateway=self.gateway,
+            watcher=self.watcher,
+            environ=self.environ,
+            on_status=on_status,
+        )
+        return await JobRunner(context).run(request)
+
+    async def aclose(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+
+
 def job_launcher(
     settings: Any, gateway: Any, environ: Mapping[str, str], manifests: Callable[[], Path] | None
-) -> JobLauncher | None:
-    """The launcher the daemon's job scheduler starts runs with: the composition point of the engine's job
-    runner into the daemon.
-
-    To be `reconciler.engine.jobs.run_job` bound to `settings`, this `gateway` (the daemon's, whose requests
-    the metrics count), the process's one watcher (`reconciler.execution.watch`) and `environ`, reading the
-    manifests where the passes read them: `manifests()` when it is given (the git checkout of the moment),
-    else `settings.manifests`. It gets a `JobRequest` with the trigger, the slot and the template's
-    concurrency, and returns the run's `JobResult`; being cancelled means the daemon's shutdown (stop the
-    group, delete it per keep). Until it is wired, the daemon reports job templates and runs none."""
-    del settings, gateway, environ, manifests
-    return None
+) -> DaemonJobs:
+    """The launcher the daemon's job scheduler starts runs with (see `DaemonJobs`)."""
+    return DaemonJobs(settings, gateway, environ, manifests)
 
 
 async def serve(
@@ -345,8 +388,11 @@ async def serve(
                 settle_delay=max(config.debounce, 0.2),
             )
 
+        launchers: list[DaemonJobs] = []
+
         def launcher(manifests: Callable[[], Path] | None) -> JobLauncher | None:
-            return job_launcher(settings, gateway, environ, manifests)
+            launchers.append(job_launcher(settings, gateway, environ, manifests))
+            return launchers[-1]
 
         daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher)
         loop = asyncio.get_running_loop()
@@ -382,6 +428,8 @@ async def serve(
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            for jobs in launchers:
+                await jobs.aclose()
 
 
 def run(
