@@ -380,6 +380,14 @@ def build_parser(command: str, environ: Mapping[str, str]) -> argparse.ArgumentP
         _add_instance(parser, environ)
         _add_plan_options(parser)
         _add_output(parser, ("text", "json"))
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=Path(environ.get("RECONCILER_STATE_DIR", ".reconciler/daemon")),
+            metavar="DIR",
+            help="a daemon's --state-dir, whose job runs are shown (default .reconciler/daemon; env "
+            "RECONCILER_STATE_DIR)",
+        )
         _add_no_wait(parser)
     elif command == "export":
         parser.add_argument("name", help="container group name")
@@ -843,6 +851,9 @@ async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = engine_settings(args, choice, environ, resolve_secrets=False)
     async with open_gateway(choice) as gateway:
         planned, statuses = await status_pass(settings, gateway, environ=environ)
+    from reconciler.daemon.state import read_job_ledger
+
+    jobs = read_job_ledger(args.state_dir) if args.state_dir.is_dir() else []
     if args.output == "json":
         print(
             json.dumps(
@@ -850,6 +861,7 @@ async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     "revision": planned.plan.revision,
                     "instance": settings.instance,
                     "groups": [s.to_json() for s in statuses],
+                    "jobs": jobs,
                     "issues": [i.model_dump() for i in planned.plan.issues],
                 },
                 indent=2,
@@ -857,6 +869,9 @@ async def _status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     else:
         print(_status_table(statuses))
+        if jobs:
+            print()
+            print(_jobs_table(jobs))
         for issue in planned.plan.issues:
             where = f"{issue.source}: " if issue.source else ""
             print(f"{issue.severity}: {where}{issue.message}", file=sys.stderr)
@@ -889,6 +904,28 @@ def _status_table(statuses: Sequence[Any]) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     )
+
+
+def _jobs_table(jobs: Sequence[Mapping[str, Any]], *, tail: int = 5) -> str:
+    """The daemon's job runs (its ledger): the last run of each job, with the end of its log."""
+    from datetime import UTC, datetime
+
+    from reconciler.model.text import plain_line
+
+    lines = ["JOB RUNS (from the daemon's state)"]
+    for job in jobs:
+        runs = [r for r in job.get("runs") or () if r.get("result") != "skipped"]
+        label = f"{job.get('resource_group')}/{job.get('name')}"
+        if not runs:
+            lines.append(f"  {label}: no run yet")
+            continue
+        last = runs[-1]
+        when = datetime.fromtimestamp(float(last.get("started_at") or 0), UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        took = f", {last['duration_s']:.1f}s" if last.get("duration_s") is not None else ""
+        code = f", exit {last['exit_code']}" if last.get("exit_code") is not None else ""
+        lines.append(f"  {label}: {last.get('result')}{code}{took}, {last.get('trigger')} run at {when}")
+        lines += [f"    | {plain_line(str(text))}" for text in (last.get("log_tail") or [])[-tail:]]
+    return "\n".join(lines)
 
 
 def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

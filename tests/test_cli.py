@@ -345,3 +345,68 @@ def test_a_second_daemon_on_one_state_dir_is_refused_with_no_wait_naming_the_hol
     err = capsys.readouterr().err
     assert f"{state} is in use by pid {os.getpid()} (another daemon with this --state-dir)" in err
     assert "leave out --no-wait to wait" in err
+
+
+def test_status_shows_the_last_run_of_each_job_with_the_end_of_its_log() -> None:
+    from reconciler.cli import _jobs_table
+
+    jobs = [
+        {
+            "resource_group": "rg",
+            "name": "nightly",
+            "runs": [
+                {
+                    "result": "succeeded",
+                    "exit_code": 0,
+                    "started_at": 0,
+                    "duration_s": 1.0,
+                    "trigger": "schedule",
+                },
+                {
+                    "result": "failed",
+                    "exit_code": 3,
+                    "started_at": 86400,
+                    "duration_s": 12.5,
+                    "trigger": "schedule",
+                    "log_tail": [f"line {i}" for i in range(8)] + ["\x1b[31mred"],
+                },
+                {"result": "skipped", "started_at": 90000, "trigger": "schedule"},
+            ],
+        },
+        {"resource_group": "rg", "name": "fresh", "runs": []},
+    ]
+    text = _jobs_table(jobs)
+    lines = text.splitlines()
+    assert lines[1] == "  rg/nightly: failed, exit 3, 12.5s, schedule run at 1970-01-02 00:00:00Z"
+    assert lines[2:7] == [
+        "    | line 4",
+        "    | line 5",
+        "    | line 6",
+        "    | line 7",
+        "    | \\x1b[31mred",
+    ]
+    assert lines[7] == "  rg/fresh: no run yet"
+
+
+@pytest.mark.parametrize("command", ["run", "logs"])
+def test_a_bare_local_never_swallows_the_name_of_run_or_logs(command: str) -> None:
+    from reconciler.cli import split_command
+
+    assert split_command(["--local", command, "nightly"]) == (command, ["--local=.reconciler", "nightly"])
+    assert split_command([command, "--local", "nightly"]) == (command, ["--local=.reconciler", "nightly"])
+
+
+def test_run_reads_durations_and_policies_as_the_manifest_does() -> None:
+    from reconciler.cli import build_parser
+
+    args = build_parser("run", {}).parse_args(
+        ["nightly", "--timeout", "1h30m", "--keep", "On-Failure", "--concurrency", "allow"]
+    )
+    assert (args.name, args.timeout, args.keep, args.job_concurrency) == (
+        "nightly",
+        5400.0,
+        "on-failure",
+        "Allow",
+    )
+    with pytest.raises(SystemExit):
+        build_parser("run", {}).parse_args(["nightly", "--timeout", "soon"])

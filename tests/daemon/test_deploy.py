@@ -93,7 +93,7 @@ def test_aci_yaml_runs_the_daemon_with_a_user_assigned_identity_and_probes() -> 
 def test_role_covers_what_the_reconciler_does_and_no_more() -> None:
     role = json.loads((DEPLOY / "azure" / "role.json").read_text())
     actions = set(role["Actions"])
-    for verb in ("read", "write", "delete"):
+    for verb in ("read", "write", "delete", "start/action", "stop/action", "containers/logs/read"):
         assert f"Microsoft.ContainerInstance/containerGroups/{verb}" in actions
     assert not any(a.endswith("/*") or a == "*" for a in actions)
     assert all(

@@ -399,3 +399,57 @@ def test_daemon_prunes_a_group_whose_resource_group_no_manifest_names_any_more(
     finally:
         code = daemon.finish()
     assert code == 0, daemon.log_tail()
+
+
+JOB = """\
+name: migrate
+resourceGroup: {rg}
+location: westeurope
+properties:
+  osType: Linux
+  restartPolicy: Never
+  containers:
+  - name: migrate
+    properties:
+      image: busybox:1.36
+      command: ["sh", "-c", "echo migrating {version}; echo done; exit {code}"]
+      resources: {{requests: {{cpu: 0.5, memoryInGB: 0.5}}}}
+reconcile:
+  job: {{runOnChange: true, keep: on-failure}}
+"""
+
+
+def test_daemon_runs_a_run_on_change_job_once_per_spec_and_shows_the_run_in_status(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"manifests/migrate.yaml": JOB.format(rg=RG, version="v1", code=0)}, "a migration")
+    daemon = start_daemon(tmp_path, repo, emulator)
+    try:
+        finished = daemon.wait_for(lambda e: e.get("event") == "job run finished", timeout=60)
+        assert finished.get("result") == "succeeded", daemon.log_tail()
+        assert emulator.get(RG, "migrate") is None  # keep: on-failure, and it succeeded
+        status = json.loads(daemon.get("/status")[1])
+        (job,) = status["jobs"]
+        (run,) = [r for r in job["history"] if r["result"] != "skipped"]
+        assert (run["trigger"], run["exit_code"]) == ("change", 0)
+        assert run["log_tail"] == ["migrating v1", "done"]
+        metrics = daemon.get("/metrics")[1]
+        assert 'aci_reconciler_job_runs_total{job="rg-e2e/migrate",result="succeeded"} 1.0' in metrics
+
+        repo.commit({"manifests/migrate.yaml": JOB.format(rg=RG, version="v2", code=3)}, "the next one")
+        finished = daemon.wait_for(lambda e: e.get("event") == "job run finished", timeout=60)
+        assert (finished.get("result"), finished.get("exit_code")) == ("failed", 3), daemon.log_tail()
+        assert emulator.get(RG, "migrate") is not None  # kept: it failed
+    finally:
+        assert daemon.finish() == 0, daemon.log_tail()
+    # A restart runs nothing again: both specs are in the ledger.
+    again = start_daemon(tmp_path, repo, emulator)
+    try:
+        again.wait_for(lambda e: e.get("event") == "pass finished", timeout=60)
+        status = json.loads(again.get("/status")[1])
+        runs = [r for r in status["jobs"][0]["history"] if r["result"] != "skipped"]
+        assert len(runs) == 2
+    finally:
+        assert again.finish() == 0
+    assert not any(e.get("event") == "job run started" for e in again.events)

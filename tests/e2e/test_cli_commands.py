@@ -111,7 +111,7 @@ def test_validate_accepts_the_example_manifests_without_their_secrets(tmp_path: 
         "validate", "-f", str(ROOT / "manifests"), "--no-secrets", cwd=tmp_path, env=plain_env()
     )
     assert result.returncode == 0, result.stderr
-    assert "3 manifest(s) valid" in result.stdout
+    assert "4 manifest(s) valid" in result.stdout
 
 
 def test_validate_treats_an_unset_secret_reference_like_an_unset_variable(tmp_path: Path) -> None:
@@ -213,7 +213,8 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     status = run(looked[0], env=bare)
     rows = [line.split() for line in status.stdout.splitlines()[1:]]
     assert sorted((r[0], r[1], r[2]) for r in rows) == [
-        (f"rg-aci-demo/{name}", "in", "sync") for name in ("demo-reports", "demo-train", "demo-web")
+        ("rg-aci-demo/demo-report", "job", "-"),  # a job template: applies never start it
+        *((f"rg-aci-demo/{name}", "in", "sync") for name in ("demo-reports", "demo-train", "demo-web")),
     ]
     exported = run(looked[1], env=bare)
     assert "? " not in exported.stdout
@@ -238,6 +239,18 @@ def test_readme_quick_start_and_walkthrough_work_as_written(tmp_path: Path) -> N
     # "(`reconcile status --local` works too)"
     assert "`reconcile status --local`" in section
     assert run("reconcile status --local", env=bare).stdout == status.stdout
+
+    # "Run a job ...: its log streams to stdout, the secret it prints shows as `***`"
+    job_command = re.findall(r"```sh\n(.*?)```", section, re.S)[2].split("#")[0].strip()
+    assert job_command == f"{INSTALLED} --local run demo-report"
+    job = run(job_command)
+    assert job.stdout.splitlines() == [
+        "building the nightly report",
+        "connecting as reporter with password ***",
+        "3 rows written",
+    ]
+    assert "demo-report succeeded" in job.stderr
+    outputs.append(job.stdout + job.stderr)
 
     # "edit manifests/web-app.yaml (say, the image tag) and run `.venv/bin/reconcile --local` again"
     web = tmp_path / "manifests/web-app.yaml"
