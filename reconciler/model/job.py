@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from reconciler.model.aci import ArmModel, fail
 
@@ -104,7 +104,19 @@ def _title(value: Any) -> Any:
     return value.strip().capitalize() if isinstance(value, str) else value
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?[dhms]?)+\s*$"},
+            ],
+            "description": "seconds, or units d, h, m, s: 90, 90s, 5m, 1h30m, 2d",
+        }
+    ),
+]
 Keep = Annotated[Literal["always", "never", "on-failure"], BeforeValidator(_keep)]
 
 

@@ -96,8 +96,13 @@ def _check(schema: dict[str, Any], node: Any, root: dict[str, Any], where: str) 
         assert node in schema["enum"], where
 
 
-def test_there_are_the_three_documented_examples() -> None:
-    assert [p.name for p in EXAMPLES] == ["gpu-job.yaml", "sidecar-files.yaml", "web-app.yaml"]
+def test_there_are_the_four_documented_examples() -> None:
+    assert [p.name for p in EXAMPLES] == [
+        "gpu-job.yaml",
+        "nightly-report.yaml",
+        "sidecar-files.yaml",
+        "web-app.yaml",
+    ]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
