@@ -593,3 +593,22 @@ def test_the_cli_takes_the_job_knobs() -> None:
     assert (config.job_run_time, config.restart_backoff) == (0.2, 0.5)
     default = config_from_args(parser.parse_args([]))
     assert (default.job_run_time, default.restart_backoff) == (1.0, 10.0)
+
+
+async def test_sdk_start_while_init_containers_run_changes_nothing(
+    emulator: Emulator, aci_client: ClientFactory, clock: FakeClock
+) -> None:
+    client = await aci_client(emulator)
+    group = group_model(restart_policy="Never", command=["echo", "main"])
+    group.init_containers = [
+        models.InitContainerDefinition(name="setup", image="busybox", command=["sleep", "5"])
+    ]
+    await (
+        await client.container_groups.begin_create_or_update(RG, "job", group, polling_interval=0)
+    ).result()
+    clock.advance(2)
+    await (await client.container_groups.begin_start(RG, "job", polling_interval=0)).result()
+    clock.advance(3)
+    got = await client.container_groups.get(RG, "job")
+    assert got.init_containers[0].instance_view.current_state.finish_time.timestamp() == T0 + 5
+    assert got.instance_view.state == "Succeeded"
