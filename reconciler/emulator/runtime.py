@@ -34,7 +34,7 @@ SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 # Words that open a compound command the simulator does not model: the script runs as an opaque program.
 _OPENERS = frozenset({"if", "while", "until", "for", "case", "select", "function", "{", "!", "[["})
 # Words that only close or continue one: on their own, sh's syntax error.
-_CLOSERS = frozenset({"then", "else", "elif", "fi", "do", "done", "esac", "}", "in", "]]"})
+_CLOSERS = frozenset({"then", "else", "elif", "fi", "do", "done", "esac", "}"})
 # printf widths and precisions beyond this are clamped, so a stray `%999999999d` cannot eat the memory.
 _MAX_FIELD = 10_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -98,6 +98,7 @@ GRAMMAR: list[tuple[str, list[str] | None, str, int, float]] = [
         2,
         0,
     ),
+    ("`in` alone is a command, not a syntax error", sh("in x"), "in x\n", 0, 1),
     ("an unterminated quote", sh("echo 'oops"), "sh: syntax error: unterminated quoted string\n", 2, 0),
     ("exit with a bad number", sh("exit x"), "sh: exit: Illegal number: x\n", 2, 0),
     # Anything else: the command line, the job run time, exit 0.
