@@ -103,6 +103,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="an image ACI cannot pull (shell-style pattern; may be repeated): a PUT naming it is refused "
         "with InaccessibleImage",
     )
+    parser.add_argument(
+        "--job-run-time",
+        type=_non_negative,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long a job container whose command the emulator does not simulate runs before it exits 0 "
+        "(default: 1)",
+    )
+    parser.add_argument(
+        "--restart-backoff",
+        type=_non_negative,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long a failed container of an OnFailure group waits before its first restart, doubling "
+        "up to 30 times that (default: 10, as ACI)",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="chance of a fault per request")
     parser.add_argument(
         "--fault-kinds",
@@ -129,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         core_quota=args.core_quota,
         gpu_quota=args.gpu_quota,
         inaccessible_images=tuple(args.inaccessible_image),
+        job_run_time=args.job_run_time,
+        restart_backoff=args.restart_backoff,
     )
     if args.no_throttling:
         config.read_bucket_size = config.write_bucket_size = config.delete_bucket_size = None

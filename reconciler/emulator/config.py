@@ -21,8 +21,9 @@ MAX_BODY = 4 * 1024 * 1024  # ARM's request size limit
 
 @dataclass
 class EmulatorConfig:
-    """Start-up settings. `latency`, `provisioning_delay`, `delete_delay`, `retry_after` and `page_size`
-    may also be changed at run time (`emu.config.latency = 0.05`, or `PATCH /_emulator/config`).
+    """Start-up settings. `latency`, `provisioning_delay`, `delete_delay`, `retry_after`, `page_size`,
+    `job_run_time` and `restart_backoff` may also be changed at run time (`emu.config.latency = 0.05`,
+    or `PATCH /_emulator/config`).
 
     Bucket sizes of None switch a limit off. The defaults are ARM's and ACI's published ones.
     """
@@ -65,6 +66,12 @@ class EmulatorConfig:
     # is refused with `InaccessibleImage`, as Azure does for an image that does not exist or whose
     # registry refuses the credentials.
     inaccessible_images: tuple[str, ...] = ()
+    # Job containers (restart policy Never or OnFailure) run a simulation of their command (`runtime.py`):
+    # a command it does not model runs for `job_run_time` seconds; under OnFailure a failed container waits
+    # `restart_backoff` seconds before its first restart, doubling up to 30 times that, as ACI's
+    # CrashLoopBackOff does (10 s to 5 min).
+    job_run_time: float = 1.0
+    restart_backoff: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ RUNTIME_KNOBS: dict[str, type] = {
     "core_quota": float,  # or null: no limit
     "gpu_quota": int,  # or null: no limit
     "inaccessible_images": tuple,  # a list of shell-style image patterns
+    "job_run_time": float,
+    "restart_backoff": float,
 }
 _NULLABLE = frozenset({"core_quota", "gpu_quota"})
 

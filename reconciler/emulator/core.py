@@ -50,7 +50,7 @@ class EmulatorCore:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.store = Store()
+        self.store = Store(settings=self.config)
         self.faults = FaultInjector()
         self.faults.set(self.config.faults)
         self.counters: collections.Counter[str] = collections.Counter()
@@ -114,10 +114,16 @@ class EmulatorCore:
     def set_logs(
         self, resource_group: str, name: str, container: str, content: str, subscription: str | None = None
     ) -> None:
+        """Script what the logs API returns for a container (or a job's init container) from now on; it wins
+        over the output of a job container's simulated program."""
         rec = self._find(resource_group, name, subscription)
-        if rec is None or container not in rec.containers:
+        runtime = None if rec is None else rec.containers.get(container) or rec.init_containers.get(container)
+        if runtime is None:
             raise KeyError(f"no container {container} in {resource_group}/{name}")
-        rec.containers[container].logs = content
+        runtime.logs = content
+        runtime.scripted_logs = True
+        self.store.touch()
+        self.changed.set()
 
     def _find(self, resource_group: str, name: str, subscription: str | None) -> GroupRecord | None:
         now = self.now()

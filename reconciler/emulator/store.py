@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import copy
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -24,15 +25,47 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.emulator.resource import JSON, assigned_ip, strip_secrets
+from reconciler.emulator.runtime import LogLine, Program, go_duration, simulate
 
 STATE_VERSION = 1
 # What Azure says of a container stopped through the stop API.
 STOPPED_DETAIL = "Container stopped per client request"
 # Container-group states that ACI will not update in place any more.
 TERMINATED_STATES = frozenset({"Succeeded", "Failed", "Stopped"})
+# Restart policies under which containers run their (simulated) program to completion: jobs.
+JOB_POLICIES = frozenset({"never", "onfailure"})
+# Kubernetes' CrashLoopBackOff, which ACI shows: the first restart comes at once, then the back-off doubles
+# from its base up to 30 times it (10 s ... 5 min); never below a millisecond, so that a program that fails at
+# once cannot loop in place.
+_BACKOFF_CAP_FACTOR = 30
+_MIN_BACKOFF = 0.001
+
+
+class JobSettings(Protocol):
+    """The run-time knobs of job containers (`EmulatorConfig` has them)."""
+
+    job_run_time: float
+    restart_backoff: float
+
+
+@dataclass
+class DefaultJobSettings:
+    job_run_time: float = 1.0
+    restart_backoff: float = 10.0
+
+
+def backoff(base: float, restart: int) -> float:
+    """How long a failed container waits before its `restart`-th restart (1 for the first: at once).
+
+    Recorded azure-cli traffic (test_container_create_msi, 2018-10-01) shows the first restart within
+    seconds (the image pulled again), the second after "Back-off 10s", and `restartCount` counting the
+    restarts done, not the one waited for."""
+    if restart <= 1:
+        return 0.0
+    return max(_MIN_BACKOFF, min(base * float(2 ** min(restart - 2, 5)), base * _BACKOFF_CAP_FACTOR))
 
 
 def iso(ts: float, *, millis: bool = False) -> str:
@@ -40,6 +73,20 @@ def iso(ts: float, *, millis: bool = False) -> str:
     if millis:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bump_event(
+    events: list[JSON], name: str, message: str, ts: float, kind: str = "Normal", *, times: int = 1
+) -> None:
+    """Count an event that may have happened before, wherever it is in the list, as ACI aggregates the
+    events of a restarting container (`Started`, `Killing`, `BackOff` with `count` > 1)."""
+    for event in reversed(events):
+        if event["name"] == name and event["message"] == message and event["type"] == kind:
+            event["count"] += times
+            event["lastTimestamp"] = iso(ts)
+            return
+    add_event(events, name, message, ts, kind)
+    events[-1]["count"] = times
 
 
 def add_event(events: list[JSON], name: str, message: str, ts: float, kind: str = "Normal") -> None:
@@ -73,7 +120,15 @@ class ContainerRuntime:
     detail: str = ""
     previous: JSON | None = None
     events: list[JSON] = field(default_factory=list)
-    logs: str = ""
+    logs: str = ""  # what the control surface scripted (`set_logs`), when `scripted_logs`
+    scripted_logs: bool = False
+    # A job container's simulated run: when it began, when it was cut short (stop, a scripted exit), and
+    # the opaque-program run time it started with. None for containers that run until stopped.
+    run_start: float | None = None
+    run_end: float | None = None
+    run_time: float = 0.0
+    wake_at: float | None = None  # in back-off: when it restarts
+    queued: bool = False  # waits for the init containers (or, for an init container, its turn)
 
     def current_state(self) -> JSON:
         out: JSON = {"state": self.state}
@@ -100,6 +155,10 @@ class ContainerRuntime:
         start time or exit code, and what it was doing before as `previousState`."""
         if self.state == "Running":
             self.previous = self.current_state()
+            if self.run_start is not None and self.run_end is None:
+                self.run_end = now
+        self.wake_at = None
+        self.queued = False
         self.state = "Terminated"
         self.start_time = None
         self.exit_code = None
@@ -129,12 +188,16 @@ class GroupRecord:
     group_state: str = "Pending"
     group_events: list[JSON] = field(default_factory=list)
     containers: dict[str, ContainerRuntime] = field(default_factory=dict)
+    # A job's init containers, in spec order (other groups keep `init_ran` instead).
+    init_containers: dict[str, ContainerRuntime] = field(default_factory=dict)
     transition: Transition | None = None
     # When the init containers last ran to completion (they run before the containers start).
     init_ran: tuple[float, float] | None = None
     starts: int = 0  # how many starts after a stop assigned a new public address
     # The spec without secrets, computed once per change: renders and snapshots share it, never mutate it.
     _public: JSON | None = field(default=None, repr=False, compare=False)
+    # Simulated programs by (section, container, run time), computed from the spec once per change.
+    _programs: dict[tuple[str, str, float], Program] | None = field(default=None, repr=False, compare=False)
 
     @property
     def public_spec(self) -> JSON:
@@ -145,6 +208,52 @@ class GroupRecord:
     def set_spec(self, spec: JSON) -> None:
         self.spec = spec
         self._public = None
+        self._programs = None
+
+    @property
+    def is_job(self) -> bool:
+        """Containers of `Never` and `OnFailure` groups run their program to completion; those of `Always`
+        groups (the default) run until stopped, as servers do."""
+        return self.restart_policy.lower() in JOB_POLICIES
+
+    def program(self, section: str, name: str, run_time: float) -> Program:
+        """The simulated program of container `name` of `section` (`containers` or `initContainers`)."""
+        key = (section, name, run_time)
+        if self._programs is None:
+            self._programs = {}
+        found = self._programs.get(key)
+        if found is None:
+            specs = (self.spec.get("properties") or {}).get(section) or []
+            spec = next((c for c in specs if isinstance(c, dict) and c.get("name") == name), {})
+            props = spec.get("properties") or {}
+            command = props.get("command")
+            env = {
+                str(e.get("name")): str(e.get("value") or e.get("secureValue") or "")
+                for e in props.get("environmentVariables") or []
+                if isinstance(e, dict)
+            }
+            found = simulate(
+                [str(a) for a in command] if isinstance(command, list) else None,
+                image=str(props.get("image", "")),
+                env=env,
+                run_time=run_time,
+            )
+            self._programs[key] = found
+        return found
+
+    def log(self, container: str, now: float) -> list[LogLine] | None:
+        """What container (or init container) `container` has printed by `now`, line by line; None when the
+        group has no such container. Scripted logs win over the simulation."""
+        section, runtime = "containers", self.containers.get(container)
+        if runtime is None:
+            section, runtime = "initContainers", self.init_containers.get(container)
+        if runtime is None:
+            return None
+        if runtime.scripted_logs or runtime.run_start is None:
+            at = runtime.start_time if runtime.start_time is not None else now
+            return [LogLine(at, line) for line in runtime.logs.splitlines(keepends=True)]
+        until = now if runtime.run_end is None else min(now, runtime.run_end)
+        return self.program(section, runtime.name, runtime.run_time).lines(runtime.run_start, until)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         self.spec["tags"] = tags
@@ -190,7 +299,9 @@ class GroupRecord:
             # Azure has no address for a group it has not placed yet, or whose stop released it.
             props["ipAddress"] = {k: v for k, v in ip.items() if k != "ip"}
         if instance_view:
-            if self.init_ran is not None and props.get("initContainers"):
+            if self.init_containers and props.get("initContainers"):
+                props["initContainers"] = [self._init_runtime_view(c) for c in props["initContainers"]]
+            elif self.init_ran is not None and props.get("initContainers"):
                 props["initContainers"] = [self._init_view(c) for c in props["initContainers"]]
             containers = []
             for container in props.get("containers") or []:
@@ -217,6 +328,16 @@ class GroupRecord:
     def _ip_hidden(self) -> bool:
         t = self.transition
         return (t is not None and t.kind == "create") or (t is None and self.group_state == "Stopped")
+
+    def _init_runtime_view(self, container: JSON) -> JSON:
+        runtime = (
+            self.init_containers.get(str(container.get("name"))) if isinstance(container, dict) else None
+        )
+        if runtime is None or (runtime.queued and runtime.restart_count == 0):
+            return container  # it has not run yet
+        # No `events` on an init container (recorded at 2022-10-01-preview), so none are kept.
+        view = runtime.instance_view()
+        return {**container, "properties": {**(container.get("properties") or {}), "instanceView": view}}
 
     def _init_view(self, container: JSON) -> JSON:
         if self.init_ran is None or not isinstance(container, dict):
@@ -291,7 +412,9 @@ class Operation:
 class Store:
     """All container groups and async operations, with the life-cycle rules of ACI."""
 
-    def __init__(self, max_operations: int = 100_000) -> None:
+    def __init__(self, max_operations: int = 100_000, settings: JobSettings | None = None) -> None:
+        # Read at each use, so that a knob changed at run time applies to the runs that start after it.
+        self.settings: JobSettings = settings if settings is not None else DefaultJobSettings()
         self._records: dict[tuple[str, str, str], GroupRecord] = {}
         self._by_rg: dict[tuple[str, str], list[str]] = {}
         self._by_sub: dict[str, list[tuple[str, str]]] = {}
@@ -336,9 +459,12 @@ class Store:
     # -- life cycle --------------------------------------------------------------------------------
 
     def advance(self, rec: GroupRecord, now: float) -> GroupRecord | None:
-        """Finish `rec`'s transition if its time has come; None when that removed the group."""
+        """Finish `rec`'s transition if its time has come and run a job's programs up to `now`; None when
+        that removed the group."""
         t = rec.transition
         if t is None or now < t.done_at:
+            if t is None:
+                self._run_jobs(rec, now)
             return rec
         rec.transition = None
         self.version += 1
@@ -360,6 +486,7 @@ class Store:
         rec.provisioning_state = "Succeeded"
         self._run_containers(rec, t)
         rec.group_state = "Running"
+        self._run_jobs(rec, now)
         return rec
 
     def _pull_only(self, rec: GroupRecord, t: Transition) -> None:
@@ -375,7 +502,20 @@ class Store:
                 runtime.start_time = t.done_at
 
     def _run_containers(self, rec: GroupRecord, t: Transition) -> None:
-        if (rec.spec.get("properties") or {}).get("initContainers"):
+        init_specs = [
+            c for c in (rec.spec.get("properties") or {}).get("initContainers") or [] if isinstance(c, dict)
+        ]
+        job = rec.is_job
+        if job:
+            # A job runs its init containers one after the other, each its own program, after provisioning;
+            # every start runs them again.
+            rec.init_ran = None
+            rec.init_containers = {
+                str(c.get("name")): ContainerRuntime(name=str(c.get("name")), queued=True) for c in init_specs
+            }
+            if rec.init_containers:
+                self._start_run(rec, next(iter(rec.init_containers.values())), t.done_at, events=False)
+        elif init_specs:
             rec.init_ran = (t.started, t.done_at)
         ip = (rec.spec.get("properties") or {}).get("ipAddress")
         if isinstance(ip, dict) and not ip.get("ip"):
@@ -409,12 +549,193 @@ class Store:
                 runtime.previous = None
             add_event(runtime.events, "Pulling", f'pulling image "{image}"', t.started)
             add_event(runtime.events, "Pulled", f'Successfully pulled image "{image}"', t.done_at)
+            if job and rec.init_containers:
+                # Pulled, but waiting for the init containers.
+                runtime.state, runtime.start_time, runtime.detail = "Waiting", None, ""
+                runtime.finish_time = runtime.exit_code = runtime.wake_at = runtime.run_start = None
+                runtime.queued = True
+                continue
             add_event(runtime.events, "Started", "Started container", t.done_at)
             runtime.state = "Running"
             runtime.start_time = t.done_at
             runtime.finish_time = None
             runtime.exit_code = None
             runtime.detail = ""
+            if job:
+                self._start_run(rec, runtime, t.done_at, events=False)
+
+    # -- jobs: simulated programs ----------------------------------------------------------------------
+
+    def _run_jobs(self, rec: GroupRecord, now: float) -> None:
+        """Run a job group's programs up to `now`: init containers in order, then the containers, each
+        exiting when its program ends and restarting (after a back-off) under `OnFailure` when it failed.
+        Everything follows from the record and `now`, so reads at any times give the same answers."""
+        if (
+            not rec.is_job
+            or rec.group_state not in ("Pending", "Running")
+            or rec.provisioning_state != "Succeeded"
+        ):
+            return
+        before = self._job_fingerprint(rec)
+        policy = rec.restart_policy.lower()
+        inits = list(rec.init_containers.values())
+        init_failed, inits_done = False, True
+        for i, runtime in enumerate(inits):
+            self._step(rec, "initContainers", runtime, policy, now, events=False)
+            if runtime.state == "Terminated" and runtime.exit_code == 0 and runtime.finish_time is not None:
+                if i + 1 < len(inits) and inits[i + 1].queued:
+                    self._start_run(rec, inits[i + 1], runtime.finish_time, events=False)
+                continue
+            inits_done = False
+            init_failed = runtime.state == "Terminated" and bool(runtime.exit_code)
+            break
+        if inits_done:
+            ready = inits[-1].finish_time if inits else None
+            for runtime in rec.containers.values():
+                if runtime.queued and ready is not None:
+                    self._start_run(rec, runtime, ready, events=True)
+                self._step(rec, "containers", runtime, policy, now, events=True)
+        runtimes = list(rec.containers.values())
+        if init_failed:
+            rec.group_state = "Failed"
+        elif runtimes and all(r.state == "Terminated" for r in runtimes):
+            rec.group_state = "Succeeded" if all(r.exit_code == 0 for r in runtimes) else "Failed"
+        else:
+            rec.group_state = "Running" if inits_done else "Pending"
+        if self._job_fingerprint(rec) != before:
+            self.version += 1
+
+    @staticmethod
+    def _job_fingerprint(rec: GroupRecord) -> tuple[object, ...]:
+        return (
+            rec.group_state,
+            tuple((r.state, r.restart_count, r.run_start) for r in rec.containers.values()),
+            tuple((r.state, r.restart_count, r.run_start) for r in rec.init_containers.values()),
+        )
+
+    def _step(
+        self,
+        rec: GroupRecord,
+        section: str,
+        runtime: ContainerRuntime,
+        policy: str,
+        now: float,
+        *,
+        events: bool,
+    ) -> None:
+        """Move one container along its runs up to `now`."""
+        while True:
+            if runtime.state == "Running" and runtime.run_start is not None and runtime.run_end is None:
+                program = rec.program(section, runtime.name, runtime.run_time)
+                end = runtime.run_start + program.duration
+                if end > now:
+                    return
+                self._exit_run(runtime, program.exit_code, end, policy, events=events)
+            elif runtime.state == "Waiting" and runtime.wake_at is not None and runtime.wake_at <= now:
+                self._skip_cycles(rec, section, runtime, now, events=events)
+                runtime.restart_count += 1
+                self._start_run(
+                    rec, runtime, runtime.wake_at, events=events, image=self._image(rec, section, runtime)
+                )
+            else:
+                return
+
+    def _skip_cycles(
+        self, rec: GroupRecord, section: str, runtime: ContainerRuntime, now: float, *, events: bool
+    ) -> None:
+        """Jump over whole fail-and-wait cycles once the back-off is at its cap, so a failing container read
+        long after it started costs a few steps, not one per restart."""
+        base = self.settings.restart_backoff
+        cap = backoff(base, 10**6)
+        wake = runtime.wake_at
+        # The run that starts at `wake` is restart `restart_count + 1`; when it fails, the next one waits
+        # the back-off of restart `restart_count + 2`.
+        if wake is None or backoff(base, runtime.restart_count + 2) < cap:
+            return
+        program = rec.program(section, runtime.name, self.settings.job_run_time)
+        period = program.duration + cap
+        if program.exit_code == 0 or not math.isfinite(period):
+            return
+        skip = int((now - wake) // period) - 1
+        if skip <= 0:
+            return
+        runtime.restart_count += skip
+        runtime.wake_at = wake + skip * period
+        if events:
+            last_start = wake + (skip - 1) * period
+            ended = last_start + program.duration
+            image = self._image(rec, section, runtime)
+            bump_event(runtime.events, "Pulling", f'pulling image "{image}"', last_start, times=skip)
+            bump_event(
+                runtime.events, "Pulled", f'Successfully pulled image "{image}"', last_start, times=skip
+            )
+            bump_event(runtime.events, "Started", "Started container", last_start, times=skip)
+            bump_event(
+                runtime.events, "Killing", f"Killing container with id {runtime.name}.", ended, times=skip
+            )
+            bump_event(
+                runtime.events,
+                "BackOff",
+                "Back-off restarting failed container",
+                ended,
+                "Warning",
+                times=skip,
+            )
+
+    @staticmethod
+    def _image(rec: GroupRecord, section: str, runtime: ContainerRuntime) -> str:
+        specs = (rec.spec.get("properties") or {}).get(section) or []
+        spec = next((c for c in specs if isinstance(c, dict) and c.get("name") == runtime.name), {})
+        return str((spec.get("properties") or {}).get("image", ""))
+
+    def _start_run(
+        self,
+        rec: GroupRecord,
+        runtime: ContainerRuntime,
+        at: float,
+        *,
+        events: bool,
+        image: str | None = None,
+    ) -> None:
+        """Start (or restart) a job container's program from scratch at `at`: a fresh log. A restart
+        (`image` given) pulls the image again, as recorded."""
+        if events and image is not None:
+            bump_event(runtime.events, "Pulling", f'pulling image "{image}"', at)
+            bump_event(runtime.events, "Pulled", f'Successfully pulled image "{image}"', at)
+        if events:
+            bump_event(runtime.events, "Started", "Started container", at)
+        runtime.state, runtime.detail = "Running", ""
+        runtime.start_time = runtime.run_start = at
+        runtime.run_end = runtime.finish_time = runtime.exit_code = runtime.wake_at = None
+        runtime.run_time = self.settings.job_run_time
+        runtime.queued = False
+
+    def _exit_run(
+        self, runtime: ContainerRuntime, exit_code: int, at: float, policy: str, *, events: bool
+    ) -> None:
+        """A job container's program ended at `at` with `exit_code`: Terminated; under `OnFailure` a failure
+        is restarted, at once the first time and then after a back-off (Waiting, `CrashLoopBackOff`), with
+        the failed run as `previousState`, as ACI shows."""
+        if events:
+            # ACI reports the end of a job's container as a `Killing` event at its finish time (recorded
+            # azure-cli traffic, 2023-05-01: test_container_attach).
+            bump_event(runtime.events, "Killing", f"Killing container with id {runtime.name}.", at)
+        runtime.state = "Terminated"
+        runtime.exit_code = exit_code
+        runtime.finish_time = at
+        runtime.detail = "Completed" if exit_code == 0 else "Error"
+        runtime.wake_at = None
+        runtime.queued = False
+        if policy != "onfailure" or exit_code == 0:
+            return
+        runtime.previous = runtime.current_state()
+        wait = backoff(self.settings.restart_backoff, runtime.restart_count + 1)
+        runtime.state = "Waiting"
+        runtime.detail = f"CrashLoopBackOff: Back-off {go_duration(wait)} restarting failed" if wait else ""
+        runtime.start_time = runtime.exit_code = runtime.finish_time = None
+        runtime.wake_at = at + wait
+        if events and wait:
+            bump_event(runtime.events, "BackOff", "Back-off restarting failed container", at, "Warning")
 
     def begin(
         self, rec: GroupRecord, kind: str, now: float, delay: float, *, fails: bool = False
@@ -458,6 +779,9 @@ class Store:
             if runtime.state == "Running":
                 add_event(runtime.events, "Killing", f"Killing container with id {runtime.name}.", now)
             runtime.stopped_by_client(now)
+        for runtime in rec.init_containers.values():
+            if runtime.state == "Running" or runtime.wake_at is not None:
+                runtime.stopped_by_client(now)
         ip = (rec.spec.get("properties") or {}).get("ipAddress")
         if isinstance(ip, dict) and ip.pop("ip", None) is not None:
             rec.set_spec(rec.spec)
@@ -468,9 +792,21 @@ class Store:
         """Make containers exit with `exit_code`, following the group's restart policy.
 
         `Never` leaves them Terminated; `OnFailure` restarts them unless the exit code is 0; `Always`
-        restarts them. Returns the group's instance-view state afterwards.
+        restarts them. Returns the group's instance-view state afterwards. In a job group the scripted exit
+        wins over the simulated program: it cuts the run short, as the program's own exit would have ended
+        it (so `OnFailure` waits out the back-off before the program runs again).
         """
         policy = rec.restart_policy.lower()
+        if rec.is_job:
+            for runtime in rec.containers.values():
+                if container is not None and runtime.name != container:
+                    continue
+                if runtime.state == "Running" and runtime.run_start is not None and runtime.run_end is None:
+                    runtime.run_end = now
+                self._exit_run(runtime, exit_code, now, policy, events=True)
+            self._run_jobs(rec, now)
+            self.version += 1
+            return rec.group_state
         for runtime in rec.containers.values():
             if container is not None and runtime.name != container:
                 continue
@@ -566,6 +902,7 @@ class Store:
             data = {f.name: getattr(rec, f.name) for f in fields(GroupRecord) if not f.name.startswith("_")}
             data["spec"] = rec.public_spec  # the state file never holds a secret
             data["containers"] = {name: asdict(c) for name, c in rec.containers.items()}
+            data["init_containers"] = {name: asdict(c) for name, c in rec.init_containers.items()}
             data["transition"] = asdict(rec.transition) if rec.transition is not None else None
             groups.append(data)
         return {"version": STATE_VERSION, "groups": groups}
@@ -578,9 +915,13 @@ class Store:
             containers = {
                 name: ContainerRuntime(**runtime) for name, runtime in (item.pop("containers") or {}).items()
             }
+            inits = {
+                name: ContainerRuntime(**runtime)
+                for name, runtime in (item.pop("init_containers", None) or {}).items()
+            }
             transition = item.pop("transition", None)
             init_ran = item.pop("init_ran", None)
-            rec = GroupRecord(**item, containers=containers)
+            rec = GroupRecord(**item, containers=containers, init_containers=inits)
             rec.init_ran = (float(init_ran[0]), float(init_ran[1])) if init_ran else None
             rec.transition = Transition(**transition) if transition else None
             self.insert(rec)

@@ -6,7 +6,8 @@
 - `aci_client`: a factory for the real async SDK client pointed at an emulator.
 - `raw_session`: an aiohttp session that trusts the emulator's CA, for raw HTTP checks (`https_session(emu)`
   for an emulator a test starts itself).
-- `group_model(...)`: a small, valid SDK ContainerGroup.
+- `group_model(...)`: a small, valid SDK ContainerGroup (a job's container runs its `command` in the
+  emulator's simulation: `command=["sleep", "inf"]` keeps it running until a test ends it).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def group_model(
     tags: dict[str, str] | None = None,
     env: list[models.EnvironmentVariable] | None = None,
     dns_label: str | None = None,
+    command: list[str] | None = None,
 ) -> models.ContainerGroup:
     ip = None
     if dns_label is not None:
@@ -93,6 +95,7 @@ def group_model(
             models.Container(
                 name="app",
                 image=image,
+                command=command,
                 ports=[models.ContainerPort(port=80)] if dns_label is not None else None,
                 environment_variables=env,
                 resources=models.ResourceRequirements(

@@ -335,7 +335,7 @@ async def test_finished_job_reports_exit_code_and_rejects_updates(
     emulator: Emulator, aci_client: ClientFactory
 ) -> None:
     client = await aci_client(emulator)
-    await _create(client, "job", group_model(restart_policy="Never"))
+    await _create(client, "job", group_model(restart_policy="Never", command=["sleep", "inf"]))
     assert emulator.terminate(RG, "job", exit_code=3) == "Failed"
     got = await client.container_groups.get(RG, "job")
     assert got.instance_view.state == "Failed"
@@ -354,7 +354,7 @@ async def test_on_failure_policy_restarts_a_failing_container(
     emulator: Emulator, aci_client: ClientFactory
 ) -> None:
     client = await aci_client(emulator)
-    await _create(client, "job", group_model(restart_policy="OnFailure"))
+    await _create(client, "job", group_model(restart_policy="OnFailure", command=["sleep", "inf"]))
     assert emulator.terminate(RG, "job", exit_code=1) == "Running"
     assert emulator.terminate(RG, "job", exit_code=0) == "Succeeded"
     got = await client.container_groups.get(RG, "job")

@@ -37,7 +37,11 @@ async def act(call: Call) -> web.StreamResponse:
     if action == "stop":
         core.store.stop(rec, now)
         return web.Response(status=204)
-    if action == "start" and (t is not None or rec.group_state == "Running"):
+    # A job still running its init containers is `Pending` but running as far as start is concerned.
+    running = rec.group_state == "Running" or (
+        rec.group_state == "Pending" and rec.provisioning_state == "Succeeded"
+    )
+    if action == "start" and (t is not None or running):
         return web.Response(status=204)
     kind = "start" if action == "start" or rec.group_state == "Stopped" else "restart"
     op = core.store.begin(rec, kind, now, core.config.provisioning_delay)
