@@ -510,6 +510,10 @@ def build_plan(
         if bad_tags:
             out_issues += [PlanIssue(severity="error", message=m, **where) for m in bad_tags]
             continue
+        if manifest.policy.job is not None:
+            # Never compared, so its unresolved secrets hide nothing: `reconcile run` resolves them.
+            changes.append(_job_template(group, live.get(group.key)))
+            continue
         if resolved_secret_values(manifest) is None:
             out_issues.append(
                 PlanIssue(
@@ -521,9 +525,6 @@ def build_plan(
                     **where,
                 )
             )
-        if manifest.policy.job is not None:
-            changes.append(_job_template(group, live.get(group.key)))
-            continue
         try:
             change = diff_group(
                 group,
