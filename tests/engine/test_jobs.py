@@ -235,47 +235,38 @@ async def test_a_timeout_stops_and_deletes_the_group_and_exits_124(
     assert not gateway.exists("rg-jobs", "job")
 
 
-async def test_cancelling_a_run_stops_and_deletes_its_group_then_lets_the_cancellation_through(
-    tmp_path: Path, gateway: FakeGateway
+@pytest.mark.parametrize(
+    ("keep", "last_ops", "stays"), [(None, ["stop", "delete"], False), ("always", ["stop"], True)]
+)
+async def test_cancelling_a_run_stops_its_group_deletes_it_unless_kept_then_lets_the_cancellation_through(
+    tmp_path: Path, gateway: FakeGateway, keep: Any, last_ops: list[str], stays: bool
 ) -> None:
     write_job(tmp_path)
     watcher = ScriptedWatcher(gateway)
     watcher.hang = True
     run, _ = runner(tmp_path, gateway, watcher)
-    task = asyncio.create_task(run.run(JobRequest(name="job")))
+    task = asyncio.create_task(run.run(JobRequest(name="job", keep=keep)))
     await watcher.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert gateway.ops()[-2:] == ["stop", "delete"]
-    assert not gateway.exists("rg-jobs", "job")
+    assert gateway.ops()[-len(last_ops) :] == last_ops
+    assert gateway.exists("rg-jobs", "job") is stays
 
 
-async def test_cancelling_a_run_with_keep_always_stops_but_keeps_the_group(
-    tmp_path: Path, gateway: FakeGateway
-) -> None:
+async def active_run(tmp_path: Path, gateway: FakeGateway) -> JobRunner:
+    """A runner whose job has a run still active (its kept group shows Running); the call log is cleared."""
     write_job(tmp_path)
-    watcher = ScriptedWatcher(gateway)
-    watcher.hang = True
-    run, _ = runner(tmp_path, gateway, watcher)
-    task = asyncio.create_task(run.run(JobRequest(name="job", keep="always")))
-    await watcher.started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert gateway.ops()[-1] == "stop"
-    assert gateway.exists("rg-jobs", "job")
+    run, _ = runner(tmp_path, gateway, ScriptedWatcher(gateway))
+    await run.run(JobRequest(name="job", keep="always"))
+    key = ("rg-jobs", "job")
+    gateway.groups[key] = gateway.groups[key].model_copy(update={"instance_state": "Running"})
+    gateway.calls.clear()
+    return run
 
 
 async def test_forbid_refuses_a_run_while_one_is_active(tmp_path: Path, gateway: FakeGateway) -> None:
-    write_job(tmp_path)
-    watcher = ScriptedWatcher(gateway)
-    run, _ = runner(tmp_path, gateway, watcher)
-    await run.run(JobRequest(name="job", keep="always"))
-    gateway.groups[("rg-jobs", "job")] = gateway.groups[("rg-jobs", "job")].model_copy(
-        update={"instance_state": "Running"}
-    )
-    gateway.calls.clear()
+    run = await active_run(tmp_path, gateway)
     result = await run.run(JobRequest(name="job"))
     assert (result.result, result.exit_code) == (RunResult.SKIPPED, 125)
     assert "still active" in result.message
@@ -285,13 +276,7 @@ async def test_forbid_refuses_a_run_while_one_is_active(tmp_path: Path, gateway:
 async def test_replace_stops_and_deletes_the_active_run_before_creating_the_new_one(
     tmp_path: Path, gateway: FakeGateway
 ) -> None:
-    write_job(tmp_path)
-    watcher = ScriptedWatcher(gateway)
-    run, _ = runner(tmp_path, gateway, watcher)
-    await run.run(JobRequest(name="job", keep="always"))
-    key = ("rg-jobs", "job")
-    gateway.groups[key] = gateway.groups[key].model_copy(update={"instance_state": "Running"})
-    gateway.calls.clear()
+    run = await active_run(tmp_path, gateway)
     result = await run.run(JobRequest(name="job", concurrency="Replace"))
     assert result.launched_by == "create"
     assert gateway.ops() == ["get", "stop", "delete", "put", "delete"]
@@ -300,12 +285,7 @@ async def test_replace_stops_and_deletes_the_active_run_before_creating_the_new_
 async def test_allow_runs_beside_the_active_run_in_a_suffixed_group_tagged_with_its_template(
     tmp_path: Path, gateway: FakeGateway
 ) -> None:
-    write_job(tmp_path)
-    watcher = ScriptedWatcher(gateway)
-    run, _ = runner(tmp_path, gateway, watcher)
-    await run.run(JobRequest(name="job", keep="always"))
-    key = ("rg-jobs", "job")
-    gateway.groups[key] = gateway.groups[key].model_copy(update={"instance_state": "Running"})
+    run = await active_run(tmp_path, gateway)
     result = await run.run(JobRequest(name="job", concurrency="Allow", keep="always"))
     assert result.group_name == "job-a1b2c3"
     assert gateway.groups[("rg-jobs", "job-a1b2c3")].tags[JOB_TAG] == "job"

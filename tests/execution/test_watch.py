@@ -187,6 +187,23 @@ class Harness:
     def chunks(self, name: str, container: str = "main") -> list[str]:
         return [t for _, g, c, t in self.delivered if g == name and c == container]
 
+    def hold_log_reads(self) -> asyncio.Event:
+        """From now on every log read has its answer but waits for the returned event before giving it."""
+        gate = asyncio.Event()
+        real_logs = self._real_logs = self.aci.logs
+
+        async def slow_logs(*args: Any, **kwargs: Any) -> str:
+            text = await real_logs(*args, **kwargs)
+            await gate.wait()
+            return text
+
+        self.aci.logs = slow_logs  # type: ignore[method-assign]
+        return gate
+
+    def release_log_reads(self) -> None:
+        """Log reads answer at once again (those already waiting still wait for their event)."""
+        self.aci.logs = self._real_logs  # type: ignore[method-assign]
+
     async def advance(self, seconds: float, step: float = 0.5) -> None:
         end = self.clock.now + seconds
         while self.clock.now < end - 1e-9:
@@ -316,22 +333,14 @@ async def test_a_log_read_that_began_before_the_end_is_not_taken_as_the_last() -
         main.print("early\n", at=0.0)
         w = h.watch("job")
         await h.advance(3)
-        gate = asyncio.Event()
-        real_logs = h.aci.logs
-
-        async def slow_logs(*args: Any, **kwargs: Any) -> str:
-            text = await real_logs(*args, **kwargs)
-            await gate.wait()
-            return text
-
-        h.aci.logs = slow_logs  # type: ignore[method-assign]
+        gate = h.hold_log_reads()
         main.print("middle\n")
         await h.advance(2, step=0.25)  # a log read is in flight with "middle" in it
         main.print("late\n")
         g.end()
         w.refresh()
         await h.advance(0.5, step=0.25)  # the GET saw the end while that read was out
-        h.aci.logs = real_logs  # type: ignore[method-assign]
+        h.release_log_reads()
         gate.set()
         await _until_done(h, w)
     assert h.text("job") == "early\nmiddle\nlate\n"
@@ -480,15 +489,7 @@ async def test_a_log_read_in_flight_across_a_restart_keeps_the_old_run_and_then_
         await h.advance(3)
         delivered_before = h.text("job")
         # Hold the next log read until the GET has seen the restart.
-        gate = asyncio.Event()
-        real_logs = h.aci.logs
-
-        async def slow_logs(*args: Any, **kwargs: Any) -> str:
-            text = await real_logs(*args, **kwargs)
-            await gate.wait()
-            return text
-
-        h.aci.logs = slow_logs  # type: ignore[method-assign]
+        gate = h.hold_log_reads()
         main.print("run one more\n")
         await h.advance(2, step=0.25)
         main.restart()
@@ -497,7 +498,7 @@ async def test_a_log_read_in_flight_across_a_restart_keeps_the_old_run_and_then_
         await h.advance(0.5, step=0.25)
         gate.set()
         await settle()
-        h.aci.logs = real_logs  # type: ignore[method-assign]
+        h.release_log_reads()
         await h.advance(10)
         g.end()
         await _until_done(h, w)
