@@ -67,6 +67,7 @@ CLEANUP_TIMEOUT_S = 300.0
 _FRESH_VIEW_TRIES = 30
 # How long the watch may take to see a timed-out run stopped and read the rest of its log.
 _AFTER_STOP_S = 60.0
+_DOING = {"create": "creating", "replace": "replacing", "update": "updating"}
 
 
 class Watch(Protocol):
@@ -250,8 +251,9 @@ class JobRunner:
             self.ctx.on_status(text)
 
     async def run(self, request: JobRequest) -> JobResult:
-        """Run the job once; never raises for the job's own failure or the reconciler's (exit 125), only
-        `asyncio.CancelledError` (after cleaning up)."""
+        """Run the job once. The job's own failure and the reconciler's (exit 125) are in the result; what
+        is raised into the run (`asyncio.CancelledError`, an exception from a signal handler) goes on after
+        the group was cleaned up."""
         started = self.ctx.clock()
         try:
             loaded = self.ctx.loaded
@@ -403,7 +405,7 @@ class JobRunner:
             await self._started_again(rg, name, observed)
             return "start"
         how = {Action.CREATE: "create", Action.REPLACE: "replace"}.get(change.action, "update")
-        self._say(f"{'creating' if how == 'create' else how + ' of'} {rg}/{name}")
+        self._say(f"{_DOING[how]} {rg}/{name}")
         plan = Plan(revision=revision, instance=self.ctx.settings.instance, changes=(change,))
         applied = await apply_plan(
             plan, self.ctx.gateway, options=self.ctx.settings.apply, sleep=self.ctx.sleep
