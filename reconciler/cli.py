@@ -32,6 +32,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
+RUN_USAGE_ERROR = 125  # reconciler.model.jobrun.EXIT_RECONCILER_ERROR, without importing the model at start
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCAL_DIR = ".reconciler"
@@ -1309,16 +1310,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     environ = dict(os.environ)
+    command = ""
     try:
         command, rest = split_command(sys.argv[1:] if argv is None else argv)
-        args = build_parser(command, environ).parse_args(rest)
+        try:
+            args = build_parser(command, environ).parse_args(rest)
+        except SystemExit as usage:
+            # `run` exits as `docker run` does: a bad option is the reconciler's error, 125, never a code
+            # the job itself could have returned.
+            if command == "run" and usage.code == 2:
+                return RUN_USAGE_ERROR
+            raise
         finish_manifest_options(args, environ)
         code = HANDLERS[command](args, environ)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is handled below
         return code
     except UsageError as err:
         _error(str(err))
-        return EXIT_ERROR
+        return RUN_USAGE_ERROR if command == "run" else EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

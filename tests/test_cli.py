@@ -410,3 +410,18 @@ def test_run_reads_durations_and_policies_as_the_manifest_does() -> None:
     )
     with pytest.raises(SystemExit):
         build_parser("run", {}).parse_args(["nightly", "--timeout", "soon"])
+
+
+def test_a_bad_option_of_run_exits_125_as_docker_run_does_never_a_code_the_job_could_return() -> None:
+    from reconciler.cli import main
+
+    assert main(["run", "nightly", "--timeout", "0"]) == 125
+    assert main(["run"]) == 125
+
+
+def test_run_with_manifests_that_do_not_exist_exits_125(tmp_path: Path) -> None:
+    from reconciler.cli import main
+
+    assert (
+        main(["run", "nightly", "-f", str(tmp_path / "nowhere"), "--local", str(tmp_path / "state")]) == 125
+    )
