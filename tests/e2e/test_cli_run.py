@@ -200,3 +200,24 @@ def test_the_python_api_runs_a_job_and_returns_its_exit_codes_and_log(
     assert seen == ["main:from the api\n"]
     assert time.monotonic() - started < 60
     assert not exists(emulator, "api")
+
+
+def test_the_python_api_runs_a_manifest_file_on_the_embedded_emulator_and_raises_on_failure_with_check(
+    tmp_path: Path,
+) -> None:
+    from reconciler.jobs import JobFailed, Target, run_job
+
+    job(tmp_path, "local", 'echo "secret is $DB_PASSWORD"; exit 7')
+    with pytest.raises(JobFailed) as failed:
+        run_job(
+            tmp_path / "manifests" / "local.yaml",
+            target=Target.local(tmp_path / ".reconciler"),
+            check=True,
+            keep="on-failure",
+            environ={"JOB_SECRET": SECRET},
+        )
+    run = failed.value.run
+    assert (run.exit_code, run.logs) == (7, {"main": "secret is ***\n"})
+    assert run.result.kept
+    assert "exit code 7" in str(failed.value)
+    assert SECRET not in repr(run)
