@@ -30,13 +30,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from reconciler.cloud.errors import GatewayError, NotFoundError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import Sleep, call_with_retry
 from reconciler.engine.reconcile import EngineSettings, load
 from reconciler.execution import apply_plan
+from reconciler.execution.watch import is_terminal
 from reconciler.model.job import JobPolicy
 from reconciler.model.jobrun import (
     EXIT_RECONCILER_ERROR,
@@ -59,8 +60,6 @@ T = TypeVar("T")
 # The last lines of each container's log a result keeps (status, ledger): enough to see why a run failed.
 TAIL_LINES = 20
 TAIL_LINE_CHARS = 400
-# Group states after which a group is not running its job any more.
-_ENDED = frozenset({"succeeded", "failed", "stopped"})
 # A stop or delete during cleanup gets this long, even after the run was cancelled.
 CLEANUP_TIMEOUT_S = 300.0
 # Reads of the instance view after a start, until it shows the new run (backing off to 5 s): about 2 minutes.
@@ -174,23 +173,10 @@ def find_job(loaded: LoadResult, request: JobRequest) -> DesiredGroup:
     return DesiredGroup(manifest=group.manifest, source=str(group.source))
 
 
-def _instance_state(observed: ObservedGroup) -> str:
-    return (observed.instance_state or "").lower()
-
-
-def _ended(observed: ObservedGroup) -> bool:
-    return _instance_state(observed) in _ENDED or (observed.provisioning_state or "") == "Failed"
-
-
 def _finish_times(observed: ObservedGroup) -> tuple[str, ...]:
-    containers = (observed.body.get("properties") or {}).get("containers") or ()
     return tuple(
-        str(
-            ((((c or {}).get("properties") or {}).get("instanceView") or {}).get("currentState") or {}).get(
-                "finishTime", ""
-            )
-        )
-        for c in containers
+        str((view.get("currentState") or {}).get("finishTime", ""))
+        for view in observed.container_views().values()
     )
 
 
@@ -202,12 +188,7 @@ def job_containers(desired: DesiredGroup) -> tuple[str, ...]:
 
 def container_exits(observed: ObservedGroup | None, order: Sequence[str]) -> tuple[ContainerExit, ...]:
     """Each container's exit as the instance view tells it, init containers first, in manifest order."""
-    views: dict[str, Mapping[str, Any]] = {}
-    props = (observed.body.get("properties") or {}) if observed is not None else {}
-    for section in ("initContainers", "containers"):
-        for container in props.get(section) or ():
-            view = ((container or {}).get("properties") or {}).get("instanceView") or {}
-            views[str((container or {}).get("name"))] = view
+    views = observed.container_views() if observed is not None else {}
     out: list[ContainerExit] = []
     for name in order:
         view = views.get(name) or {}
@@ -297,7 +278,7 @@ class JobRunner:
         gateway = self.ctx.gateway
         observed = await self._retry(functools.partial(gateway.get_group, rg, manifest.name))
         group_name = manifest.name
-        if observed is not None and not _ended(observed) and self._ours(desired, observed):
+        if observed is not None and not is_terminal(observed) and self._ours(desired, observed):
             state = observed.instance_state or observed.provisioning_state or "unknown"
             if concurrency == "Forbid":
                 return JobResult(
@@ -421,7 +402,7 @@ class JobRunner:
         old = _finish_times(before)
         for attempt in range(_FRESH_VIEW_TRIES):
             now = await self._retry(functools.partial(self.ctx.gateway.get_group, rg, name))
-            if now is None or not _ended(now) or _finish_times(now) != old:
+            if now is None or not is_terminal(now) or _finish_times(now) != old:
                 return
             await self.ctx.sleep(min(5.0, 0.5 * 2**attempt))
         raise JobError(f"{rg}/{name} was started, but Azure still shows its previous run as the latest")

@@ -100,7 +100,9 @@ MIN_WAIT_S = 1e-3
 
 def is_terminal(group: ObservedGroup) -> bool:
     """True when the group will not change by itself any more (a job ended, failed or was stopped)."""
-    return group.instance_state in TERMINAL_INSTANCE_STATES or group.provisioning_state == "Failed"
+    # Case as Azure writes it; folded so that a service answering in another case is not watched for ever.
+    state = (group.instance_state or "").capitalize()
+    return state in TERMINAL_INSTANCE_STATES or (group.provisioning_state or "").capitalize() == "Failed"
 
 
 class WatcherStoppedError(RuntimeError):
@@ -691,18 +693,11 @@ class JobWatcher:
 
 def _container_views(group: ObservedGroup) -> dict[str, dict[str, Any]]:
     """Each container's (init containers too) run state and restart count from the instance view."""
-    props = group.body.get("properties") or {}
     views: dict[str, dict[str, Any]] = {}
-    for key in ("initContainers", "containers"):
-        for item in props.get(key) or []:
-            if not isinstance(item, dict):
-                continue
-            view = (item.get("properties") or {}).get("instanceView")
-            if not isinstance(view, dict):
-                continue
-            current = view.get("currentState") or {}
-            views[str(item.get("name"))] = {
-                "state": current.get("state") if isinstance(current, dict) else None,
-                "restarts": view.get("restartCount") or 0,
-            }
+    for name, view in group.container_views().items():
+        current = view.get("currentState") or {}
+        views[name] = {
+            "state": current.get("state") if isinstance(current, dict) else None,
+            "restarts": view.get("restartCount") or 0,
+        }
     return views

@@ -5,6 +5,7 @@ Built by `reconciler.cloud` from SDK responses; read by planning, execution and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,3 +42,17 @@ class ObservedGroup(BaseModel):
     def terminated(self) -> bool:
         """True when the group ran to completion (a job), so ACI rejects updates to it."""
         return self.instance_state in TERMINATED_STATES and self.restart_policy != "Always"
+
+    def container_views(self) -> dict[str, Mapping[str, Any]]:
+        """Each container's `instanceView` (init containers first), by name; a container without one is
+        left out (a list result, or a group not placed yet)."""
+        props = self.body.get("properties") or {}
+        views: dict[str, Mapping[str, Any]] = {}
+        for section in ("initContainers", "containers"):
+            for item in props.get(section) or ():
+                if not isinstance(item, Mapping):
+                    continue
+                view = (item.get("properties") or {}).get("instanceView")
+                if isinstance(view, Mapping):
+                    views[str(item.get("name"))] = view
+        return views
