@@ -934,14 +934,14 @@ def cmd_status(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return asyncio.run(_status(args, environ))
 
 
-def _export_hint(args: argparse.Namespace, choice: TargetChoice) -> str:
-    """The export command line again, with the resource group it lacked (RG: the one to fill in)."""
+def _name_hint(args: argparse.Namespace, choice: TargetChoice, command: str) -> str:
+    """The command line (`export`, `logs`) again, with the resource group it lacked (RG: to fill in)."""
     target = {
         "local": f"--local {choice.local_dir}" if choice.local_dir != Path(DEFAULT_LOCAL_DIR) else "--local",
         "endpoint": f"--endpoint {choice.endpoint}",
         "azure": f"--subscription {choice.subscription}",
     }[choice.kind]
-    return f"reconcile export {args.name} --resource-group RG {target}"
+    return f"reconcile {command} {args.name} --resource-group RG {target}"
 
 
 def _without_empty_lists(value: Any) -> Any:
@@ -975,31 +975,11 @@ def export_yaml(document: Mapping[str, Any]) -> str:
 
 
 async def _export(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from reconciler.cloud.errors import GatewayError
     from reconciler.model.manifest import GroupManifest
 
     choice = choose_target(args)
     async with open_gateway(choice) as gateway:
-        if args.resource_group:
-            live = await gateway.get_group(args.resource_group, args.name)
-        else:
-            # No resource group given: find the name in the subscription-wide list (one paged call).
-            try:
-                found = [
-                    g for g in await gateway.list_subscription_groups() if g.name.lower() == args.name.lower()
-                ]
-            except GatewayError as err:
-                raise UsageError(
-                    f"cannot look {args.name!r} up in the subscription ({err}); name its resource group: "
-                    f"`{_export_hint(args, choice)}`"
-                ) from None
-            if len(found) > 1:
-                places = ", ".join(sorted(g.resource_group for g in found))
-                raise UsageError(
-                    f"{args.name!r} exists in several resource groups ({places}); name one: "
-                    f"`{_export_hint(args, choice)}`"
-                )
-            live = await gateway.get_group(found[0].resource_group, found[0].name) if found else None
+        live = await _find_live(gateway, args, choice, "export")
     if live is None:
         where = f"{args.resource_group}/{args.name}" if args.resource_group else repr(args.name)
         _error(f"container group {where} not found in {choice.describe()}")
@@ -1072,7 +1052,7 @@ async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice:
 
     from reconciler.engine.jobs import JobContext, JobError, JobRunner, find_job, job_containers
     from reconciler.engine.reconcile import load
-    from reconciler.execution.watch import JobWatcher
+    from reconciler.execution.watch import watching
     from reconciler.model.jobrun import EXIT_RECONCILER_ERROR, JobRequest, RunResult
 
     unusable = _manifest_roots_usable(args)
@@ -1098,9 +1078,7 @@ async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice:
         _warn(f"{issue.path}:{issue.line}: {issue.message} (not needed for this run)")
     loop = asyncio.get_running_loop()
     signals: list[int] = []
-    async with open_gateway(choice) as gateway:
-        watcher = JobWatcher(gateway)
-        watching = asyncio.create_task(watcher.run(), name="job-watcher")
+    async with open_gateway(choice) as gateway, watching(gateway) as watcher:
         context = JobContext(
             settings=settings,
             gateway=gateway,
@@ -1134,9 +1112,6 @@ async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice:
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
     if result.result in (RunResult.ERROR, RunResult.SKIPPED):
         _error(result.message)
     else:
@@ -1158,10 +1133,11 @@ def cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _find_live(gateway: Gateway, args: argparse.Namespace, choice: TargetChoice, command: str) -> Any:
-    """The live group NAME: in `--resource-group`, else looked up in the subscription (one paged list)."""
+    """The live group NAME of `export` or `logs`: in `--resource-group`, else looked up in the subscription
+    (one paged list); None when it does not exist."""
     from reconciler.cloud.errors import GatewayError
 
-    hint = f"reconcile {command} {args.name} --resource-group RG"
+    hint = _name_hint(args, choice, command)
     if args.resource_group:
         return await gateway.get_group(args.resource_group, args.name)
     try:
@@ -1204,7 +1180,7 @@ def _logs_mask(args: argparse.Namespace, choice: TargetChoice, environ: Mapping[
 
 
 async def _logs(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from reconciler.execution.watch import JobWatcher
+    from reconciler.execution.watch import watching
 
     choice = choose_target(args)
     async with open_gateway(choice) as gateway:
@@ -1245,16 +1221,10 @@ async def _logs(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             if text:
                 printer(container, mask(text))
 
-        watcher = JobWatcher(gateway)
-        watching = asyncio.create_task(watcher.run(), name="logs-watcher")
-        try:
+        async with watching(gateway, name="logs-watcher") as watcher:
             await watcher.watch(
                 live.resource_group, live.name, containers, on_log=on_log, timestamps=args.timestamps
             ).result()
-        finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
     return EXIT_OK
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import tempfile
@@ -162,7 +161,7 @@ async def arun_job(
     from reconciler import cli
     from reconciler.engine.jobs import JobContext, JobRunner, find_job
     from reconciler.engine.reconcile import load
-    from reconciler.execution.watch import JobWatcher
+    from reconciler.execution.watch import watching
 
     env = dict(os.environ if environ is None else environ)
     seconds = parse_duration(timeout) if timeout is not None else None
@@ -200,24 +199,17 @@ async def arun_job(
                 on_log(container, text)
 
         with cli.holding_target(choice, args):
-            async with cli.open_gateway(choice) as gateway:
-                watcher = JobWatcher(gateway)
-                watching = asyncio.create_task(watcher.run(), name="job-watcher")
-                try:
-                    context = JobContext(
-                        settings=settings,
-                        gateway=gateway,
-                        watcher=watcher,
-                        environ=env,
-                        on_log=collect,
-                        loaded=loaded,
-                        clock=time.time,
-                    )
-                    result = await JobRunner(context).run(request)
-                finally:
-                    watching.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watching
+            async with cli.open_gateway(choice) as gateway, watching(gateway) as watcher:
+                context = JobContext(
+                    settings=settings,
+                    gateway=gateway,
+                    watcher=watcher,
+                    environ=env,
+                    on_log=collect,
+                    loaded=loaded,
+                    clock=time.time,
+                )
+                result = await JobRunner(context).run(request)
     return JobRun(result=result, logs={c: "".join(parts) for c, parts in logs.items()})
 
 

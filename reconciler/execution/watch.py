@@ -63,10 +63,11 @@ added).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -689,6 +690,20 @@ class JobWatcher:
             self._deliver(job, container, container.follower.flush())
         if not job.future.done():
             job.future.set_result(group)
+
+
+@contextlib.asynccontextmanager
+async def watching(gateway: Gateway, *, name: str = "job-watcher") -> AsyncIterator[JobWatcher]:
+    """A `JobWatcher` whose loop runs, as the task `name`, for the length of the block (a command, an API
+    call); the daemon, whose runs come and go, keeps its own."""
+    watcher = JobWatcher(gateway)
+    task = asyncio.create_task(watcher.run(), name=name)
+    try:
+        yield watcher
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _container_views(group: ObservedGroup) -> dict[str, dict[str, Any]]:
