@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler import __version__
 
+# Tiny and pure (no pydantic): `run`'s exit codes, known before any command is parsed.
+from reconciler.model.jobrun import EXIT_RECONCILER_ERROR
+
 if TYPE_CHECKING:  # imported lazily at run time so that `reconcile --help` and `validate` start fast
     from reconciler.cloud.gateway import Gateway
     from reconciler.engine.reconcile import EngineSettings
@@ -32,7 +35,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
 EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process ended by SIGPIPE
-RUN_USAGE_ERROR = 125  # reconciler.model.jobrun.EXIT_RECONCILER_ERROR, without importing the model at start
 
 LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 DEFAULT_LOCAL_DIR = ".reconciler"
@@ -1053,7 +1055,7 @@ async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice:
     from reconciler.engine.jobs import JobContext, JobError, JobRunner, find_job, job_containers
     from reconciler.engine.reconcile import load
     from reconciler.execution.watch import watching
-    from reconciler.model.jobrun import EXIT_RECONCILER_ERROR, JobRequest, RunResult
+    from reconciler.model.jobrun import JobRequest, RunResult
 
     unusable = _manifest_roots_usable(args)
     if unusable is not None:
@@ -1120,8 +1122,6 @@ async def _run_job(args: argparse.Namespace, environ: Mapping[str, str], choice:
 
 
 def cmd_run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from reconciler.model.jobrun import EXIT_RECONCILER_ERROR
-
     try:
         choice = choose_target(args)
         with holding_target(choice, args):
@@ -1289,7 +1289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # `run` exits as `docker run` does: a bad option is the reconciler's error, 125, never a code
             # the job itself could have returned.
             if command == "run" and usage.code == 2:
-                return RUN_USAGE_ERROR
+                return EXIT_RECONCILER_ERROR
             raise
         finish_manifest_options(args, environ)
         code = HANDLERS[command](args, environ)
@@ -1297,7 +1297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as err:
         _error(str(err))
-        return RUN_USAGE_ERROR if command == "run" else EXIT_ERROR
+        return EXIT_RECONCILER_ERROR if command == "run" else EXIT_ERROR
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
