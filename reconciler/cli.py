@@ -1045,7 +1045,7 @@ def _describe_result(result: Any) -> str:
     group = f"{result.resource_group}/{result.group_name}"
     if result.result is RunResult.SUCCEEDED:
         return f"{result.name} succeeded{duration}; group {group} {kept}"
-    outcome = f"{result.result.value}{which}: exit code {result.exit_code}"
+    outcome = f"{result.result.value.replace('_', ' ')}{which}: exit code {result.exit_code}"
     return f"{result.name} {outcome}{duration}; group {group} {kept}"
 
 

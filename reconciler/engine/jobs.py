@@ -381,7 +381,7 @@ class JobRunner:
                 await self._retry(
                     functools.partial(self.ctx.gateway.patch_tags, rg, name, dict(change.write_tags))
                 )
-            self._say(f"starting {rg}/{name} again (unchanged since its last run)")
+            self._say(f"starting {rg}/{name} again (its spec is unchanged since its last run)")
             await self._retry(functools.partial(self.ctx.gateway.start, rg, name, timeout=self._lro_timeout))
             await self._started_again(rg, name, observed)
             return "start"
