@@ -23,11 +23,14 @@ Design choices, so the integrator knows what to expect:
   never our request body.
 - `on_request(operation, status, duration_s)` is called once per HTTP request (operations `list`, `get`,
   `put`, `patch`, `delete`, `poll`, `logs`; status the HTTP status or `error`), for the daemon's metrics.
+- `write_guard` (the daemon's lease fence, DESIGN section 13) is asked right before every request that
+  writes, retries included, never earlier: a replica that may have lost its lease sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -61,6 +64,7 @@ from reconciler.cloud.errors import (
     RetryableError,
     StalledError,
 )
+from reconciler.cloud.gateway import WriteGuard
 from reconciler.model.observed import ObservedGroup
 
 API_VERSION = "2023-05-01"
@@ -160,6 +164,7 @@ def connect(
     transport: AsyncHttpTransport[Any, Any] | None = None,
     credential: AsyncTokenCredential | None = None,
     sleep: Sleep = asyncio.sleep,
+    write_guard: WriteGuard | None = None,
 ) -> AzureGateway:
     """Build the gateway for `target`. No I/O happens until the first call.
 
@@ -204,6 +209,7 @@ def connect(
         poll_interval=target.poll_interval,
         on_request=on_request,
         sleep=sleep,
+        write_guard=write_guard,
     )
 
 
@@ -261,6 +267,14 @@ class _MissingFirstPageError(Exception):
 _RESOURCE_GROUP_IN_ID = re.compile(r"/resourceGroups/([^/]+)/", re.IGNORECASE)
 
 
+_RESOURCE_GROUP_IN_PATH = re.compile(r"/resourceGroups/([^/?]+)", re.IGNORECASE)
+
+
+def _resource_group_in(url: str) -> str | None:
+    found = _RESOURCE_GROUP_IN_PATH.search(urlsplit(url).path)
+    return unquote(found.group(1)) if found else None
+
+
 def _resource_group_of(item: Mapping[str, Any]) -> str | None:
     """The resource group named in a listed group's id, in the case Azure returned it (ARM may upper-case
     it in subscription-wide lists; names are compared case-insensitively everywhere)."""
@@ -281,6 +295,7 @@ class AzureGateway:
         poll_interval: float,
         on_request: RequestHook | None = None,
         sleep: Sleep = asyncio.sleep,
+        write_guard: WriteGuard | None = None,
     ) -> None:
         self._client = client
         self._credential = credential
@@ -290,6 +305,7 @@ class AzureGateway:
         self._poll_interval = poll_interval
         self._on_request = on_request
         self._sleep = sleep
+        self._write_guard = write_guard
 
     # --- URLs -----------------------------------------------------------------------------------
 
@@ -330,13 +346,22 @@ class AzureGateway:
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
         request = HttpRequest(method, url, headers=headers, content=content)
+        guarded: contextlib.AbstractContextManager[str] = contextlib.nullcontext("")
+        if method != "GET" and self._write_guard is not None:
+            guarded = self._write_guard.writing(_resource_group_in(url))
         started = time.perf_counter()
         try:
-            # Not streamed: the pipeline has read the whole body (a second read of an empty body fails).
-            response: AsyncHttpResponse = await self._client._send_request(request, stream=False)
+            with guarded as writer:
+                options = {"user_agent": writer} if writer else {}
+                # Not streamed: the pipeline has read the whole body (a second read of an empty body fails).
+                response: AsyncHttpResponse = await self._client._send_request(
+                    request, stream=False, **options
+                )
         except asyncio.CancelledError:
             self._record(operation, "cancelled", started)
             raise
+        except GatewayError:
+            raise  # the write guard's refusal: nothing was sent
         except Exception as exc:
             self._record(operation, "error", started)
             error = classify_exception(exc, operation=label)

@@ -84,3 +84,15 @@ class UpdateRefusedError(StalledError):
     ):
         super().__init__(message, status=status, code=code)
         self.azure_message = azure_message
+
+
+NOT_LEADER = "NotLeader"
+
+
+class FencedError(StalledError):
+    """A write refused before it was sent: this replica does not hold (or may soon lose) the lease of the
+    resource group's shard (`reconciler.daemon.coordination`). Never the group's fault: the daemon records
+    it as interrupted, and the lease's holder converges the group."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=NOT_LEADER)

@@ -7,6 +7,7 @@ Execution and the engine depend on this protocol, never on the SDK. Every method
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from reconciler.model.observed import ObservedGroup
@@ -87,3 +88,15 @@ class Gateway(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class WriteGuard(Protocol):
+    """Asked by the Azure adapter right before it sends any request that writes (PUT, PATCH, POST,
+    DELETE), so that a replica whose lease may have expired never sends one (DESIGN section 13).
+
+    `writing(resource_group)` raises `reconciler.cloud.errors.FencedError` when the write may not be sent;
+    otherwise it returns a context held while the request is in flight (so a lease is given up only when no
+    write under it is still travelling), whose value is appended to the request's User-Agent: it names the
+    replica and the lease tenure, which makes every write attributable in Azure's activity log."""
+
+    def writing(self, resource_group: str | None) -> AbstractContextManager[str]: ...

@@ -85,6 +85,8 @@ class RequestLogEntry:
     status: int
     duration: float
     fault: str | None = None
+    # Who sent it (the daemon's writes name the replica and its lease there, DESIGN section 13).
+    user_agent: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -206,6 +206,7 @@ class Emulator(EmulatorCore):
                 response.status,
                 time.perf_counter() - started,
                 fault,
+                request.headers.get("User-Agent", "")[:256],
             )
         )
         if self.store.version != self._saved_version:
