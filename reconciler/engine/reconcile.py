@@ -56,6 +56,10 @@ class EngineSettings:
     env_allow: tuple[str, ...] | None = None
     # False for read-only passes (`status`): secret references stay unresolved, so no secret value is needed.
     resolve_secrets: bool = True
+    # The resource groups this process reconciles, when replicas share the work by shard (DESIGN section 13):
+    # manifests and observed groups of other resource groups are left out of the plan, so they are neither
+    # written nor pruned here. None: every resource group.
+    owned: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,27 @@ def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
         ),
         environ=environ,
         resolve_secrets=settings.resolve_secrets,
+    )
+
+
+def _owned_only(loaded: LoadResult, scope: Scope, owned: Callable[[str], bool]) -> tuple[LoadResult, Scope]:
+    """The manifests and the named scope of the resource groups this process owns. Load errors stay: a file
+    that does not parse names no resource group, so every replica holds its prunes back."""
+    kept = dataclasses.replace(
+        loaded,
+        groups=tuple(g for g in loaded.groups if owned(g.manifest.resource_group)),
+        failed_keys=tuple(k for k in loaded.failed_keys if owned(k[0])),
+    )
+    named = tuple(rg for rg in scope.resource_groups if owned(rg))
+    return kept, dataclasses.replace(scope, resource_groups=named)
+
+
+def _observed_owned(observation: Observation, owned: Callable[[str], bool]) -> Observation:
+    return dataclasses.replace(
+        observation,
+        groups=tuple(g for g in observation.groups if owned(g.resource_group)),
+        failed={rg: why for rg, why in observation.failed.items() if owned(rg)},
+        listed_resource_groups=tuple(rg for rg in observation.listed_resource_groups if owned(rg)),
     )
 
 
@@ -220,13 +245,18 @@ async def plan_pass(
     """Load (unless given), observe and plan. No write is made."""
     if loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
+    scope = settings.scope
+    if settings.owned is not None:
+        loaded, scope = _owned_only(loaded, scope, settings.owned)
     observation = await observe_scope(
         gateway,
-        settings.scope,
+        scope,
         _manifest_resource_groups(settings, loaded),
         policy=settings.retry,
         sleep=sleep,
     )
+    if settings.owned is not None:
+        observation = _observed_owned(observation, settings.owned)
     groups = list(observation.groups)
     plan = _build(settings, loaded, observation, groups)
 
