@@ -28,7 +28,7 @@ from reconciler import __version__
 from reconciler.model.jobrun import EXIT_RECONCILER_ERROR
 
 if TYPE_CHECKING:  # imported lazily at run time so that `reconcile --help` and `validate` start fast
-    from reconciler.cloud.gateway import Gateway
+    from reconciler.cloud.gateway import Gateway, WriteGuard
     from reconciler.engine.reconcile import EngineSettings
 
 EXIT_OK = 0
@@ -541,11 +541,14 @@ def choose_target(args: argparse.Namespace) -> TargetChoice:
 
 @contextlib.asynccontextmanager
 async def open_gateway(
-    choice: TargetChoice, on_request: Callable[[str, str, float], None] | None = None
+    choice: TargetChoice,
+    on_request: Callable[[str, str, float], None] | None = None,
+    write_guard: WriteGuard | None = None,
 ) -> AsyncIterator[Gateway]:
     """The gateway of the chosen target; for `--local`, the emulator runs in this process meanwhile.
 
-    `on_request(operation, status, seconds)` is told of every Azure request (the daemon's metrics).
+    `on_request(operation, status, seconds)` is told of every Azure request (the daemon's metrics);
+    `write_guard` is asked before every write request (the daemon's lease fence, `--coordination`).
     """
     from reconciler.cloud.azure import Target, connect
 
@@ -569,6 +572,7 @@ async def open_gateway(
                         poll_interval=choice.poll_interval or 0.0,
                     ),
                     on_request=on_request,
+                    write_guard=write_guard,
                 )
                 try:
                     yield gateway
@@ -588,6 +592,7 @@ async def open_gateway(
             else (1.0 if choice.kind == "endpoint" else 5.0),
         ),
         on_request=on_request,
+        write_guard=write_guard,
     )
     try:
         yield gateway
@@ -1246,8 +1251,9 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     def gateway_factory(
         on_request: Callable[[str, str, float], None] | None = None,
+        write_guard: WriteGuard | None = None,
     ) -> contextlib.AbstractAsyncContextManager[Gateway]:
-        return open_gateway(choice, on_request=on_request)
+        return open_gateway(choice, on_request=on_request, write_guard=write_guard)
 
     with contextlib.ExitStack() as locks:
         locks.enter_context(holding_target(choice, args))

@@ -19,16 +19,21 @@ import dataclasses
 import inspect
 import os
 import re
+import secrets
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from reconciler.cloud.coordination import CoordinationStore, StorageUnavailableError, StoreConfigError
 from reconciler.daemon import logging as daemon_logging
+from reconciler.daemon.coordination.coordinator import CoordinationSettings, CoordinationStartError
+from reconciler.daemon.coordination.fence import LeaseTable
 from reconciler.daemon.gitsource import check_ref, check_url
 from reconciler.daemon.jobs import JobLauncher
 from reconciler.daemon.metrics import DaemonMetrics
@@ -40,6 +45,7 @@ EXIT_FORCED = 130
 DEFAULT_LISTEN = "127.0.0.1:9440"
 DEFAULT_STATE_DIR = ".reconciler/daemon"
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"
+STORAGE_CONNECTION_STRING_ENV = "RECONCILER_STORAGE_CONNECTION_STRING"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -197,6 +203,53 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         action="store_false",
         help="do not watch the manifest directory for changes",
     )
+    ha = parser.add_argument_group("high availability (DESIGN section 13)")
+    ha.add_argument(
+        "--coordination",
+        default=environ.get("RECONCILER_COORDINATION") or None,
+        metavar="URL",
+        help="an Azure Blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) where replicas "
+        "of this instance elect a writer and share their state; credentials from DefaultAzureCredential, or "
+        f"env {STORAGE_CONNECTION_STRING_ENV} (env RECONCILER_COORDINATION)",
+    )
+    ha.add_argument(
+        "--shards",
+        type=int,
+        default=int(environ.get("RECONCILER_SHARDS", "1") or "1"),
+        metavar="N",
+        help="with --coordination, hash resource groups into N shards, each with its own lease, spread over "
+        "the replicas (default 1: one leader; env RECONCILER_SHARDS). Every replica must give the same N",
+    )
+    ha.add_argument(
+        "--lease-duration",
+        type=parse_duration,
+        default=15.0,
+        metavar="DURATION",
+        help="how long a lease outlives its last renewal: a dead leader is replaced after at most this "
+        "(15s to 60s; default 15s)",
+    )
+    ha.add_argument(
+        "--lease-renew",
+        type=parse_duration,
+        default=5.0,
+        metavar="DURATION",
+        help="renew held leases this often (default 5s)",
+    )
+    ha.add_argument(
+        "--lease-margin",
+        type=parse_duration,
+        default=5.0,
+        metavar="DURATION",
+        help="stop writing this long before a lease that could not be renewed may expire: the longest a "
+        "write request may take to reach Azure (default 5s)",
+    )
+    ha.add_argument(
+        "--replica-id",
+        default=environ.get("RECONCILER_REPLICA_ID") or None,
+        metavar="ID",
+        help="this replica's name in the container and in /status (default: HOSTNAME-PID-RANDOM; env "
+        "RECONCILER_REPLICA_ID)",
+    )
     group.add_argument(
         "--log-format",
         choices=("auto", "json", "console"),
@@ -248,6 +301,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
         raise DaemonUsageError(f"{manifests}: no such directory of manifests (choose one with -f DIR)")
     if args.backoff_max <= 0:
         raise DaemonUsageError("--backoff-max must be longer than 0s")
+    coordination = _coordination(args)
     return DaemonConfig(
         manifests=manifests,
         instance=args.instance,
@@ -267,7 +321,49 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
         once=args.once,
         backoff=BackoffPolicy(base=min(10.0, args.backoff_max), cap=args.backoff_max),
         watch=args.watch,
+        coordination=coordination,
     )
+
+
+_REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def default_replica_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40].strip(".-_") or "replica"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def _coordination(args: argparse.Namespace) -> CoordinationSettings | None:
+    url: str | None = args.coordination
+    if not url:
+        if args.shards != 1:
+            raise DaemonUsageError("--shards needs --coordination URL (the container the replicas share)")
+        return None
+    if args.once:
+        raise DaemonUsageError(
+            "--once runs one pass on its own: leave out --coordination (or use `reconcile apply`)"
+        )
+    replica = args.replica_id or default_replica_id()
+    if not _REPLICA_ID.fullmatch(replica):
+        raise DaemonUsageError(
+            f"--replica-id {replica!r}: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+    duration = args.lease_duration
+    if duration != int(duration):
+        raise DaemonUsageError(f"--lease-duration {duration:g}s: give whole seconds, 15 to 60")
+    settings = CoordinationSettings(
+        replica=replica,
+        url=url,
+        shards=args.shards,
+        lease_duration=int(duration),
+        renew_every=args.lease_renew,
+        margin=args.lease_margin,
+    )
+    problems = settings.problems()
+    if problems:
+        raise DaemonUsageError("; ".join(problems))
+    return settings
 
 
 # Environment variables whose values are secrets; they are masked in every log line.
@@ -277,6 +373,7 @@ SECRET_ENVIRONMENT = (
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     "AZURE_PASSWORD",
+    STORAGE_CONNECTION_STRING_ENV,
 )
 
 
@@ -295,16 +392,43 @@ GatewayFactory = Callable[..., AbstractAsyncContextManager[Any]]
 
 @contextlib.asynccontextmanager
 async def open_gateway_with_metrics(
-    open_gateway: GatewayFactory, metrics: DaemonMetrics
+    open_gateway: GatewayFactory, metrics: DaemonMetrics, write_guard: LeaseTable | None = None
 ) -> AsyncIterator[Any]:
     try:
-        accepts = "on_request" in inspect.signature(open_gateway).parameters
+        accepts = set(inspect.signature(open_gateway).parameters)
     except (TypeError, ValueError):
-        accepts = False
+        accepts = set()
     # The CLI's factory reports Azure requests once it takes `on_request`; older factories take nothing.
-    context = open_gateway(on_request=metrics.on_request) if accepts else open_gateway()
-    async with context as gateway:
+    kwargs: dict[str, Any] = {"on_request": metrics.on_request} if "on_request" in accepts else {}
+    if write_guard is not None:
+        if "write_guard" not in accepts:
+            raise DaemonUsageError("--coordination: this target cannot fence its writes; use an Azure target")
+        kwargs["write_guard"] = write_guard
+    async with open_gateway(**kwargs) as gateway:
         yield gateway
+
+
+StoreFactory = Callable[[CoordinationSettings, Mapping[str, str]], Awaitable[CoordinationStore]]
+
+
+async def open_coordination_store(
+    settings: CoordinationSettings, environ: Mapping[str, str]
+) -> CoordinationStore:
+    """The Blob container of `--coordination`, created when missing and the principal may create it."""
+    from reconciler.cloud.blobstore import open_store
+
+    store = open_store(settings.url, connection_string=environ.get(STORAGE_CONNECTION_STRING_ENV) or None)
+    try:
+        await store.ensure_container()
+    except StoreConfigError as err:
+        await store.close()
+        raise CoordinationStartError(f"--coordination {store.location}: {err}") from None
+    except StorageUnavailableError as err:
+        # A standby until the store answers: the tick retries.
+        structlog.get_logger("reconciler.daemon").warning(
+            "coordination store unreachable at start; standing by", store=store.location, error=str(err)
+        )
+    return store
 
 
 class DaemonJobs:
@@ -371,12 +495,46 @@ async def serve(
     environ: Mapping[str, str],
     *,
     on_started: Callable[[Daemon], None] | None = None,
+    open_store: StoreFactory = open_coordination_store,
+) -> int:
+    log = structlog.get_logger("reconciler.daemon")
+    ha = config.coordination
+    if ha is None:
+        return await _serve(config, settings, open_gateway, environ, on_started=on_started)
+    leases = LeaseTable(ha.replica, ha.shards, margin=ha.margin, monotonic=config.monotonic)
+    store = await open_store(ha, environ)
+    log.info(
+        "coordinating through blob storage",
+        store=store.location,
+        replica=ha.replica,
+        shards=ha.shards,
+        lease_duration_s=ha.lease_duration,
+        lease_renew_s=ha.renew_every,
+        lease_margin_s=ha.margin,
+    )
+    try:
+        return await _serve(
+            config, settings, open_gateway, environ, on_started=on_started, coordination=(store, leases)
+        )
+    finally:
+        await store.close()
+
+
+async def _serve(
+    config: DaemonConfig,
+    settings: Any,
+    open_gateway: GatewayFactory,
+    environ: Mapping[str, str],
+    *,
+    on_started: Callable[[Daemon], None] | None,
+    coordination: tuple[CoordinationStore, LeaseTable] | None = None,
 ) -> int:
     from reconciler.daemon.passes import EnginePasses
 
     log = structlog.get_logger("reconciler.daemon")
     metrics = DaemonMetrics()
-    async with open_gateway_with_metrics(open_gateway, metrics) as gateway:
+    leases = coordination[1] if coordination is not None else None
+    async with open_gateway_with_metrics(open_gateway, metrics, leases) as gateway:
 
         def engine(manifests: Callable[[], Path] | None, revision: Callable[[], str | None] | None) -> Any:
             return EnginePasses(
@@ -386,6 +544,7 @@ async def serve(
                 manifests=manifests,
                 revision=revision,
                 settle_delay=max(config.debounce, 0.2),
+                owned=leases.owned_filter if leases is not None else None,
             )
 
         launchers: list[DaemonJobs] = []
@@ -394,7 +553,7 @@ async def serve(
             launchers.append(job_launcher(settings, gateway, environ, manifests))
             return launchers[-1]
 
-        daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher)
+        daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher, coordination=coordination)
         loop = asyncio.get_running_loop()
         signals = 0
 
@@ -448,6 +607,9 @@ def run(
     daemon_logging.REDACTOR.add(_known_secrets(config, settings, environ))
     try:
         return asyncio.run(serve(config, settings, open_gateway, environ))
+    except (CoordinationStartError, DaemonUsageError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:
         # Typically the listen address is taken; say which option to change.
         print(f"error: cannot start the daemon: {err} (check --listen and --state-dir)", file=sys.stderr)

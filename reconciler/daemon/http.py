@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from reconciler.daemon.coordination.coordinator import Coordinator
 from reconciler.daemon.jobs import JobScheduler
 from reconciler.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from reconciler.daemon.state import StateBook
@@ -110,6 +111,14 @@ class DaemonView:
     git: Callable[[], dict[str, Any]] | None = None
     shutting_down: bool = False
     jobs: JobScheduler | None = None
+    coordination: Coordinator | None = None
+
+    def ready(self) -> bool:
+        """Serving its purpose: the first pass is done and, with coordination, the store answers (so a
+        standby could take over now)."""
+        if not self.worker.first_pass_done.is_set() or self.shutting_down:
+            return False
+        return self.coordination is None or self.coordination.reachable
 
 
 def status_json(view: DaemonView) -> dict[str, Any]:
@@ -118,7 +127,7 @@ def status_json(view: DaemonView) -> dict[str, Any]:
     plan = worker.last_plan
     return {
         "instance": view.instance,
-        "ready": worker.first_pass_done.is_set(),
+        "ready": view.ready(),
         "shutting_down": view.shutting_down,
         "revision": worker.revision,
         "dry_run": worker.dry_run,
@@ -133,6 +142,7 @@ def status_json(view: DaemonView) -> dict[str, Any]:
         "job_runs": view.jobs.mode if view.jobs is not None else None,
         "jobs": view.jobs.status_json() if view.jobs is not None else [],
         "last_plan": _render_plan(plan) if plan is not None else None,
+        "coordination": view.coordination.status_json() if view.coordination is not None else None,
     }
 
 
@@ -149,13 +159,21 @@ def build_app(view: DaemonView, *, body_timeout: float = 30.0) -> web.Applicatio
 
     async def readyz(request: web.Request) -> web.Response:
         del request
-        ready = view.worker.first_pass_done.is_set() and not view.shutting_down
-        body = {"status": "ready" if ready else "not ready"}
+        ready = view.ready()
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        if view.coordination is not None:
+            body["leader"] = view.coordination.table.leading
+            body["coordination_store_reachable"] = view.coordination.reachable
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
         del request
         view.metrics.set_groups(view.book.counts())
+        if view.coordination is not None:
+            # A lease can lapse between ticks (fencing by time): read it now.
+            table = view.coordination.table
+            view.metrics.leader.set(1 if table.leading else 0)
+            view.metrics.shards_owned.set(len(table.owned()))
         response = web.Response(body=view.metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response

@@ -46,7 +46,7 @@ class DaemonMetrics:
         )
         self.skipped = Counter(
             PREFIX + "changes_deferred",
-            "Planned changes not applied this pass, by why (stalled, backoff, dry_run, not_pruned).",
+            "Planned changes not applied this pass, by why (stalled, backoff, dry_run, not_pruned, standby).",
             ["why"],
             registry=r,
         )
@@ -85,6 +85,14 @@ class DaemonMetrics:
             registry=r,
         )
         self.ready = Gauge(PREFIX + "ready", "1 once the first pass has finished.", registry=r)
+        self.leader = Gauge(
+            PREFIX + "leader",
+            "1 while this replica holds a lease it may write under (--coordination); 0 on a standby.",
+            registry=r,
+        )
+        self.shards_owned = Gauge(
+            PREFIX + "shards_owned", "Shards whose lease this replica holds and may write under.", registry=r
+        )
         self.job_runs = Counter(
             PREFIX + "job_runs",
             "Runs of job templates the daemon started or skipped, by job (resource-group/name) and result "

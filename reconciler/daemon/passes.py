@@ -158,8 +158,12 @@ class EnginePasses:
         manifests: Callable[[], Path] | None = None,
         revision: Callable[[], str | None] | None = None,
         settle_delay: float = 1.0,
+        owned: Callable[[], Callable[[str], bool] | None] | None = None,
     ) -> None:
+        """`owned()`: the resource groups this replica reconciles now (its shards, with `--coordination`),
+        asked once per pass; None, or a None answer: all of them."""
         self.settings = settings
+        self._owned = owned
         self.settle_delay = settle_delay
         self.settled = SettledFiles()
         self.gateway = DrainingGateway(gateway)
@@ -184,6 +188,9 @@ class EnginePasses:
         settings = self.settings
         if self._manifests is not None:
             settings = dataclasses.replace(settings, manifests=self._manifests())
+        owned = self._owned() if self._owned is not None else None
+        if owned is not None:
+            settings = dataclasses.replace(settings, owned=owned)
         before = self.settled.snapshot(self._manifest_files(settings))
         loaded = await asyncio.to_thread(load, settings, self.environ)
         revision = self._revision() if self._revision is not None else None
@@ -210,6 +217,7 @@ class EnginePasses:
             secrets=_secret_values(planned),
             recheck_after=self.settle_delay if unsettled else None,
             jobs=job_templates(loaded),
+            owned=owned,
         )
 
     def _manifest_files(self, settings: EngineSettings) -> list[Path]:

@@ -28,10 +28,13 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from reconciler.cloud.coordination import CoordinationError, CoordinationStore
+from reconciler.daemon.coordination.coordinator import CoordinationSettings, Coordinator
+from reconciler.daemon.coordination.fence import LeaseTable
 from reconciler.daemon.gitsource import GitError, GitSource, run_git_poller
 from reconciler.daemon.http import DaemonView, build_app
 from reconciler.daemon.httpserver import HttpLimits, raise_open_file_limit, serve
-from reconciler.daemon.jobs import JobLauncher, JobScheduler, JobTemplate
+from reconciler.daemon.jobs import JobKey, JobLauncher, JobScheduler, JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
 from reconciler.daemon.triggers import (
@@ -46,6 +49,7 @@ from reconciler.daemon.triggers import (
     watchfiles_source,
 )
 from reconciler.daemon.worker import PassEngine, Worker
+from reconciler.model.jobrun import JobRequest, JobResult
 
 log = structlog.get_logger("reconciler.daemon")
 
@@ -87,6 +91,8 @@ class DaemonConfig:
     job_launcher: JobLauncher | None = None
     # The longest the job scheduler sleeps before it reads the wall clock again.
     job_max_nap: float = 60.0
+    # Replicas sharing the instance through a coordination store (`--coordination`); None: on its own.
+    coordination: CoordinationSettings | None = None
 
 
 class Daemon:
@@ -97,7 +103,10 @@ class Daemon:
         *,
         metrics: DaemonMetrics | None = None,
         launcher_factory: LauncherFactory | None = None,
+        coordination: tuple[CoordinationStore, LeaseTable] | None = None,
     ) -> None:
+        """`coordination`: the store and the lease table (the Azure adapter's write guard) when
+        `config.coordination` is set."""
         self.config = config
         self.metrics = metrics or DaemonMetrics()
         self.book = StateBook(backoff=config.backoff, rng=config.rng)
@@ -111,11 +120,32 @@ class Daemon:
         self.poke = asyncio.Event()
         self._stop = asyncio.Event()
         self._stopping = False
+        self.fatal: str | None = None
+        self.leases: LeaseTable | None = None
+        self.coordinator: Coordinator | None = None
+        if config.coordination is not None:
+            if coordination is None:
+                raise ValueError("config.coordination needs the coordination store and lease table")
+            store, self.leases = coordination
+            self.coordinator = Coordinator(
+                store,
+                self.leases,
+                config.coordination,
+                instance=config.instance,
+                book=self.book,
+                snapshot=self._snapshot,
+                clock=config.clock,
+                sleep=config.sleep,
+                on_change=self._leadership_changed,
+                on_fatal=self._fatal,
+            )
         self._tasks: list[asyncio.Task[Any]] = []
         self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())
         launcher = config.job_launcher
         if launcher is None and launcher_factory is not None:
             launcher = launcher_factory(self._manifests_resolver())
+        if launcher is not None and self.coordinator is not None:
+            launcher = self._ledger_first(launcher, self.coordinator)
         self.jobs = JobScheduler(
             self.book.jobs,
             launcher=launcher,
@@ -126,6 +156,7 @@ class Daemon:
             redact=_redact,
             dry_run=config.dry_run,
             max_nap=config.job_max_nap,
+            may_run=self._may_run if self.leases is not None else None,
         )
         self.worker = Worker(
             self.engine,
@@ -139,6 +170,7 @@ class Daemon:
             dry_run=config.dry_run,
             on_secrets=_register_secrets,
             on_jobs=self._on_jobs,
+            sharing=self if self.coordinator is not None else None,
         )
         self.view = DaemonView(
             worker=self.worker,
@@ -153,8 +185,10 @@ class Daemon:
             hook_secret=config.webhook_secret,
             git=self._git_status if self.git else None,
             jobs=self.jobs,
+            coordination=self.coordinator,
         )
         self._worker_task: asyncio.Task[None] | None = None
+        self._coordination_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self.bound: tuple[str, int] | None = None
@@ -186,14 +220,72 @@ class Daemon:
             "warning": self.git.warning,
         }
 
-    def _on_jobs(self, templates: Sequence[JobTemplate], complete: bool) -> None:
-        self.jobs.update(templates, complete=complete)
+    def _on_jobs(
+        self, templates: Sequence[JobTemplate], complete: bool, within: Callable[[str], bool] | None
+    ) -> None:
+        self.jobs.update(templates, complete=complete, within=within)
 
     def _write_state(self) -> None:
         """The job scheduler's write-ahead: raises OSError, so that a run the file does not record never
-        starts."""
+        starts. The replicas' shared copy is written before the run starts (`_ledger_first`)."""
+        self.mark_dirty()
         if self.store is not None:
             self.store.save(self.book.to_json())
+
+    # -- coordination (DESIGN section 13) -------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The book as the replicas share it: the state file's content and the last pass."""
+        last = self.worker.last_pass
+        return {**self.book.to_json(), "last_pass": last.to_json() if last is not None else None}
+
+    def refusal(self, resource_group: str) -> str | None:
+        return self.leases.refusal(resource_group) if self.leases is not None else None
+
+    def mark_dirty(self) -> None:
+        if self.coordinator is not None:
+            self.coordinator.mark_dirty()
+
+    async def flush(self) -> None:
+        if self.coordinator is None:
+            return
+        try:
+            await self.coordinator.flush()
+        except CoordinationError as err:
+            log.warning("shared state book not written; the next tick tries again", error=str(err))
+
+    def _may_run(self, key: JobKey) -> bool:
+        assert self.leases is not None  # only wired with coordination
+        return self.leases.writable(self.leases.shard_of(key[0]))
+
+    @staticmethod
+    def _ledger_first(launcher: JobLauncher, coordinator: Coordinator) -> JobLauncher:
+        """Each run is recorded in its shard's shared book before it starts, so that a replica taking over
+        the shard never runs the same slot again."""
+
+        async def launch(request: JobRequest) -> JobResult:
+            # Raises LedgerUnavailableError: the scheduler records the run as an error, never started.
+            await coordinator.flush_for(request.resource_group or "")
+            return await launcher(request)
+
+        return launch
+
+    def _leadership_gauges(self) -> None:
+        if self.leases is not None:
+            self.metrics.leader.set(1 if self.leases.leading else 0)
+            self.metrics.shards_owned.set(len(self.leases.owned()))
+
+    def _leadership_changed(self, why: str) -> None:
+        self._leadership_gauges()
+        # A new shard is planned and applied at once; a lost one is planned as a standby from now on.
+        self.coalescer.fire(Trigger(TriggerKind.LEADERSHIP, why, self.config.clock()))
+        self.jobs.wake()
+
+    def _fatal(self, message: str) -> None:
+        if self.fatal is None:
+            log.error("stopping: this replica cannot go on", error=message)
+            self.fatal = message
+        self.stop()
 
     def _worker_alive(self) -> bool:
         return self._worker_task is not None and not self._worker_task.done()
@@ -229,6 +321,11 @@ class Daemon:
                     )
         if config.listen is not None:
             await self._start_http(*config.listen)
+        if self.coordinator is not None:
+            # Before the first pass, so that it already knows what this replica may write.
+            await self.coordinator.start()
+            self._leadership_gauges()
+            self._coordination_task = asyncio.create_task(self.coordinator.run(), name="daemon-coordination")
         self._spawn(self._heartbeat(), "daemon-heartbeat")
         self._worker_task = asyncio.create_task(self.worker.run(), name="daemon-worker")
         if config.once:
@@ -343,6 +440,8 @@ class Daemon:
         self.jobs.stop()
         self.worker.drain()
         self.coalescer.close()
+        if self.coordinator is not None:
+            self.coordinator.drain()
         self._stop.set()
 
     def save_now(self) -> None:
@@ -377,6 +476,9 @@ class Daemon:
             code = 1
         await self.retry_timer.aclose()
         await jobs_closing
+        await self._close_coordination()
+        if self.fatal is not None:
+            code = 1
         if once and self.worker.last_pass is not None and self.worker.last_pass.result != "ok":
             code = 1
         self.save_now()
@@ -393,6 +495,18 @@ class Daemon:
             self._runner = None
         log.info("stopped", exit_code=code)
         return code
+
+    async def _close_coordination(self) -> None:
+        """After the pass and the job runs ended (the leases were renewed meanwhile): write the shared book
+        and give the leases back, so that a standby takes over at once."""
+        task, self._coordination_task = self._coordination_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.coordinator is not None:
+            await self.coordinator.close()
+            self._leadership_gauges()
 
     async def _wait_with_grace(self, worker: asyncio.Task[None]) -> bool:
         timer = asyncio.ensure_future(self.config.sleep(self.config.grace_period))

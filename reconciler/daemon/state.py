@@ -21,7 +21,7 @@ import os
 import random
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -396,11 +396,13 @@ class StateBook:
         state.next_retry_at = None
         state.set(Phase.STALLED, Reason.INVALID_MANIFEST, message)
 
-    def forget_except(self, keys: Iterable[Key]) -> None:
-        """Drop groups that neither the plan nor the manifests mention any more."""
+    def forget_except(self, keys: Iterable[Key], within: Callable[[str], bool] | None = None) -> None:
+        """Drop groups that neither the plan nor the manifests mention any more; with `within`, only among
+        the resource groups it selects (those the plan covered: a shard taken over meanwhile keeps its
+        book)."""
         keep = set(keys)
         for key in list(self.groups):
-            if key not in keep:
+            if key not in keep and (within is None or within(key[0])):
                 del self.groups[key]
 
     # -- persistence ------------------------------------------------------------------------------------
@@ -452,6 +454,47 @@ class StateBook:
             log.warning("state file entries dropped", count=len(dropped), first=shown(dropped[0]))
         self.unfinished_at_start = unfinished
         return unfinished
+
+    # -- shards (DESIGN section 13) -----------------------------------------------------------------------
+
+    def drop(self, within: Callable[[str], bool]) -> None:
+        """Forget the groups and jobs of the resource groups `within` selects (a shard given up)."""
+        for key in [k for k in self.groups if within(k[0])]:
+            del self.groups[key]
+        for key in [k for k in self.jobs.jobs if within(k[0])]:
+            del self.jobs.jobs[key]
+        self.unfinished_at_start = [u for u in self.unfinished_at_start if not within(u["resource_group"])]
+
+    def adopt(
+        self, data: Mapping[str, Any], within: Callable[[str], bool], *, now: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Take over the groups and jobs of a shard from its saved book (`restore`'s format), replacing what
+        this book held for them; entries outside `within` are ignored. Returns the groups whose apply the
+        previous holder left unfinished; job runs it left running are recorded as interrupted, so their
+        slot is not run again."""
+        self.drop(within)
+        saved = StateBook(backoff=self.backoff, rng=self.rng)
+        unfinished = [u for u in saved.restore(data, now=now) if within(u["resource_group"])]
+        self.groups.update({k: v for k, v in saved.groups.items() if within(k[0])})
+        self.jobs.jobs.update({k: v for k, v in saved.jobs.jobs.items() if within(k[0])})
+        self.unfinished_at_start.extend(unfinished)
+        return unfinished
+
+
+def split_saved(data: Mapping[str, Any], shard: Callable[[str], int]) -> dict[int, dict[str, Any]]:
+    """A saved book (`StateBook.to_json`) cut into one book per shard; shards with nothing are left out."""
+    books: dict[int, dict[str, Any]] = {}
+
+    def book(index: int) -> dict[str, Any]:
+        return books.setdefault(index, {"version": STATE_FILE_VERSION, "groups": [], "jobs": []})
+
+    for part in ("groups", "jobs"):
+        items = data.get(part)
+        for item in items if isinstance(items, list) else []:
+            resource_group = item.get("resource_group") if isinstance(item, Mapping) else None
+            if isinstance(resource_group, str):
+                book(shard(resource_group))[part].append(item)
+    return books
 
 
 def _applied_fingerprint_of(change: Change) -> str:

@@ -32,6 +32,7 @@ class TriggerKind(StrEnum):
     GIT = "git"
     WEBHOOK = "webhook"
     RETRY = "retry"
+    LEADERSHIP = "leadership"
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class PlanView:
     recheck_after: float | None = None
     # The job templates among the loaded manifests, for the job scheduler; None: the engine does not say.
     jobs: tuple[JobTemplate, ...] | None = None
+    # The resource groups the plan covers when replicas share the work by shard; None: all of them.
+    owned: Callable[[str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,23 @@ class ApplyView:
     result: ApplyResult
     # Groups applied successfully that the verifying re-plan still finds different.
     unconverged: frozenset[Key] = frozenset()
+
+
+class Sharing(Protocol):
+    """What the worker asks of the replicas' coordination (`reconciler.daemon.coordination`)."""
+
+    def refusal(self, resource_group: str) -> str | None:
+        """Why this replica must only plan `resource_group` now (a standby); None when it may write."""
+        ...
+
+    def mark_dirty(self) -> None:
+        """The state book changed: the replicas' shared copy is written at the next tick."""
+        ...
+
+    async def flush(self) -> None:
+        """Write the shared copy now (before a pass's first write to Azure); failures are logged, not
+        raised: the lease's fence, not this write, keeps a replica that lost its lease from writing."""
+        ...
 
 
 class PassEngine(Protocol):
@@ -126,8 +145,10 @@ class Worker:
         store: StateStore | None = None,
         dry_run: bool = False,
         on_secrets: Callable[[Sequence[str]], None] | None = None,
-        on_jobs: Callable[[Sequence[JobTemplate], bool], None] | None = None,
+        on_jobs: Callable[[Sequence[JobTemplate], bool, Callable[[str], bool] | None], None] | None = None,
+        sharing: Sharing | None = None,
     ) -> None:
+        """`sharing`: the replicas' coordination (`--coordination`), None for a daemon on its own."""
         self.engine = engine
         self.coalescer = coalescer
         self.book = book
@@ -140,6 +161,7 @@ class Worker:
         self.dry_run = dry_run
         self.on_secrets = on_secrets
         self.on_jobs = on_jobs
+        self.sharing = sharing
         self.first_pass_done = asyncio.Event()
         self.last_plan: Plan | None = None
         self.last_pass: PassRecord | None = None
@@ -217,7 +239,7 @@ class Worker:
             self.on_secrets(view.secrets)
         if view.jobs is not None and self.on_jobs is not None:
             # Before any apply: the scheduler follows the manifests even when this pass fails later.
-            self.on_jobs(view.jobs, view.complete and not view.failed)
+            self.on_jobs(view.jobs, view.complete and not view.failed, view.owned)
         plan = view.plan
         revision = plan.revision
         record.revision = revision
@@ -256,7 +278,7 @@ class Worker:
             self._decide(change, view=view, revision=revision, now=now, record=record, to_apply=to_apply)
         if view.complete and not plan.errors:
             # Only a complete picture forgets a group: an unreadable manifest or resource group is not gone.
-            self.book.forget_except([c.key for c in plan.changes])
+            self.book.forget_except([c.key for c in plan.changes], within=view.owned)
 
         if not to_apply:
             record.result = "failed" if plan.errors else "ok"
@@ -274,6 +296,8 @@ class Worker:
             )
         # Written before the first write to Azure: a kill from here on is reported by the next run.
         self._save()
+        if self.sharing is not None:
+            await self.sharing.flush()
         applied = await self._apply(view, to_apply, revision)
         failed = self._record(applied, to_apply, revision)
         record.applied = sum(1 for o in applied.result.outcomes if o.result is Result.SUCCEEDED)
@@ -318,6 +342,13 @@ class Worker:
             self.metrics.skipped.labels(why="dry_run").inc()
             self.book.record_held(change, Reason.PLANNED, "--dry-run: planned, not applied")
             log.info("planned (dry run)", **fields, revision=revision)
+            return
+        refused = self._refusal(change.resource_group)
+        if refused is not None:
+            record.deferred += 1
+            self.metrics.skipped.labels(why="standby").inc()
+            self.book.record_held(change, Reason.PLANNED, refused)
+            log.debug("planned (standby)", **fields, revision=revision, why=refused)
             return
         decision = self.book.admit(change, revision, now)
         if not decision.apply:
@@ -377,12 +408,14 @@ class Worker:
             if change is None:
                 continue
             seen.add(key)
-            if self.draining and outcome.failed:
-                # Refused or cut by the shutdown: not the group's fault; the next run picks it up.
+            fenced = self._refusal(change.resource_group) is not None
+            if (self.draining or fenced) and outcome.failed:
+                # Refused or cut by the shutdown or a lost lease: not the group's fault; the next run (or
+                # the replica that holds the lease now) picks it up.
                 self.book.record_interrupted(change)
                 self.metrics.actions.labels(action=outcome.action.value, result="interrupted").inc()
                 log.warning(
-                    "not finished: shutting down",
+                    "not finished: shutting down" if self.draining else "not finished: the lease was lost",
                     resource_group=change.resource_group,
                     name=change.name,
                     action=outcome.action.value,
@@ -423,7 +456,12 @@ class Worker:
                 self.book.record_interrupted(change)
         return failed
 
+    def _refusal(self, resource_group: str) -> str | None:
+        return self.sharing.refusal(resource_group) if self.sharing is not None else None
+
     def _save(self) -> None:
+        if self.sharing is not None:
+            self.sharing.mark_dirty()
         if self.store is None:
             return
         try:

@@ -118,9 +118,11 @@ class JobScheduler:
         redact: Redact = _identity,
         dry_run: bool = False,
         max_nap: float = MAX_NAP_S,
+        may_run: Callable[[JobKey], bool] | None = None,
     ) -> None:
         """`save` writes the state file (the ledger with it) and raises OSError when it cannot; None keeps the
-        ledger in memory only (no --state-dir)."""
+        ledger in memory only (no --state-dir). `may_run(key)`: whether this replica runs that job now (the
+        lease of its shard is held, with `--coordination`); the others are reported and never started."""
         self.ledger = ledger
         self.launcher = launcher
         self.metrics = metrics
@@ -130,6 +132,7 @@ class JobScheduler:
         self.redact = redact
         self.dry_run = dry_run
         self.max_nap = max_nap
+        self.may_run = may_run
         self.templates: dict[JobKey, JobTemplate] = {}
         self._tasks: dict[JobKey, dict[str, asyncio.Task[None]]] = {}
         self._waiting_change: set[JobKey] = set()
@@ -151,9 +154,16 @@ class JobScheduler:
             return "disabled: no job launcher is wired; the next runs are reported, none is started"
         return "enabled"
 
-    def update(self, templates: Iterable[JobTemplate], *, complete: bool = True) -> None:
+    def update(
+        self,
+        templates: Iterable[JobTemplate],
+        *,
+        complete: bool = True,
+        within: Callable[[str], bool] | None = None,
+    ) -> None:
         """The job templates of the manifests a pass just loaded. With `complete` False (some manifest did
-        not load) templates missing from the list keep running as last loaded."""
+        not load) templates missing from the list keep running as last loaded. `within`: the resource groups
+        the pass covered; ledger entries of others are kept (a shard taken over meanwhile)."""
         fresh: dict[JobKey, JobTemplate] = {}
         for template in templates:
             fresh[template.key] = template
@@ -172,6 +182,8 @@ class JobScheduler:
         self.templates = fresh
         if complete:
             keep = set(fresh) | {key for key, runs in self._tasks.items() if runs}
+            if within is not None:
+                keep |= {key for key in self.ledger.jobs if not within(key[0])}
             gone |= set(self.ledger.forget_except(keep))
             for key in gone - keep:
                 label = job_label(key)
@@ -200,6 +212,8 @@ class JobScheduler:
         dirty = False
         for key in sorted(self.templates):
             template = self.templates[key]
+            if self.may_run is not None and not self.may_run(key):
+                continue
             try:
                 entry, changed = self._entry(template, now)
                 dirty |= changed
@@ -475,6 +489,10 @@ class JobScheduler:
             for task in (sleeper, waker):
                 task.cancel()
             await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Decide again now (which runs this replica may start has changed)."""
+        self._wake.set()
 
     def stop(self) -> None:
         """Start no more runs (shutdown)."""
