@@ -169,7 +169,7 @@ class BlobCoordinationStore:
         lease = BlobLeaseClient(blob, lease_id=lease_id)
         await self._call(f"lease {name}", lease.acquire(lease_duration=duration))
         properties = await self._call(f"read {name}", blob.get_blob_properties())
-        return str(properties.etag)
+        return _etag(properties.etag)
 
     async def renew_lease(self, name: str, *, lease_id: str) -> None:
         lease = BlobLeaseClient(self._container.get_blob_client(name), lease_id=lease_id)
@@ -203,7 +203,7 @@ class BlobCoordinationStore:
         return BlobState(
             name=name,
             data=bytes(data),
-            etag=str(properties.etag),
+            etag=_etag(properties.etag),
             metadata=dict(properties.metadata or {}),
             leased=_leased(properties),
         )
@@ -227,7 +227,7 @@ class BlobCoordinationStore:
             kwargs["metadata"] = dict(metadata)
         blob = self._container.get_blob_client(name)
         result = await self._call(f"write {name}", blob.upload_blob(data, **kwargs))
-        return str(result.get("etag"))
+        return _etag(result.get("etag"))
 
     async def list(self, prefix: str) -> list[BlobEntry]:
         async def collect() -> list[BlobEntry]:
@@ -236,7 +236,7 @@ class BlobCoordinationStore:
                 found.append(
                     BlobEntry(
                         name=item.name,
-                        etag=str(item.etag),
+                        etag=_etag(item.etag),
                         metadata=dict(item.metadata or {}),
                         leased=_leased(item),
                     )
@@ -260,6 +260,12 @@ class BlobCoordinationStore:
             await self._service.close()
         if self._credential is not None:
             await self._credential.close()
+
+
+def _etag(value: Any) -> str:
+    """ETags in one form, quoted: Blob Storage quotes them in headers but not in listings."""
+    text = str(value or "")
+    return text if text.startswith('"') else f'"{text}"'
 
 
 def _leased(item: Any) -> bool:

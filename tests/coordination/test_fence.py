@@ -96,7 +96,7 @@ def test_writes_in_flight_are_counted_until_their_answer_arrives() -> None:
     hold = holding(table, 0, renewed_at=clock.now)
     with table.writing("rg") as label:
         assert hold.in_flight == 1
-        assert label == "aci-reconciler-replica/r1 lease/0.01234567"
+        assert label == "aci-reconciler-replica/r1 lease/0.01234567.1"
     assert hold.in_flight == 0
     with pytest.raises(RuntimeError), table.writing("rg"):
         raise RuntimeError("the request failed")
@@ -152,6 +152,6 @@ async def test_the_adapter_labels_each_write_with_the_replica_and_its_lease(emul
         await gateway.close()
     writes = [e for e in emulator.request_log if e.method != "GET"]
     assert [e.method for e in writes] == ["PUT", "PATCH"]
-    assert all("aci-reconciler-replica/leader-1 lease/0.01234567" in e.user_agent for e in writes)
+    assert all("aci-reconciler-replica/leader-1 lease/0.01234567.1" in e.user_agent for e in writes)
     reads = [e for e in emulator.request_log if e.method == "GET"]
     assert all("aci-reconciler-replica" not in e.user_agent for e in reads)

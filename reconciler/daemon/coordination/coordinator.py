@@ -134,6 +134,8 @@ class Coordinator:
         self.on_fatal = on_fatal
         self.monotonic = table.monotonic
         self._replica_lease = str(uuid.uuid4())
+        self._lease_base = uuid.uuid4()
+        self._tenures = 0
         self._replica_until = 0.0
         self._replica_renewed = -1e18
         self._view = _Replica()
@@ -319,7 +321,11 @@ class Coordinator:
                 continue
             shard = shard_in(entry.name, self.instance, self.settings.shards)
             if shard is not None:
-                owners[shard] = (entry.metadata.get("owner") or "(unknown)") if entry.leased else None
+                owner = (entry.metadata.get("owner") or "(unknown)") if entry.leased else None
+                if owner == self.settings.replica and shard not in self.table.holds:
+                    # Our lease, lost to an outage but perhaps still ours at the store: try to take it back.
+                    owner = None
+                owners[shard] = owner
         live.discard(self.settings.replica)
         for shard in range(self.settings.shards):
             free = owners.get(shard) is None and shard not in self.table.holds
@@ -393,7 +399,9 @@ class Coordinator:
 
     async def _claim(self, shard: int) -> None:
         blob = shard_blob(self.instance, self.settings.shards, shard)
-        lease_id = str(uuid.uuid4())
+        # One lease id per shard for this process's life: after an outage the store may still hold our lease,
+        # and acquiring with the same id takes it back at once instead of waiting for it to expire.
+        lease_id = str(uuid.uuid5(self._lease_base, str(shard)))
         sent = self.monotonic()
         try:
             await self.store.acquire_lease(blob, duration=self.settings.lease_duration, lease_id=lease_id)
@@ -402,12 +410,14 @@ class Coordinator:
         except CoordinationError as err:
             self._failed(err)
             return
+        self._tenures += 1
         hold = Hold(
             shard=shard,
             blob=blob,
             lease_id=lease_id,
             renewed_at=sent,
             valid_until=sent + self.settings.lease_duration,
+            tenure_number=self._tenures,
         )
         self.table.holds[shard] = hold
         self._view.free_ticks[shard] = 0

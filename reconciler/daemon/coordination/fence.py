@@ -41,10 +41,12 @@ class Hold:
     # Being given back: no new write starts; released once none is in flight.
     yielding: bool = False
     in_flight: int = 0
+    # Counts this process's acquisitions: tells two tenures under the same lease id apart in the logs.
+    tenure_number: int = 1
 
     @property
     def tenure(self) -> str:
-        return f"{self.shard}.{self.lease_id[:8]}"
+        return f"{self.shard}.{self.lease_id[:8]}.{self.tenure_number}"
 
 
 class LeaseTable:
