@@ -19,7 +19,7 @@ from reconciler.daemon.coordination.coordinator import (
 )
 from reconciler.daemon.coordination.fence import LeaseTable
 from reconciler.daemon.coordination.shards import shard_of
-from reconciler.daemon.state import BackoffPolicy, Phase, StateBook
+from reconciler.daemon.state import BackoffPolicy, Phase, Reason, StateBook
 from tests.daemon.fakes import START, change, fail
 from tests.support.azurite import Azurite, TcpProxy
 
@@ -131,12 +131,7 @@ async def test_the_new_leader_continues_from_the_last_leaders_book(
         r1.book.jobs.entry("rg-a", "nightly").schedule_cursor = START + 60
         r1.coordinator.mark_dirty()
         await r1.coordinator.tick()  # the tick writes what changed
-        r2.book.record_held(
-            change("flaky", rg="rg-a"),
-            r2.book.groups.get(("x", "y"))
-            or __import__("reconciler.daemon.state", fromlist=["Reason"]).Reason.PLANNED,
-            "standby",
-        )
+        r2.book.record_held(change("flaky", rg="rg-a"), Reason.PLANNED, "standby: r1 leads")
         await r1.coordinator.close()
         await r2.coordinator.tick()
         assert r2.table.leading
