@@ -253,6 +253,7 @@ class Coordinator:
                 return
         await self._renew_all()
         self._expire()
+        self._note_fenced()
         try:
             entries = await self.store.list(instance_prefix(self.instance))
         except CoordinationError as err:
@@ -387,6 +388,24 @@ class Coordinator:
         for hold in list(self.table.holds.values()):
             if now >= hold.valid_until:
                 self._lose(hold, "its lease expired: it could not be renewed in time")
+
+    def _note_fenced(self) -> None:
+        """Say (once per tenure) when the fence has stopped the writes of a lease not renewed in time."""
+        for hold in self.table.holds.values():
+            fenced = hold.ready and not hold.yielding and not self.table.writable(hold.shard)
+            if fenced and not hold.fenced:
+                log.warning(
+                    "lease not renewed in time; writes stopped before it can expire",
+                    shard=hold.shard,
+                    replica=self.settings.replica,
+                    tenure=hold.tenure,
+                    margin_s=self.settings.margin,
+                )
+                self.on_change(f"shard {hold.shard} fenced")
+            elif hold.fenced and not fenced and self.table.writable(hold.shard):
+                log.info("lease renewed again; writing", shard=hold.shard, replica=self.settings.replica)
+                self.on_change(f"shard {hold.shard} renewed")
+            hold.fenced = fenced
 
     def _lose(self, hold: Hold, why: str) -> None:
         if self.table.holds.get(hold.shard) is not hold:

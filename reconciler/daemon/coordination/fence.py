@@ -41,6 +41,8 @@ class Hold:
     # Being given back: no new write starts; released once none is in flight.
     yielding: bool = False
     in_flight: int = 0
+    # The fence has stopped its writes (reported once).
+    fenced: bool = False
     # Counts this process's acquisitions: tells two tenures under the same lease id apart in the logs.
     tenure_number: int = 1
 
