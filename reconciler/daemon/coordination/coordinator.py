@@ -152,11 +152,10 @@ class Coordinator:
 
     @property
     def reachable(self) -> bool:
-        """The store answered within the lease duration: this replica could take over."""
-        return (
-            self.last_contact is not None
-            and self.monotonic() - self.last_contact < self.settings.lease_duration
-        )
+        """The store answered recently enough that this replica could hold a lease now: within the window a
+        leader may go without renewing before its fence stops it (renewal interval plus margin)."""
+        window = self.settings.lease_duration - self.settings.margin
+        return self.last_contact is not None and self.monotonic() - self.last_contact < window
 
     def mark_dirty(self) -> None:
         self._dirty = True
