@@ -381,11 +381,14 @@ def free_port() -> int:
 class Daemon:
     """`reconcile daemon` in a subprocess against the in-process emulator, with its /metrics on loopback."""
 
-    def __init__(self, emu: Any, manifests: Path, work: Path, *extra: str) -> None:
+    def __init__(
+        self, emu: Any, manifests: Path, work: Path, *extra: str, env: Mapping[str, str] | None = None
+    ) -> None:
         self.emu = emu
         self.manifests = manifests
         self.work = work
         self.extra = extra
+        self.env = dict(env or {})
         self.port = free_port()
         self.proc: asyncio.subprocess.Process | None = None
         self.log_path = work / f"daemon-{self.port}.log"
@@ -409,7 +412,7 @@ class Daemon:
             "warning",
             *self.extra,
             cwd=self.work,
-            env=cli_env(self.emu),
+            env={**cli_env(self.emu), **self.env},
             stdout=self._log,
             stderr=self._log,
         )
