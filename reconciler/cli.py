@@ -28,6 +28,7 @@ from reconciler import __version__
 from reconciler.model.jobrun import EXIT_RECONCILER_ERROR
 
 if TYPE_CHECKING:  # imported lazily at run time so that `reconcile --help` and `validate` start fast
+    from reconciler.cloud.coordination import CoordinationStore
     from reconciler.cloud.gateway import Gateway, WriteGuard
     from reconciler.engine.reconcile import EngineSettings
 
@@ -1263,7 +1264,14 @@ def cmd_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             locks.enter_context(holding_directory(state_dir, args, "another daemon with this --state-dir"))
         # Inside the locks: for --local, the key file in DIR may be created here.
         settings = engine_settings(args, choice, environ)
-        return daemon_cli.run(args, settings, gateway_factory, environ)
+        return daemon_cli.run(args, settings, gateway_factory, environ, open_store=_open_blob_store)
+
+
+def _open_blob_store(url: str, connection_string: str | None) -> CoordinationStore:
+    """`--coordination`'s store: an Azure Blob container (reconciler.cloud.blobstore)."""
+    from reconciler.cloud.blobstore import open_store
+
+    return open_store(url, connection_string=connection_string)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {

@@ -68,6 +68,8 @@ from reconciler.cloud.gateway import WriteGuard
 from reconciler.model.observed import ObservedGroup
 
 API_VERSION = "2023-05-01"
+# Microsoft.Resources' Tags API (resource-group scope), for the daemon's heartbeat tag.
+TAGS_API_VERSION = "2021-04-01"
 DEFAULT_ENDPOINT = "https://management.azure.com"
 PROVIDER = "Microsoft.ContainerInstance/containerGroups"
 
@@ -265,6 +267,12 @@ class _MissingFirstPageError(Exception):
 
 
 _RESOURCE_GROUP_IN_ID = re.compile(r"/resourceGroups/([^/]+)/", re.IGNORECASE)
+
+
+def _tags_in(body: Any) -> dict[str, str]:
+    properties = body.get("properties") if isinstance(body, Mapping) else None
+    tags = properties.get("tags") if isinstance(properties, Mapping) else None
+    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, Mapping) else {}
 
 
 _RESOURCE_GROUP_IN_PATH = re.compile(r"/resourceGroups/([^/?]+)", re.IGNORECASE)
@@ -467,6 +475,33 @@ class AzureGateway:
         response = await self._send("GET", url, "logs", f"logs {resource_group}/{name}/{container}")
         body = response.body if isinstance(response.body, Mapping) else {}
         return str(body.get("content") or "")
+
+    # --- resource-group tags (the daemon's duplicate detection, `TagStore`) -------------------------
+
+    def _tags_url(self, resource_group: str) -> str:
+        return (
+            f"/subscriptions/{quote(self._subscription, safe='')}"
+            f"/resourceGroups/{quote(resource_group, safe='')}"
+            f"/providers/Microsoft.Resources/tags/default?api-version={TAGS_API_VERSION}"
+        )
+
+    async def get_resource_group_tags(self, resource_group: str) -> dict[str, str]:
+        response = await self._send(
+            "GET", self._tags_url(resource_group), "tags", f"GET tags of resource group {resource_group}"
+        )
+        return _tags_in(response.body)
+
+    async def update_resource_group_tags(
+        self, resource_group: str, tags: Mapping[str, str], operation: str
+    ) -> dict[str, str]:
+        response = await self._send(
+            "PATCH",
+            self._tags_url(resource_group),
+            "tags",
+            f"{operation} tags of resource group {resource_group}",
+            body={"operation": operation, "properties": {"tags": dict(tags)}},
+        )
+        return _tags_in(response.body)
 
     # --- writes ----------------------------------------------------------------------------------
 

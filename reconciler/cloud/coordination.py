@@ -17,7 +17,7 @@ Semantics are Blob Storage's, which the daemon's safety argument rests on (DESIG
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,6 +73,11 @@ class CoordinationStore(Protocol):
         """Where the store is (the container URL, without credentials), for logs and /status."""
         ...
 
+    async def ensure_container(self) -> None:
+        """Create the container when it is missing; `StoreConfigError` (naming the fix) when the principal
+        may not."""
+        ...
+
     async def acquire_lease(self, name: str, *, duration: int, lease_id: str) -> str:
         """Take a lease of `duration` seconds (15..60, Blob Storage's bounds) on blob `name`, creating the
         blob empty when it does not exist. Returns the blob's ETag. `LeaseTakenError` when another lease
@@ -117,3 +122,8 @@ class CoordinationStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# (container URL, connection string or None) -> the store, opened without I/O. The CLI (the composition root)
+# hands `reconciler.cloud.blobstore.open_store` to the daemon as this.
+StoreOpener = Callable[[str, str | None], CoordinationStore]

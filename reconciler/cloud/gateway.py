@@ -7,6 +7,7 @@ Execution and the engine depend on this protocol, never on the SDK. Every method
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -100,3 +101,17 @@ class WriteGuard(Protocol):
     replica and the lease tenure, which makes every write attributable in Azure's activity log."""
 
     def writing(self, resource_group: str | None) -> AbstractContextManager[str]: ...
+
+
+class TagStore(Protocol):
+    """The tags of a resource group, through ARM's Tags API (`Microsoft.Resources/tags/default`): where a
+    daemon without `--coordination` keeps its heartbeat (`reconciler.daemon.duplicate`). Implemented by the
+    Azure adapter; needs `Microsoft.Resources/tags/read` and `.../write` on that resource group."""
+
+    async def get_resource_group_tags(self, resource_group: str) -> dict[str, str]: ...
+
+    async def update_resource_group_tags(
+        self, resource_group: str, tags: Mapping[str, str], operation: str
+    ) -> dict[str, str]:
+        """`operation`: Merge (add or change these), Replace (exactly these) or Delete (remove these)."""
+        ...

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import inspect
 import os
 import re
@@ -23,17 +24,23 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from reconciler.cloud.coordination import CoordinationStore, StorageUnavailableError, StoreConfigError
+from reconciler.cloud.coordination import (
+    CoordinationStore,
+    StorageUnavailableError,
+    StoreConfigError,
+    StoreOpener,
+)
 from reconciler.daemon import logging as daemon_logging
 from reconciler.daemon.coordination.coordinator import CoordinationSettings, CoordinationStartError
 from reconciler.daemon.coordination.fence import LeaseTable
+from reconciler.daemon.duplicate import DuplicateDaemonError, Heartbeat
 from reconciler.daemon.gitsource import check_ref, check_url
 from reconciler.daemon.jobs import JobLauncher
 from reconciler.daemon.metrics import DaemonMetrics
@@ -250,6 +257,26 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         help="this replica's name in the container and in /status (default: HOSTNAME-PID-RANDOM; env "
         "RECONCILER_REPLICA_ID)",
     )
+    ha.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="without --coordination: start even when another live daemon of this instance holds the "
+        "heartbeat tag (the two would undo each other's work)",
+    )
+    ha.add_argument(
+        "--heartbeat-resource-group",
+        default=environ.get("RECONCILER_HEARTBEAT_RESOURCE_GROUP") or None,
+        metavar="RG",
+        help="without --coordination: the resource group whose tag holds this instance's heartbeat "
+        "(default: the first of --scope, else of the manifests; env RECONCILER_HEARTBEAT_RESOURCE_GROUP)",
+    )
+    ha.add_argument(
+        "--heartbeat-interval",
+        type=parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="renew the heartbeat tag this often; it expires after three (default 30s)",
+    )
     group.add_argument(
         "--log-format",
         choices=("auto", "json", "console"),
@@ -322,6 +349,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
         backoff=BackoffPolicy(base=min(10.0, args.backoff_max), cap=args.backoff_max),
         watch=args.watch,
         coordination=coordination,
+        allow_duplicate=args.allow_duplicate,
+        heartbeat_resource_group=args.heartbeat_resource_group,
+        heartbeat_interval=max(args.heartbeat_interval, 1.0),
     )
 
 
@@ -408,16 +438,14 @@ async def open_gateway_with_metrics(
         yield gateway
 
 
-StoreFactory = Callable[[CoordinationSettings, Mapping[str, str]], Awaitable[CoordinationStore]]
-
-
 async def open_coordination_store(
-    settings: CoordinationSettings, environ: Mapping[str, str]
+    settings: CoordinationSettings, environ: Mapping[str, str], opener: StoreOpener
 ) -> CoordinationStore:
     """The Blob container of `--coordination`, created when missing and the principal may create it."""
-    from reconciler.cloud.blobstore import open_store
-
-    store = open_store(settings.url, connection_string=environ.get(STORAGE_CONNECTION_STRING_ENV) or None)
+    try:
+        store = opener(settings.url, environ.get(STORAGE_CONNECTION_STRING_ENV) or None)
+    except StoreConfigError as err:
+        raise CoordinationStartError(str(err)) from None
     try:
         await store.ensure_container()
     except StoreConfigError as err:
@@ -495,14 +523,18 @@ async def serve(
     environ: Mapping[str, str],
     *,
     on_started: Callable[[Daemon], None] | None = None,
-    open_store: StoreFactory = open_coordination_store,
+    open_store: StoreOpener | None = None,
 ) -> int:
+    """`open_store`: how to open the coordination store (the CLI gives the Blob Storage one); needed only
+    with `--coordination`."""
     log = structlog.get_logger("reconciler.daemon")
     ha = config.coordination
     if ha is None:
         return await _serve(config, settings, open_gateway, environ, on_started=on_started)
     leases = LeaseTable(ha.replica, ha.shards, margin=ha.margin, monotonic=config.monotonic)
-    store = await open_store(ha, environ)
+    if open_store is None:
+        raise DaemonUsageError("--coordination is not available here: no coordination store is wired")
+    store = await open_coordination_store(ha, environ, open_store)
     log.info(
         "coordinating through blob storage",
         store=store.location,
@@ -535,6 +567,11 @@ async def _serve(
     metrics = DaemonMetrics()
     leases = coordination[1] if coordination is not None else None
     async with open_gateway_with_metrics(open_gateway, metrics, leases) as gateway:
+        check: DuplicateCheck | None = None
+
+        async def after_load(loaded: Any) -> None:
+            if check is not None:
+                await check.after_load(loaded)
 
         def engine(manifests: Callable[[], Path] | None, revision: Callable[[], str | None] | None) -> Any:
             return EnginePasses(
@@ -545,6 +582,7 @@ async def _serve(
                 revision=revision,
                 settle_delay=max(config.debounce, 0.2),
                 owned=leases.owned_filter if leases is not None else None,
+                loaded_hook=after_load,
             )
 
         launchers: list[DaemonJobs] = []
@@ -554,6 +592,8 @@ async def _serve(
             return launchers[-1]
 
         daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher, coordination=coordination)
+        if duplicate_check_wanted(config, gateway):
+            check = DuplicateCheck(config, settings, gateway, daemon.fatal_stop)
         loop = asyncio.get_running_loop()
         signals = 0
 
@@ -580,10 +620,14 @@ async def _serve(
                 interval_s=config.interval,
                 dry_run=config.dry_run,
             )
-            await daemon.start()
-            if on_started is not None:
-                on_started(daemon)
-            return await daemon.wait()
+            try:
+                await daemon.start()
+                if on_started is not None:
+                    on_started(daemon)
+                return await daemon.wait()
+            finally:
+                if check is not None:
+                    await check.close()
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -591,11 +635,100 @@ async def _serve(
                 await jobs.aclose()
 
 
+class DuplicateCheck:
+    """Keeps a second daemon of this instance from running beside this one (`reconciler.daemon.duplicate`),
+    without `--coordination`. The check runs after the first load of the manifests and before Azure is
+    asked anything (the manifests may name the home resource group, and with git they exist only after the
+    first fetch); a duplicate stops this daemon (exit 1) with the message naming the other."""
+
+    def __init__(
+        self, config: DaemonConfig, settings: Any, gateway: Any, stop: Callable[[str], None]
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.gateway = gateway
+        self.stop = stop
+        self.heartbeat: Heartbeat | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._done = False
+        self._log = structlog.get_logger("reconciler.daemon")
+
+    def _home(self, loaded: Any) -> str | None:
+        """`--heartbeat-resource-group`, else the first resource group of the scope, the default one, or the
+        manifests'."""
+        if self.config.heartbeat_resource_group:
+            return self.config.heartbeat_resource_group
+        named = list(getattr(getattr(self.settings, "scope", None), "resource_groups", ()))
+        if not named and getattr(self.settings, "default_resource_group", None):
+            named = [self.settings.default_resource_group]
+        if not named:
+            named = [g.manifest.resource_group for g in loaded.groups]
+        return sorted(named, key=str.lower)[0] if named else None
+
+    async def after_load(self, loaded: Any) -> None:
+        if self._done:
+            return
+        home = self._home(loaded)
+        if home is None:
+            return  # no manifest yet: nothing will be written either; the next pass checks
+        self._done = True
+        self.heartbeat = Heartbeat(
+            self.gateway,
+            home,
+            instance=self.config.instance,
+            replica=heartbeat_identity(self.config),
+            interval=self.config.heartbeat_interval,
+            clock=self.config.clock,
+            sleep=self.config.sleep,
+        )
+        try:
+            await self.heartbeat.claim()
+        except DuplicateDaemonError as err:
+            self.heartbeat = None
+            self.stop(str(err))
+            raise
+        self._log.info("heartbeat tag held", resource_group=home, tag=self.heartbeat.name)
+        self._task = asyncio.create_task(self.heartbeat.run(self.stop), name="daemon-duplicate-heartbeat")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.heartbeat is not None:
+            await self.heartbeat.release()
+
+
+def duplicate_check_wanted(config: DaemonConfig, gateway: Any) -> bool:
+    """Off with --coordination, --dry-run (nothing is written), --allow-duplicate (logged), or a gateway
+    that has no resource-group tags (test fakes)."""
+    if config.coordination is not None or config.dry_run:
+        return False
+    if config.allow_duplicate:
+        structlog.get_logger("reconciler.daemon").warning(
+            "--allow-duplicate: not checking for another daemon of this instance"
+        )
+        return False
+    return hasattr(gateway, "get_resource_group_tags")
+
+
+def heartbeat_identity(config: DaemonConfig) -> str:
+    """Who this daemon is in the heartbeat: the host and its state directory. A daemon restarted on the same
+    host and directory (after a crash, by systemd or kubelet) is the same daemon and starts at once; the
+    directory's lock already keeps two daemons off one directory."""
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "host"
+    if config.state_dir is None:
+        return default_replica_id()
+    where = hashlib.sha256(os.path.abspath(config.state_dir).encode()).hexdigest()[:8]
+    return f"{host}-{where}"
+
+
 def run(
     args: argparse.Namespace,
     settings: Any,
     open_gateway: GatewayFactory,
     environ: Mapping[str, str],
+    open_store: StoreOpener | None = None,
 ) -> int:
     json_lines = {"auto": None, "json": True, "console": False}[args.log_format]
     daemon_logging.configure(json_lines=json_lines, level=args.log_level)
@@ -606,8 +739,8 @@ def run(
         return 1
     daemon_logging.REDACTOR.add(_known_secrets(config, settings, environ))
     try:
-        return asyncio.run(serve(config, settings, open_gateway, environ))
-    except (CoordinationStartError, DaemonUsageError) as err:
+        return asyncio.run(serve(config, settings, open_gateway, environ, open_store=open_store))
+    except (CoordinationStartError, DaemonUsageError, DuplicateDaemonError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:

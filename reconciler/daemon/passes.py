@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,9 +159,13 @@ class EnginePasses:
         revision: Callable[[], str | None] | None = None,
         settle_delay: float = 1.0,
         owned: Callable[[], Callable[[str], bool] | None] | None = None,
+        loaded_hook: Callable[[LoadResult], Awaitable[None]] | None = None,
     ) -> None:
         """`owned()`: the resource groups this replica reconciles now (its shards, with `--coordination`),
-        asked once per pass; None, or a None answer: all of them."""
+        asked once per pass; None, or a None answer: all of them. `loaded_hook(loaded)` is awaited after
+        each load, before Azure is asked anything: raising there ends the pass with nothing planned (the
+        duplicate-daemon check does, `reconciler.daemon.duplicate`)."""
+        self._loaded_hook = loaded_hook
         self.settings = settings
         self._owned = owned
         self.settle_delay = settle_delay
@@ -193,6 +197,8 @@ class EnginePasses:
             settings = dataclasses.replace(settings, owned=owned)
         before = self.settled.snapshot(self._manifest_files(settings))
         loaded = await asyncio.to_thread(load, settings, self.environ)
+        if self._loaded_hook is not None:
+            await self._loaded_hook(loaded)
         revision = self._revision() if self._revision is not None else None
         if revision:
             loaded = dataclasses.replace(loaded, revision=revision)

@@ -93,6 +93,11 @@ class DaemonConfig:
     job_max_nap: float = 60.0
     # Replicas sharing the instance through a coordination store (`--coordination`); None: on its own.
     coordination: CoordinationSettings | None = None
+    # Without coordination: the heartbeat tag that keeps a second daemon of the instance from starting
+    # (`reconciler.daemon.duplicate`); the CLI runs it.
+    allow_duplicate: bool = False
+    heartbeat_resource_group: str | None = None
+    heartbeat_interval: float = 30.0
 
 
 class Daemon:
@@ -280,6 +285,10 @@ class Daemon:
         # A new shard is planned and applied at once; a lost one is planned as a standby from now on.
         self.coalescer.fire(Trigger(TriggerKind.LEADERSHIP, why, self.config.clock()))
         self.jobs.wake()
+
+    def fatal_stop(self, message: str) -> None:
+        """Stop because this daemon must not go on (it exits 1, saying why)."""
+        self._fatal(message)
 
     def _fatal(self, message: str) -> None:
         if self.fatal is None:

@@ -52,6 +52,8 @@ class EmulatorCore:
         self.config = config or EmulatorConfig()
         self.store = Store(settings=self.config)
         self.faults = FaultInjector()
+        # ARM tags of resource groups (the Tags API), by (subscription, resource group) in lower case.
+        self.resource_group_tags: dict[tuple[str, str], dict[str, str]] = {}
         self.faults.set(self.config.faults)
         self.counters: collections.Counter[str] = collections.Counter()
         self.request_log: collections.deque[RequestLogEntry] = collections.deque(

@@ -40,6 +40,12 @@ def match_route(path: str) -> Route | None:
         if len(segs) == 8 and low[4] == "locations" and low[6] == "operations":
             return Route("operation", subscription=sub, location=segs[5], operation=segs[7])
         return None
+    if (
+        len(segs) == 8
+        and low[2] == "resourcegroups"
+        and low[4:8] == ["providers", "microsoft.resources", "tags", "default"]
+    ):
+        return Route("tags.resourceGroup", subscription=sub, resource_group=segs[3])
     if low[2] != "resourcegroups" or len(segs) < 7 or low[4:6] != provider or low[6] != "containergroups":
         return None
     rg = segs[3]

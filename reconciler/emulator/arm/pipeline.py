@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from reconciler.emulator import versions
-from reconciler.emulator.arm import actions, groups, lists, logs, operations
+from reconciler.emulator.arm import actions, groups, lists, logs, operations, tags
 from reconciler.emulator.arm.call import Call
 from reconciler.emulator.core import EmulatorCore
 from reconciler.emulator.errors import ArmError, bad_request
@@ -38,6 +38,10 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("containerGroup.start", "POST"): actions.act,
     ("containers.logs", "GET"): logs.logs,
     ("operation", "GET"): operations.status,
+    ("tags.resourceGroup", "GET"): tags.get,
+    ("tags.resourceGroup", "PUT"): tags.put,
+    ("tags.resourceGroup", "PATCH"): tags.patch,
+    ("tags.resourceGroup", "DELETE"): tags.delete,
 }
 
 
@@ -56,7 +60,14 @@ async def handle_arm(core: EmulatorCore, request: web.Request, route: Route | No
             "The api-version query parameter (?api-version=) is required for all requests.",
             "MissingApiVersionParameter",
         )
-    if route.name != "operation" and not versions.is_served(version):
+    if route.name.startswith("tags."):
+        if version not in tags.VERSIONS:
+            raise bad_request(
+                f"No registered resource provider found for location '' and API version '{version}' for type "
+                f"'tags'. The supported api-versions are '{', '.join(sorted(tags.VERSIONS))}'.",
+                "NoRegisteredProviderFound",
+            )
+    elif route.name != "operation" and not versions.is_served(version):
         raise bad_request(
             f"No registered resource provider found for location '{request.query.get('location', '')}' "
             f"and API version '{version}' for type 'containerGroups'. The supported api-versions are "
