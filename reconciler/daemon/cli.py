@@ -544,9 +544,16 @@ async def serve(
         lease_renew_s=ha.renew_every,
         lease_margin_s=ha.margin,
     )
+    connection = environ.get(STORAGE_CONNECTION_STRING_ENV) or None
     try:
         return await _serve(
-            config, settings, open_gateway, environ, on_started=on_started, coordination=(store, leases)
+            config,
+            settings,
+            open_gateway,
+            environ,
+            on_started=on_started,
+            coordination=(store, leases),
+            lease_keeper_store=lambda: open_store(ha.url, connection),
         )
     finally:
         await store.close()
@@ -560,6 +567,7 @@ async def _serve(
     *,
     on_started: Callable[[Daemon], None] | None,
     coordination: tuple[CoordinationStore, LeaseTable] | None = None,
+    lease_keeper_store: Callable[[], CoordinationStore] | None = None,
 ) -> int:
     from reconciler.daemon.passes import EnginePasses
 
@@ -591,7 +599,14 @@ async def _serve(
             launchers.append(job_launcher(settings, gateway, environ, manifests))
             return launchers[-1]
 
-        daemon = Daemon(config, engine, metrics=metrics, launcher_factory=launcher, coordination=coordination)
+        daemon = Daemon(
+            config,
+            engine,
+            metrics=metrics,
+            launcher_factory=launcher,
+            coordination=coordination,
+            lease_keeper_store=lease_keeper_store,
+        )
         if duplicate_check_wanted(config, gateway):
             check = DuplicateCheck(config, settings, gateway, daemon.fatal_stop)
         loop = asyncio.get_running_loop()

@@ -109,9 +109,11 @@ class Daemon:
         metrics: DaemonMetrics | None = None,
         launcher_factory: LauncherFactory | None = None,
         coordination: tuple[CoordinationStore, LeaseTable] | None = None,
+        lease_keeper_store: Callable[[], CoordinationStore] | None = None,
     ) -> None:
         """`coordination`: the store and the lease table (the Azure adapter's write guard) when
-        `config.coordination` is set."""
+        `config.coordination` is set; `lease_keeper_store` opens the store the lease-renewing thread uses
+        (see `reconciler.daemon.coordination.coordinator.LeaseKeeper`)."""
         self.config = config
         self.metrics = metrics or DaemonMetrics()
         self.book = StateBook(backoff=config.backoff, rng=config.rng)
@@ -143,6 +145,7 @@ class Daemon:
                 sleep=config.sleep,
                 on_change=self._leadership_changed,
                 on_fatal=self._fatal,
+                keeper_store=lease_keeper_store,
             )
         self._tasks: list[asyncio.Task[Any]] = []
         self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())

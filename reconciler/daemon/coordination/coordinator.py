@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -121,7 +122,11 @@ class Coordinator:
         sleep: Sleep,
         on_change: Callable[[str], None],
         on_fatal: Callable[[str], None],
+        keeper_store: Callable[[], CoordinationStore] | None = None,
     ) -> None:
+        """`keeper_store`: opens a second store for a thread that only renews leases (`LeaseKeeper`), so
+        that a pass keeping the event loop busy (planning thousands of groups) cannot starve renewals
+        into fencing; None renews in the tick."""
         self.store = store
         self.table = table
         self.settings = settings
@@ -133,6 +138,10 @@ class Coordinator:
         self.on_change = on_change
         self.on_fatal = on_fatal
         self.monotonic = table.monotonic
+        self._renew_error: str | None = None
+        self._renew_fatal: str | None = None
+        self._keeper: LeaseKeeper | None = None
+        self._keeper_store = keeper_store
         self._replica_lease = str(uuid.uuid4())
         self._lease_base = uuid.uuid4()
         self._tenures = 0
@@ -202,6 +211,9 @@ class Coordinator:
             raise CoordinationStartError(f"coordination store {self.store.location}: {err}") from None
         except StorageUnavailableError as err:
             self._failed(err)
+        if self._keeper_store is not None and self._keeper is None:
+            self._keeper = LeaseKeeper(self, self._keeper_store)
+            self._keeper.start()
         await self.tick()
 
     async def run(self) -> None:
@@ -221,6 +233,10 @@ class Coordinator:
         """Shutdown, after the last pass and job runs ended: write the books, then give every lease back so
         that a standby takes over at once instead of after the lease expires."""
         self._closed = True
+        if self._keeper is not None:
+            # First: no renewal may land after a release.
+            await asyncio.to_thread(self._keeper.stop)
+            self._keeper = None
         with contextlib.suppress(CoordinationError):
             await self.flush()
         releases = [(hold.blob, hold.lease_id) for hold in self.table.holds.values()]
@@ -250,7 +266,9 @@ class Coordinator:
             except CoordinationError as err:
                 self._failed(err)
                 return
-        await self._renew_all()
+        if self._keeper is None:
+            await self.renew_due(self.store)
+        self._take_renewals()
         self._expire()
         self._note_fenced()
         try:
@@ -336,10 +354,10 @@ class Coordinator:
 
     # -- leases -----------------------------------------------------------------------------------------
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, store: CoordinationStore) -> None:
         """Acquire (or renew) this replica's own lease: the others count it as alive while it is active."""
         sent = self.monotonic()
-        await self.store.acquire_lease(
+        await store.acquire_lease(
             replica_blob(self.instance, self.settings.replica),
             duration=self.settings.lease_duration,
             lease_id=self._replica_lease,
@@ -347,40 +365,58 @@ class Coordinator:
         self._replica_renewed = sent
         self._replica_until = sent + self.settings.lease_duration
 
-    async def _renew_all(self) -> None:
+    async def renew_due(self, store: CoordinationStore) -> None:
+        """Renew what is due through `store`. Runs in the tick, or in the lease keeper's thread: it only
+        records what happened (`Hold.renewed_at`, `Hold.lost`, `_renew_error`, `_renew_fatal`), and the tick
+        acts on it (`_take_renewals`), so nothing here touches the book or the daemon."""
         now = self.monotonic()
-        due = [h for h in self.table.holds.values() if now - h.renewed_at >= self.settings.renew_every]
+        try:
+            holds = list(self.table.holds.values())
+        except RuntimeError:  # changed by the tick while copied (keeper thread): next round
+            return
+        due = [h for h in holds if now - h.renewed_at >= self.settings.renew_every]
         async with asyncio.TaskGroup() as group:
             if now - self._replica_renewed >= self.settings.renew_every:
-                group.create_task(self._renew_heartbeat(), name="coordination-renew-replica")
+                group.create_task(self._renew_heartbeat(store), name="coordination-renew-replica")
             for hold in due:
-                group.create_task(self._renew(hold), name=f"coordination-renew shard {hold.shard}")
+                group.create_task(self._renew(store, hold), name=f"coordination-renew shard {hold.shard}")
 
-    async def _renew_heartbeat(self) -> None:
+    async def _renew_heartbeat(self, store: CoordinationStore) -> None:
         try:
-            await self._heartbeat()
+            await self._heartbeat(store)
         except LeaseTakenError:
             # Our id was given to a process that started with the same --replica-id.
-            self.on_fatal(
+            self._renew_fatal = (
                 f"another process is running as replica {self.settings.replica}; give each replica its own "
                 "--replica-id (or leave it out)"
             )
         except CoordinationError as err:
-            self._failed(err)
+            self._renew_error = str(err) or type(err).__name__
 
-    async def _renew(self, hold: Hold) -> None:
+    async def _renew(self, store: CoordinationStore, hold: Hold) -> None:
         sent = self.monotonic()
         try:
-            await self.store.renew_lease(hold.blob, lease_id=hold.lease_id)
+            await store.renew_lease(hold.blob, lease_id=hold.lease_id)
         except LeaseLostError:
-            self._lose(hold, "its lease was lost (taken by another replica, or broken)")
+            hold.lost = "its lease was lost (taken by another replica, or broken)"
             return
         except CoordinationError as err:
-            self._failed(err)
+            self._renew_error = str(err) or type(err).__name__
             return
-        if self.table.holds.get(hold.shard) is hold:
-            hold.renewed_at = sent
-            hold.valid_until = sent + self.settings.lease_duration
+        hold.renewed_at = sent
+        hold.valid_until = sent + self.settings.lease_duration
+
+    def _take_renewals(self) -> None:
+        """Act on what the renewals recorded."""
+        fatal, self._renew_fatal = self._renew_fatal, None
+        if fatal is not None:
+            self.on_fatal(fatal)
+        error, self._renew_error = self._renew_error, None
+        if error is not None:
+            self._failed(StorageUnavailableError(error))
+        for hold in list(self.table.holds.values()):
+            if hold.lost is not None:
+                self._lose(hold, hold.lost)
 
     def _expire(self) -> None:
         now = self.monotonic()
@@ -666,6 +702,44 @@ class Coordinator:
                 )
                 return True
         return False
+
+
+class LeaseKeeper:
+    """Renews a replica's leases from a thread with an event loop (and a store client) of its own.
+
+    A pass planning tens of thousands of groups keeps the daemon's event loop busy for many seconds; if the
+    renewals waited for it, the fence would stop the leader's writes in the middle of every large pass, or
+    the lease would lapse and pass to a standby. Here they run on time whatever the main loop does. The
+    thread records outcomes on the holds; the coordinator's tick acts on them."""
+
+    def __init__(self, coordinator: Coordinator, open_store: Callable[[], CoordinationStore]) -> None:
+        self.coordinator = coordinator
+        self.open_store = open_store
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="coordination-lease-keeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=30)
+
+    def _main(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        store = self.open_store()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.coordinator.renew_due(store)
+                except Exception as err:  # a bug here must not end renewals; the fence holds anyway
+                    log.exception("lease renewal failed", error=f"{type(err).__name__}: {err}")
+                # Short naps: a stop is noticed at once, and a renewal is never late by more than this.
+                await asyncio.sleep(0.25)
+        finally:
+            await store.close()
 
 
 def _layout_shards(data: bytes) -> int | None:

@@ -43,6 +43,8 @@ class Hold:
     in_flight: int = 0
     # The fence has stopped its writes (reported once).
     fenced: bool = False
+    # Why a renewal found the lease gone; the coordinator's tick drops the hold.
+    lost: str | None = None
     # Counts this process's acquisitions: tells two tenures under the same lease id apart in the logs.
     tenure_number: int = 1
 
