@@ -54,6 +54,7 @@ async def replicas(
     shards: int = 1,
     port: int | None = None,
     monotonic: Callable[[], float] | None = None,
+    keeper: bool = False,
 ) -> AsyncIterator[list[Replica]]:
     made: list[Replica] = []
     stores = []
@@ -84,6 +85,17 @@ async def replicas(
             sleep=no_sleep,
             on_change=lambda why, n=name: by_name[n].changes.append(why),
             on_fatal=lambda why, n=name: by_name[n].fatal.append(why),
+            keeper_store=(
+                (
+                    lambda port=port: open_store(
+                        azurite.container_url(container, port=port),
+                        connection_string=azurite.connection_string(port=port),
+                        timeout=1.0,
+                    )
+                )
+                if keeper
+                else None
+            ),
         )
         replica = Replica(coordinator, table, book)
         made.append(replica)
@@ -91,6 +103,8 @@ async def replicas(
     try:
         yield made
     finally:
+        for replica in made:
+            await replica.coordinator.stop_keeper()
         for store in stores:
             await store.close()
 
@@ -193,6 +207,26 @@ async def test_a_leader_cut_off_from_storage_stops_writing_before_its_lease_can_
             assert r1.table.leading
     finally:
         proxy.close()
+
+
+async def test_the_lease_keeper_renews_while_a_long_pass_keeps_the_event_loop_busy(
+    azurite: Azurite, blob_container: str
+) -> None:
+    clock = Mono()
+    async with replicas(azurite, blob_container, ["r1"], monotonic=clock, keeper=True) as (r1,):
+        await r1.coordinator.start()
+        hold = r1.table.holds[0]
+        before = hold.renewed_at
+        clock.now += 6.0  # a renewal is due
+        keeper = r1.coordinator.keeper
+        assert keeper is not None
+        # Block the event loop the way a long synchronous pass does (this wait does not yield to it): only
+        # another thread can renew now. Two rounds: the first may have started before the clock moved.
+        assert keeper.wait_rounds(keeper.rounds + 2, timeout=10)
+        assert hold.renewed_at == clock.now != before, "renewed by the keeper while the loop was blocked"
+        clock.now += 6.0
+        await r1.coordinator.tick()
+        assert r1.table.leading
 
 
 async def test_changing_the_shard_count_moves_the_books_when_no_replica_runs(

@@ -140,8 +140,8 @@ class Coordinator:
         self.monotonic = table.monotonic
         self._renew_error: str | None = None
         self._renew_fatal: str | None = None
-        self._keeper: LeaseKeeper | None = None
-        self._keeper_store = keeper_store
+        self.keeper: LeaseKeeper | None = None
+        self.keeper_store = keeper_store
         self._replica_lease = str(uuid.uuid4())
         self._lease_base = uuid.uuid4()
         self._tenures = 0
@@ -211,9 +211,9 @@ class Coordinator:
             raise CoordinationStartError(f"coordination store {self.store.location}: {err}") from None
         except StorageUnavailableError as err:
             self._failed(err)
-        if self._keeper_store is not None and self._keeper is None:
-            self._keeper = LeaseKeeper(self, self._keeper_store)
-            self._keeper.start()
+        if self.keeper_store is not None and self.keeper is None:
+            self.keeper = LeaseKeeper(self, self.keeper_store)
+            self.keeper.start()
         await self.tick()
 
     async def run(self) -> None:
@@ -229,14 +229,16 @@ class Coordinator:
         """Shutdown begins: keep renewing what is held (a pass may still be finishing), claim nothing."""
         self._closed = True
 
+    async def stop_keeper(self) -> None:
+        if self.keeper is not None:
+            await asyncio.to_thread(self.keeper.stop)
+            self.keeper = None
+
     async def close(self) -> None:
         """Shutdown, after the last pass and job runs ended: write the books, then give every lease back so
         that a standby takes over at once instead of after the lease expires."""
         self._closed = True
-        if self._keeper is not None:
-            # First: no renewal may land after a release.
-            await asyncio.to_thread(self._keeper.stop)
-            self._keeper = None
+        await self.stop_keeper()  # first: no renewal may land after a release
         with contextlib.suppress(CoordinationError):
             await self.flush()
         releases = [(hold.blob, hold.lease_id) for hold in self.table.holds.values()]
@@ -266,7 +268,7 @@ class Coordinator:
             except CoordinationError as err:
                 self._failed(err)
                 return
-        if self._keeper is None:
+        if self.keeper is None:
             await self.renew_due(self.store)
         self._take_renewals()
         self._expire()
@@ -717,6 +719,8 @@ class LeaseKeeper:
         self.open_store = open_store
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name="coordination-lease-keeper", daemon=True)
+        self.rounds = 0
+        self._round_done = threading.Condition()
 
     def start(self) -> None:
         self._thread.start()
@@ -724,6 +728,11 @@ class LeaseKeeper:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=30)
+
+    def wait_rounds(self, count: int, timeout: float) -> bool:
+        """Block until `count` rounds of renewals have finished (for tests and diagnostics)."""
+        with self._round_done:
+            return self._round_done.wait_for(lambda: self.rounds >= count, timeout=timeout)
 
     def _main(self) -> None:
         asyncio.run(self._loop())
@@ -736,6 +745,9 @@ class LeaseKeeper:
                     await self.coordinator.renew_due(store)
                 except Exception as err:  # a bug here must not end renewals; the fence holds anyway
                     log.exception("lease renewal failed", error=f"{type(err).__name__}: {err}")
+                with self._round_done:
+                    self.rounds += 1
+                    self._round_done.notify_all()
                 # Short naps: a stop is noticed at once, and a renewal is never late by more than this.
                 await asyncio.sleep(0.25)
         finally:
