@@ -146,6 +146,7 @@ class Daemon:
                 on_change=self._leadership_changed,
                 on_fatal=self._fatal,
                 keeper_store=lease_keeper_store,
+                on_hook=self._hook_here,
             )
         self._tasks: list[asyncio.Task[Any]] = []
         self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())
@@ -303,7 +304,13 @@ class Daemon:
         return self._worker_task is not None and not self._worker_task.done()
 
     def hook(self) -> None:
-        """The webhook: fetch at once when git is configured, else run a pass."""
+        """The webhook: fetch at once when git is configured, else run a pass; with coordination, the other
+        replicas are told to do the same."""
+        if self.coordinator is not None:
+            self.coordinator.relay_hook()
+        self._hook_here()
+
+    def _hook_here(self) -> None:
         if self.git is not None:
             self.poke.set()
         else:

@@ -39,6 +39,7 @@ class Replica:
         self.book = book
         self.changes: list[str] = []
         self.fatal: list[str] = []
+        self.hooks = 0
 
 
 async def no_sleep(_: float) -> None:
@@ -85,6 +86,7 @@ async def replicas(
             sleep=no_sleep,
             on_change=lambda why, n=name: by_name[n].changes.append(why),
             on_fatal=lambda why, n=name: by_name[n].fatal.append(why),
+            on_hook=lambda n=name: setattr(by_name[n], "hooks", by_name[n].hooks + 1),
             keeper_store=(
                 (
                     lambda port=port: open_store(
@@ -227,6 +229,25 @@ async def test_the_lease_keeper_renews_while_a_long_pass_keeps_the_event_loop_bu
         clock.now += 6.0
         await r1.coordinator.tick()
         assert r1.table.leading
+
+
+async def test_a_webhook_that_reached_one_replica_makes_every_other_replica_fetch_once(
+    azurite: Azurite, blob_container: str
+) -> None:
+    async with replicas(azurite, blob_container, ["r1", "r2", "r3"]) as group:
+        r1, r2, _ = group
+        for replica in group:
+            await replica.coordinator.start()
+        r2.coordinator.relay_hook()
+        await tick_all(group, 2)
+        assert [r.hooks for r in group] == [1, 0, 1], "all but the one it reached, once each"
+        r1.coordinator.relay_hook()
+        await tick_all(group)
+        assert [r.hooks for r in group] == [1, 1, 2]
+    async with replicas(azurite, blob_container, ["late"]) as (late,):
+        await late.coordinator.start()
+        await late.coordinator.tick()
+        assert late.hooks == 0, "a webhook from before it started is not news"
 
 
 async def test_changing_the_shard_count_moves_the_books_when_no_replica_runs(

@@ -338,3 +338,31 @@ def test_twelve_shards_over_three_replicas_four_each_and_a_killed_replicas_share
         assert_one_writer_at_a_time(writes(emulator))
     finally:
         fleet.finish()
+
+
+def test_a_webhook_that_reached_a_standby_makes_the_leader_fetch_and_apply_at_once(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    import hashlib
+    import hmac
+    import urllib.request
+
+    secret = tmp_path / "hook-secret"
+    secret.write_text("relay-secret\n")
+    slow = ("--git-interval", "1h", "--webhook-secret-file", str(secret))
+    leader = fleet.start("r1", *slow)
+    leader.wait_for(group_done("web", "create"), timeout=60)
+    standby = fleet.start("r2", *slow)
+    standby.wait_for(lambda e: e.get("event") == "pass finished", timeout=60)
+    assert fleet.leader() == "r1"
+    fleet.repo.commit({"manifests/web.yaml": manifest("web", "nginx:1.27")}, "new image")
+    body = b'{"ref": "refs/heads/main"}'
+    request = urllib.request.Request(standby.url + "/hook", data=body, method="POST")
+    request.add_header("X-GitHub-Event", "push")
+    request.add_header(
+        "X-Hub-Signature-256", "sha256=" + hmac.new(b"relay-secret", body, hashlib.sha256).hexdigest()
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+    # Only the standby was told, and the leader polls git hourly: the relay through storage brings it.
+    leader.wait_for(group_done("web", "update"), timeout=15)

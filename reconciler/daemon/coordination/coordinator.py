@@ -44,6 +44,7 @@ from reconciler.daemon.coordination.fence import Hold, LeaseTable
 from reconciler.daemon.coordination.shards import (
     COOLDOWN_TICKS,
     MAX_SHARDS,
+    hook_blob,
     instance_prefix,
     layout_blob,
     rebalance,
@@ -123,10 +124,12 @@ class Coordinator:
         on_change: Callable[[str], None],
         on_fatal: Callable[[str], None],
         keeper_store: Callable[[], CoordinationStore] | None = None,
+        on_hook: Callable[[], None] | None = None,
     ) -> None:
         """`keeper_store`: opens a second store for a thread that only renews leases (`LeaseKeeper`), so
         that a pass keeping the event loop busy (planning thousands of groups) cannot starve renewals
-        into fencing; None renews in the tick."""
+        into fencing; None renews in the tick. `on_hook`: a webhook reached another replica (see
+        `relay_hook`)."""
         self.store = store
         self.table = table
         self.settings = settings
@@ -138,6 +141,10 @@ class Coordinator:
         self.on_change = on_change
         self.on_fatal = on_fatal
         self.monotonic = table.monotonic
+        self.on_hook = on_hook
+        self._hook_pending = False
+        self._hook_etag: str | None = None
+        self._listed = False
         self._renew_error: str | None = None
         self._renew_fatal: str | None = None
         self.keeper: LeaseKeeper | None = None
@@ -273,6 +280,7 @@ class Coordinator:
         self._take_renewals()
         self._expire()
         self._note_fenced()
+        await self._send_hook()
         try:
             entries = await self.store.list(instance_prefix(self.instance))
         except CoordinationError as err:
@@ -282,6 +290,7 @@ class Coordinator:
         if self._layout_changed(entries):
             return
         self._read_listing(entries)
+        self._note_hook(entries)
         if self._closed:
             return
         view = self._view
@@ -312,6 +321,40 @@ class Coordinator:
                 await self.flush()
             except CoordinationError as err:
                 self._failed(err)
+
+    # -- webhooks ---------------------------------------------------------------------------------------
+
+    def relay_hook(self) -> None:
+        """A webhook reached this replica. A load balancer hands each webhook to one replica, but every
+        replica must fetch (each applies its own shards, and a standby's plan should be current): the next
+        tick rewrites the hook blob, and the others fetch when they see its ETag change (within a poll
+        interval or two). Replicas that miss it still fetch at their `--git-interval`."""
+        self._hook_pending = True
+
+    async def _send_hook(self) -> None:
+        if not self._hook_pending:
+            return
+        self._hook_pending = False
+        try:
+            self._hook_etag = await self.store.write(
+                hook_blob(self.instance), b"{}", metadata={"replica": self.settings.replica}
+            )
+        except CoordinationError as err:
+            self._failed(err)
+
+    def _note_hook(self, entries: list[BlobEntry]) -> None:
+        name = hook_blob(self.instance)
+        entry = next((e for e in entries if e.name == name), None)
+        first, self._listed = not self._listed, True
+        if entry is None or entry.etag == self._hook_etag:
+            return
+        self._hook_etag = entry.etag
+        # The first listing only learns where the blob stands: a webhook from before this replica started
+        # is not news.
+        sender = entry.metadata.get("replica")
+        if not first and sender != self.settings.replica and self.on_hook is not None:
+            log.info("webhook relayed by another replica; fetching", replica=sender)
+            self.on_hook()
 
     def _contact(self) -> None:
         if self.last_error is not None:

@@ -64,6 +64,11 @@ def shard_in(name: str, instance: str, shards: int) -> int | None:
     return shard if shard < shards else None
 
 
+def hook_blob(instance: str) -> str:
+    """Rewritten by a replica a webhook reached; the others see its ETag change and fetch too."""
+    return f"{instance_prefix(instance)}hook.json"
+
+
 def replicas_prefix(instance: str) -> str:
     return f"{instance_prefix(instance)}replicas/"
 
