@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -288,13 +289,21 @@ def _account_of(host_and_path: tuple[str, list[str]]) -> str:
     return host.split(".")[0]
 
 
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
+)
+# Azure's rule for container names: 3 to 63 lowercase letters, digits and single hyphens, no hyphen at an end.
+_CONTAINER = re.compile(r"(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
 def split_container_url(url: str) -> tuple[str, str, str]:
     """(account URL, container, display URL) of a container URL; `StoreConfigError` when it names none."""
     parts = urlsplit(url.strip())
+    shown = repr(url.split("?", maxsplit=1)[0])
     segments = [p for p in parts.path.split("/") if p]
     if parts.scheme not in ("https", "http") or not parts.netloc or not segments:
         raise StoreConfigError(
-            f"--coordination {url.split('?', maxsplit=1)[0]!r}: give a blob container URL, "
+            f"--coordination {shown}: give a blob container URL, "
             "https://ACCOUNT.blob.core.windows.net/CONTAINER"
         )
     if parts.query:
@@ -302,7 +311,22 @@ def split_container_url(url: str) -> tuple[str, str, str]:
             "--coordination: give the container URL without a query (no SAS token in a URL: it would be "
             "logged); put credentials in RECONCILER_STORAGE_CONNECTION_STRING"
         )
+    if "<" in url or ">" in url:
+        raise StoreConfigError(
+            f"--coordination {shown}: replace the <...> placeholder with your storage account "
+            "(https://ACCOUNT.blob.core.windows.net/CONTAINER)"
+        )
+    if not _HOST.fullmatch(parts.netloc):
+        raise StoreConfigError(
+            f"--coordination {shown}: {parts.netloc!r} is not a host name; give "
+            "https://ACCOUNT.blob.core.windows.net/CONTAINER"
+        )
     container = segments[-1]
+    if not _CONTAINER.fullmatch(container):
+        raise StoreConfigError(
+            f"--coordination {shown}: {container!r} is not a blob container name (3 to 63 lowercase "
+            "letters, digits and single hyphens, starting and ending with a letter or digit)"
+        )
     account_path = "/".join(segments[:-1])
     account_url = urlunsplit((parts.scheme, parts.netloc, f"/{account_path}" if account_path else "", "", ""))
     display = urlunsplit((parts.scheme, parts.netloc, "/" + "/".join(segments), "", ""))

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from reconciler.cloud.blobstore import BlobCoordinationStore, open_store
+from reconciler.cloud.blobstore import BlobCoordinationStore, open_store, split_container_url
 from reconciler.cloud.coordination import (
     ConditionFailedError,
     CoordinationError,
@@ -209,7 +209,14 @@ async def test_the_container_is_created_when_missing(azurite: Azurite) -> None:
         ("not a url", "give a blob container URL"),
         ("https://acct.blob.core.windows.net", "give a blob container URL"),
         ("https://acct.blob.core.windows.net/c?sv=2020&sig=SECRET", "without a query"),
-        ("https://other.blob.core.windows.net/c", "different storage accounts"),
+        ("https://other.blob.core.windows.net/cont", "different storage accounts"),
+        ("https://<storage-account>.blob.core.windows.net/aci-reconciler", "replace the <...> placeholder"),
+        ("https://acct blob.core.windows.net/aci-reconciler", "is not a host name"),
+        ("https://acct.blob.core.windows.net/Aci", "is not a blob container name"),
+        ("https://acct.blob.core.windows.net/ab", "is not a blob container name"),
+        ("https://acct.blob.core.windows.net/a--b", "is not a blob container name"),
+        ("https://acct.blob.core.windows.net/ab-", "is not a blob container name"),
+        ("https://acct.blob.core.windows.net/" + "a" * 64, "is not a blob container name"),
     ],
 )
 def test_bad_urls_and_mismatched_accounts_are_refused_with_the_fix(url: str, words: str) -> None:
@@ -220,3 +227,31 @@ def test_bad_urls_and_mismatched_accounts_are_refused_with_the_fix(url: str, wor
         open_store(url, connection_string=connection)
     assert words in str(caught.value)
     assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "account_url", "container"),
+    [
+        (
+            "https://acct.blob.core.windows.net/aci-reconciler",
+            "https://acct.blob.core.windows.net",
+            "aci-reconciler",
+        ),
+        ("https://acct.blob.core.windows.net/abc/", "https://acct.blob.core.windows.net", "abc"),
+        (
+            "http://127.0.0.1:10000/devstoreaccount1/c0ffee",
+            "http://127.0.0.1:10000/devstoreaccount1",
+            "c0ffee",
+        ),
+        (
+            "https://acct.blob.core.chinacloudapi.cn/" + "a" * 63,
+            "https://acct.blob.core.chinacloudapi.cn",
+            "a" * 63,
+        ),
+        ("http://[::1]:10000/devstoreaccount1/a-b-c", "http://[::1]:10000/devstoreaccount1", "a-b-c"),
+    ],
+)
+def test_container_urls_of_azure_clouds_and_emulators_are_accepted(
+    url: str, account_url: str, container: str
+) -> None:
+    assert split_container_url(url)[:2] == (account_url, container)
