@@ -38,11 +38,51 @@ def test_every_deploy_yaml_and_json_parses() -> None:
             assert list(yaml.safe_load_all(path.read_text())), path
 
 
+def test_kubernetes_runs_two_coordinated_replicas_that_a_rollout_or_a_drain_never_takes_both_down() -> None:
+    spec = k8s("Deployment")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    config = k8s("ConfigMap")["data"]
+    assert config["RECONCILER_COORDINATION"].startswith("https://")
+    assert config["RECONCILER_COORDINATION"].endswith(".blob.core.windows.net/aci-reconciler")
+    (container,) = spec["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RECONCILER_REPLICA_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    budget = k8s("PodDisruptionBudget")["spec"]
+    assert budget["minAvailable"] == 1
+    assert budget["selector"] == spec["selector"]
+
+
+def test_the_kits_coordination_urls_name_a_container_once_the_account_is_filled_in() -> None:
+    import pytest
+
+    from reconciler.cloud.blobstore import split_container_url
+    from reconciler.cloud.coordination import StoreConfigError
+
+    aci = yaml.safe_load((DEPLOY / "aci" / "reconciler.yaml").read_text())
+    aci_env = {
+        e["name"]: e.get("value")
+        for e in aci["properties"]["containers"][0]["properties"]["environmentVariables"]
+    }
+    for url in (k8s("ConfigMap")["data"]["RECONCILER_COORDINATION"], aci_env["RECONCILER_COORDINATION"]):
+        with pytest.raises(StoreConfigError, match=r"replace the <\.\.\.> placeholder"):
+            split_container_url(url)
+        filled = url.replace("<storage-account>", "prodreconciler")
+        assert split_container_url(filled)[:2] == (
+            "https://prodreconciler.blob.core.windows.net",
+            "aci-reconciler",
+        )
+
+
 def test_kubernetes_probes_hit_the_daemons_endpoints() -> None:
     deployment = k8s("Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate", "two reconcilers must never overlap"
     (container,) = spec["template"]["spec"]["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -139,7 +179,14 @@ def test_kustomize_renders_the_kubernetes_manifests() -> None:
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
     # No Secret: it is created from generated values first (deploy/README.md), never shipped with a value.
-    assert sorted(kinds) == ["ConfigMap", "Deployment", "Namespace", "Service", "ServiceAccount"]
+    assert sorted(kinds) == [
+        "ConfigMap",
+        "Deployment",
+        "Namespace",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+    ]
 
 
 def test_no_deploy_kit_ships_a_secret_key_the_reconciler_would_accept() -> None:
@@ -173,6 +220,7 @@ def test_aci_yaml_is_a_container_group_arm_accepts() -> None:
         "<registry>": "example",
         "<64-hex-characters>": "ab" * 32,
         "<base64 of the webhook secret>": "c2VjcmV0",
+        "<storage-account>": "example",
     }.items():
         text = text.replace(placeholder, value)
     document = yaml.safe_load(text)
