@@ -8,7 +8,6 @@ daemon's JSON log lines as they come.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.test_e2e import JOB, Repo, manifest
+from tests.daemon.test_e2e import JOB, Repo, manifest, start_daemon
 from tests.e2e.harness import DaemonProcess, EmulatorProcess
 from tests.support.azurite import Azurite
 from tests.support.writers import assert_one_writer_at_a_time, labelled_writes
@@ -46,42 +45,18 @@ class Fleet:
         self.daemons: dict[str, DaemonProcess] = {}
 
     def start(self, name: str, *extra: str) -> DaemonProcess:
-        env = {
-            **os.environ,
-            "RECONCILER_SECRET_KEY": "0123456789abcdef" * 4,
-            "RECONCILER_STORAGE_CONNECTION_STRING": self.azurite.connection_string(),
-            "HOME": str(self.tmp_path),
-            "NO_COLOR": "1",
-        }
-        env.pop("AZURE_SUBSCRIPTION_ID", None)
-        args = [
-            "--endpoint",
-            self.emulator.endpoint,
-            "--ca-cert",
-            str(self.emulator.ca_cert),
-            "--credential",
-            "static",
-            "--git-url",
-            f"file://{self.repo.path}",
-            "--git-interval",
-            "0.3s",
-            "-f",
-            "manifests",
-            "--listen",
-            "127.0.0.1:0",
-            "--state-dir",
-            str(self.tmp_path / f"state-{name}"),
-            "--log-format",
-            "json",
-            "--lro-timeout",
-            "60",
+        self.daemons[name] = start_daemon(
+            self.tmp_path,
+            self.repo,
+            self.emulator,
             "--coordination",
             self.azurite.container_url(self.container),
             "--replica-id",
             name,
             *extra,
-        ]
-        self.daemons[name] = DaemonProcess(args, env)
+            state_dir=self.tmp_path / f"state-{name}",
+            env_extra={"RECONCILER_STORAGE_CONNECTION_STRING": self.azurite.connection_string()},
+        )
         return self.daemons[name]
 
     def status(self, name: str) -> dict[str, Any]:

@@ -101,12 +101,21 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     emu.stop()
 
 
-def start_daemon(tmp_path: Path, repo: Repo, emulator: EmulatorProcess, *extra: str) -> DaemonProcess:
+def start_daemon(
+    tmp_path: Path,
+    repo: Repo,
+    emulator: EmulatorProcess,
+    *extra: str,
+    state_dir: Path | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> DaemonProcess:
+    """A daemon process on the emulator, following `repo` (polled every 0.3 s), logging JSON."""
     env = {
         **os.environ,
         "RECONCILER_SECRET_KEY": "0123456789abcdef" * 4,
         "HOME": str(tmp_path),
         "NO_COLOR": "1",
+        **(env_extra or {}),
     }
     env.pop("AZURE_SUBSCRIPTION_ID", None)
     args = [
@@ -125,7 +134,7 @@ def start_daemon(tmp_path: Path, repo: Repo, emulator: EmulatorProcess, *extra: 
         "--listen",
         "127.0.0.1:0",
         "--state-dir",
-        str(tmp_path / "daemon-state"),
+        str(state_dir or tmp_path / "daemon-state"),
         "--log-format",
         "json",
         "--lro-timeout",
