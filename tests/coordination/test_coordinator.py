@@ -250,6 +250,46 @@ async def test_a_webhook_that_reached_one_replica_makes_every_other_replica_fetc
         assert late.hooks == 0, "a webhook from before it started is not news"
 
 
+async def test_a_replica_restarted_in_place_waits_for_its_predecessors_lease_instead_of_stopping(
+    azurite: Azurite, blob_container: str
+) -> None:
+    async with replicas(azurite, blob_container, ["pod-0"]) as (before,):
+        await before.coordinator.start()
+        clock = Mono()
+        async with replicas(azurite, blob_container, ["pod-0"], monotonic=clock) as (after,):
+            await after.coordinator.start()  # the predecessor's lease still runs: not a duplicate (yet)
+            clock.now += 10.0
+            await after.coordinator.tick()
+            assert after.fatal == []
+            await before.coordinator.close()  # ... or its lease runs out
+            clock.now += 1.0
+            await after.coordinator.tick()
+            assert after.fatal == []
+            assert after.table.leading, "it leads once the predecessor is gone"
+
+
+async def test_two_live_processes_with_one_replica_id_stop_the_newcomer_after_a_lease_duration(
+    azurite: Azurite, blob_container: str
+) -> None:
+    async with replicas(azurite, blob_container, ["pod-0"]) as (first,):
+        await first.coordinator.start()
+        clock = Mono()
+        async with replicas(azurite, blob_container, ["pod-0"], monotonic=clock) as (second,):
+            await second.coordinator.start()
+            clock.now += 15.0
+            await first.coordinator.tick()
+            await second.coordinator.tick()
+            assert second.fatal == []
+            clock.now += 6.0  # lease duration and margin: the other process renews, so it is alive
+            await first.coordinator.tick()
+            await second.coordinator.tick()
+            assert second.fatal == [
+                "another process is running as replica pod-0; give each replica its own --replica-id (or "
+                "leave it out)"
+            ]
+            assert first.fatal == []
+
+
 async def test_changing_the_shard_count_moves_the_books_when_no_replica_runs(
     azurite: Azurite, blob_container: str
 ) -> None:

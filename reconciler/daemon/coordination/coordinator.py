@@ -154,6 +154,7 @@ class Coordinator:
         self._tenures = 0
         self._replica_until = 0.0
         self._replica_renewed = -1e18
+        self._replica_blocked_since: float | None = None
         self._view = _Replica()
         self._layout_etag: str | None = None
         self._lock = asyncio.Lock()
@@ -430,13 +431,34 @@ class Coordinator:
         try:
             await self._heartbeat(store)
         except LeaseTakenError:
-            # Our id was given to a process that started with the same --replica-id.
+            if self._waiting_for_predecessor():
+                return
             self._renew_fatal = (
                 f"another process is running as replica {self.settings.replica}; give each replica its own "
                 "--replica-id (or leave it out)"
             )
         except CoordinationError as err:
             self._renew_error = str(err) or type(err).__name__
+
+    def _waiting_for_predecessor(self) -> bool:
+        """Our replica lease is held under another lease id. Before we ever held it, that is most likely the
+        last process of this replica (restarted in place: same pod name, same host), killed with its lease
+        still running: wait for it to run out, trying every second. Still held after a whole lease
+        duration and the margin, or taken from us after we held it: another live process has our id."""
+        if self._replica_until > 0.0:
+            return False
+        now = self.monotonic()
+        if self._replica_blocked_since is None:
+            self._replica_blocked_since = now
+            log.info(
+                "this replica's lease is still held by an earlier process of it; waiting for it to run out",
+                replica=self.settings.replica,
+                up_to_s=self.settings.lease_duration + self.settings.margin,
+            )
+        if now - self._replica_blocked_since > self.settings.lease_duration + self.settings.margin:
+            return False
+        self._replica_renewed = now - self.settings.renew_every + 1.0
+        return True
 
     async def _renew(self, store: CoordinationStore, hold: Hold) -> None:
         sent = self.monotonic()
