@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import shutil
 import socket
 import subprocess
@@ -149,7 +150,9 @@ async def daemon_run(
     async def owns() -> bool:
         return sum(1 for o in (await holders(probe, shards)).values() if o == "bench-daemon") == want
 
-    await wait_for(owns, 120)
+    settled = await wait_for(owns, 120)
+    if math.isnan(settled):  # the replica never reached its share: what follows measures what it got
+        print(f"warning: the daemon did not come to own {want} shards within 120 s")
     # The pass that counts is one made with the final share: the next one after the share settled (the
     # interval fires one if no acquisition did).
     passes = await daemon.passes()
@@ -200,6 +203,7 @@ async def main() -> None:
                 # 1. The daemon alone: it leads every shard.
                 async with Daemon(emu, manifests, work, *flags, env=env) as daemon:
                     alone = await daemon_run(daemon, probe, shards, shards)
+                print(f"alone: {alone}", flush=True)
 
                 # 2. One of ten.
                 lights = [LightReplica(storage, f"light-{i}", shards) for i in range(args.replicas - 1)]
@@ -208,6 +212,7 @@ async def main() -> None:
                 async with Daemon(emu, manifests, work, *flags, env=env) as daemon:
                     share = shards // args.replicas
                     shared = await daemon_run(daemon, probe, shards, share)
+                    print(f"one of {args.replicas}: {shared}", flush=True)
                     owners = await holders(probe, shards)
                     counts = [
                         sum(1 for o in owners.values() if o == r)
@@ -238,6 +243,7 @@ async def main() -> None:
 
                     await wait_for(daemon_holds, 60)
                     assert daemon.proc is not None
+                    daemon.check_alive()
                     daemon.proc.terminate()
 
                     async def none_by_daemon() -> bool:

@@ -433,6 +433,15 @@ class Daemon:
         assert self.proc is not None
         return self.proc.pid
 
+    def tail(self, lines: int = 15) -> str:
+        """The end of the daemon's log (the work directory may be gone by the time anyone looks)."""
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.returncode is not None:
+            raise RuntimeError(f"daemon exited {self.proc.returncode}:\n{self.tail()}")
+
     async def metrics(self) -> dict[str, float]:
         """Prometheus samples by full name (with labels); {} while the daemon is not listening yet."""
         try:
@@ -460,13 +469,12 @@ class Daemon:
     async def wait_passes(self, at_least: int, limit_s: float = 600) -> int:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.returncode is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}; see {self.log_path}")
+            self.check_alive()
             done = await self.passes()
             if done >= at_least:
                 return done
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"daemon did not finish {at_least} passes in {limit_s}s; see {self.log_path}")
+        raise TimeoutError(f"daemon did not finish {at_least} passes in {limit_s}s:\n{self.tail()}")
 
     def rss_peak_mb(self) -> float:
         """VmHWM of the daemon process (peak resident set), in MiB."""
