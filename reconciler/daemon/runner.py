@@ -2,8 +2,9 @@
 
 `Daemon.run()` restores the state book, starts the HTTP endpoints and the trigger sources (file watcher or git
 poller, interval resync, retry timer), and runs the worker until `stop()` (SIGTERM/SIGINT in
-`reconciler.daemon.cli`). Shutdown stops taking triggers, lets an in-flight pass finish within the grace
-period, cancels it after that (the worker records the unfinished groups), writes the state file and returns.
+`reconciler.daemon.cli`). Shutdown stops taking triggers, drops a pass that is still planning (it has written
+nothing), lets one that is applying finish within the grace period, cancels it after that (the worker records
+the unfinished groups), writes the state file and returns.
 
 The job scheduler (`reconciler.daemon.jobs`) runs beside the worker: each pass hands it the job templates it
 loaded, and it launches runs through `DaemonConfig.job_launcher` (None: it reports the next runs and starts
@@ -482,7 +483,12 @@ class Daemon:
         code = 0
         worker = self._worker_task
         if worker is not None and not worker.done():
-            if self.worker.current is not None:
+            if self.worker.current is not None and not self.worker.applying:
+                # Still reading and planning: nothing to finish, and on a large fleet the plan takes long
+                # enough to keep a standby from taking over (the leases are released only after it).
+                log.info("dropping the pass in flight: it has not written anything yet")
+                worker.cancel()
+            elif self.worker.current is not None:
                 log.info("waiting for the pass in flight", grace_period_s=self.config.grace_period)
             finished = await self._wait_with_grace(worker)
             if not finished:

@@ -166,6 +166,8 @@ class Worker:
         self.last_plan: Plan | None = None
         self.last_pass: PassRecord | None = None
         self.current: PassRecord | None = None
+        # The pass in flight has begun writing (until then it only read, and may be dropped at shutdown).
+        self.applying = False
         self.passes = 0
         self.revision: str | None = None
         self.idle = asyncio.Event()
@@ -216,6 +218,7 @@ class Worker:
             self._save()
             self.last_pass = record
             self.current = None
+            self.applying = False
             self.idle.set()
             if record.result != "interrupted":
                 self.first_pass_done.set()
@@ -284,6 +287,7 @@ class Worker:
             record.result = "failed" if plan.errors else "ok"
             record.error = _errors_summary(plan.errors)
             return
+        self.applying = True
         for change in to_apply:
             self.book.begin(change, revision)
             log.info(

@@ -146,6 +146,9 @@ class FakeEngine:
         self.plan_calls = 0
         self.gate: asyncio.Event | None = None
         self.in_apply = asyncio.Event()
+        # Blocks inside plan (a long plan of a large fleet).
+        self.plan_gate: asyncio.Event | None = None
+        self.in_plan = asyncio.Event()
         self.plan_error: Exception | None = None
         self.unconverged: frozenset[tuple[str, str]] = frozenset()
         self.drained = False
@@ -160,6 +163,9 @@ class FakeEngine:
         self.plan_calls += 1
         if self.plan_error is not None:
             raise self.plan_error
+        if self.plan_gate is not None:
+            self.in_plan.set()
+            await self.plan_gate.wait()
         return self.view
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:

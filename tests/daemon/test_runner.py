@@ -85,6 +85,24 @@ async def test_sigterm_lets_the_pass_in_flight_finish_within_the_grace_period(tm
     assert saved["groups"][0]["state"] == "Ready"
 
 
+async def test_sigterm_drops_a_pass_that_is_still_planning_at_once(tmp_path: Path) -> None:
+    clock, engine = FakeClock(), FakeEngine()
+    engine.set_plan(plan("r1", change("web", Action.REPLACE)))
+    engine.plan_gate = asyncio.Event()
+    daemon = Daemon(config(tmp_path, clock), factory(engine))
+    await daemon.start()
+    await settle()
+    assert engine.in_plan.is_set()
+    daemon.stop()
+    waiting = asyncio.create_task(daemon.wait(), name="test-wait")
+    await settle()
+    assert waiting.done(), "no grace period spent on a plan: nothing was written"
+    assert await waiting == 0
+    assert engine.applied == []
+    assert daemon.worker.last_pass is not None
+    assert daemon.worker.last_pass.result == "interrupted"
+
+
 async def test_grace_period_over_records_the_unfinished_and_restart_reports_it(tmp_path: Path) -> None:
     clock, engine = FakeClock(), FakeEngine()
     engine.set_plan(plan("r1", change("web", Action.REPLACE)))
