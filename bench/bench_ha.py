@@ -1,6 +1,6 @@
 """High availability at fleet scale: 50,000 groups reconciled by 10 replicas sharing 20 shards through Blob
 Storage (Azurite), the emulator adding ARM latency. Prints shard balance, takeover times and one replica's
-memory and pass CPU, side by side with a replica that owns every shard.
+memory and resync CPU, side by side with a replica that owns every shard.
 
 Run: `.venv/bin/python bench/bench_ha.py [--quick] [--groups 50000] [--replicas 10] [--shards 20]`
 (needs `npm ci` for Azurite). About 10 minutes at 50,000 groups on 2 cores; `--quick` is 5,000 groups.
@@ -11,8 +11,9 @@ Method. Two cores cannot run ten daemons that each load 50,000 manifests, so the
 nothing. The balancing, the leases and the takeovers are exactly the daemon's; only the planning of the
 other nine replicas is left out, and the measured replica plans its own share for real.
 
-- **Memory and CPU**: the daemon's peak RSS (VmHWM) and the CPU seconds of its first pass, first alone (it
-  owns all shards: a single leader of 50,000 groups), then as one of ten (it owns its share).
+- **Memory and CPU**: the daemon's peak RSS (VmHWM) and the CPU seconds of one resync once its share has
+  settled (a pass-to-pass window: the interval pass and the coordination around it), first alone (it owns
+  all shards: a single leader of 50,000 groups), then as one of ten (it owns its share).
 - **Balance**: shards per replica, read from the container (the holders' leases and owner metadata).
 - **Takeover**: SIGKILL of a replica that holds shards -> every shard held again (its leases must expire:
   `--lease-duration` 15 s, standbys try every second); SIGTERM of the daemon -> every shard held again
@@ -144,8 +145,8 @@ async def wait_for(predicate: Any, limit_s: float) -> float:
 async def daemon_run(
     daemon: Daemon, probe: BlobCoordinationStore, shards: int, want: int
 ) -> dict[str, float]:
-    """Until the daemon has finished a pass owning `want` shards: its pass CPU and peak RSS."""
-    cpu_start = daemon.cpu_seconds()
+    """Once the daemon owns `want` shards: the CPU of one resync (a whole pass-to-pass window, the pass and
+    the idle coordination around it) and the peak RSS so far."""
 
     async def owns() -> bool:
         return sum(1 for o in (await holders(probe, shards)).values() if o == "bench-daemon") == want
@@ -153,10 +154,10 @@ async def daemon_run(
     settled = await wait_for(owns, 120)
     if math.isnan(settled):  # the replica never reached its share: what follows measures what it got
         print(f"warning: the daemon did not come to own {want} shards within 120 s")
-    # The pass that counts is one made with the final share: the next one after the share settled (the
-    # interval fires one if no acquisition did).
-    passes = await daemon.passes()
-    await daemon.wait_passes(passes + 1, limit_s=1800)
+    # The passes that acquisitions triggered end first; the window after them holds one interval resync.
+    await daemon.wait_passes(await daemon.passes() + 1, limit_s=1800)
+    cpu_start = daemon.cpu_seconds()
+    await daemon.wait_passes(await daemon.passes() + 1, limit_s=1800)
     return {"cpu_s": daemon.cpu_seconds() - cpu_start, "rss_peak_mib": daemon.rss_peak_mb()}
 
 
@@ -261,7 +262,7 @@ async def main() -> None:
     print()
     print(
         table(
-            ["replica", "shards owned", "pass CPU s", "peak RSS MiB"],
+            ["replica", "shards owned", "resync CPU s", "peak RSS MiB"],
             [
                 ["alone (1 of 1)", shards, f"{alone['cpu_s']:.1f}", f"{alone['rss_peak_mib']:.0f}"],
                 [
