@@ -3,8 +3,9 @@
 `reconciler.cli` parses the common options (manifests, target, engine), then calls `add_arguments` for the
 daemon's own and `run(args, settings, open_gateway, environ)`, which returns the exit code:
 
-- 0 after an orderly shutdown (the first SIGTERM or SIGINT: stop taking triggers, let the pass in flight
-  finish within `--grace-period`, record what is unfinished), and after a successful `--once` pass;
+- 0 after an orderly shutdown (the first SIGTERM or SIGINT: stop taking triggers, drop a pass that is still
+  planning, let one that is applying finish within `--grace-period`, record what is unfinished), and after a
+  successful `--once` pass;
 - 1 on bad options or when the daemon cannot run (the message says which option and what to do), and when the
   `--once` pass failed;
 - 130 on a second SIGTERM/SIGINT: the state file is written and the process exits at once.
@@ -193,7 +194,8 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         type=parse_duration,
         default=60.0,
         metavar="DURATION",
-        help="on SIGTERM, how long the pass in flight may take to finish (default 60s)",
+        help="on SIGTERM, how long a pass that is applying may take to finish (default 60s; one still "
+        "planning is dropped at once)",
     )
     group.add_argument(
         "--backoff-max",
