@@ -290,6 +290,30 @@ async def test_two_live_processes_with_one_replica_id_stop_the_newcomer_after_a_
             assert first.fatal == []
 
 
+async def test_a_pass_that_changed_nothing_but_its_timing_does_not_rewrite_the_books(
+    azurite: Azurite, blob_container: str
+) -> None:
+    async with replicas(azurite, blob_container, ["r1"], shards=2) as (r1,):
+        await r1.coordinator.start()
+        await tick_all([r1], 2)
+        last_pass = {"number": 1, "started_at": 1.0, "duration_s": 0.5, "revision": "a1", "result": "ok"}
+        r1.coordinator.snapshot = lambda: {**r1.book.to_json(), "last_pass": dict(last_pass)}
+        await r1.coordinator.flush()
+        etags = {s: h.etag for s, h in r1.table.holds.items()}
+        last_pass.update(number=2, started_at=301.0, duration_s=0.7)
+        await r1.coordinator.flush()
+        assert {s: h.etag for s, h in r1.table.holds.items()} == etags, "nothing but timing: no write"
+        last_pass.update(number=3, revision="b2")
+        await r1.coordinator.flush()
+        assert all(h.etag != etags[s] for s, h in r1.table.holds.items()), "a new revision is written"
+        etags = {s: h.etag for s, h in r1.table.holds.items()}
+        failed = change("web", rg="rg-0")
+        r1.book.record_outcome(failed, fail(retryable=True)(failed), "b2", START)
+        await r1.coordinator.flush()
+        changed = {s for s, h in r1.table.holds.items() if h.etag != etags[s]}
+        assert changed == {shard_of("rg-0", 2)}, "only the shard whose groups changed"
+
+
 async def test_changing_the_shard_count_moves_the_books_when_no_replica_runs(
     azurite: Azurite, blob_container: str
 ) -> None:

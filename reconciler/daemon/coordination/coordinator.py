@@ -577,7 +577,7 @@ class Coordinator:
             )
         hold.etag = state.etag if state is not None else None
         async with self._lock:
-            await self._write(hold, self._book_bytes(hold.shard, self.snapshot()))
+            await self._write(hold, self._books(self.snapshot())(hold.shard))
         hold.ready = True
 
     async def _release_yielded(self) -> None:
@@ -586,7 +586,7 @@ class Coordinator:
                 continue
             async with self._lock:
                 with contextlib.suppress(CoordinationError):
-                    await self._write(hold, self._book_bytes(hold.shard, self.snapshot()))
+                    await self._write(hold, self._books(self.snapshot())(hold.shard))
             with contextlib.suppress(CoordinationError):
                 await self.store.release_lease(hold.blob, lease_id=hold.lease_id)
             self.table.holds.pop(hold.shard, None)
@@ -601,10 +601,13 @@ class Coordinator:
         count = self.settings.shards
         return lambda resource_group: shard_of(resource_group, count) == shard
 
-    def _book_bytes(self, shard: int, saved: Mapping[str, Any]) -> bytes:
-        part = split_saved(saved, lambda rg: shard_of(rg, self.settings.shards)).get(shard, {})
-        last = saved.get("last_pass")
-        book = {
+    def _books(self, saved: Mapping[str, Any]) -> Callable[[int], dict[str, Any]]:
+        """The book of each shard out of a saved `StateBook` (cut once, however many shards are asked for)."""
+        parts = split_saved(saved, lambda rg: shard_of(rg, self.settings.shards))
+        return lambda shard: self._book(shard, parts.get(shard, {}), saved.get("last_pass"))
+
+    def _book(self, shard: int, part: Mapping[str, Any], last: Any) -> dict[str, Any]:
+        return {
             "version": STATE_FILE_VERSION,
             "book": BOOK_VERSION,
             "instance": self.instance,
@@ -614,13 +617,18 @@ class Coordinator:
             "jobs": part.get("jobs", []),
             "last_pass": last if isinstance(last, dict) else None,
         }
-        return json.dumps(book, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
-    async def _write(self, hold: Hold, data: bytes) -> None:
-        """Write a shard's book under our lease and its last ETag; raises on failure (after dropping the
-        shard when the lease is gone)."""
-        if data == hold.written:
+    async def _write(self, hold: Hold, book: Mapping[str, Any]) -> None:
+        """Write a shard's book under our lease and its last ETag, unless only the last pass's timing changed
+        (every pass would rewrite every book: megabytes a pass at 50,000 groups); raises on failure (after
+        dropping the shard when the lease is gone)."""
+        last = book.get("last_pass")
+        if isinstance(last, dict):
+            last = {k: last.get(k) for k in ("revision", "result", "error")}
+        key = _dump({**book, "last_pass": last})
+        if key == hold.written:
             return
+        data = _dump(book)
         metadata = {"owner": self.settings.replica}
         try:
             try:
@@ -642,7 +650,7 @@ class Coordinator:
             self._lose(hold, "the store refused its book: the lease is no longer ours")
             raise
         hold.etag = etag
-        hold.written = data
+        hold.written = key
 
     async def flush(self) -> None:
         """Write the books of the shards held whose content changed since they were last written."""
@@ -651,13 +659,13 @@ class Coordinator:
             return
         async with self._lock:
             self._dirty = False
-            saved = self.snapshot()
+            books = self._books(self.snapshot())
             failure: CoordinationError | None = None
             for hold in list(self.table.holds.values()):
                 if not hold.ready:
                     continue
                 try:
-                    await self._write(hold, self._book_bytes(hold.shard, saved))
+                    await self._write(hold, books(hold.shard))
                 except CoordinationError as err:
                     failure = failure or err
             if failure is not None:
@@ -727,15 +735,13 @@ class Coordinator:
                 for part, items in merged.items():
                     found = data.get(part)
                     items.extend(found if isinstance(found, list) else [])
-            saved = {"version": STATE_FILE_VERSION, **merged}
+            books = self._books({"version": STATE_FILE_VERSION, **merged})
             for shard in range(self.settings.shards):
                 blob = shard_blob(self.instance, self.settings.shards, shard)
                 new_lease = str(uuid.uuid4())
                 new_etag = await self.store.acquire_lease(blob, duration=15, lease_id=new_lease)
                 try:
-                    await self.store.write(
-                        blob, self._book_bytes(shard, saved), etag=new_etag, lease_id=new_lease
-                    )
+                    await self.store.write(blob, _dump(books(shard)), etag=new_etag, lease_id=new_lease)
                 finally:
                     await self.store.release_lease(blob, lease_id=new_lease)
             self._layout_etag = await self.store.write(layout_blob(self.instance), wanted, etag=etag)
@@ -817,6 +823,10 @@ class LeaseKeeper:
                 await asyncio.sleep(0.25)
         finally:
             await store.close()
+
+
+def _dump(value: Mapping[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
 def _layout_shards(data: bytes) -> int | None:

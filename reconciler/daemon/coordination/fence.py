@@ -33,7 +33,8 @@ class Hold:
     # Monotonic send time of the last acquire or renew that succeeded, and the fence it implies.
     renewed_at: float
     valid_until: float
-    # The shard's state book: its ETag as last read or written here, and the bytes last written.
+    # The shard's state book: its ETag as last read or written here, and what was last written (without
+    # the last pass's timing, which alone does not make a write).
     etag: str | None = None
     written: bytes | None = None
     # Its book is adopted: writes may start.

@@ -14,6 +14,7 @@ replicas disagree about who is alive.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Collection, Iterable, Mapping
@@ -32,8 +33,13 @@ def shard_of(resource_group: str, shards: int) -> int:
     the same in every process and every version."""
     if shards <= 1:
         return 0
-    digest = hashlib.sha256(resource_group.lower().encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") % shards
+    return _hash64(resource_group.lower()) % shards
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _hash64(name: str) -> int:
+    # Cached: the fence and the books ask for every group of every pass, and a fleet has few resource groups.
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big")
 
 
 def instance_prefix(instance: str) -> str:
