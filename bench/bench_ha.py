@@ -171,6 +171,9 @@ async def main() -> None:
     parser.add_argument("--shards", type=int, default=20)
     parser.add_argument("--resource-groups", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument(
+        "--scope", default="subscription", help="the daemon's --scope (manifests: each lists its own groups)"
+    )
     args = parser.parse_args()
     n = 5000 if args.quick else args.groups
     shards = args.shards
@@ -186,7 +189,8 @@ async def main() -> None:
                 emu.set_config(latency=args.latency)
                 print(
                     f"{n} groups in {args.resource_groups} resource groups (seeded in {seeding:.0f}s), "
-                    f"{shards} shards, {args.replicas} replicas, {args.latency * 1000:.0f} ms per ARM request"
+                    f"{shards} shards, {args.replicas} replicas, "
+                    f"{args.latency * 1000:.0f} ms per ARM request, --scope {args.scope}"
                 )
                 probe = open_store(storage.url, connection_string=storage.connection_string)
                 await probe.ensure_container()
@@ -200,6 +204,7 @@ async def main() -> None:
                     "bench-daemon",
                 ]
                 flags += ["--interval", "20s", "--jitter", "0", "--no-watch", "--log-level", "warning"]
+                flags += ["--scope", args.scope]
 
                 # 1. The daemon alone: it leads every shard.
                 async with Daemon(emu, manifests, work, *flags, env=env) as daemon:

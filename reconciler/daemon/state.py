@@ -481,6 +481,17 @@ class StateBook:
         return unfinished
 
 
+def compact_group(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved group without the fields at their defaults (`GroupState.from_json` restores them): the shared
+    books hold thousands of converged groups, most of whose fields are empty."""
+    fields = _GroupIn.model_fields
+    return {
+        k: v
+        for k, v in item.items()
+        if k not in fields or fields[k].is_required() or v != fields[k].get_default(call_default_factory=True)
+    }
+
+
 def split_saved(data: Mapping[str, Any], shard: Callable[[str], int]) -> dict[int, dict[str, Any]]:
     """A saved book (`StateBook.to_json`) cut into one book per shard; shards with nothing are left out."""
     books: dict[int, dict[str, Any]] = {}

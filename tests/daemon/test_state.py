@@ -12,7 +12,16 @@ import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.daemon.state import BackoffPolicy, Phase, Reason, StateBook, StateStore
+from reconciler.daemon.state import (
+    BackoffPolicy,
+    GroupState,
+    OutcomeRecord,
+    Phase,
+    Reason,
+    StateBook,
+    StateStore,
+    compact_group,
+)
 from reconciler.model.outcome import GroupOutcome, Result
 from reconciler.model.plan import Action
 from tests.daemon.fakes import START, change, fail, succeed
@@ -299,3 +308,60 @@ def test_an_unknown_phase_drops_that_group_only_with_one_log_line(tmp_path: Path
     assert sorted(book.groups) == [("rg", "web")]
     assert [e["event"] for e in logs] == ["state file entries dropped"]
     assert logs[0]["count"] == 2
+
+
+_OPTIONAL_TEXT = st.one_of(st.none(), st.text(max_size=8))
+
+
+@st.composite
+def _group_state(draw: st.DrawFn) -> GroupState:
+    state = GroupState(
+        resource_group=draw(st.text("abc-", min_size=1, max_size=6)),
+        name=draw(st.text("xyz-", min_size=1, max_size=6)),
+        phase=draw(st.sampled_from(list(Phase))),
+        reason=draw(st.sampled_from(list(Reason))),
+        message=draw(st.text(max_size=8)),
+        last_applied_revision=draw(_OPTIONAL_TEXT),
+        last_attempted_revision=draw(_OPTIONAL_TEXT),
+        last_error=draw(_OPTIONAL_TEXT),
+        stalled_on=draw(st.one_of(st.none(), st.tuples(st.text(max_size=4), st.text(max_size=4)))),
+        failures=draw(st.integers(0, 1000)),
+        next_retry_at=draw(st.one_of(st.none(), st.floats(0, 1e10))),
+        in_flight=draw(st.one_of(st.none(), st.sampled_from(["create", "replace", "update"]))),
+        applied_fingerprint=draw(_OPTIONAL_TEXT),
+    )
+    for _ in range(draw(st.integers(0, 3))):
+        state.history.append(
+            OutcomeRecord(
+                at=draw(st.floats(0, 1e10)),
+                action=draw(st.sampled_from(["create", "update"])),
+                result=draw(st.sampled_from(["succeeded", "failed"])),
+                duration_s=draw(st.floats(0, 100)),
+                revision=draw(st.text(max_size=4)),
+                message=draw(st.text(max_size=4)),
+            )
+        )
+    return state
+
+
+@given(_group_state())
+def test_a_compacted_group_reads_back_as_the_same_group(state: GroupState) -> None:
+    saved = state.to_json()
+    compact = compact_group(saved)
+    assert GroupState.from_json(compact).to_json() == saved
+    assert {"resource_group", "name"} <= compact.keys()
+
+
+def test_a_converged_group_compacts_to_what_is_not_a_default() -> None:
+    book = StateBook()
+    book.record_noop(change("web"), "r1")
+    (saved,) = book.to_json()["groups"]
+    assert set(compact_group(saved)) == {
+        "resource_group",
+        "name",
+        "state",
+        "reason",
+        "message",
+        "last_applied_revision",
+        "applied_fingerprint",
+    }

@@ -55,7 +55,7 @@ from reconciler.daemon.coordination.shards import (
     shard_of,
     shards_prefix,
 )
-from reconciler.daemon.state import STATE_FILE_VERSION, StateBook, split_saved
+from reconciler.daemon.state import STATE_FILE_VERSION, StateBook, compact_group, split_saved
 
 log = structlog.get_logger("reconciler.daemon.coordination")
 
@@ -613,7 +613,7 @@ class Coordinator:
             "instance": self.instance,
             "shards": self.settings.shards,
             "shard": shard,
-            "groups": part.get("groups", []),
+            "groups": [compact_group(g) for g in part.get("groups", [])],
             "jobs": part.get("jobs", []),
             "last_pass": last if isinstance(last, dict) else None,
         }
