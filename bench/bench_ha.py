@@ -100,6 +100,8 @@ class LightReplica:
             sleep=asyncio.sleep,
             on_change=lambda _: None,
             on_fatal=lambda why: print(f"{name}: {why}"),
+            # Renewals in a thread, as in the daemon: nine replicas share this process's event loop.
+            keeper_store=lambda: open_store(storage.url, connection_string=storage.connection_string),
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -109,6 +111,7 @@ class LightReplica:
 
     async def kill(self) -> None:
         """As SIGKILL would: stop at once, leases left to expire."""
+        await self.coordinator.stop_keeper()
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
