@@ -289,9 +289,10 @@ def _account_of(host_and_path: tuple[str, list[str]]) -> str:
     return host.split(".")[0]
 
 
-_HOST = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
-)
+# Labels joined by dots, each matched one way only: a pattern that may split a label in two backtracks
+# exponentially on a long host name with one bad character at the end.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?(?::[0-9]{{1,5}})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{{1,5}})?")
 # Azure's rule for container names: 3 to 63 lowercase letters, digits and single hyphens, no hyphen at an end.
 _CONTAINER = re.compile(r"(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*")
 

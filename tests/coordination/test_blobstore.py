@@ -212,6 +212,9 @@ async def test_the_container_is_created_when_missing(azurite: Azurite) -> None:
         ("https://other.blob.core.windows.net/cont", "different storage accounts"),
         ("https://<storage-account>.blob.core.windows.net/aci-reconciler", "replace the <...> placeholder"),
         ("https://acct blob.core.windows.net/aci-reconciler", "is not a host name"),
+        # Answered at once: a host pattern that backtracks took minutes on these.
+        ("https://" + "a" * 40 + "!.blob.core.windows.net/aci-reconciler", "is not a host name"),
+        ("https://" + "ab" * 30 + "-.blob.core.windows.net/aci-reconciler", "is not a host name"),
         ("https://acct.blob.core.windows.net/Aci", "is not a blob container name"),
         ("https://acct.blob.core.windows.net/ab", "is not a blob container name"),
         ("https://acct.blob.core.windows.net/a--b", "is not a blob container name"),
