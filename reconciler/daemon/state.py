@@ -481,15 +481,17 @@ class StateBook:
         return unfinished
 
 
+_GROUP_DEFAULTS = {
+    name: info.get_default(call_default_factory=True)
+    for name, info in _GroupIn.model_fields.items()
+    if not info.is_required()
+}
+
+
 def compact_group(item: Mapping[str, Any]) -> dict[str, Any]:
     """A saved group without the fields at their defaults (`GroupState.from_json` restores them): the shared
     books hold thousands of converged groups, most of whose fields are empty."""
-    fields = _GroupIn.model_fields
-    return {
-        k: v
-        for k, v in item.items()
-        if k not in fields or fields[k].is_required() or v != fields[k].get_default(call_default_factory=True)
-    }
+    return {k: v for k, v in item.items() if k not in _GROUP_DEFAULTS or v != _GROUP_DEFAULTS[k]}
 
 
 def split_saved(data: Mapping[str, Any], shard: Callable[[str], int]) -> dict[int, dict[str, Any]]:
