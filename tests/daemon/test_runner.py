@@ -64,13 +64,19 @@ async def test_file_change_runs_a_pass_after_the_debounce(tmp_path: Path) -> Non
     assert await daemon.wait() == 0
 
 
-async def test_sigterm_lets_the_pass_in_flight_finish_within_the_grace_period(tmp_path: Path) -> None:
-    clock, engine = FakeClock(), FakeEngine()
+async def started_replacing(tmp_path: Path, clock: FakeClock, engine: FakeEngine) -> Daemon:
+    """A daemon whose first pass replaces web (held where the test gated the engine)."""
     engine.set_plan(plan("r1", change("web", Action.REPLACE)))
-    engine.gate = asyncio.Event()
     daemon = Daemon(config(tmp_path, clock), factory(engine))
     await daemon.start()
     await settle()
+    return daemon
+
+
+async def test_sigterm_lets_the_pass_in_flight_finish_within_the_grace_period(tmp_path: Path) -> None:
+    clock, engine = FakeClock(), FakeEngine()
+    engine.gate = asyncio.Event()
+    daemon = await started_replacing(tmp_path, clock, engine)
     assert engine.in_apply.is_set()
     daemon.stop()
     waiting = asyncio.create_task(daemon.wait(), name="test-wait")
@@ -87,11 +93,8 @@ async def test_sigterm_lets_the_pass_in_flight_finish_within_the_grace_period(tm
 
 async def test_sigterm_drops_a_pass_that_is_still_planning_at_once(tmp_path: Path) -> None:
     clock, engine = FakeClock(), FakeEngine()
-    engine.set_plan(plan("r1", change("web", Action.REPLACE)))
     engine.plan_gate = asyncio.Event()
-    daemon = Daemon(config(tmp_path, clock), factory(engine))
-    await daemon.start()
-    await settle()
+    daemon = await started_replacing(tmp_path, clock, engine)
     assert engine.in_plan.is_set()
     daemon.stop()
     waiting = asyncio.create_task(daemon.wait(), name="test-wait")
@@ -105,11 +108,8 @@ async def test_sigterm_drops_a_pass_that_is_still_planning_at_once(tmp_path: Pat
 
 async def test_grace_period_over_records_the_unfinished_and_restart_reports_it(tmp_path: Path) -> None:
     clock, engine = FakeClock(), FakeEngine()
-    engine.set_plan(plan("r1", change("web", Action.REPLACE)))
     engine.gate = asyncio.Event()
-    daemon = Daemon(config(tmp_path, clock), factory(engine))
-    await daemon.start()
-    await settle()
+    daemon = await started_replacing(tmp_path, clock, engine)
     daemon.stop()
     waiting = asyncio.create_task(daemon.wait(), name="test-wait")
     await clock.advance(31)
