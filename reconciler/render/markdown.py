@@ -104,14 +104,62 @@ def _issue_item(issue: PlanIssue) -> str:
     return f"- {label}{where}: {md_escape(issue_line(rest))}"
 
 
+def comment_marker(instance: str) -> str:
+    """The hidden first line of a plan comment: a CI step finds its earlier comment by it and edits that one
+    instead of adding another (one comment per instance). The instance is user input: anything outside
+    letters, digits, `.`, `_` and `-` is replaced so it cannot close the HTML comment."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", instance)[:80]
+    return f"<!-- aci-reconciler:plan instance={safe} -->"
+
+
+def _banner(plan: Plan) -> list[str]:
+    """A GitHub warning alert when the plan destroys something: replaces (downtime, local state lost) and
+    prunes; an error alert when the plan has errors (apply would fail). Empty otherwise."""
+    out: list[str] = []
+    replaces = [c for c in plan.changes if c.action is Action.REPLACE and c.changes_something]
+    deletes = [c for c in plan.changes if c.action is Action.DELETE and c.changes_something]
+    if replaces or deletes:
+        parts = []
+        if replaces:
+            parts.append(
+                f"**replaces {_groups(len(replaces))}** (deleted, then created again: downtime, a new IP "
+                "unless it is static, container-local data lost)"
+            )
+        if deletes:
+            parts.append(f"**deletes {_groups(len(deletes))}** (pruned: the manifest is gone)")
+        names = ", ".join(code_span(address(c)) for c in sorted_changes([*replaces, *deletes])[:10])
+        more = len(replaces) + len(deletes) - 10
+        names += f" and {more} more" if more > 0 else ""
+        out += ["> [!WARNING]", f"> This plan {' and '.join(parts)}: {names}.", ""]
+    if plan.errors:
+        out += [
+            "> [!CAUTION]",
+            f"> {_count(len(plan.errors), 'error')} found while planning (listed under Issues): "
+            "the apply fails for the groups they name until they are fixed.",
+            "",
+        ]
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun if n == 1 else noun + 's'}"
+
+
+def _groups(n: int) -> str:
+    return _count(n, "group")
+
+
 def render_plan_markdown(plan: Plan, *, max_chars: int = MAX_COMMENT_CHARS) -> str:
-    """A pull-request comment: summary line, action table, one `<details>` diff per group, issues."""
+    """A pull-request comment: a hidden marker line (`comment_marker`), the summary line, a warning banner
+    for replaces and prunes, the action table, one `<details>` diff per group, issues."""
     acted, held = counts(plan)
     head = [
+        comment_marker(plan.instance),
         "### aci-reconciler plan",
         "",
         f"**{md_escape(summary_line(plan))}**",
         "",
+        *_banner(plan),
         f"Revision {code_span(plan.revision)}, instance {code_span(plan.instance)}.",
         "",
         "| Action | Groups |",

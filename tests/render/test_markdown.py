@@ -13,9 +13,14 @@ from tests.render.plans import plan_of, replace_change, update_change
 def test_replace_comment_has_summary_table_details_and_diff() -> None:
     worker = "/properties/containers/worker/properties"
     assert render_plan_markdown(plan_of(replace_change())) == (
+        "<!-- aci-reconciler:plan instance=default -->\n"
         "### aci-reconciler plan\n"
         "\n"
         "**Plan: 1 to replace.**\n"
+        "\n"
+        "> [!WARNING]\n"
+        "> This plan **replaces 1 group** (deleted, then created again: downtime, a new IP unless it is "
+        "static, container-local data lost): `rg-prod/worker`.\n"
         "\n"
         "Revision `3f2c1a9`, instance `default`.\n"
         "\n"
@@ -133,3 +138,32 @@ def test_huge_plan_is_cut_to_fit_a_github_comment_and_says_so() -> None:
         r"\n- `~` rg-prod/api-\d+ will be updated in place\n- \.\.\. and \d+ more groups\n$", text
     )
     assert "**Plan: 400 to update in place.**" in text
+
+
+def test_banner_warns_only_when_groups_are_replaced_or_pruned() -> None:
+    update = Change(resource_group="rg", name="api", action=Action.UPDATE, changed_paths=("/x",))
+    assert "[!WARNING]" not in render_plan_markdown(plan_of(update))
+    prune = Change(resource_group="rg", name="old", action=Action.DELETE)
+    text = render_plan_markdown(plan_of(update, prune))
+    assert "> This plan **deletes 1 group** (pruned: the manifest is gone): `rg/old`.\n" in text
+    held = Change(resource_group="rg", name="w", action=Action.REPLACE, held="recreate: never")
+    assert "[!WARNING]" not in render_plan_markdown(plan_of(held))
+
+
+def test_banner_names_at_most_ten_groups_and_counts_the_rest() -> None:
+    prunes = [Change(resource_group="rg", name=f"g{i:02d}", action=Action.DELETE) for i in range(13)]
+    text = render_plan_markdown(plan_of(*prunes))
+    assert "**deletes 13 groups**" in text
+    assert "`rg/g09` and 3 more." in text
+    assert "`rg/g10`:" not in text
+
+
+def test_errors_get_a_caution_banner() -> None:
+    text = render_plan_markdown(plan_of(issues=(PlanIssue(severity="error", message="bad", source="a:1:1"),)))
+    assert "> [!CAUTION]\n> 1 error found while planning" in text
+
+
+def test_comment_marker_is_the_first_line_and_cannot_close_the_html_comment() -> None:
+    plan = plan_of().model_copy(update={"instance": "x --> <script>"})
+    first = render_plan_markdown(plan).splitlines()[0]
+    assert first == "<!-- aci-reconciler:plan instance=x_--___script_ -->"
