@@ -45,8 +45,10 @@ from reconciler.daemon.duplicate import DuplicateDaemonError, Heartbeat
 from reconciler.daemon.gitsource import check_ref, check_url
 from reconciler.daemon.jobs import JobLauncher
 from reconciler.daemon.metrics import DaemonMetrics
-from reconciler.daemon.runner import Daemon, DaemonConfig
+from reconciler.daemon.notify import NotifyConfigError, load_notifications
+from reconciler.daemon.runner import Daemon, DaemonConfig, mask_secrets
 from reconciler.daemon.state import BackoffPolicy
+from reconciler.daemon.ui.auth import UiAuthError, UiSettings, load_ui_settings
 from reconciler.model.jobrun import JobRequest, JobResult
 
 EXIT_FORCED = 130
@@ -279,6 +281,62 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         metavar="DURATION",
         help="renew the heartbeat tag this often; it expires after three (default 30s)",
     )
+    seen = parser.add_argument_group("status page and notifications (deploy/README.md)")
+    seen.add_argument(
+        "--notifications",
+        type=Path,
+        default=Path(environ["RECONCILER_NOTIFICATIONS"])
+        if environ.get("RECONCILER_NOTIFICATIONS")
+        else None,
+        metavar="FILE",
+        help="YAML with a `notifications:` section: receivers (webhook, slack, teams, github), their events, "
+        "filters, rate limits (env RECONCILER_NOTIFICATIONS)",
+    )
+    seen.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="KIND=TARGET",
+        help="one more receiver: webhook=URL,secret=env:NAME | slack=env:NAME | teams=file:PATH | "
+        "github=OWNER/REPO[,token=env:NAME]; repeat for several",
+    )
+    seen.add_argument(
+        "--status-page",
+        choices=("on", "off", "public"),
+        default=environ.get("RECONCILER_STATUS_PAGE", "on"),
+        help="the read-only page at / (default on: served without sign-in on a loopback --listen only, "
+        "else it needs --ui-token-file or --ui-basic-auth-file; public: no sign-in anywhere; env "
+        "RECONCILER_STATUS_PAGE)",
+    )
+    seen.add_argument(
+        "--ui-token-file",
+        type=Path,
+        default=Path(environ["RECONCILER_UI_TOKEN_FILE"])
+        if environ.get("RECONCILER_UI_TOKEN_FILE")
+        else None,
+        metavar="FILE",
+        help="the page and /status ask for `Authorization: Bearer <the file's content>` (env "
+        "RECONCILER_UI_TOKEN_FILE)",
+    )
+    seen.add_argument(
+        "--ui-basic-auth-file",
+        type=Path,
+        default=(
+            Path(environ["RECONCILER_UI_BASIC_AUTH_FILE"])
+            if environ.get("RECONCILER_UI_BASIC_AUTH_FILE")
+            else None
+        ),
+        metavar="FILE",
+        help="the page and /status ask for HTTP basic auth; the file has one USER:PASSWORD per line (env "
+        "RECONCILER_UI_BASIC_AUTH_FILE)",
+    )
+    seen.add_argument(
+        "--ui-refresh",
+        type=parse_duration,
+        default=3.0,
+        metavar="DURATION",
+        help="how often the status page refreshes itself in the browser (default 3s, at least 0.5s)",
+    )
     group.add_argument(
         "--log-format",
         choices=("auto", "json", "console"),
@@ -331,6 +389,11 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
     if args.backoff_max <= 0:
         raise DaemonUsageError("--backoff-max must be longer than 0s")
     coordination = _coordination(args)
+    try:
+        notifications = load_notifications(args.notifications, args.notify, environ)
+    except NotifyConfigError as err:
+        raise DaemonUsageError(str(err)) from None
+    ui = ui_settings(args, args.listen)
     return DaemonConfig(
         manifests=manifests,
         instance=args.instance,
@@ -354,7 +417,22 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Da
         allow_duplicate=args.allow_duplicate,
         heartbeat_resource_group=args.heartbeat_resource_group,
         heartbeat_interval=max(args.heartbeat_interval, 1.0),
+        notifications=notifications,
+        ui=ui,
     )
+
+
+def ui_settings(args: argparse.Namespace, listen: tuple[str, int] | None) -> UiSettings:
+    try:
+        return load_ui_settings(
+            mode=args.status_page,
+            token_file=args.ui_token_file,
+            basic_auth_file=args.ui_basic_auth_file,
+            listen_host=listen[0] if listen is not None else None,
+            refresh_s=args.ui_refresh,
+        )
+    except UiAuthError as err:
+        raise DaemonUsageError(str(err)) from None
 
 
 _REPLICA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -413,6 +491,8 @@ def _known_secrets(config: DaemonConfig, settings: Any, environ: Mapping[str, st
     values = [environ.get(name, "") for name in SECRET_ENVIRONMENT]
     if config.webhook_secret:
         values.append(config.webhook_secret.decode(errors="replace"))
+    values += list(config.notifications.secrets)
+    values += list(config.ui.secrets)
     key = getattr(settings, "secret_key", None)
     if isinstance(key, bytes) and key:
         values += [key.hex(), key.decode(errors="ignore")]
@@ -601,6 +681,8 @@ async def _serve(
             launchers.append(job_launcher(settings, gateway, environ, manifests))
             return launchers[-1]
 
+        from reconciler.daemon.ui.live import GroupInspector
+
         daemon = Daemon(
             config,
             engine,
@@ -608,6 +690,7 @@ async def _serve(
             launcher_factory=launcher,
             coordination=coordination,
             lease_keeper_store=lease_keeper_store,
+            inspector=GroupInspector(gateway, redact=mask_secrets) if config.ui.enabled else None,
         )
         if duplicate_check_wanted(config, gateway):
             check = DuplicateCheck(config, settings, gateway, daemon.fatal_stop)

@@ -1,4 +1,6 @@
-"""The daemon's HTTP endpoints (aiohttp): `/healthz`, `/readyz`, `/metrics`, `/status` and `POST /hook`.
+"""The daemon's HTTP endpoints (aiohttp): `/healthz`, `/readyz`, `/metrics`, `/status`, `POST /hook` and the
+status page (`/`, `/groups/...`, from `reconciler.daemon.ui.routes`; with sign-in configured, `/status` asks
+for it too).
 
 Built by `reconciler.daemon.cli` around a `DaemonView` (what the worker, the state book and the git source
 know) and served on `--listen` (127.0.0.1:9440 by default). `/status` renders the last plan with the project's
@@ -13,8 +15,8 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -24,8 +26,10 @@ from reconciler.daemon.coordination.coordinator import Coordinator
 from reconciler.daemon.jobs import JobScheduler
 from reconciler.daemon.metrics import CONTENT_TYPE, DaemonMetrics
 from reconciler.daemon.state import StateBook
+from reconciler.daemon.ui.auth import UiSettings
+from reconciler.daemon.ui.routes import Inspector, add_routes, guard
 from reconciler.daemon.worker import Worker
-from reconciler.model.plan import Plan
+from reconciler.model.plan import Change, Plan
 
 log = structlog.get_logger("reconciler.daemon.http")
 
@@ -112,6 +116,22 @@ class DaemonView:
     shutting_down: bool = False
     jobs: JobScheduler | None = None
     coordination: Coordinator | None = None
+    ui: UiSettings = field(default_factory=UiSettings)
+    # Reads a group's containers, events and log tail for its page; None: the page shows what passes saw.
+    inspector: Inspector | None = None
+
+    def status(self) -> dict[str, Any]:
+        return status_json(self)
+
+    def observed(self) -> Mapping[tuple[str, str], Any]:
+        return self.worker.observed
+
+    def change(self, resource_group: str, name: str) -> Change | None:
+        plan = self.worker.last_plan
+        if plan is None:
+            return None
+        key = (resource_group.lower(), name.lower())
+        return next((c for c in plan.changes if c.key == key), None)
 
     def ready(self) -> bool:
         """Serving its purpose: the first pass is done and, with coordination, the store answers (so a
@@ -132,6 +152,7 @@ def status_json(view: DaemonView) -> dict[str, Any]:
         "revision": worker.revision,
         "dry_run": worker.dry_run,
         "last_pass": last.to_json() if last else None,
+        "recent_passes": [p.to_json() for p in worker.recent_passes],
         "current_pass": worker.current.to_json() if worker.current else None,
         "pending_triggers": [t.to_json() for t in worker.coalescer.pending],
         "next_retry_at": view.book.next_retry(),
@@ -209,6 +230,7 @@ def build_app(view: DaemonView, *, body_timeout: float = 30.0) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/status", status)
+    app.router.add_get("/status", guard(view.ui, page=False)(status))
     app.router.add_post("/hook", hook)
+    add_routes(app, view, view.ui, clock=view.clock)
     return app

@@ -51,6 +51,13 @@ class DaemonMetrics:
             registry=r,
         )
         self.groups = Gauge(PREFIX + "groups", "Groups by state.", ["state"], registry=r)
+        self.notifications = Counter(
+            PREFIX + "notifications",
+            "Events per receiver by what became of them: sent, failed (after retries or refused), dropped "
+            "(the receiver's queue was full), deduplicated.",
+            ["receiver", "result"],
+            registry=r,
+        )
         self.drift = Counter(
             PREFIX + "drift_detected",
             "Changes planned for groups whose manifest had not changed since they were applied (live drift).",

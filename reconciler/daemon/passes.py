@@ -21,11 +21,11 @@ from reconciler.cloud.retry import Sleep
 from reconciler.daemon.drain import DrainingGateway
 from reconciler.daemon.jobs import JobTemplate
 from reconciler.daemon.state import Key
-from reconciler.daemon.worker import ApplyView, OnEvent, PlanView
+from reconciler.daemon.worker import ApplyView, LiveSummary, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.plan import Action, Change, Plan
-from reconciler.planning import desired_canonical
+from reconciler.planning import REVISION_TAG, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
 from reconciler.source import LoadResult
 
@@ -38,6 +38,20 @@ def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
         (rg.lower(), name.lower()): f"its manifest failed to load ({detail})"
         for rg, name in loaded.failed_keys
     }
+
+
+def _live_summaries(planned: PlannedPass) -> dict[Key, LiveSummary]:
+    """Of each listed group, what the status page shows; one shared instance for the common states keeps a
+    large fleet's summaries small."""
+    shared: dict[tuple[str | None, str | None, str | None], LiveSummary] = {}
+    out: dict[Key, LiveSummary] = {}
+    for group in planned.observation.groups:
+        fields = (group.provisioning_state, group.instance_state, group.tags.get(REVISION_TAG))
+        summary = shared.get(fields)
+        if summary is None:
+            summary = shared[fields] = LiveSummary(*fields)
+        out[(group.resource_group.lower(), group.name.lower())] = summary
+    return out
 
 
 FileStat = tuple[int, int]  # size, mtime in ns
@@ -224,6 +238,7 @@ class EnginePasses:
             recheck_after=self.settle_delay if unsettled else None,
             jobs=job_templates(loaded),
             owned=owned,
+            observed=_live_summaries(planned),
         )
 
     def _manifest_files(self, settings: EngineSettings) -> list[Path]:

@@ -37,6 +37,7 @@ from reconciler.daemon.http import DaemonView, build_app
 from reconciler.daemon.httpserver import HttpLimits, raise_open_file_limit, serve
 from reconciler.daemon.jobs import JobKey, JobLauncher, JobScheduler, JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
+from reconciler.daemon.notify import Event, EventKind, NotificationsConfig, Notifier
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
 from reconciler.daemon.triggers import (
     Coalescer,
@@ -49,6 +50,8 @@ from reconciler.daemon.triggers import (
     watch_files,
     watchfiles_source,
 )
+from reconciler.daemon.ui.auth import UiSettings
+from reconciler.daemon.ui.routes import Inspector
 from reconciler.daemon.worker import PassEngine, Worker
 from reconciler.model.jobrun import JobRequest, JobResult
 
@@ -99,6 +102,14 @@ class DaemonConfig:
     allow_duplicate: bool = False
     heartbeat_resource_group: str | None = None
     heartbeat_interval: float = 30.0
+    # Receivers of events (`--notifications FILE`, `--notify`); none: nothing is sent.
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    # How the notifier sends a request; None: aiohttp (tests give their own).
+    notify_send: Any = None
+    # At shutdown, how long queued notifications may still be sent (after the pass and job runs ended).
+    notify_grace: float = 5.0
+    # The status page: on/off/public, sign-in, refresh (`reconciler.daemon.ui.auth`).
+    ui: UiSettings = field(default_factory=UiSettings)
 
 
 class Daemon:
@@ -111,8 +122,10 @@ class Daemon:
         launcher_factory: LauncherFactory | None = None,
         coordination: tuple[CoordinationStore, LeaseTable] | None = None,
         lease_keeper_store: Callable[[], CoordinationStore] | None = None,
+        inspector: Inspector | None = None,
     ) -> None:
-        """`coordination`: the store and the lease table (the Azure adapter's write guard) when
+        """`inspector`: reads a group's live side for its status page (the CLI's reads through the gateway).
+        `coordination`: the store and the lease table (the Azure adapter's write guard) when
         `config.coordination` is set; `lease_keeper_store` opens the store the lease-renewing thread uses
         (see `reconciler.daemon.coordination.coordinator.LeaseKeeper`)."""
         self.config = config
@@ -150,6 +163,19 @@ class Daemon:
                 on_hook=self._hook_here,
             )
         self._tasks: list[asyncio.Task[Any]] = []
+        self.notifier = Notifier(
+            config.notifications,
+            redact=mask_secrets,
+            monotonic=config.monotonic,
+            clock=config.clock,
+            sleep=config.sleep,
+            send=config.notify_send,
+            on_result=lambda receiver, result: self.metrics.notifications.labels(
+                receiver=receiver, result=result
+            ).inc(),
+            rng=config.rng,
+        )
+        notify = self.notifier.emit if self.notifier.enabled else None
         self.engine = engine_factory(self._manifests_resolver(), self._revision_provider())
         launcher = config.job_launcher
         if launcher is None and launcher_factory is not None:
@@ -163,10 +189,11 @@ class Daemon:
             clock=config.clock,
             sleep=config.sleep,
             save=self._write_state if self.store is not None else None,
-            redact=_redact,
+            redact=mask_secrets,
             dry_run=config.dry_run,
             max_nap=config.job_max_nap,
             may_run=self._may_run if self.leases is not None else None,
+            on_finished=self._job_finished if notify is not None else None,
         )
         self.worker = Worker(
             self.engine,
@@ -181,6 +208,8 @@ class Daemon:
             on_secrets=_register_secrets,
             on_jobs=self._on_jobs,
             sharing=self if self.coordinator is not None else None,
+            notify=notify,
+            instance=config.instance,
         )
         self.view = DaemonView(
             worker=self.worker,
@@ -196,6 +225,8 @@ class Daemon:
             git=self._git_status if self.git else None,
             jobs=self.jobs,
             coordination=self.coordinator,
+            ui=config.ui,
+            inspector=inspector,
         )
         self._worker_task: asyncio.Task[None] | None = None
         self._coordination_task: asyncio.Task[None] | None = None
@@ -234,6 +265,29 @@ class Daemon:
         self, templates: Sequence[JobTemplate], complete: bool, within: Callable[[str], bool] | None
     ) -> None:
         self.jobs.update(templates, complete=complete, within=within)
+
+    def _job_finished(self, resource_group: str, name: str, run: Any) -> None:
+        ok = run.result == "succeeded"
+        kind = EventKind.JOB_SUCCEEDED if ok else EventKind.JOB_FAILED
+        exit_code = "" if run.exit_code is None else f" (exit code {run.exit_code})"
+        self.notifier.emit(
+            Event(
+                kind=kind,
+                instance=self.config.instance,
+                at=self.config.clock(),
+                summary=f"job {resource_group}/{name} {run.result}{exit_code}",
+                severity="info" if ok else "error",
+                resource_group=resource_group,
+                name=name,
+                detail={
+                    "run": run.id,
+                    "result": run.result,
+                    "exit_code": run.exit_code,
+                    "duration_s": None if run.duration_s is None else round(run.duration_s, 1),
+                    "message": run.message[:500] if not ok else None,
+                },
+            )
+        )
 
     def _write_state(self) -> None:
         """The job scheduler's write-ahead: raises OSError, so that a run the file does not record never
@@ -287,6 +341,22 @@ class Daemon:
 
     def _leadership_changed(self, why: str) -> None:
         self._leadership_gauges()
+        if self.notifier.enabled and self.leases is not None:
+            owned = self.leases.owned()
+            self.notifier.emit(
+                Event(
+                    kind=EventKind.LEADERSHIP,
+                    instance=self.config.instance,
+                    at=self.config.clock(),
+                    summary=f"replica {self.leases.replica}: {mask_secrets(why)}",
+                    severity="warning" if not owned else "info",
+                    detail={
+                        "replica": self.leases.replica,
+                        "shards_owned": ",".join(str(s) for s in sorted(owned)) or "none",
+                        "leader": self.leases.leading,
+                    },
+                )
+            )
         # A new shard is planned and applied at once; a lost one is planned as a standby from now on.
         self.coalescer.fire(Trigger(TriggerKind.LEADERSHIP, why, self.config.clock()))
         self.jobs.wake()
@@ -341,6 +411,7 @@ class Daemon:
                     )
         if config.listen is not None:
             await self._start_http(*config.listen)
+        self.notifier.start()
         if self.coordinator is not None:
             # Before the first pass, so that it already knows what this replica may write.
             await self.coordinator.start()
@@ -412,9 +483,14 @@ class Daemon:
         sockets = list(server.sockets)
         bound_port = sockets[0].getsockname()[1] if sockets else port
         self.bound = (host, int(bound_port))
+        ui = self.config.ui
         log.info(
-            "listening", url=f"http://{host}:{bound_port}", endpoints="/healthz /readyz /metrics /status"
+            "listening",
+            url=f"http://{host}:{bound_port}",
+            endpoints="/healthz /readyz /metrics /status" + (" / (status page)" if ui.enabled else ""),
         )
+        if ui.refusal is not None:
+            log.warning("status page not served", why=ui.refusal)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -502,6 +578,7 @@ class Daemon:
         await self.retry_timer.aclose()
         await jobs_closing
         await self._close_coordination()
+        await self.notifier.aclose(self.config.notify_grace)
         if self.fatal is not None:
             code = 1
         if once and self.worker.last_pass is not None and self.worker.last_pass.result != "ok":
@@ -551,7 +628,7 @@ def _register_secrets(values: Any) -> None:
     REDACTOR.add(values)
 
 
-def _redact(text: str) -> str:
+def mask_secrets(text: str) -> str:
     """The log redactor's masking, for what job runs report (their log tail and messages) in /status."""
     from reconciler.daemon.logging import REDACTOR
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,12 +23,15 @@ import structlog
 
 from reconciler.daemon.jobs import JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
-from reconciler.daemon.state import Key, Reason, StateBook, StateStore
+from reconciler.daemon.notify.events import Event, EventKind
+from reconciler.daemon.state import Key, Phase, Reason, StateBook, StateStore
 from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import Action, Change, Plan, PlanIssue
 
 log = structlog.get_logger("reconciler.daemon")
+
+RECENT_PASSES = 20
 
 
 class ProgressLike(Protocol):
@@ -67,6 +71,17 @@ class PlanView:
     jobs: tuple[JobTemplate, ...] | None = None
     # The resource groups the plan covers when replicas share the work by shard; None: all of them.
     owned: Callable[[str], bool] | None = None
+    # What Azure said of each group it listed, for the status page (never a body: no secrets, little memory).
+    observed: Mapping[Key, LiveSummary] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """A group as the pass's list call saw it."""
+
+    provisioning_state: str | None = None
+    instance_state: str | None = None
+    revision: str | None = None  # the revision tag the reconciler last wrote on it
 
 
 @dataclass(frozen=True)
@@ -147,8 +162,11 @@ class Worker:
         on_secrets: Callable[[Sequence[str]], None] | None = None,
         on_jobs: Callable[[Sequence[JobTemplate], bool, Callable[[str], bool] | None], None] | None = None,
         sharing: Sharing | None = None,
+        notify: Callable[[Event], None] | None = None,
+        instance: str = "default",
     ) -> None:
-        """`sharing`: the replicas' coordination (`--coordination`), None for a daemon on its own."""
+        """`sharing`: the replicas' coordination (`--coordination`), None for a daemon on its own.
+        `notify`: where the pass's events go (`reconciler.daemon.notify.Notifier.emit`); it never waits."""
         self.engine = engine
         self.coalescer = coalescer
         self.book = book
@@ -162,8 +180,14 @@ class Worker:
         self.on_secrets = on_secrets
         self.on_jobs = on_jobs
         self.sharing = sharing
+        self.notify = notify
+        self.instance = instance
+        self._drift: set[Key] = set()
         self.first_pass_done = asyncio.Event()
         self.last_plan: Plan | None = None
+        self.observed: Mapping[Key, LiveSummary] = {}
+        # The last passes, newest last, for the status page.
+        self.recent_passes: deque[PassRecord] = deque(maxlen=RECENT_PASSES)
         self.last_pass: PassRecord | None = None
         self.current: PassRecord | None = None
         # The pass in flight has begun writing (until then it only read, and may be dropped at shutdown).
@@ -197,6 +221,7 @@ class Worker:
         log.info(
             "pass started", number=record.number, triggers=kinds, reasons=[t.reason for t in triggers][:5]
         )
+        before = self._phases() if self.notify is not None else {}
         try:
             await self._pass(record)
         except asyncio.CancelledError:
@@ -217,9 +242,12 @@ class Worker:
             self.metrics.set_groups(self.book.counts())
             self._save()
             self.last_pass = record
+            self.recent_passes.append(record)
             self.current = None
             self.applying = False
             self.idle.set()
+            if self.notify is not None and record.result != "interrupted":
+                self._notify_pass(record, before)
             if record.result != "interrupted":
                 self.first_pass_done.set()
                 self.metrics.ready.set(1)
@@ -237,6 +265,7 @@ class Worker:
         return record
 
     async def _pass(self, record: PassRecord) -> None:
+        self._drift.clear()
         view = await self.engine.plan()
         if view.secrets and self.on_secrets is not None:
             self.on_secrets(view.secrets)
@@ -252,6 +281,7 @@ class Worker:
         self.last_plan = plan.model_copy(
             update={"changes": tuple(c.model_copy(update={"desired": None}) for c in plan.changes)}
         )
+        self.observed = view.observed
         now = self.clock()
         self._recheck_at = None if view.recheck_after is None else now + view.recheck_after
         for issue in plan.issues:
@@ -288,6 +318,7 @@ class Worker:
             record.error = _errors_summary(plan.errors)
             return
         self.applying = True
+        self._emit_revision(revision, "pending", f"applying {len(to_apply)} change(s)")
         for change in to_apply:
             self.book.begin(change, revision)
             log.info(
@@ -339,6 +370,7 @@ class Worker:
             log.info("held", **fields, revision=revision, held=change.held)
             return
         if self.book.is_drift(change, revision):
+            self._drift.add(change.key)
             self.metrics.drift.labels(action=change.action.value).inc()
             log.warning("drift detected", **fields, revision=revision, paths=list(change.changed_paths)[:10])
         if self.dry_run:
@@ -437,6 +469,7 @@ class Worker:
                 "duration_s": round(outcome.duration_s, 3),
                 "attempts": outcome.attempts,
             }
+            self._notify_outcome(change, outcome, revision)
             if outcome.failed:
                 failed = True
                 log.error("group failed", **fields, retryable=outcome.retryable, error=outcome.message)
@@ -459,6 +492,110 @@ class Worker:
                 # The executor returned nothing for it (it stopped early): the next pass picks it up.
                 self.book.record_interrupted(change)
         return failed
+
+    # -- notifications (DESIGN section 14) --------------------------------------------------------------
+
+    def _phases(self) -> dict[Key, tuple[Phase, Reason]]:
+        return {key: (s.phase, s.reason) for key, s in self.book.groups.items()}
+
+    def _event(self, kind: EventKind, summary: str, **fields: Any) -> None:
+        assert self.notify is not None  # callers check
+        self.notify(Event(kind=kind, instance=self.instance, at=self.clock(), summary=summary, **fields))
+
+    def _emit_revision(self, revision: str, state: str, summary: str) -> None:
+        if self.notify is not None and not self.dry_run:
+            severity = "error" if state in ("failure", "error") else "info"
+            self._event(
+                EventKind.REVISION, summary, revision=revision, severity=severity, detail={"state": state}
+            )
+
+    def _notify_outcome(self, change: Change, outcome: GroupOutcome, revision: str) -> None:
+        if self.notify is None:
+            return
+        where = {"resource_group": change.resource_group, "name": change.name, "revision": revision}
+        address = f"{change.resource_group}/{change.name}"
+        detail: dict[str, str | int | float | bool | None] = {"result": outcome.result.value}
+        if outcome.failed:
+            detail["error"] = outcome.message[:500]
+        if outcome.action is Action.REPLACE:
+            if outcome.result is Result.SUCCEEDED:
+                self._event(
+                    EventKind.REPLACE,
+                    f"{address} was replaced (deleted and created again)",
+                    **where,
+                    severity="warning",
+                    detail=detail,
+                )
+            else:
+                self._event(
+                    EventKind.REPLACE, f"replacing {address} failed", **where, severity="error", detail=detail
+                )
+        elif outcome.action is Action.DELETE and outcome.result is Result.SUCCEEDED:
+            self._event(
+                EventKind.PRUNE,
+                f"{address} was pruned: its manifest is gone",
+                **where,
+                severity="warning",
+                detail=detail,
+            )
+        if change.key in self._drift and outcome.result is Result.SUCCEEDED:
+            paths = ", ".join(change.changed_paths[:5])
+            self._event(
+                EventKind.DRIFT_CORRECTED,
+                f"{address} had drifted from its manifest; put back",
+                **where,
+                severity="warning",
+                detail={**detail, "paths": paths},
+            )
+
+    def _notify_pass(self, record: PassRecord, before: dict[Key, tuple[Phase, Reason]]) -> None:
+        """Transitions of the pass: stalled, conflict, recovered; and the revision's result."""
+        revision = record.revision
+        for key, state in self.book.groups.items():
+            old = before.get(key)
+            if old is not None and old == (state.phase, state.reason):
+                continue
+            if self._refusal(state.resource_group) is not None:
+                continue  # another replica holds this group's shard and tells about it
+            where = {"resource_group": state.resource_group, "name": state.name, "revision": revision}
+            address = f"{state.resource_group}/{state.name}"
+            if state.phase is Phase.STALLED and (old is None or old[0] is not Phase.STALLED):
+                if state.reason is Reason.CONFLICT:
+                    self._event(
+                        EventKind.CONFLICT,
+                        f"{address} exists and is not managed by this reconciler",
+                        **where,
+                        severity="error",
+                        detail={"reason": state.message[:500]},
+                    )
+                else:
+                    self._event(
+                        EventKind.STALLED,
+                        f"{address} is stalled: {state.reason.value}",
+                        **where,
+                        severity="error",
+                        detail={"reason": state.reason.value, "message": state.message[:500]},
+                    )
+            elif (
+                state.phase is Phase.READY
+                and old is not None
+                and (old[0] is Phase.STALLED or old[1] in (Reason.RETRYABLE_ERROR, Reason.NOT_CONVERGED))
+            ):
+                self._event(
+                    EventKind.RECOVERED, f"{address} is Ready again", **where, detail={"was": old[1].value}
+                )
+        if revision is None:
+            return
+        if record.result == "ok" and record.deferred == 0:
+            self._emit_revision(revision, "success", "in sync: every group matches this revision")
+        elif record.result == "failed":
+            counts = self.book.counts()
+            stalled = counts[Phase.STALLED.value] + counts[Phase.RECONCILING.value]
+            self._emit_revision(
+                revision, "failure", f"not applied in full: {stalled} group(s) failed or stalled"
+            )
+        elif record.result == "error":
+            self._emit_revision(revision, "error", "the pass failed; see the daemon's log")
 
     def _refusal(self, resource_group: str) -> str | None:
         return self.sharing.refusal(resource_group) if self.sharing is not None else None

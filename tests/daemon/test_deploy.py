@@ -201,8 +201,9 @@ def test_no_deploy_kit_ships_a_secret_key_the_reconciler_would_accept() -> None:
     for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file() and p.suffix != ".md"):
         for match in literal.finditer(path.read_text(errors="ignore")):
             value = match.group(1)
-            if not value or value.startswith(("#", "{")) or value == "valueFrom:":
-                continue  # unset (the systemd env file), or a reference (Kubernetes' secretKeyRef)
+            if not value or value.startswith(("#", "{", "${{")) or value == "valueFrom:":
+                # unset (the systemd env file), or a reference (Kubernetes' secretKeyRef, GitHub's secrets)
+                continue
             found += 1
             with pytest.raises(SecretKeyError):
                 check_key(value.encode(), source=f"{path.name}")

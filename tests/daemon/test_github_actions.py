@@ -3,6 +3,7 @@ commands it runs are the CLI's."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def test_every_action_is_pinned_to_a_commit() -> None:
         for step in _steps(job):
             if "uses" in step:
                 ref = step["uses"].split("@", 1)[1]
-                assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), step["uses"]
+                assert re.fullmatch(r"[0-9a-f]{40}", ref), step["uses"]
 
 
 def test_plan_job_runs_a_markdown_plan_and_edits_its_comment_by_the_marker() -> None:
@@ -65,7 +66,8 @@ def test_plan_job_runs_a_markdown_plan_and_edits_its_comment_by_the_marker() -> 
     args = build_parser("plan", {}).parse_args(["--output", "markdown", "--detailed-exitcode"])
     assert (args.output, args.detailed_exitcode) == ("markdown", True)
     script = next(s for s in steps if "github-script" in s.get("uses", ""))["with"]["script"]
-    assert "updateComment" in script and "startsWith(marker)" in script
+    assert "updateComment" in script
+    assert "startsWith(marker)" in script
 
 
 def test_apply_job_runs_only_on_push_behind_an_environment() -> None:

@@ -901,3 +901,16 @@ async def test_the_state_file_ledger_reads_back_for_reconcile_status_with_runs_i
     assert read_job_ledger(harness.tmp_path / "nowhere") == []
     launcher.release()
     await settle()
+
+
+async def test_every_finished_run_is_told_to_the_notifications(
+    harness: Harness, clock: FakeClock, launcher: FakeLauncher
+) -> None:
+    finished: list[tuple[str, str, str]] = []
+    scheduler = harness.scheduler
+    scheduler.on_finished = lambda rg, name, run: finished.append((rg, name, run.result))
+    scheduler.update([template(schedule="*/5 * * * *")])
+    task = await running(scheduler)
+    await clock.advance(11 * 60)
+    await stopped(scheduler, task)
+    assert finished == [("rg", "nightly", "succeeded")] * 2

@@ -119,6 +119,7 @@ class JobScheduler:
         dry_run: bool = False,
         max_nap: float = MAX_NAP_S,
         may_run: Callable[[JobKey], bool] | None = None,
+        on_finished: Callable[[str, str, RunRecord], None] | None = None,
     ) -> None:
         """`save` writes the state file (the ledger with it) and raises OSError when it cannot; None keeps the
         ledger in memory only (no --state-dir). `may_run(key)`: whether this replica runs that job now (the
@@ -133,6 +134,8 @@ class JobScheduler:
         self.dry_run = dry_run
         self.max_nap = max_nap
         self.may_run = may_run
+        # Told about every run that ended (not skipped slots): the notifications.
+        self.on_finished = on_finished
         self.templates: dict[JobKey, JobTemplate] = {}
         self._tasks: dict[JobKey, dict[str, asyncio.Task[None]]] = {}
         self._waiting_change: set[JobKey] = set()
@@ -415,6 +418,8 @@ class JobScheduler:
             log.info("job run finished", **fields)
         else:
             log.warning("job run finished", **fields, message=run.message)
+        if self.on_finished is not None and run.result != RunResult.SKIPPED:
+            self.on_finished(entry.resource_group, entry.name, run)
         self._persist()
 
     def _count(self, key: JobKey, run: RunRecord) -> None:
