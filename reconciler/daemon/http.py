@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from aiohttp import web
 from reconciler.daemon.coordination.coordinator import Coordinator
 from reconciler.daemon.jobs import JobScheduler
 from reconciler.daemon.metrics import CONTENT_TYPE, DaemonMetrics
-from reconciler.daemon.state import StateBook
+from reconciler.daemon.state import GroupState, StateBook
 from reconciler.daemon.ui.auth import UiSettings
 from reconciler.daemon.ui.routes import Inspector, add_routes, guard
 from reconciler.daemon.worker import Worker
@@ -120,18 +120,20 @@ class DaemonView:
     # Reads a group's containers, events and log tail for its page; None: the page shows what passes saw.
     inspector: Inspector | None = None
 
-    def status(self) -> dict[str, Any]:
-        return status_json(self)
+    def page_status(self) -> dict[str, Any]:
+        return status_json(self, groups=False)
+
+    def groups(self) -> Iterable[GroupState]:
+        return self.book.groups.values()
+
+    def group_state(self, resource_group: str, name: str) -> GroupState | None:
+        return self.book.groups.get((resource_group.lower(), name.lower()))
+
+    def changes(self) -> Mapping[tuple[str, str], Change]:
+        return self.worker.plan_index()
 
     def observed(self) -> Mapping[tuple[str, str], Any]:
         return self.worker.observed
-
-    def change(self, resource_group: str, name: str) -> Change | None:
-        plan = self.worker.last_plan
-        if plan is None:
-            return None
-        key = (resource_group.lower(), name.lower())
-        return next((c for c in plan.changes if c.key == key), None)
 
     def ready(self) -> bool:
         """Serving its purpose: the first pass is done and, with coordination, the store answers (so a
@@ -141,7 +143,9 @@ class DaemonView:
         return self.coordination is None or self.coordination.reachable
 
 
-def status_json(view: DaemonView) -> dict[str, Any]:
+def status_json(view: DaemonView, *, groups: bool = True) -> dict[str, Any]:
+    """`/status`; `groups=False` leaves out the per-group parts (`groups`, `last_plan`), which the status page
+    reads from the book and the plan directly."""
     worker = view.worker
     last = worker.last_pass
     plan = worker.last_plan
@@ -157,12 +161,14 @@ def status_json(view: DaemonView) -> dict[str, Any]:
         "pending_triggers": [t.to_json() for t in worker.coalescer.pending],
         "next_retry_at": view.book.next_retry(),
         "counts": view.book.counts(),
-        "groups": [s.to_json() for s in sorted(view.book.groups.values(), key=lambda s: s.key)],
+        "groups": [s.to_json() for s in sorted(view.book.groups.values(), key=lambda s: s.key)]
+        if groups
+        else [],
         "unfinished_at_start": view.book.unfinished_at_start,
         "git": view.git() if view.git else None,
         "job_runs": view.jobs.mode if view.jobs is not None else None,
         "jobs": view.jobs.status_json() if view.jobs is not None else [],
-        "last_plan": _render_plan(plan) if plan is not None else None,
+        "last_plan": _render_plan(plan) if plan is not None and groups else None,
         "coordination": view.coordination.status_json() if view.coordination is not None else None,
     }
 

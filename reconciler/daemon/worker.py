@@ -185,6 +185,7 @@ class Worker:
         self._drift: set[Key] = set()
         self.first_pass_done = asyncio.Event()
         self.last_plan: Plan | None = None
+        self._plan_index: tuple[Plan | None, dict[Key, Change]] = (None, {})
         self.observed: Mapping[Key, LiveSummary] = {}
         # The last passes, newest last, for the status page.
         self.recent_passes: deque[PassRecord] = deque(maxlen=RECENT_PASSES)
@@ -198,6 +199,15 @@ class Worker:
         self.idle.set()
         # Set at shutdown: failures from here on are the drain's refusals, recorded as interrupted.
         self.draining = False
+
+    def plan_index(self) -> dict[Key, Change]:
+        """The last plan's entries by key (built once per plan, for the status page)."""
+        plan = self.last_plan
+        if plan is None:
+            return {}
+        if self._plan_index[0] is not plan:
+            self._plan_index = (plan, {c.key: c for c in plan.changes})
+        return self._plan_index[1]
 
     def drain(self) -> None:
         self.draining = True
@@ -438,6 +448,7 @@ class Worker:
         now = self.clock()
         failed = False
         seen: set[Key] = set()
+        written: list[Change] = []
         for outcome in applied.result.outcomes:
             key = (outcome.resource_group.lower(), outcome.name.lower())
             change = by_key.get(key)
@@ -470,6 +481,8 @@ class Worker:
                 "attempts": outcome.attempts,
             }
             self._notify_outcome(change, outcome, revision)
+            if outcome.result is Result.SUCCEEDED:
+                written.append(change)
             if outcome.failed:
                 failed = True
                 log.error("group failed", **fields, retryable=outcome.retryable, error=outcome.message)
@@ -477,6 +490,7 @@ class Worker:
                 log.warning("replace interrupted after delete", **fields)
             else:
                 log.info("group done", **fields)
+        self._observed_after(written, revision)
         for key in applied.unconverged & seen:
             self.book.record_unconverged(by_key[key], now)
             failed = True
@@ -492,6 +506,19 @@ class Worker:
                 # The executor returned nothing for it (it stopped early): the next pass picks it up.
                 self.book.record_interrupted(change)
         return failed
+
+    def _observed_after(self, written: Sequence[Change], revision: str) -> None:
+        """What successful writes tell of their groups until the next list: a write succeeds only once ARM
+        reports the group Succeeded; a prune leaves nothing."""
+        if not written:
+            return
+        observed = dict(self.observed)
+        for change in written:
+            if change.action is Action.DELETE:
+                observed.pop(change.key, None)
+            elif change.action is not Action.TAGS:
+                observed[change.key] = LiveSummary("Succeeded", None, revision)
+        self.observed = observed
 
     # -- notifications (DESIGN section 14) --------------------------------------------------------------
 

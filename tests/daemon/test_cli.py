@@ -169,3 +169,47 @@ def test_secrets_of_the_environment_and_settings_are_known_to_the_log_redactor(t
     values = _known_secrets(config, settings, {"AZURE_CLIENT_SECRET": "sp-secret-2", "HOME": "/root"})
     assert {"sp-secret-2", "hook-secret-1", b"\x01\x02key-material".hex()} <= set(values)
     assert "/root" not in values
+
+
+def test_notification_and_status_page_options_reach_the_config_and_their_secrets_the_redactor(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from reconciler.daemon.cli import _known_secrets
+
+    users = tmp_path / "users"
+    users.write_text("ana:correct horse battery\n")
+    environ = {"SLACK": "https://hooks.slack.com/services/T/B/secretpart"}
+    args = parse(
+        ["-f", str(tmp_path), "--notify", "slack=env:SLACK", "--listen", "0.0.0.0:9440",
+         "--ui-basic-auth-file", str(users), "--ui-refresh", "1s"],
+    )  # fmt: skip
+    config = config_from_args(args, environ)
+    assert [r.type for r in config.notifications.receivers] == ["slack"]
+    assert config.ui.needs_sign_in
+    assert config.ui.refusal is None
+    assert config.ui.refresh_ms == 1000
+    values = _known_secrets(config, SimpleNamespace(), environ)
+    assert {environ["SLACK"], "correct horse battery"} <= set(values)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--notify", "slack=https://hooks.slack.com/services/T/B/x"], "never the value itself"),
+        (["--notify", "pager=x"], "KIND webhook, slack, teams or github"),
+        (["--ui-token-file", "/nonexistent/token"], "--ui-token-file /nonexistent/token: cannot read"),
+    ],
+)
+def test_bad_notification_or_page_options_stop_the_start_with_the_fix(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    with pytest.raises(DaemonUsageError, match=message):
+        config_from_args(parse(["-f", str(tmp_path), *argv]), {})
+
+
+def test_a_bad_status_page_mode_from_the_environment_is_refused(tmp_path: Path) -> None:
+    environ = {"RECONCILER_STATUS_PAGE": "maybe"}
+    with pytest.raises(DaemonUsageError, match="--status-page 'maybe': choose on, off or public"):
+        config_from_args(parse(["-f", str(tmp_path)], environ), environ)

@@ -11,7 +11,7 @@ only the content of `<main>`: the script fetches it to refresh the page in place
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -48,13 +48,21 @@ class Inspector(Protocol):
 
 
 class PageSource(Protocol):
-    """What the pages read of the daemon (`reconciler.daemon.http.DaemonView` and its helpers)."""
+    """What the pages read of the daemon (`reconciler.daemon.http.DaemonView`)."""
 
-    def status(self) -> dict[str, Any]: ...
+    def page_status(self) -> dict[str, Any]:
+        """`/status` without its per-group parts (the pages read those below)."""
+        ...
+
+    def groups(self) -> Iterable[views.GroupLike]: ...
+
+    def group_state(self, resource_group: str, name: str) -> views.GroupLike | None: ...
+
+    def changes(self) -> Mapping[tuple[str, str], Change]:
+        """The last plan's entries by (resource group, name) in lower case."""
+        ...
 
     def observed(self) -> Mapping[tuple[str, str], Any]: ...
-
-    def change(self, resource_group: str, name: str) -> Change | None: ...
 
     @property
     def inspector(self) -> Inspector | None: ...
@@ -121,31 +129,40 @@ def add_routes(
         query = request.query.get("q", "")[:MAX_QUERY]
         phase = request.query.get("phase", "")
         phase = phase if phase in views.PHASES else ""
-        model = views.fleet(source.status(), source.observed(), now=clock(), query=query, phase=phase)
-        if request.query.get("fragment") == "1":
-            return render("fleet_main.html", m=model)
-        return render("fleet.html", m=model)
+        model = views.fleet(
+            source.page_status(),
+            source.groups(),
+            source.changes(),
+            source.observed(),
+            now=clock(),
+            query=query,
+            phase=phase,
+        )
+        return render("fleet_main.html" if request.query.get("fragment") == "1" else "fleet.html", m=model)
 
     async def group(request: web.Request) -> web.StreamResponse:
         rg, name = request.match_info["rg"], request.match_info["name"]
-        status = source.status()
-        known = any(
-            g["resource_group"].lower() == rg.lower() and g["name"].lower() == name.lower()
-            for g in status.get("groups", ())
-        )
-        live = None
-        if known and source.inspector is not None:
-            live = await source.inspector.inspect(rg, name)
-        change = source.change(rg, name)
-        diff = build_block(change) if change is not None and change.action is not Action.NOOP else None
-        model = views.group(status, source.observed(), rg, name, now=clock(), live=live, diff=diff)
-        if model is None:
-            response = render("missing.html", rg=rg, name=name, daemon_instance=status.get("instance"))
+        state = source.group_state(rg, name)
+        if state is None:
+            response = render(
+                "missing.html", rg=rg, name=name, daemon_instance=source.page_status()["instance"]
+            )
             response.set_status(404)
             return response
-        if request.query.get("fragment") == "1":
-            return render("group_main.html", g=model)
-        return render("group.html", g=model)
+        live = await source.inspector.inspect(rg, name) if source.inspector is not None else None
+        key = (rg.lower(), name.lower())
+        change = source.changes().get(key)
+        diff = build_block(change) if change is not None and change.action is not Action.NOOP else None
+        model = views.group(
+            source.page_status(),
+            state,
+            change,
+            source.observed().get(key),
+            now=clock(),
+            live=live,
+            diff=diff,
+        )
+        return render("group_main.html" if request.query.get("fragment") == "1" else "group.html", g=model)
 
     async def static(request: web.Request) -> web.StreamResponse:
         name = request.match_info["file"]

@@ -1,20 +1,22 @@
-"""What the status page shows, as plain data: pure functions of the daemon's `/status` JSON (the same data,
-already free of secrets), the live summaries of the last list call and the clock.
+"""What the status page shows, as plain data: pure functions of what `/status` is made of (the daemon part of
+its JSON, the state book's groups, the last plan's entries, which never hold a secret value), the summaries
+of the last list call, a group's live read and the clock.
 
-Called by `reconciler.daemon.ui.routes`; the templates only lay these out. Keeping the page a function of the
-JSON means the page can never show something `/status` does not (and `/status` never holds a secret value).
+Called by `reconciler.daemon.ui.routes`; the templates only lay these out. The fleet scans the groups once and
+builds rows only for those it shows, so a refresh stays cheap on a large fleet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from reconciler.model.plan import Change
 from reconciler.render.blocks import Block
 
 PHASES = ("Ready", "Reconciling", "Stalled")
-MAX_ROWS = 2000  # the rest are counted; a search narrows them down
+MAX_ROWS = 500  # the rest are counted; a search narrows them down (and each refresh stays small)
 
 
 def iso(at: float | None) -> str | None:
@@ -36,98 +38,134 @@ def ago(at: float | None, now: float) -> str:
     return f"{delta / 86400:.1f}d ago"
 
 
-def _key(resource_group: str, name: str) -> tuple[str, str]:
-    return (resource_group.lower(), name.lower())
+Key = tuple[str, str]
 
 
-def plan_index(status: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    plan = status.get("last_plan") or {}
-    return {_key(c["resource_group"], c["name"]): c for c in plan.get("changes", ())}
+class HistoryLike(Protocol):
+    """One outcome of a group's history (`reconciler.daemon.state.OutcomeRecord`)."""
+
+    @property
+    def at(self) -> float: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def result(self) -> str: ...
+    @property
+    def duration_s(self) -> float: ...
+    @property
+    def revision(self) -> str: ...
+    @property
+    def message(self) -> str: ...
 
 
-def just_applied(change: Mapping[str, Any] | None, group: Mapping[str, Any]) -> bool:
+class GroupLike(Protocol):
+    """What a row reads of a group (`reconciler.daemon.state.GroupState`)."""
+
+    resource_group: str
+    name: str
+    message: str
+    last_applied_revision: str | None
+    last_attempted_revision: str | None
+    last_error: str | None
+    failures: int
+    next_retry_at: float | None
+    in_flight: str | None
+
+    @property
+    def phase(self) -> Any: ...
+    @property
+    def reason(self) -> Any: ...
+    @property
+    def history(self) -> Sequence[HistoryLike]: ...
+    @property
+    def key(self) -> Key: ...
+
+
+def just_applied(change: Change | None, group: GroupLike) -> bool:
     """The last pass applied this group's planned change (the plan predates the apply)."""
     return (
         change is not None
-        and bool(change.get("changes_something"))
-        and group.get("reason") == "Applied"
-        and group.get("last_applied_revision") is not None
+        and change.changes_something
+        and str(group.reason) == "Applied"
+        and group.last_applied_revision is not None
     )
 
 
-def drift_of(change: Mapping[str, Any] | None, group: Mapping[str, Any]) -> str:
+def drift_of(change: Change | None, group: GroupLike) -> str:
     """The row's sync column: what the last plan says of the group."""
     if change is None:
         return "unknown"
-    action = change["action"]
+    action = change.action.value
     if action == "noop":
         return "in sync"
     if just_applied(change, group):
         return f"in sync ({action} applied)"
-    if change.get("held"):
+    if change.held:
         return f"{action} (held)"
     return {"create": "missing", "delete": "to prune", "conflict": "not ours"}.get(
         action, f"drifted: {action}"
     )
 
 
-def _matches(row: Mapping[str, Any], query: str, phase: str) -> bool:
-    if phase and row["phase"] != phase:
+def _matches(group: GroupLike, drift: str, query: str, phase: str) -> bool:
+    if phase and str(group.phase) != phase:
         return False
     if not query:
         return True
-    haystack = " ".join(str(row[k] or "") for k in ("resource_group", "name", "reason", "drift", "message"))
+    haystack = " ".join((group.resource_group, group.name, str(group.reason), drift, group.message))
     return query.lower() in haystack.lower()
+
+
+def row(group: GroupLike, change: Change | None, live: Any, now: float) -> dict[str, Any]:
+    history = group.history
+    last = history[-1] if history else None
+    return {
+        "resource_group": group.resource_group,
+        "name": group.name,
+        "phase": str(group.phase),
+        "reason": str(group.reason),
+        "message": group.message,
+        "drift": drift_of(change, group),
+        "provisioning_state": getattr(live, "provisioning_state", None),
+        "instance_state": getattr(live, "instance_state", None),
+        "revision": group.last_applied_revision or getattr(live, "revision", None),
+        "last_change": (
+            {"action": last.action, "result": last.result, "at": iso(last.at), "ago": ago(last.at, now)}
+            if last is not None
+            else None
+        ),
+    }
 
 
 def fleet(
     status: Mapping[str, Any],
-    observed: Mapping[tuple[str, str], Any],
+    groups: Iterable[GroupLike],
+    changes: Mapping[Key, Change],
+    observed: Mapping[Key, Any],
     *,
     now: float,
     query: str = "",
     phase: str = "",
 ) -> dict[str, Any]:
-    changes = plan_index(status)
-    rows: list[dict[str, Any]] = []
-    for group in status.get("groups", ()):
-        key = _key(group["resource_group"], group["name"])
-        change = changes.get(key)
-        live = observed.get(key)
-        history = group.get("history") or []
-        last = history[-1] if history else None
-        rows.append(
-            {
-                "resource_group": group["resource_group"],
-                "name": group["name"],
-                "phase": group["state"],
-                "reason": group["reason"],
-                "message": group["message"],
-                "drift": drift_of(change, group),
-                "provisioning_state": getattr(live, "provisioning_state", None),
-                "instance_state": getattr(live, "instance_state", None),
-                "revision": group.get("last_applied_revision") or getattr(live, "revision", None),
-                "last_change": (
-                    {
-                        "action": last["action"],
-                        "result": last["result"],
-                        "at": iso(last["at"]),
-                        "ago": ago(last["at"], now),
-                    }
-                    if last
-                    else None
-                ),
-            }
-        )
-    counts = {p: sum(1 for r in rows if r["phase"] == p) for p in PHASES}
-    shown = [r for r in rows if _matches(r, query, phase)]
+    """The fleet page: counts over every group, rows (sorted by address) for the first `MAX_ROWS` that
+    match the search and the phase; rows are built only for those, so a large fleet costs one scan."""
+    counts = dict.fromkeys(PHASES, 0)
+    total = 0
+    matching: list[GroupLike] = []
+    for group in sorted(groups, key=lambda g: g.key):
+        total += 1
+        counts[str(group.phase)] = counts.get(str(group.phase), 0) + 1
+        if (query or phase) and not _matches(group, drift_of(changes.get(group.key), group), query, phase):
+            continue
+        matching.append(group)
+    rows = [row(g, changes.get(g.key), observed.get(g.key), now) for g in matching[:MAX_ROWS]]
     last_pass = status.get("last_pass")
     return {
         "instance": status.get("instance"),
-        "total": len(rows),
+        "total": total,
         "counts": counts,
-        "rows": shown[:MAX_ROWS],
-        "matching": len(shown),
+        "rows": rows,
+        "matching": len(matching),
         "query": query,
         "phase": phase,
         "phases": PHASES,
@@ -210,40 +248,47 @@ def daemon(status: Mapping[str, Any], now: float) -> dict[str, Any]:
 
 def group(
     status: Mapping[str, Any],
-    observed: Mapping[tuple[str, str], Any],
-    resource_group: str,
-    name: str,
+    state: GroupLike,
+    change: Change | None,
+    live_summary: Any,
     *,
     now: float,
     live: Mapping[str, Any] | None,
     diff: Block | None = None,
-) -> dict[str, Any] | None:
-    """One group's page; None when the daemon does not know the group. `diff`: the plan's block of the
-    group's last planned change (the same lines `reconcile plan` prints)."""
-    key = _key(resource_group, name)
-    found = next(
-        (g for g in status.get("groups", ()) if _key(g["resource_group"], g["name"]) == key),
-        None,
-    )
-    if found is None:
-        return None
-    change = plan_index(status).get(key)
-    row = fleet({**status, "groups": [found]}, observed, now=now)["rows"][0]
-    stalled = found["state"] == "Stalled"
+) -> dict[str, Any]:
+    """One group's page. `diff`: the plan's block of the group's last planned change (the same lines
+    `reconcile plan` prints); `live`: what Azure said when the page was asked for."""
+    base = row(state, change, live_summary, now)
+    if live is not None and live.get("ok"):
+        base = {
+            **base,
+            "provisioning_state": live.get("provisioning_state"),
+            "instance_state": live.get("instance_state"),
+        }
+    stalled = str(state.phase) == "Stalled"
     return {
-        **row,
+        **base,
         "instance": status.get("instance"),
         "stalled": stalled,
-        "why": found.get("last_error") or found["message"] if stalled or found.get("last_error") else None,
-        "last_attempted_revision": found.get("last_attempted_revision"),
-        "failures": found.get("failures"),
-        "next_retry": iso(found.get("next_retry_at")),
-        "in_flight": found.get("in_flight"),
+        "why": (state.last_error or state.message) if stalled or state.last_error else None,
+        "last_attempted_revision": state.last_attempted_revision,
+        "failures": state.failures,
+        "next_retry": iso(state.next_retry_at),
+        "in_flight": state.in_flight,
         "change": _change(change, diff),
-        "just_applied": just_applied(change, found),
+        "just_applied": just_applied(change, state),
         "history": [
-            {**h, "when": iso(h.get("at")), "ago": ago(h.get("at"), now)}
-            for h in reversed(found.get("history", ()))
+            {
+                "at": h.at,
+                "action": h.action,
+                "result": h.result,
+                "duration_s": h.duration_s,
+                "revision": h.revision,
+                "message": h.message,
+                "when": iso(h.at),
+                "ago": ago(h.at, now),
+            }
+            for h in reversed(state.history)
         ],
         "live": live,
         "generated_at": now,
@@ -255,18 +300,18 @@ def group(
 _SIGN_WORDS = {"+": "add", "-": "remove", "~": "change"}
 
 
-def _change(change: Mapping[str, Any] | None, diff: Block | None) -> dict[str, Any] | None:
+def _change(change: Change | None, diff: Block | None) -> dict[str, Any] | None:
     if change is None:
         return None
     return {
-        "action": change["action"],
-        "header": diff.header if diff is not None else change["action"],
+        "action": change.action.value,
+        "header": diff.header if diff is not None else change.action.value,
         "symbol": diff.symbol if diff is not None else "",
-        "reason": change.get("reason"),
+        "reason": change.reason,
         "comments": list(diff.comments) if diff is not None else [],
-        "held": change.get("held"),
-        "source": change.get("source"),
-        "changes_something": change.get("changes_something"),
+        "held": change.held,
+        "source": change.source,
+        "changes_something": change.changes_something,
         "lines": [
             {
                 "sign": line.sign,
