@@ -132,3 +132,20 @@ async def test_job_results_and_leadership_become_events(tmp_path: Path) -> None:
     [job] = emitted
     assert (job.kind, job.severity, job.detail["exit_code"]) == (EventKind.JOB_FAILED, "error", 3)
     assert "exit code 3" in job.summary
+
+
+async def test_leadership_changes_become_events_naming_the_shards(tmp_path: Path) -> None:
+    from reconciler.daemon.coordination.fence import LeaseTable
+
+    clock = FakeClock()
+    notifications = load_notifications(None, ["slack=env:S"], {"S": "https://hooks.slack.com/x"})
+    daemon = Daemon(config(tmp_path, clock, notifications=notifications), factory(FakeEngine()))
+    daemon.leases = LeaseTable("replica-a", 4, margin=5.0, monotonic=clock.monotonic)
+    emitted: list[Event] = []
+    daemon.notifier.emit = emitted.append  # type: ignore[method-assign]  # record what the daemon emits
+    daemon._leadership_changed("lost shard 2")
+    [event] = emitted
+    assert event.kind is EventKind.LEADERSHIP
+    assert event.severity == "warning", "holding no shard is worth a look"
+    assert event.detail == {"replica": "replica-a", "shards_owned": "none", "leader": False}
+    assert "lost shard 2" in event.summary

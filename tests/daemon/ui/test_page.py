@@ -255,3 +255,35 @@ def test_sign_in_files_are_checked_with_the_fix(tmp_path: Path) -> None:
     assert loaded.secrets == ("correct horse",)
     assert "correct" not in repr(loaded)
     assert load_ui_settings(mode="on", token_file=None, basic_auth_file=None, listen_host="0.0.0.0").refusal
+
+
+def test_the_daemon_panel_shows_passes_triggers_git_and_who_holds_which_shard() -> None:
+    from reconciler.daemon.ui import views
+    from reconciler.daemon.ui.routes import environment
+
+    status = {
+        "instance": "prod",
+        "ready": True,
+        "revision": "abc123",
+        "current_pass": {"number": 8, "started_at": 100.0, "triggers": [{"kind": "file"}]},
+        "recent_passes": [
+            {"number": 7, "result": "failed", "revision": "abc123", "started_at": 90.0, "finished_at": 95.0,
+             "duration_s": 5.0, "applied": 1, "deferred": 2, "error": "rg/x: bad",
+             "triggers": [{"kind": "git"}]},
+        ],
+        "pending_triggers": [{"kind": "interval", "reason": "resync"}],
+        "git": {"url": "https://git.example/r.git", "ref": "main", "revision": "abc123", "last_error": None},
+        "coordination": {"replica": "pod-a", "leader": True, "reachable": True, "owned": [0],
+                         "owners": [{"shard": 0, "owner": "pod-a"}, {"shard": 1, "owner": "pod-b"}],
+                         "replicas": ["pod-a", "pod-b"]},
+        "jobs": [],
+    }  # fmt: skip
+    model = views.fleet(status, [], {}, {}, now=200.0)
+    text = environment().get_template("fleet_main.html").render(m=model, refresh_ms=1000)
+    assert "#8 since" in text
+    assert "interval: resync" in text
+    assert "rg/x: bad" in text
+    assert "https://git.example/r.git" in text
+    assert "pod-a</code>: leader" in text
+    assert "0: pod-a" in text
+    assert "1: pod-b" in text
