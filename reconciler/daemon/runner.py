@@ -36,6 +36,7 @@ from reconciler.daemon.gitsource import GitError, GitSource, run_git_poller
 from reconciler.daemon.http import DaemonView, build_app
 from reconciler.daemon.httpserver import HttpLimits, raise_open_file_limit, serve
 from reconciler.daemon.jobs import JobKey, JobLauncher, JobScheduler, JobTemplate
+from reconciler.daemon.jobs.ledger import RunRecord
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.notify import Event, EventKind, NotificationsConfig, Notifier
 from reconciler.daemon.state import BackoffPolicy, StateBook, StateStore
@@ -266,7 +267,7 @@ class Daemon:
     ) -> None:
         self.jobs.update(templates, complete=complete, within=within)
 
-    def _job_finished(self, resource_group: str, name: str, run: Any) -> None:
+    def _job_finished(self, resource_group: str, name: str, run: RunRecord) -> None:
         ok = run.result == "succeeded"
         kind = EventKind.JOB_SUCCEEDED if ok else EventKind.JOB_FAILED
         exit_code = "" if run.exit_code is None else f" (exit code {run.exit_code})"
