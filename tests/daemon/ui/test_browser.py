@@ -155,6 +155,16 @@ def test_status_page_in_chromium_follows_the_fleet_live_and_keeps_hostile_data_a
         assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         small.screenshot(path=str(ARTIFACTS / "fleet-phone.png"), full_page=True)
 
+        # Without JavaScript the page still reads (and says how to refresh).
+        plain = browser.new_context(java_script_enabled=False)
+        plain.on("request", lambda r: requests.append(r.url))
+        nojs = plain.new_page()
+        nojs.goto(daemon.url + "/?phase=Ready")
+        assert nojs.locator(f'tr[data-group="{RG}/web"][data-phase="Ready"]').count() == 1
+        assert nojs.locator(f'tr[data-group="{RG}/api"]').count() == 1
+        assert "reload to see what changed" in nojs.locator("noscript").inner_text()
+        plain.close()
+
         # Keyboard: the first Tab reaches the skip link, which leads to the content.
         page.goto(daemon.url + "/")
         page.keyboard.press("Tab")
