@@ -53,7 +53,7 @@ class PerGroupGateway:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+    async def list_groups(self, resource_group: str, *, cursor: Any = None) -> list[ObservedGroup]:
         async def one(name: str) -> ObservedGroup | None:
             async with self._bound:
                 result: ObservedGroup | None = await self._inner.get_group(resource_group, name)
@@ -62,7 +62,7 @@ class PerGroupGateway:
         found = await asyncio.gather(*(one(n) for n in self._names.get(resource_group.lower(), [])))
         return [g for g in found if g is not None]
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
+    async def list_subscription_groups(self, *, cursor: Any = None) -> list[ObservedGroup]:
         found = await asyncio.gather(*(self.list_groups(rg) for rg in self._names))
         return [g for part in found for g in part]
 

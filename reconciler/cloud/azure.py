@@ -64,7 +64,7 @@ from reconciler.cloud.errors import (
     RetryableError,
     StalledError,
 )
-from reconciler.cloud.gateway import WriteGuard
+from reconciler.cloud.gateway import ListCursor, WriteGuard
 from reconciler.model.observed import ObservedGroup
 
 API_VERSION = "2023-05-01"
@@ -290,6 +290,13 @@ def _resource_group_of(item: Mapping[str, Any]) -> str | None:
     return unquote(found.group(1)) if found else None
 
 
+# ARM's token bucket for reads (per subscription and region): the header each answer carries, the reserve
+# below which reads are paced, and the longest wait of one paced read (an empty bucket refills ~25 in 1 s).
+READS_REMAINING_HEADER = "x-ms-ratelimit-remaining-subscription-reads"
+READ_RESERVE = 25
+READ_PACE_S = 1.0
+
+
 class AzureGateway:
     """The `Gateway` protocol on the ACI management SDK. Build it with `connect`; close it when done."""
 
@@ -314,6 +321,9 @@ class AzureGateway:
         self._on_request = on_request
         self._sleep = sleep
         self._write_guard = write_guard
+        # ARM's answer to the last read: how many reads the subscription's bucket still holds (None: unsaid).
+        self._reads_remaining: int | None = None
+        self.reads_paced = 0
 
     # --- URLs -----------------------------------------------------------------------------------
 
@@ -326,6 +336,22 @@ class AzureGateway:
     def _group_url(self, resource_group: str, name: str, suffix: str = "", **query: Any) -> str:
         params = {"api-version": API_VERSION, **{k: v for k, v in query.items() if v is not None}}
         return f"{self._groups_url(resource_group)}/{quote(name, safe='')}{suffix}?{urlencode(params)}"
+
+    # --- ARM's read budget ---------------------------------------------------------------------
+
+    def _note_reads_remaining(self, value: str | None) -> None:
+        if value is not None and value.strip().isdigit():
+            self._reads_remaining = int(value.strip())
+
+    async def _pace_reads(self) -> None:
+        """Below `READ_RESERVE` remaining reads, wait before a read, longer the emptier the bucket: the
+        lists of a large pass then spread over the bucket's refill instead of running it dry and waiting out
+        429s (ARM refills reads at about 25 a second; the header, not a guess, says how full it is)."""
+        remaining = self._reads_remaining
+        if remaining is None or remaining >= READ_RESERVE:
+            return
+        self.reads_paced += 1
+        await self._sleep(READ_PACE_S * (READ_RESERVE - remaining) / READ_RESERVE)
 
     # --- one HTTP request ------------------------------------------------------------------------
 
@@ -354,6 +380,8 @@ class AzureGateway:
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
             headers["Content-Type"] = "application/json"
         request = HttpRequest(method, url, headers=headers, content=content)
+        if method == "GET":
+            await self._pace_reads()
         guarded: contextlib.AbstractContextManager[str] = contextlib.nullcontext("")
         if method != "GET" and self._write_guard is not None:
             guarded = self._write_guard.writing(_resource_group_in(url))
@@ -378,6 +406,8 @@ class AzureGateway:
             raise error from exc
         self._record(operation, str(response.status_code), started)
         resp_headers = {k.lower(): v for k, v in response.headers.items()}
+        if method == "GET":
+            self._note_reads_remaining(resp_headers.get(READS_REMAINING_HEADER))
         parsed: Any = None
         raw = response.content
         if raw:
@@ -394,56 +424,70 @@ class AzureGateway:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+    async def list_groups(
+        self, resource_group: str, *, cursor: ListCursor | None = None
+    ) -> list[ObservedGroup]:
         url = f"{self._groups_url(resource_group)}?{urlencode({'api-version': API_VERSION})}"
         try:
-            return await self._list_pages(url, f"list {resource_group}", lambda _item: resource_group)
+            return await self._list_pages(
+                url, f"list {resource_group}", lambda _item: resource_group, cursor or ListCursor()
+            )
         except _MissingFirstPageError:
             # A missing resource group has no groups; the plan will create them (and ARM the RG error).
             return []
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
+    async def list_subscription_groups(self, *, cursor: ListCursor | None = None) -> list[ObservedGroup]:
         url = (
             f"/subscriptions/{quote(self._subscription, safe='')}/providers/{PROVIDER}"
             f"?{urlencode({'api-version': API_VERSION})}"
         )
         try:
-            return await self._list_pages(url, "list subscription", _resource_group_of)
+            return await self._list_pages(
+                url, "list subscription", _resource_group_of, cursor or ListCursor()
+            )
         except _MissingFirstPageError as err:
             raise NotFoundError(
                 f"list subscription: subscription {self._subscription!r} was not found", status=404
             ) from err
 
     async def _list_pages(
-        self, first: str, label: str, resource_group_of: Callable[[Mapping[str, Any]], str | None]
+        self,
+        first: str,
+        label: str,
+        resource_group_of: Callable[[Mapping[str, Any]], str | None],
+        cursor: ListCursor,
     ) -> list[ObservedGroup]:
-        """Follow `nextLink` from `first`; a 404 of the first page raises `_MissingFirstPageError`."""
-        url: str | None = first
-        groups: list[ObservedGroup] = []
-        seen: set[str] = set()
+        """Follow `nextLink` from where `cursor` is (`first` on a new cursor), recording each page read in
+        it, so that a call again after a failure resumes at the failed page; a 404 of the first page raises
+        `_MissingFirstPageError`."""
+        url: str | None = cursor.next_link if cursor.pages else first
         while url:
-            if url in seen or len(seen) >= MAX_PAGES:
+            if url in cursor.links or len(cursor.links) >= MAX_PAGES:
                 raise StalledError(f"{label}: the service returned a nextLink loop")
-            seen.add(url)
             if url.startswith("http"):
                 self._check_same_endpoint(url, label)
             try:
                 response = await self._send("GET", url, "list", label)
             except NotFoundError as err:
-                if len(seen) > 1:
+                if cursor.pages:
                     raise
                 raise _MissingFirstPageError(str(err)) from err
             page = response.body if isinstance(response.body, Mapping) else {}
+            found: list[ObservedGroup] = []
             for item in page.get("value") or []:
                 if not isinstance(item, Mapping):
                     continue
                 rg = resource_group_of(item)
                 if rg is None:
                     raise StalledError(f"{label}: a listed group has no resource id ({item.get('name')!r})")
-                groups.append(_observed(rg, item))
+                found.append(_observed(rg, item))
             next_link = page.get("nextLink")
-            url = str(next_link) if next_link else None
-        return groups
+            # The page is taken whole or not at all: a retry never sees half of one.
+            cursor.links.add(url)
+            cursor.groups.extend(found)
+            cursor.pages += 1
+            url = cursor.next_link = str(next_link) if next_link else None
+        return cursor.groups
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         try:

@@ -9,21 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.model.observed import ObservedGroup
 
 
+@dataclass
+class ListCursor:
+    """How far a paged list got: the groups of the pages read so far and the link to the next page.
+
+    Give the same cursor to the list call again after it failed, and the chain goes on from the page that
+    failed instead of page 1: a list longer than ARM's read budget is then slower, never impossible.
+    """
+
+    next_link: str | None = None
+    groups: list[ObservedGroup] = field(default_factory=list)
+    pages: int = 0  # pages read
+    links: set[str] = field(default_factory=set)  # the page links followed (a nextLink loop is an error)
+
+
 class Gateway(Protocol):
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
-        """All groups of a resource group: one list call per page. A missing resource group is empty."""
+    async def list_groups(
+        self, resource_group: str, *, cursor: ListCursor | None = None
+    ) -> list[ObservedGroup]:
+        """All groups of a resource group: one list call per page. A missing resource group is empty.
+        With `cursor`, the list starts where the cursor is and records its progress in it."""
         ...
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
+    async def list_subscription_groups(self, *, cursor: ListCursor | None = None) -> list[ObservedGroup]:
         """All groups of the subscription, every resource group in one paged list (one call per page).
 
         Each group's `resource_group` is the one named in its id, in the case Azure returned it. Raises a
-        `StalledError` with status 403 when the principal may not read the whole subscription.
+        `StalledError` with status 403 when the principal may not read the whole subscription. `cursor` as
+        for `list_groups`.
         """
         ...
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.cloud.errors import StalledError
-from reconciler.cloud.gateway import Gateway
+from reconciler.cloud.gateway import Gateway, ListCursor
 from reconciler.model.observed import ObservedGroup
 
 SHUTTING_DOWN = "ShuttingDown"
@@ -39,11 +39,13 @@ class DrainingGateway:
             raise StalledError("not started: the daemon is shutting down", code=SHUTTING_DOWN)
         self._started.add(key)
 
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
-        return await self.inner.list_groups(resource_group)
+    async def list_groups(
+        self, resource_group: str, *, cursor: ListCursor | None = None
+    ) -> list[ObservedGroup]:
+        return await self.inner.list_groups(resource_group, cursor=cursor)
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
-        return await self.inner.list_subscription_groups()
+    async def list_subscription_groups(self, *, cursor: ListCursor | None = None) -> list[ObservedGroup]:
+        return await self.inner.list_subscription_groups(cursor=cursor)
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         return await self.inner.get_group(resource_group, name)

@@ -91,13 +91,15 @@ class FaultSettings:
     existing group is refused with `InvalidContainerGroupUpdate`, in the generic or the per-property
     wording, whatever it changes: Azure deciding what no evidence decides; a PUT that creates is not
     affected, but still counts), "no_capacity" (a PUT is refused with 409 `ServiceUnavailable`: the region
-    has no capacity for the group right now). `methods` and `path_contains` narrow which requests match.
+    has no capacity for the group right now). `methods`, `path_contains` and `query_contains` narrow which
+    requests match (`query_contains: "$skipToken"` picks the later pages of a list).
     """
 
     rate: float = 0.0
     kinds: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     path_contains: str = ""
+    query_contains: str = ""
     count: int | None = None
     retry_after: int = 0
     slow_seconds: float = 1.0
@@ -155,7 +157,7 @@ class FaultInjector:
     def clear(self) -> None:
         self.set(FaultSettings())
 
-    def pick(self, method: str, path: str) -> str | None:
+    def pick(self, method: str, path: str, query: str = "") -> str | None:
         s = self.settings
         if s.rate <= 0.0 or not s.kinds:
             return None
@@ -164,6 +166,8 @@ class FaultInjector:
         if s.methods and method.upper() not in s.methods:
             return None
         if s.path_contains and s.path_contains.lower() not in path.lower():
+            return None
+        if s.query_contains and s.query_contains.lower() not in query.lower():
             return None
         kinds = [k for k in s.kinds if k not in PUT_ONLY_KINDS or method.upper() == "PUT"]
         if not kinds or self._rng.random() >= s.rate:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from reconciler.cloud.errors import GatewayError
-from reconciler.cloud.gateway import Gateway
-from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
+from reconciler.cloud.gateway import Gateway, ListCursor
+from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy, Sleep, call_with_retry
 from reconciler.model.observed import ObservedGroup
 
 ScopeMode = Literal["subscription", "resource-groups", "manifests"]
@@ -96,6 +96,25 @@ def _sorted(groups: Iterable[ObservedGroup]) -> tuple[ObservedGroup, ...]:
     return tuple(sorted(groups, key=lambda g: (g.resource_group.lower(), g.name.lower())))
 
 
+async def list_resuming(
+    call: Callable[[ListCursor], Awaitable[list[ObservedGroup]]],
+    *,
+    policy: RetryPolicy,
+    sleep: Sleep,
+) -> list[ObservedGroup]:
+    """A paged list under the retry policy, resumed from the page that failed, with a fresh attempt budget
+    whenever pages were read since the last one: a chain longer than ARM's read budget is slower, never
+    failing, while a page that keeps failing still ends it after `max_attempts`."""
+    cursor = ListCursor()
+    while True:
+        read_before = cursor.pages
+        try:
+            return await call_with_retry(lambda: call(cursor), policy=policy, sleep=sleep)
+        except RetryExhaustedError:
+            if cursor.pages == read_before:
+                raise
+
+
 async def observe(
     gateway: Gateway,
     resource_groups: Iterable[str],
@@ -114,7 +133,9 @@ async def observe(
     async def one(rg: str) -> None:
         async with bound:
             try:
-                found = await call_with_retry(lambda: gateway.list_groups(rg), policy=policy, sleep=sleep)
+                found = await list_resuming(
+                    lambda cursor: gateway.list_groups(rg, cursor=cursor), policy=policy, sleep=sleep
+                )
             except GatewayError as err:
                 failed[rg] = str(err)
                 return
@@ -140,7 +161,9 @@ async def observe_scope(
     named = list(manifest_resource_groups)
     if scope.mode == "subscription":
         try:
-            found = await call_with_retry(gateway.list_subscription_groups, policy=policy, sleep=sleep)
+            found = await list_resuming(
+                lambda cursor: gateway.list_subscription_groups(cursor=cursor), policy=policy, sleep=sleep
+            )
         except GatewayError as err:
             if err.status != 403:
                 return Observation(failed_all=str(err))

@@ -166,7 +166,7 @@ class FakeGateway:
 
     # --- the protocol ----------------------------------------------------------------------------
 
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
+    async def list_groups(self, resource_group: str, *, cursor: Any = None) -> list[ObservedGroup]:
         async with self._call("list", resource_group, None, None):
             # As on Azure, a list carries no instance view: only a GET tells whether a job has finished.
             return [
@@ -175,7 +175,7 @@ class FakeGateway:
                 if rg == resource_group.lower()
             ]
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
+    async def list_subscription_groups(self, *, cursor: Any = None) -> list[ObservedGroup]:
         # Logged with resource group "*": one call covers all of them.
         async with self._call("list_subscription", "*", None, None):
             return [_without_instance_view(g) for _, g in sorted(self.groups.items())]

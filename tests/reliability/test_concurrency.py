@@ -49,11 +49,11 @@ class RecordingGateway:
         # planned a create before either writes, however the event loop schedules them under load.
         self.race = race
 
-    async def list_groups(self, resource_group: str) -> list[ObservedGroup]:
-        return await self.inner.list_groups(resource_group)
+    async def list_groups(self, resource_group: str, *, cursor: Any = None) -> list[ObservedGroup]:
+        return await self.inner.list_groups(resource_group, cursor=cursor)
 
-    async def list_subscription_groups(self) -> list[ObservedGroup]:
-        return await self.inner.list_subscription_groups()
+    async def list_subscription_groups(self, *, cursor: Any = None) -> list[ObservedGroup]:
+        return await self.inner.list_subscription_groups(cursor=cursor)
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         return await self.inner.get_group(resource_group, name)

@@ -82,7 +82,7 @@ async def handle_arm(core: EmulatorCore, request: web.Request, route: Route | No
     if route.name == "containerGroup" and method in ("PUT", "DELETE"):
         quota_headers, quotas = _aci_quota(core, route.subscription, now)
         headers.update(quota_headers)
-    fault = core.faults.pick(method, request.path)
+    fault = core.faults.pick(method, request.path, request.query_string)
     if fault is not None:
         request[FAULT_KEY] = fault
     if fault in ("500", "503", "429"):

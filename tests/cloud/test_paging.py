@@ -1,0 +1,149 @@
+"""Paged lists within ARM's read budget, through the real adapter and the in-process emulator: a chain that
+fails on a later page resumes from that page (never from page 1), a fresh attempt budget follows progress,
+reads are paced by `x-ms-ratelimit-remaining-subscription-reads`, and a list of many more pages than the read
+bucket holds completes (slower, never failing). Time is the emulator's and the gateway's shared fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from reconciler.cloud.errors import RetryableError
+from reconciler.cloud.gateway import ListCursor
+from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy
+from reconciler.emulator.limits import FaultSettings
+from reconciler.emulator.store import GroupRecord
+from reconciler.engine.observe import Scope, list_resuming, observe_scope
+from tests.inprocess import SUBSCRIPTION, in_process
+from tests.reliability.support import unmanaged_body
+
+RG = "rg-pages"
+
+
+class Clock:
+    """One fake time for the emulator's buckets and the gateway's waits."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+def seed(emu: object, count: int, rg: str = RG) -> None:
+    store = emu.store  # type: ignore[attr-defined]  # the emulator's own store, to seed fast
+    for n in range(count):
+        spec = unmanaged_body()
+        store.insert(
+            GroupRecord(SUBSCRIPTION, rg, f"g{n:04d}", spec, created=0.0, provisioning_state="Succeeded")
+        )
+
+
+def lists(emu: object) -> list[int]:
+    log = emu.request_log  # type: ignore[attr-defined]
+    return [e.status for e in log if e.method == "GET" and e.route != "containerGroup"]
+
+
+async def test_a_chain_that_fails_on_a_later_page_resumes_there(tmp_path: Path) -> None:
+    clock = Clock()
+    async with in_process(tmp_path, sleep=clock.sleep, page_size=2) as (emu, gateway):
+        seed(emu, 7)  # 4 pages
+        emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken", count=2))
+        found = await list_resuming(
+            lambda cursor: gateway.list_groups(RG, cursor=cursor),
+            policy=RetryPolicy(max_attempts=5, backoff_base=0.0, backoff_cap=0.0),
+            sleep=clock.sleep,
+        )
+        assert sorted(g.name for g in found) == [f"g{n:04d}" for n in range(7)]
+        assert lists(emu) == [200, 503, 503, 200, 200, 200], "page 1 once; page 2 twice refused, then read"
+
+
+async def test_progress_earns_a_fresh_attempt_budget_and_a_stuck_page_still_ends_the_chain(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    policy = RetryPolicy(max_attempts=2, backoff_base=0.0, backoff_cap=0.0)
+    async with in_process(tmp_path, sleep=clock.sleep, page_size=2) as (emu, gateway):
+        seed(emu, 7)
+        # Three refusals: a whole-chain retry of two attempts would give up; resuming gets through.
+        emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken", count=3))
+        found = await list_resuming(
+            lambda cursor: gateway.list_groups(RG, cursor=cursor), policy=policy, sleep=clock.sleep
+        )
+        assert len(found) == 7
+        emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken"))
+        with pytest.raises(RetryExhaustedError):
+            await list_resuming(
+                lambda cursor: gateway.list_groups(RG, cursor=cursor), policy=policy, sleep=clock.sleep
+            )
+
+
+async def test_a_cursor_takes_pages_whole_so_a_retry_never_doubles_a_group(tmp_path: Path) -> None:
+    clock = Clock()
+    async with in_process(tmp_path, sleep=clock.sleep, page_size=3) as (emu, gateway):
+        seed(emu, 8)
+        cursor = ListCursor()
+        emu.faults.set(FaultSettings(rate=1.0, kinds=("500",), query_contains="$skipToken", count=1))
+        with pytest.raises(RetryableError):
+            await gateway.list_groups(RG, cursor=cursor)
+        assert (cursor.pages, len(cursor.groups)) == (1, 3)
+        found = await gateway.list_groups(RG, cursor=cursor)
+        assert [g.name for g in found] == [f"g{n:04d}" for n in range(8)]
+        assert cursor.pages == 3
+
+
+async def test_reads_are_paced_by_the_remaining_reads_header_before_the_bucket_runs_dry(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    async with in_process(
+        tmp_path, sleep=clock.sleep, page_size=1, clock=clock.time, read_bucket_size=40, read_refill_rate=25.0
+    ) as (emu, gateway):
+        seed(emu, 60)
+        found = await list_resuming(
+            lambda cursor: gateway.list_groups(RG, cursor=cursor), policy=RetryPolicy(), sleep=clock.sleep
+        )
+        assert len(found) == 60
+        assert 429 not in lists(emu), "paced reads never ran the bucket dry"
+        assert gateway.reads_paced > 0
+        assert max(clock.slept) <= 1.0
+
+
+async def test_a_subscription_list_of_many_more_pages_than_the_read_bucket_holds_completes(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    async with in_process(
+        tmp_path,
+        sleep=clock.sleep,
+        page_size=2,
+        clock=clock.time,
+        read_bucket_size=250,
+        read_refill_rate=25.0,
+    ) as (emu, gateway):
+        for rg in ("rg-a", "rg-b", "rg-c"):
+            seed(emu, 400, rg)  # 600 pages against a bucket of 250
+        # Now and then ARM refuses a later page anyway (another client shares the bucket): waited out.
+        emu.faults.set(
+            FaultSettings(rate=0.05, kinds=("429",), query_contains="$skipToken", retry_after=2, seed=7)
+        )
+        observed = await observe_scope(
+            gateway,
+            Scope(mode="subscription"),
+            [],
+            policy=RetryPolicy(max_attempts=3, backoff_base=0.0, backoff_cap=0.0),
+            sleep=clock.sleep,
+        )
+        assert observed.failed_all is None
+        assert len(observed.groups) == 1200
+        statuses = lists(emu)
+        assert statuses.count(200) == 600, "every page read exactly once"
+        assert statuses.count(429) > 0, "the refusals happened and were waited out"
