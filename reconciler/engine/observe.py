@@ -24,7 +24,7 @@ from typing import Literal
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway, ListCursor
-from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy, Sleep, call_with_retry
+from reconciler.cloud.retry import Attempts, RetryExhaustedError, RetryPolicy, Sleep, call_with_retry
 from reconciler.model.observed import ObservedGroup
 
 ScopeMode = Literal["subscription", "resource-groups", "manifests"]
@@ -86,6 +86,8 @@ class Observation:
     inferred: str | None = None
     # The resource groups listed one by one (empty for the subscription-wide list).
     listed_resource_groups: tuple[str, ...] = ()
+    # How many list requests the observation cost (pages read plus attempts refused): ARM's read budget used.
+    reads: int = 0
 
     @property
     def observed_resource_groups(self) -> frozenset[str]:
@@ -96,23 +98,44 @@ def _sorted(groups: Iterable[ObservedGroup]) -> tuple[ObservedGroup, ...]:
     return tuple(sorted(groups, key=lambda g: (g.resource_group.lower(), g.name.lower())))
 
 
+@dataclass
+class ReadCount:
+    """List requests sent, across the lists of one observation."""
+
+    requests: int = 0
+
+
 async def list_resuming(
     call: Callable[[ListCursor], Awaitable[list[ObservedGroup]]],
     *,
     policy: RetryPolicy,
     sleep: Sleep,
+    reads: ReadCount | None = None,
 ) -> list[ObservedGroup]:
     """A paged list under the retry policy, resumed from the page that failed, with a fresh attempt budget
     whenever pages were read since the last one: a chain longer than ARM's read budget is slower, never
-    failing, while a page that keeps failing still ends it after `max_attempts`."""
+    failing, while a page that keeps failing still ends it after `max_attempts`. `reads` counts the
+    requests: every page read, plus one per refused attempt."""
     cursor = ListCursor()
-    while True:
-        read_before = cursor.pages
-        try:
-            return await call_with_retry(lambda: call(cursor), policy=policy, sleep=sleep)
-        except RetryExhaustedError:
-            if cursor.pages == read_before:
-                raise
+    attempts = Attempts()
+    try:
+        while True:
+            read_before = cursor.pages
+            try:
+                found = await call_with_retry(
+                    lambda: call(cursor), policy=policy, sleep=sleep, attempts=attempts
+                )
+            except RetryExhaustedError:
+                if cursor.pages == read_before:
+                    raise
+                continue
+            # The attempt that succeeded read its pages (a missing resource group: one answer, no page).
+            attempts.count -= 1
+            cursor.pages = max(cursor.pages, 1)
+            return found
+    finally:
+        if reads is not None:
+            reads.requests += cursor.pages + attempts.count
 
 
 async def observe(
@@ -129,12 +152,16 @@ async def observe(
     bound = asyncio.Semaphore(concurrency)
     groups: list[ObservedGroup] = []
     failed: dict[str, str] = {}
+    reads = ReadCount()
 
     async def one(rg: str) -> None:
         async with bound:
             try:
                 found = await list_resuming(
-                    lambda cursor: gateway.list_groups(rg, cursor=cursor), policy=policy, sleep=sleep
+                    lambda cursor: gateway.list_groups(rg, cursor=cursor),
+                    policy=policy,
+                    sleep=sleep,
+                    reads=reads,
                 )
             except GatewayError as err:
                 failed[rg] = str(err)
@@ -144,7 +171,9 @@ async def observe(
     async with asyncio.TaskGroup() as tasks:
         for rg in wanted:
             tasks.create_task(one(rg), name=f"observe:{rg}")
-    return Observation(groups=_sorted(groups), failed=failed, listed_resource_groups=tuple(wanted))
+    return Observation(
+        groups=_sorted(groups), failed=failed, listed_resource_groups=tuple(wanted), reads=reads.requests
+    )
 
 
 async def observe_scope(
@@ -160,17 +189,25 @@ async def observe_scope(
     policy = policy or RetryPolicy()
     named = list(manifest_resource_groups)
     if scope.mode == "subscription":
+        reads = ReadCount()
         try:
             found = await list_resuming(
-                lambda cursor: gateway.list_subscription_groups(cursor=cursor), policy=policy, sleep=sleep
+                lambda cursor: gateway.list_subscription_groups(cursor=cursor),
+                policy=policy,
+                sleep=sleep,
+                reads=reads,
             )
         except GatewayError as err:
             if err.status != 403:
-                return Observation(failed_all=str(err))
+                return Observation(failed_all=str(err), reads=reads.requests)
             # The principal may read only some resource groups: observe those the manifests name.
             fallback = await observe(gateway, named, policy=policy, sleep=sleep, concurrency=concurrency)
-            return replace(fallback, inferred=f"the subscription-wide list was refused ({err})")
-        return Observation(groups=_sorted(found))
+            return replace(
+                fallback,
+                inferred=f"the subscription-wide list was refused ({err})",
+                reads=fallback.reads + reads.requests,
+            )
+        return Observation(groups=_sorted(found), reads=reads.requests)
     observed = await observe(
         gateway, [*named, *scope.resource_groups], policy=policy, sleep=sleep, concurrency=concurrency
     )

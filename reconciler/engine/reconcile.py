@@ -231,7 +231,7 @@ def _build(
         subscription=settings.subscription,
         rekey=settings.rekey,
         key_is_private=settings.key_is_private,
-    )
+    ).model_copy(update={"reads": observation.reads})
 
 
 async def plan_pass(

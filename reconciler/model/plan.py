@@ -112,6 +112,8 @@ class Plan(BaseModel):
     instance: str
     changes: tuple[Change, ...] = ()
     issues: tuple[PlanIssue, ...] = ()
+    # The list requests observing Azure cost (ARM's read budget); None when not observed (tests, renders).
+    reads: int | None = None
 
     @property
     def errors(self) -> tuple[PlanIssue, ...]:

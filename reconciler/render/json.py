@@ -6,7 +6,7 @@ may be added, never renamed or removed. Secrets never appear: a sensitive field'
 
 Plan (`plan_to_json`)::
 
-    {"format_version": "1", "revision": str, "instance": str, "has_changes": bool,
+    {"format_version": "1", "revision": str, "instance": str, "has_changes": bool, "reads": int|null,
      "changes": [{"resource_group": str, "name": str,
                   "action": "create|update|replace|tags|delete|conflict|noop", "adopt": bool,
                   "changed_paths": [pointer], "replace_paths": [pointer], "reason": str,
@@ -100,6 +100,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "revision": plan.revision,
         "instance": plan.instance,
         "has_changes": plan.has_changes,
+        "reads": plan.reads,
         "changes": [change_to_json(c) for c in sorted_changes(plan.changes)],
         "issues": [
             _issue_json(i)

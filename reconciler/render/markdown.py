@@ -13,7 +13,13 @@ import re
 from reconciler.model.outcome import ApplyResult
 from reconciler.model.plan import Action, Plan, PlanIssue
 from reconciler.render.blocks import Block, build_block
-from reconciler.render.text import apply_summary_line, format_duration, issue_line, outcome_sentence
+from reconciler.render.text import (
+    apply_summary_line,
+    format_duration,
+    issue_line,
+    outcome_sentence,
+    reads_phrase,
+)
 from reconciler.render.values import address, clean, counts, sorted_changes, summary_line
 
 # GitHub rejects comments over 65536 characters; leave room for whatever the CI step wraps around ours.
@@ -160,7 +166,8 @@ def render_plan_markdown(plan: Plan, *, max_chars: int = MAX_COMMENT_CHARS) -> s
         f"**{md_escape(summary_line(plan))}**",
         "",
         *_banner(plan),
-        f"Revision {code_span(plan.revision)}, instance {code_span(plan.instance)}.",
+        f"Revision {code_span(plan.revision)}, instance {code_span(plan.instance)}"
+        + (f", {reads_phrase(plan.reads)}." if plan.reads is not None else "."),
         "",
         "| Action | Groups |",
         "|:--|--:|",

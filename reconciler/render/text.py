@@ -97,12 +97,19 @@ def _issue_text(issue: PlanIssue, paint: _Paint) -> str:
     return paint("Warning:", _BOLD, _YELLOW) + " " + issue_line(issue)
 
 
+def reads_phrase(reads: int) -> str:
+    """How much of ARM's read budget observing cost: `1 Azure read`, `12 Azure reads`."""
+    return f"{reads} Azure read{'' if reads == 1 else 's'}"
+
+
 def render_plan_text(plan: Plan, *, color: bool = False, show_noop: bool = False) -> str:
     """The plan as `terraform plan` would print it: legend, one block per group, issues, a summary line."""
     paint = _Paint(color)
     changes = [c for c in sorted_changes(plan.changes) if show_noop or c.action is not Action.NOOP]
     blocks = [build_block(c) for c in changes]
     title = f"aci-reconciler plan: revision {clean(plan.revision)}, instance {clean(plan.instance)}"
+    if plan.reads is not None:
+        title += f" ({reads_phrase(plan.reads)})"
     out = [paint(title, _BOLD)]
     used = {b.symbol for b in blocks}
     legend = [s for s in LEGEND if s in used]

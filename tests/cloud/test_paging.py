@@ -15,7 +15,7 @@ from reconciler.cloud.gateway import ListCursor
 from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy
 from reconciler.emulator.limits import FaultSettings
 from reconciler.emulator.store import GroupRecord
-from reconciler.engine.observe import Scope, list_resuming, observe_scope
+from reconciler.engine.observe import ReadCount, Scope, list_resuming, observe_scope
 from tests.inprocess import SUBSCRIPTION, in_process
 from tests.reliability.support import unmanaged_body
 
@@ -57,13 +57,16 @@ async def test_a_chain_that_fails_on_a_later_page_resumes_there(tmp_path: Path) 
     async with in_process(tmp_path, sleep=clock.sleep, page_size=2) as (emu, gateway):
         seed(emu, 7)  # 4 pages
         emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken", count=2))
+        reads = ReadCount()
         found = await list_resuming(
             lambda cursor: gateway.list_groups(RG, cursor=cursor),
             policy=RetryPolicy(max_attempts=5, backoff_base=0.0, backoff_cap=0.0),
             sleep=clock.sleep,
+            reads=reads,
         )
         assert sorted(g.name for g in found) == [f"g{n:04d}" for n in range(7)]
         assert lists(emu) == [200, 503, 503, 200, 200, 200], "page 1 once; page 2 twice refused, then read"
+        assert reads.requests == 6, "every request counted, refused ones too"
 
 
 async def test_progress_earns_a_fresh_attempt_budget_and_a_stuck_page_still_ends_the_chain(
@@ -146,4 +149,18 @@ async def test_a_subscription_list_of_many_more_pages_than_the_read_bucket_holds
         assert len(observed.groups) == 1200
         statuses = lists(emu)
         assert statuses.count(200) == 600, "every page read exactly once"
+        assert observed.reads == len(statuses)
         assert statuses.count(429) > 0, "the refusals happened and were waited out"
+
+
+async def test_a_missing_resource_group_costs_one_read(tmp_path: Path) -> None:
+    clock = Clock()
+    async with in_process(tmp_path, sleep=clock.sleep) as (_, gateway):
+        reads = ReadCount()
+        found = await list_resuming(
+            lambda cursor: gateway.list_groups("rg-nowhere", cursor=cursor),
+            policy=RetryPolicy(),
+            sleep=clock.sleep,
+            reads=reads,
+        )
+        assert (found, reads.requests) == ([], 1)

@@ -26,6 +26,7 @@ def test_update_entry_has_the_documented_shape_with_secrets_as_sensitive() -> No
         "revision": "3f2c1a9",
         "instance": "default",
         "has_changes": True,
+        "reads": None,
         "changes": [
             {
                 "resource_group": "rg-prod",
