@@ -27,7 +27,7 @@ from reconciler.execution import QuotaBudget
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.planning import REVISION_TAG, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
-from reconciler.source import LoadResult
+from reconciler.source import LoadCache, LoadResult
 
 
 def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
@@ -184,6 +184,8 @@ class EnginePasses:
         self._owned = owned
         self.settle_delay = settle_delay
         self.settled = SettledFiles()
+        # Unchanged manifest files are not parsed and validated again pass after pass.
+        self.load_cache = LoadCache()
         self.gateway = DrainingGateway(gateway)
         self.environ = environ
         self.sleep = sleep
@@ -210,7 +212,7 @@ class EnginePasses:
         if owned is not None:
             settings = dataclasses.replace(settings, owned=owned)
         before = self.settled.snapshot(self._manifest_files(settings))
-        loaded = await asyncio.to_thread(load, settings, self.environ)
+        loaded = await asyncio.to_thread(load, settings, self.environ, self.load_cache)
         if self._loaded_hook is not None:
             await self._loaded_hook(loaded)
         revision = self._revision() if self._revision is not None else None

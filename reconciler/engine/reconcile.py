@@ -25,7 +25,7 @@ from reconciler.model.outcome import ApplyResult, Result
 from reconciler.model.plan import Action, Plan, PlanIssue
 from reconciler.model.text import plain
 from reconciler.planning import DesiredGroup, build_plan
-from reconciler.source import Defaults, LoadResult, SourceError, SourceLocation, load_manifests
+from reconciler.source import Defaults, LoadCache, LoadResult, SourceError, SourceLocation, load_manifests
 
 # Changes whose group may have run to completion: ACI rejects updates to a terminated group, so for these the
 # instance view (a GET: list does not return it) decides between update and replace.
@@ -126,7 +126,8 @@ def _source_issue(err: SourceError, severity: Literal["error", "warning"]) -> Pl
     return PlanIssue(severity=severity, message=err.message, source=where)
 
 
-def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
+def load(settings: EngineSettings, environ: Mapping[str, str], cache: LoadCache | None = None) -> LoadResult:
+    """The manifests of `settings`; `cache` (the daemon's) skips re-parsing files that did not change."""
     return load_manifests(
         settings.manifests,
         defaults=Defaults(
@@ -136,6 +137,7 @@ def load(settings: EngineSettings, environ: Mapping[str, str]) -> LoadResult:
         ),
         environ=environ,
         resolve_secrets=settings.resolve_secrets,
+        cache=cache,
     )
 
 

@@ -8,12 +8,13 @@ the format of `_defaults.yaml` is documented in `reconciler.source.defaults`, th
 
 from reconciler.source.defaults import Defaults
 from reconciler.source.errors import SourceError, SourceLocation
-from reconciler.source.loader import LoadedGroup, LoadResult, load_manifests
+from reconciler.source.loader import LoadCache, LoadedGroup, LoadResult, load_manifests
 from reconciler.source.yamlread import MAX_FILE_BYTES
 
 __all__ = [
     "MAX_FILE_BYTES",
     "Defaults",
+    "LoadCache",
     "LoadResult",
     "LoadedGroup",
     "SourceError",

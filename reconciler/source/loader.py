@@ -116,24 +116,73 @@ class _Pass:
 
 @dataclass(slots=True)
 class _Read:
-    """A file read, decoded and split into documents once (before we know whether it is a secret)."""
+    """A file read, decoded and split into documents once (before we know whether it is a secret).
+
+    A file whose bytes a `LoadCache` already knows is not parsed up front (`cached`): if its layer matches
+    too, its groups are taken from the cache, else `parse` is called when it is loaded."""
 
     data: bytes | None
     error: SourceError | None
     text: str | None = None
     docs: list[ParsedDocument] = field(default_factory=list)
     file_errors: list[SourceError] = field(default_factory=list)
+    digest: str = ""
+    cached: _Cached | None = None
+
+    def parse(self, path: Path) -> None:
+        if self.data is None or self.text is not None or self.error is not None:
+            return
+        text, error = _decode(path, self.data)
+        if text is None:
+            self.error = error
+            return
+        self.text = text
+        self.docs, self.file_errors = parse_documents(text, path)
 
 
-def _read_parsed(path: Path) -> _Read:
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """What loading one file gave, and what it depended on."""
+
+    digest: str
+    relative: str
+    layer: Layer
+    resolve_secrets: bool
+    groups: tuple[LoadedGroup, ...]
+    errors: tuple[SourceError, ...]
+    warnings: tuple[SourceError, ...]
+    failed: tuple[tuple[tuple[str, str], SourceLocation], ...]
+
+
+@dataclass
+class LoadCache:
+    """Per manifest file, what loading it gave, kept across the daemon's passes so that an unchanged file is
+    not parsed and validated again (`load_manifests(cache=...)`).
+
+    Only files whose result depends on nothing but their bytes, their path and the defaults in force are
+    kept: a file with a `${VAR}` substitution, a secret reference (`...From:`) or a literal secret field is
+    loaded afresh every pass, so a changed variable is always seen and no resolved secret outlives its pass.
+    An entry is used only when the file's sha256, its place in the tree, the defaults layer in force and the
+    secrets mode are all the same (keyed by the path as walked); files that are gone are forgotten at the
+    end of each load."""
+
+    entries: dict[str, _Cached] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+
+def _read_parsed(path: Path, cache: LoadCache | None = None) -> _Read:
     data, error = _read(path)
     if data is None:
         return _Read(None, error)
-    text, error = _decode(path, data)
-    if text is None:
-        return _Read(data, error)
-    docs, file_errors = parse_documents(text, path)
-    return _Read(data, None, text, docs, file_errors)
+    digest = hashlib.sha256(data).hexdigest()
+    if cache is not None:
+        entry = cache.entries.get(str(path))
+        if entry is not None and entry.digest == digest:
+            return _Read(data, None, digest=digest, cached=entry)
+    read = _Read(data, None, digest=digest)
+    read.parse(path)
+    return read
 
 
 def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
@@ -490,18 +539,49 @@ def _check_duplicates(run: _Pass) -> None:
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
-def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read) -> None:
+def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCache | None = None) -> None:
     if read.data is not None:
         run.contents.append((run.relative(path), read.data))
+    entry = read.cached
+    relative = run.relative(path)
+    if (
+        cache is not None
+        and entry is not None
+        and entry.relative == relative
+        and entry.resolve_secrets == run.resolve_secrets
+        and entry.layer == layer
+    ):
+        cache.hits += 1
+        run.groups.extend(entry.groups)
+        run.errors.extend(entry.errors)
+        run.warnings.extend(entry.warnings)
+        run.failed.extend(entry.failed)
+        return
+    read.parse(path)
     if read.data is None or read.text is None:
         assert read.error is not None
         run.errors.append(read.error)
         return
-    digest = hashlib.sha256(read.data).hexdigest()
     hints = _Hints.of(read.text)
+    marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))
     for doc in read.docs:
-        _Document(run, path, doc, layer, digest, hints=hints).load()
+        _Document(run, path, doc, layer, read.digest, hints=hints).load()
     run.errors.extend(read.file_errors)
+    if cache is not None:
+        cache.misses += 1
+        if hints.dollar or hints.references or hints.secrets:
+            cache.entries.pop(str(path), None)
+            return
+        cache.entries[str(path)] = _Cached(
+            digest=read.digest,
+            relative=relative,
+            layer=layer,
+            resolve_secrets=run.resolve_secrets,
+            groups=tuple(run.groups[marks[0] :]),
+            errors=tuple(run.errors[marks[1] :]),
+            warnings=tuple(run.warnings[marks[2] :]),
+            failed=tuple(run.failed[marks[3] :]),
+        )
 
 
 def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
@@ -510,6 +590,7 @@ def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
     if read.data is None:
         return
     run.contents.append((run.relative(path), read.data))
+    read.parse(path)
     for doc in read.docs:
         if isinstance(doc.value, dict):
             name = _find_key(doc.value, "name")
@@ -611,8 +692,12 @@ def load_manifests(
     defaults: Defaults | None = None,
     environ: Mapping[str, str] | None = None,
     resolve_secrets: bool = True,
+    cache: LoadCache | None = None,
 ) -> LoadResult:
     """Load every manifest under `root` (a directory or one file, or several). Never raises for bad input.
+
+    `cache` (the daemon's, kept across passes) lets unchanged files skip parsing and validation; the result
+    is the same as without it (`LoadCache`).
 
     With `resolve_secrets=False` (`reconcile validate --no-secrets` in CI, where the secrets are not
     available) secret references are checked for their form by the model and for the deny rule, but not
@@ -639,7 +724,8 @@ def load_manifests(
                 if real in seen:
                     continue  # reached from two roots (`-f dir -f dir/a.yaml`): read once
                 seen.add(real)
-                read = _read_parsed(item.path)
+                # Defaults files are always parsed: their layer is what the cache compares.
+                read = _read_parsed(item.path, cache if item.kind == "manifest" else None)
                 reads[item.path] = read
                 if item.kind == "defaults":
                     value = read.docs[0].value if read.docs else None
@@ -679,7 +765,11 @@ def load_manifests(
                 # groups that name their own resource group are known, for their status.
                 _note_unloaded(run, item.path, reads[item.path])
                 continue
-            _load_file(run, item.path, layer, reads[item.path])
+            _load_file(run, item.path, layer, reads[item.path], cache)
+    if cache is not None:
+        kept = {str(p) for p in reads}
+        for gone in [k for k in cache.entries if k not in kept]:
+            del cache.entries[gone]
     _check_duplicates(run)
     return LoadResult(
         groups=tuple(run.groups),

@@ -1,0 +1,86 @@
+"""Warm daemon passes: CPU of the daemon's plan of a converged fleet when nothing changed, with the load cache
+(`reconciler.source.LoadCache`: unchanged files are not parsed and validated again) against the same pass
+with a cold load, side by side in one run, at several sizes; marginal CPU per group from the difference
+between sizes.
+
+Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000]`. The emulator runs in its
+own process (Azure is remote: its CPU is not ours); each figure is this process's CPU time
+(`time.process_time`, the loading thread included) of one `EnginePasses.plan()`, the best of `--repeat`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from common import emulator_process, gateway_for, resource_groups, seed, settings_for, table, write_manifests
+
+from reconciler.daemon.passes import EnginePasses
+from reconciler.source import LoadCache
+
+
+async def plan_cpu(passes: EnginePasses, *, warm: bool, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        if not warm:
+            passes.load_cache = LoadCache()
+        started = time.process_time()
+        view = await passes.plan()
+        best = min(best, time.process_time() - started)
+        assert not view.plan.has_changes, "the fleet is converged"
+    return best
+
+
+async def measure(size: int, repeat: int, root: Path) -> tuple[float, float]:
+    manifests = root / f"m{size}"
+    write_manifests(manifests, size, resource_groups(4))
+    async with emulator_process(root / f"emu{size}") as emu:
+        await seed(emu, settings_for(manifests))
+        gateway = gateway_for(emu)
+        try:
+            passes = EnginePasses(settings_for(manifests), gateway, environ={})
+            await passes.plan()  # fills the cache
+            warm = await plan_cpu(passes, warm=True, repeat=repeat)
+            cold = await plan_cpu(passes, warm=False, repeat=repeat)
+        finally:
+            await gateway.close()
+    return cold, warm
+
+
+async def main(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    results: dict[int, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
+        for size in sizes:
+            results[size] = await measure(size, args.repeat, Path(tmp))
+            cold, warm = results[size]
+            rows.append(
+                [size, f"{cold:.2f}", f"{warm:.2f}", f"{cold / warm:.1f}x", f"{warm / size * 1000:.3f}"]
+            )
+    print(
+        "Daemon plan of a converged fleet, nothing changed: this process's CPU seconds, best of", args.repeat
+    )
+    print(table(["groups", "cold load", "warm (cache)", "cold/warm", "warm ms/group"], rows))
+    low, high = sizes[0], sizes[-1]
+    if high > low:
+        marginal_cold = (results[high][0] - results[low][0]) / (high - low) * 1000
+        marginal_warm = (results[high][1] - results[low][1]) / (high - low) * 1000
+        print(
+            f"RATIOS marginal_ms_per_group cold={marginal_cold:.3f} warm={marginal_warm:.3f} "
+            f"cold/warm={marginal_cold / marginal_warm:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="sizes 500,2000")
+    parser.add_argument("--sizes", default="1000,5000")
+    parser.add_argument("--repeat", type=int, default=2)
+    parsed = parser.parse_args()
+    if parsed.quick:
+        parsed.sizes = "500,2000"
+    asyncio.run(main(parsed))
