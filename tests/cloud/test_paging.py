@@ -5,7 +5,6 @@ bucket holds completes (slower, never failing). Time is the emulator's and the g
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -16,26 +15,11 @@ from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy
 from reconciler.emulator.limits import FaultSettings
 from reconciler.emulator.store import GroupRecord
 from reconciler.engine.observe import ReadCount, Scope, list_resuming, observe_scope
+from tests.execution.conftest import FakeClock
 from tests.inprocess import SUBSCRIPTION, in_process
 from tests.reliability.support import unmanaged_body
 
 RG = "rg-pages"
-
-
-class Clock:
-    """One fake time for the emulator's buckets and the gateway's waits."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-        self.slept: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 def seed(emu: object, count: int, rg: str = RG) -> None:
@@ -53,7 +37,7 @@ def lists(emu: object) -> list[int]:
 
 
 async def test_a_chain_that_fails_on_a_later_page_resumes_there(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with in_process(tmp_path, sleep=clock.sleep, page_size=2) as (emu, gateway):
         seed(emu, 7)  # 4 pages
         emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken", count=2))
@@ -72,7 +56,7 @@ async def test_a_chain_that_fails_on_a_later_page_resumes_there(tmp_path: Path) 
 async def test_progress_earns_a_fresh_attempt_budget_and_a_stuck_page_still_ends_the_chain(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     policy = RetryPolicy(max_attempts=2, backoff_base=0.0, backoff_cap=0.0)
     async with in_process(tmp_path, sleep=clock.sleep, page_size=2) as (emu, gateway):
         seed(emu, 7)
@@ -90,7 +74,7 @@ async def test_progress_earns_a_fresh_attempt_budget_and_a_stuck_page_still_ends
 
 
 async def test_a_cursor_takes_pages_whole_so_a_retry_never_doubles_a_group(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with in_process(tmp_path, sleep=clock.sleep, page_size=3) as (emu, gateway):
         seed(emu, 8)
         cursor = ListCursor()
@@ -106,9 +90,9 @@ async def test_a_cursor_takes_pages_whole_so_a_retry_never_doubles_a_group(tmp_p
 async def test_reads_are_paced_by_the_remaining_reads_header_before_the_bucket_runs_dry(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with in_process(
-        tmp_path, sleep=clock.sleep, page_size=1, clock=clock.time, read_bucket_size=40, read_refill_rate=25.0
+        tmp_path, sleep=clock.sleep, page_size=1, clock=clock, read_bucket_size=40, read_refill_rate=25.0
     ) as (emu, gateway):
         seed(emu, 60)
         found = await list_resuming(
@@ -117,18 +101,18 @@ async def test_reads_are_paced_by_the_remaining_reads_header_before_the_bucket_r
         assert len(found) == 60
         assert 429 not in lists(emu), "paced reads never ran the bucket dry"
         assert gateway.reads_paced > 0
-        assert max(clock.slept) <= 1.0
+        assert max(clock.sleeps) <= 1.0
 
 
 async def test_a_subscription_list_of_many_more_pages_than_the_read_bucket_holds_completes(
     tmp_path: Path,
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with in_process(
         tmp_path,
         sleep=clock.sleep,
         page_size=2,
-        clock=clock.time,
+        clock=clock,
         read_bucket_size=250,
         read_refill_rate=25.0,
     ) as (emu, gateway):
@@ -154,7 +138,7 @@ async def test_a_subscription_list_of_many_more_pages_than_the_read_bucket_holds
 
 
 async def test_a_missing_resource_group_costs_one_read(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     async with in_process(tmp_path, sleep=clock.sleep) as (_, gateway):
         reads = ReadCount()
         found = await list_resuming(

@@ -58,6 +58,19 @@ def config(rx: Receivers, *extra: str) -> NotificationsConfig:
     return NotificationsConfig(receivers=(*loaded.receivers, github), secrets=loaded.secrets)
 
 
+def slack_notifier(clock: FakeClock, send: Any, on_result: Any = None, **receiver: Any) -> Notifier:
+    """One Slack receiver on the fake clock, sending through `send`; `receiver` overrides its settings."""
+    base = load_notifications(None, ["slack=env:S"], {"S": "https://hooks.slack.com/x"}).receivers[0]
+    return Notifier(
+        NotificationsConfig(receivers=(Receiver(**{**base.__dict__, **receiver}),)),
+        redact=mask,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        send=send,
+        on_result=on_result,
+    )
+
+
 async def test_every_kind_of_receiver_gets_its_payload_and_the_webhook_is_signed() -> None:
     async with receivers() as rx:
         notifier = Notifier(config(rx), redact=mask)
@@ -140,15 +153,7 @@ async def test_the_same_event_is_sent_once_per_dedup_window() -> None:
     async def send(request: Any, limit: float) -> None:
         sent.append(request.url)
 
-    receiver = load_notifications(None, ["slack=env:S"], {"S": "https://hooks.slack.com/x"}).receivers[0]
-    notifier = Notifier(
-        NotificationsConfig(receivers=(receiver,)),
-        redact=mask,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-        send=send,
-        on_result=lambda r, what: results.append((r, what)),
-    )
+    notifier = slack_notifier(clock, send, on_result=lambda r, what: results.append((r, what)))
     notifier.start()
     notifier.emit(event())
     notifier.emit(event(summary="same thing, other words"))
@@ -194,15 +199,7 @@ async def test_a_burst_is_paced_by_the_rate_limit() -> None:
     async def send(request: Any, limit: float) -> None:
         sent.append(clock.monotonic())
 
-    receiver = load_notifications(None, ["slack=env:S"], {"S": "https://hooks.slack.com/x"}).receivers[0]
-    receiver = Receiver(**{**receiver.__dict__, "rate_limit_per_minute": 2})
-    notifier = Notifier(
-        NotificationsConfig(receivers=(receiver,)),
-        redact=mask,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-        send=send,
-    )
+    notifier = slack_notifier(clock, send, rate_limit_per_minute=2)
     notifier.start()
     for n in range(4):
         notifier.emit(event(name=f"g{n}"))
