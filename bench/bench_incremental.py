@@ -1,7 +1,8 @@
-"""Warm daemon passes: CPU of the daemon's plan of a converged fleet when nothing changed, with the load cache
-(`reconciler.source.LoadCache`: unchanged files are not parsed and validated again) against the same pass
-with a cold load, side by side in one run, at several sizes; marginal CPU per group from the difference
-between sizes.
+"""Warm daemon passes: CPU of the daemon's plan of a converged fleet when nothing changed, with its caches
+(`reconciler.source.LoadCache`: unchanged files are not parsed and validated again; `PlanMemo`: groups
+unchanged on both sides are not canonicalised and diffed again) against the same pass cold (a fresh load
+cache, so fresh manifests the memo cannot match), side by side in one run, at several sizes; marginal CPU per
+group from the difference between sizes.
 
 Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000]`. The emulator runs in its
 own process (Azure is remote: its CPU is not ours); each figure is this process's CPU time
@@ -64,7 +65,7 @@ async def main(args: argparse.Namespace) -> None:
     print(
         "Daemon plan of a converged fleet, nothing changed: this process's CPU seconds, best of", args.repeat
     )
-    print(table(["groups", "cold load", "warm (cache)", "cold/warm", "warm ms/group"], rows))
+    print(table(["groups", "cold", "warm (caches)", "cold/warm", "warm ms/group"], rows))
     low, high = sizes[0], sizes[-1]
     if high > low:
         marginal_cold = (results[high][0] - results[low][0]) / (high - low) * 1000

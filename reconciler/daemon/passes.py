@@ -25,7 +25,7 @@ from reconciler.daemon.worker import ApplyView, LiveSummary, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
 from reconciler.model.plan import Action, Change, Plan
-from reconciler.planning import REVISION_TAG, desired_canonical
+from reconciler.planning import REVISION_TAG, PlanMemo, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
 from reconciler.source import LoadCache, LoadResult
 
@@ -186,6 +186,8 @@ class EnginePasses:
         self.settled = SettledFiles()
         # Unchanged manifest files are not parsed and validated again pass after pass.
         self.load_cache = LoadCache()
+        # ... nor are groups unchanged on both sides canonicalised and diffed again.
+        self.plan_memo = PlanMemo()
         self.gateway = DrainingGateway(gateway)
         self.environ = environ
         self.sleep = sleep
@@ -219,7 +221,7 @@ class EnginePasses:
         if revision:
             loaded = dataclasses.replace(loaded, revision=revision)
         planned = await plan_pass(
-            settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded
+            settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded, memo=self.plan_memo
         )
         unsettled = self.settled.unsettled(loaded, before)
         if unsettled:

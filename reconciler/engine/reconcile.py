@@ -24,7 +24,7 @@ from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
 from reconciler.model.plan import Action, Plan, PlanIssue
 from reconciler.model.text import plain
-from reconciler.planning import DesiredGroup, build_plan
+from reconciler.planning import DesiredGroup, PlanMemo, build_plan
 from reconciler.source import Defaults, LoadCache, LoadResult, SourceError, SourceLocation, load_manifests
 
 # Changes whose group may have run to completion: ACI rejects updates to a terminated group, so for these the
@@ -200,6 +200,8 @@ def _build(
     observation: Observation,
     groups: Sequence[ObservedGroup],
     extra_issues: Sequence[PlanIssue] = (),
+    *,
+    memo: PlanMemo | None = None,
 ) -> Plan:
     unobservable = {rg.lower() for rg in observation.failed}
     issues = [_source_issue(e, "error") for e in loaded.errors]
@@ -233,6 +235,7 @@ def _build(
         subscription=settings.subscription,
         rekey=settings.rekey,
         key_is_private=settings.key_is_private,
+        memo=memo,
     ).model_copy(update={"reads": observation.reads})
 
 
@@ -243,8 +246,10 @@ async def plan_pass(
     environ: Mapping[str, str],
     sleep: Sleep = asyncio.sleep,
     loaded: LoadResult | None = None,
+    memo: PlanMemo | None = None,
 ) -> PlannedPass:
-    """Load (unless given), observe and plan. No write is made."""
+    """Load (unless given), observe and plan. No write is made. `memo` (the daemon's) skips the diff of
+    groups unchanged since the last pass."""
     if loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
     scope = settings.scope
@@ -260,7 +265,7 @@ async def plan_pass(
     if settings.owned is not None:
         observation = _observed_owned(observation, settings.owned)
     groups = list(observation.groups)
-    plan = _build(settings, loaded, observation, groups)
+    plan = _build(settings, loaded, observation, groups, memo=memo)
 
     by_key = {(g.resource_group.lower(), g.name.lower()): i for i, g in enumerate(groups)}
     jobs = [
@@ -291,7 +296,7 @@ async def plan_pass(
                 continue
             if fresh is not None:
                 groups[by_key[change.key]] = fresh
-        plan = _build(settings, loaded, observation, groups, extra)
+        plan = _build(settings, loaded, observation, groups, extra, memo=memo)
     return PlannedPass(
         load=loaded, observation=dataclasses.replace(observation, groups=tuple(groups)), plan=plan
     )

@@ -22,6 +22,7 @@ from reconciler.planning.ownership import (
 from reconciler.planning.plan import (
     DesiredGroup,
     IncompleteObservationError,
+    PlanMemo,
     SyncState,
     build_plan,
     desired_canonical,
@@ -44,6 +45,7 @@ __all__ = [
     "TABLE",
     "DesiredGroup",
     "IncompleteObservationError",
+    "PlanMemo",
     "SyncState",
     "build_plan",
     "canonical",

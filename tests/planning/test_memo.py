@@ -1,0 +1,90 @@
+"""The daemon's plan memo: a plan made with it equals the plan made without it, pass after pass, whatever
+changes on either side (a manifest replaced, a live group drifted, deleted or adopted, the revision moved);
+groups with secret values are never kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.model.manifest import GroupManifest
+from reconciler.model.observed import ObservedGroup
+from reconciler.planning import PlanMemo, build_plan
+from tests.planning.support import INSTANCE, KEY, applied, desired
+from tests.planning.test_properties import edited, manifests
+
+NAMES = ["g-one", "g-two", "g-three"]
+
+
+def plan_json(
+    memo: PlanMemo | None, ms: dict[str, GroupManifest], live: dict[str, ObservedGroup], rev: str
+) -> Any:
+    plan = build_plan(
+        [desired(m, source=f"manifests/{n}.yaml:1:1") for n, m in sorted(ms.items())],
+        list(live.values()),
+        instance=INSTANCE,
+        revision=rev,
+        secret_key=KEY,
+        memo=memo,
+    )
+    return plan.model_dump()
+
+
+STEP = st.tuples(
+    st.sampled_from(["edit", "drift", "delete-live", "apply", "revision", "same", "drop-manifest"]),
+    st.sampled_from(NAMES),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.lists(manifests(secrets=False), min_size=1, max_size=3),
+    steps=st.lists(STEP, min_size=1, max_size=8),
+    secret_one=manifests(secrets=True),
+)
+def test_a_memoised_plan_equals_a_fresh_one_through_any_changes(
+    first: list[GroupManifest], steps: list[tuple[str, str]], secret_one: GroupManifest
+) -> None:
+    ms = {NAMES[i]: m.model_copy(update={"name": NAMES[i]}) for i, m in enumerate(first)}
+    live = {n: applied(m) for n, m in ms.items()}
+    memo = PlanMemo()
+    revision = "rev-1"
+    for what, name in steps:
+        assert plan_json(memo, ms, live, revision) == plan_json(None, ms, live, revision)
+        if what == "edit" and name in ms:
+            ms[name] = edited(ms[name], lambda body: body["properties"]["containers"][0]["properties"].update(
+                image="edited:1"))  # fmt: skip
+        elif what == "drift" and name in live:
+            body = dict(live[name].body)
+            body["tags"] = {**(body.get("tags") or {}), "drift": "yes"}
+            live[name] = live[name].model_copy(update={"body": body, "tags": body["tags"]})
+        elif what == "delete-live":
+            live.pop(name, None)
+        elif what == "apply" and name in ms:
+            live[name] = applied(ms[name], revision=revision)
+        elif what == "revision":
+            revision = revision + "+"
+        elif what == "drop-manifest":
+            ms.pop(name, None)
+        elif what == "same" and name not in ms:
+            ms[name] = secret_one.model_copy(update={"name": name})
+    assert plan_json(memo, ms, live, revision) == plan_json(None, ms, live, revision)
+    for entry in memo.entries.values():
+        assert entry.manifest.secret_values() == {}, "a group with secrets is never kept"
+
+
+def test_an_unchanged_fleet_is_served_from_the_memo() -> None:
+    from tests.planning.support import manifest
+
+    ms = {n: manifest(name=n) for n in NAMES}
+    live = {n: applied(m) for n, m in ms.items()}
+    memo = PlanMemo()
+    plan_json(memo, ms, live, "r")
+    assert (memo.hits, memo.misses) == (0, 3)
+    plan_json(memo, ms, live, "r")
+    assert (memo.hits, memo.misses) == (3, 3)
+    live["g-one"] = applied(ms["g-one"], revision="other")
+    plan_json(memo, ms, live, "r")
+    assert (memo.hits, memo.misses) == (5, 4), "the changed live side is diffed again"
