@@ -389,10 +389,15 @@ class AzureGateway:
         try:
             with guarded as writer:
                 options = {"user_agent": writer} if writer else {}
-                # Not streamed: the pipeline has read the whole body (a second read of an empty body fails).
+                # A read's body is read here, once: not streamed, the SDK's content-decode policy would
+                # parse every list page's JSON before we parse it again (half a warm pass's decoding). Writes
+                # stay unstreamed: the pipeline reads their (often empty) bodies itself.
+                streamed = method == "GET"
                 response: AsyncHttpResponse = await self._client._send_request(
-                    request, stream=False, **options
+                    request, stream=streamed, **options
                 )
+                if streamed:
+                    await response.read()
         except asyncio.CancelledError:
             self._record(operation, "cancelled", started)
             raise

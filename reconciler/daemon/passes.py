@@ -57,9 +57,9 @@ def _live_summaries(planned: PlannedPass) -> dict[Key, LiveSummary]:
 FileStat = tuple[int, int]  # size, mtime in ns
 
 
-def _stat(path: Path) -> FileStat | None:
+def _stat(path: str) -> FileStat | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns)
@@ -83,22 +83,28 @@ class SettledFiles:
     settle delay (unchanged since) is taken as it is, and its groups are pruned then."""
 
     def __init__(self) -> None:
-        self._seen: dict[Path, _FileSeen] = {}
+        # By absolute path as text: a large tree is stat'ed every pass, and `Path` objects cost more than
+        # the stat calls.
+        self._seen: dict[str, _FileSeen] = {}
 
     @staticmethod
-    def snapshot(paths: Iterable[Path]) -> dict[Path, FileStat | None]:
-        return {Path(os.path.abspath(p)): _stat(p) for p in paths}
+    def snapshot(paths: Iterable[str | Path]) -> dict[str, FileStat | None]:
+        out: dict[str, FileStat | None] = {}
+        for p in paths:
+            path = os.path.abspath(p)
+            out[path] = _stat(path)
+        return out
 
-    def unsettled(self, loaded: LoadResult, before: Mapping[Path, FileStat | None]) -> dict[Key, str]:
+    def unsettled(self, loaded: LoadResult, before: Mapping[str, FileStat | None]) -> dict[Key, str]:
         """The groups whose prune must wait (key -> why), and remember this load."""
-        docs: dict[Path, int] = {}
-        keys: dict[Path, set[Key]] = {}
+        docs: dict[str, int] = {}
+        keys: dict[str, set[Key]] = {}
         for group in loaded.groups:
-            path = Path(os.path.abspath(group.source.path))
+            path = os.path.abspath(group.source.path)
             docs[path] = docs.get(path, 0) + 1
             keys.setdefault(path, set()).add((group.key[0].lower(), group.key[1].lower()))
         held: dict[Key, str] = {}
-        seen: dict[Path, _FileSeen] = {}
+        seen: dict[str, _FileSeen] = {}
         for path in {*docs, *self._seen}:
             now = _stat(path)
             previous = self._seen.get(path)
@@ -125,7 +131,7 @@ class SettledFiles:
 
     def keys_last_seen_in(self, path: Path) -> frozenset[Key]:
         """The groups that `path` held when it was last read whole."""
-        seen = self._seen.get(Path(os.path.abspath(path)))
+        seen = self._seen.get(os.path.abspath(path))
         return seen.keys if seen is not None else frozenset()
 
 
@@ -245,15 +251,17 @@ class EnginePasses:
             observed=_live_summaries(planned),
         )
 
-    def _manifest_files(self, settings: EngineSettings) -> list[Path]:
+    def _manifest_files(self, settings: EngineSettings) -> list[str]:
         roots = settings.manifests if isinstance(settings.manifests, tuple) else (settings.manifests,)
-        found: list[Path] = []
+        found: list[str] = []
         for root in roots:
             if Path(root).is_file():
-                found.append(Path(root))
+                found.append(str(root))
                 continue
             for directory, _, names in os.walk(root):
-                found.extend(Path(directory, n) for n in names if n.endswith((".yaml", ".yml", ".json")))
+                found.extend(
+                    os.path.join(directory, n) for n in names if n.endswith((".yaml", ".yml", ".json"))
+                )
         return found
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:

@@ -29,7 +29,6 @@ cause a write. Secrets compare through the keyed hash tag only.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -457,20 +456,19 @@ def _delete(observed: ObservedGroup, *, reason: str, held: str | None) -> Change
 
 
 def observed_fingerprint(observed: ObservedGroup | None) -> str | None:
-    """What a group's diff depends on of its live side, as a short hash (None: no live group)."""
+    """What a group's diff depends on of its live side, as a short hash (None: no live group). The body is
+    taken as Azure ordered it (`repr`, the cheapest exact rendering): the same answer hashes the same, and a
+    reordered one only costs a diff."""
     if observed is None:
         return None
-    material = json.dumps(
-        [
+    material = repr(
+        (
             observed.body,
             observed.tags,
             observed.location,
             observed.provisioning_state,
             observed.instance_state,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
+        )
     )
     return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
 
@@ -611,13 +609,19 @@ def build_plan(
     if memo is not None:
         memo.entries = remembered
 
+    # One proof check per live group (an HMAC each), shared by the prune and re-key decisions below.
+    statuses = {
+        key: ownership(group_live, instance=instance, subscription=subscription, key=secret_key)
+        for key, group_live in live.items()
+    }
+
     def owned(group: ObservedGroup) -> Ownership:
-        return ownership(group, instance=instance, subscription=subscription, key=secret_key)
+        return statuses[(group.resource_group.lower(), group.name.lower())]
 
     orphans: list[ObservedGroup] = []
     unproven: dict[Ownership, list[ObservedGroup]] = {}
     for key, group_live in live.items():
-        status = owned(group_live)
+        status = statuses[key]
         if key not in seen and status is Ownership.PROVEN and _job_run_of(group_live, seen):
             continue
         if key not in seen and status is Ownership.PROVEN:
