@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -244,8 +245,8 @@ def test_directory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
             real_read = source_loader._read_parsed
             vanished: list[Path] = []
 
-            def read_file_then_remove_the_directory(path: Path) -> source_loader._Read:
-                read = real_read(path)
+            def read_file_then_remove_the_directory(path: Path, *rest: Any) -> source_loader._Read:
+                read = real_read(path, *rest)
                 if path.name == "good.yaml" and not vanished:
                     shutil.rmtree(doomed)
                     vanished.append(path)
