@@ -109,11 +109,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _env_path(environ: Mapping[str, str], name: str) -> Path | None:
-    value = environ.get(name)
-    return Path(value) if value else None
-
-
 def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     group = parser.add_argument_group("daemon")
     group.add_argument(
@@ -290,7 +285,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     seen.add_argument(
         "--notifications",
         type=Path,
-        default=_env_path(environ, "RECONCILER_NOTIFICATIONS"),
+        default=environ.get("RECONCILER_NOTIFICATIONS") or None,
         metavar="FILE",
         help="YAML with a `notifications:` section: receivers (webhook, slack, teams, github), their events, "
         "filters, rate limits (env RECONCILER_NOTIFICATIONS)",
@@ -314,7 +309,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     seen.add_argument(
         "--ui-token-file",
         type=Path,
-        default=_env_path(environ, "RECONCILER_UI_TOKEN_FILE"),
+        default=environ.get("RECONCILER_UI_TOKEN_FILE") or None,
         metavar="FILE",
         help="the page and /status ask for `Authorization: Bearer <the file's content>` (env "
         "RECONCILER_UI_TOKEN_FILE)",
@@ -322,7 +317,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     seen.add_argument(
         "--ui-basic-auth-file",
         type=Path,
-        default=_env_path(environ, "RECONCILER_UI_BASIC_AUTH_FILE"),
+        default=environ.get("RECONCILER_UI_BASIC_AUTH_FILE") or None,
         metavar="FILE",
         help="the page and /status ask for HTTP basic auth; the file has one USER:PASSWORD per line (env "
         "RECONCILER_UI_BASIC_AUTH_FILE)",

@@ -560,17 +560,8 @@ def build_plan(
             # Never compared, so its unresolved secrets hide nothing: `reconcile run` resolves them.
             changes.append(_job_template(group, live.get(group.key)))
             continue
-        if resolved_secret_values(manifest) is None:
-            out_issues.append(
-                PlanIssue(
-                    severity="warning",
-                    message=(
-                        "secret references not resolved (`status` never reads them), so a changed secret "
-                        "is not shown here; `reconcile plan` reads and compares them"
-                    ),
-                    **where,
-                )
-            )
+        # The memo first: a kept group has no secret values, so neither the warning below nor reading them
+        # again applies to a hit.
         context = (instance, revision, secret_key, subscription, rekey)
         fingerprint = observed_fingerprint(live.get(group.key)) if memo is not None else None
         if memo is not None:
@@ -587,6 +578,18 @@ def build_plan(
                 changes.append(kept.change)
                 continue
             memo.misses += 1
+        secret_values = resolved_secret_values(manifest)
+        if secret_values is None:
+            out_issues.append(
+                PlanIssue(
+                    severity="warning",
+                    message=(
+                        "secret references not resolved (`status` never reads them), so a changed secret "
+                        "is not shown here; `reconcile plan` reads and compares them"
+                    ),
+                    **where,
+                )
+            )
         try:
             change = diff_group(
                 group,
@@ -604,7 +607,7 @@ def build_plan(
             out_issues.append(PlanIssue(severity="error", message=f"reconcile.ignore: {exc}", **where))
             continue
         changes.append(change)
-        if memo is not None and resolved_secret_values(manifest) == {}:
+        if memo is not None and secret_values == {}:
             remembered[group.key] = _Memo(manifest, group.source, fingerprint, context, change)
     if memo is not None:
         memo.entries = remembered
