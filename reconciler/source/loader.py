@@ -28,8 +28,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from reconciler.source.errors import FILE_START, Pos, SourceError, SourceLocatio
 from reconciler.source.revision import content_digest, git_revision
 from reconciler.source.secrets import find_references, literal_secret_warnings, resolve_references
 from reconciler.source.substitute import substitute
-from reconciler.source.walk import WalkItem, walk
+from reconciler.source.walk import Stamp, WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
 
 # A top-level key the Azure CLI's YAML serializer writes (`az container export`, Microsoft's GPU tutorial).
@@ -65,6 +66,15 @@ class LoadedGroup:
     source: SourceLocation
     file_digest: str  # sha256 hex of the whole file's bytes
     document: int = 0  # 0-based index of the document in its file
+    # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass.
+    where: str = field(init=False, repr=False, compare=False)
+    folded_key: tuple[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "where", str(self.source))
+        object.__setattr__(
+            self, "folded_key", (self.manifest.resource_group.lower(), self.manifest.name.lower())
+        )
 
     @property
     def key(self) -> tuple[str, str]:
@@ -82,6 +92,9 @@ class LoadResult:
     # (resource group, name) of documents that failed but whose name (and resource group) could be read.
     failed_keys: tuple[tuple[str, str], ...] = ()
     files: int = 0  # manifest and defaults files read
+    # The manifest files parsed afresh by this load (not taken from a `LoadCache`), with their size and
+    # mtime (ns) as the walk saw them before reading: what the daemon checks for a file written meanwhile.
+    fresh: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -100,7 +113,9 @@ class _Pass:
     warnings: list[SourceError] = field(default_factory=list)
     # (resource group, name) of failed documents, and where the document starts.
     failed: list[tuple[tuple[str, str], SourceLocation]] = field(default_factory=list)
+    # (relative path, sha256 of the bytes) of every file read: the revision when there is no git.
     contents: list[tuple[str, bytes]] = field(default_factory=list)
+    fresh: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def secret_root(self) -> Path:
@@ -119,7 +134,9 @@ class _Read:
     """A file read, decoded and split into documents once (before we know whether it is a secret).
 
     A file whose bytes a `LoadCache` already knows is not parsed up front (`cached`): if its layer matches
-    too, its groups are taken from the cache, else `parse` is called when it is loaded."""
+    too, its groups are taken from the cache, else `parse` is called when it is loaded. A file the cache
+    trusts by its stat (`LoadCache.trusts`) is not even read (`data` None, `unread`) until `parse` needs
+    it."""
 
     data: bytes | None
     error: SourceError | None
@@ -128,8 +145,17 @@ class _Read:
     file_errors: list[SourceError] = field(default_factory=list)
     digest: str = ""
     cached: _Cached | None = None
+    unread: bool = False
+    read_at: int = 0  # `clock()` just before the bytes were read
+    clock: Callable[[], int] = time.time_ns
 
     def parse(self, path: Path) -> None:
+        if self.unread:
+            self.unread, self.cached = False, None
+            self.read_at = self.clock()
+            self.data, self.error = _read(path)
+            if self.data is not None:
+                self.digest = hashlib.sha256(self.data).hexdigest()
         if self.data is None or self.text is not None or self.error is not None:
             return
         text, error = _decode(path, self.data)
@@ -148,6 +174,9 @@ class _Cached:
     relative: str
     layer: Layer
     resolve_secrets: bool
+    # The walk's stat of the file when it was last read, and when (time.time_ns() before the read).
+    stamp: Stamp | None
+    read_at: int
     groups: tuple[LoadedGroup, ...]
     errors: tuple[SourceError, ...]
     warnings: tuple[SourceError, ...]
@@ -164,23 +193,44 @@ class LoadCache:
     loaded afresh every pass, so a changed variable is always seen and no resolved secret outlives its pass.
     An entry is used only when the file's sha256, its place in the tree, the defaults layer in force and the
     secrets mode are all the same (keyed by the path as walked); files that are gone are forgotten at the
-    end of each load."""
+    end of each load.
+
+    A file is not even read when its stat (device, inode, size, mtime and ctime, all in ns) is the one
+    recorded when it was last read and that mtime and ctime were already `RACY_NS` old then: git's rule for
+    a racily clean index entry. A write after the read changes ctime (which no tool can set back), and a
+    write so soon after an earlier one that a coarse file system clock gives both the same times is ruled
+    out by the age. Anything else is read and compared by its sha256."""
 
     entries: dict[str, _Cached] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    clock: Callable[[], int] = time.time_ns
+
+    # Twice the coarsest timestamp granularity of a file system one might mount manifests from (FAT: 2 s),
+    # plus a second for the kernel's coarse clock.
+    RACY_NS = 5_000_000_000
+
+    def trusts(self, entry: _Cached, stamp: Stamp | None) -> bool:
+        if stamp is None or entry.stamp != stamp:
+            return False
+        _, _, _, mtime_ns, ctime_ns = stamp
+        return max(mtime_ns, ctime_ns) < entry.read_at - self.RACY_NS
 
 
-def _read_parsed(path: Path, cache: LoadCache | None = None) -> _Read:
+def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None = None) -> _Read:
+    entry = cache.entries.get(str(path)) if cache is not None else None
+    if cache is not None and entry is not None and cache.trusts(entry, stamp):
+        return _Read(None, None, digest=entry.digest, cached=entry, unread=True, clock=cache.clock)
+    read_at = cache.clock() if cache is not None else 0
     data, error = _read(path)
     if data is None:
         return _Read(None, error)
     digest = hashlib.sha256(data).hexdigest()
-    if cache is not None:
-        entry = cache.entries.get(str(path))
-        if entry is not None and entry.digest == digest:
-            return _Read(data, None, digest=digest, cached=entry)
-    read = _Read(data, None, digest=digest)
+    if cache is not None and entry is not None and entry.digest == digest:
+        # The same bytes under a new stat (touched, or checked out again): remember the stat it has now.
+        entry = cache.entries[str(path)] = replace(entry, stamp=stamp, read_at=read_at)
+        return _Read(data, None, digest=digest, cached=entry, read_at=read_at)
+    read = _Read(data, None, digest=digest, read_at=read_at)
     read.parse(path)
     return read
 
@@ -539,11 +589,19 @@ def _check_duplicates(run: _Pass) -> None:
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
-def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCache | None = None) -> None:
-    if read.data is not None:
-        run.contents.append((run.relative(path), read.data))
+def _load_file(
+    run: _Pass,
+    path: Path,
+    layer: Layer,
+    read: _Read,
+    cache: LoadCache | None = None,
+    *,
+    item: WalkItem | None = None,
+) -> None:
+    """`item`: the walk's step that found the file (its relative path and stat), when there is one."""
+    relative = run.prefix + item.relative if item is not None and item.relative else run.relative(path)
+    stamp = item.stamp if item is not None else None
     entry = read.cached
-    relative = run.relative(path)
     if (
         cache is not None
         and entry is not None
@@ -552,6 +610,7 @@ def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCac
         and entry.layer == layer
     ):
         cache.hits += 1
+        run.contents.append((relative, read.digest.encode()))
         run.groups.extend(entry.groups)
         run.errors.extend(entry.errors)
         run.warnings.extend(entry.warnings)
@@ -562,6 +621,9 @@ def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCac
         assert read.error is not None
         run.errors.append(read.error)
         return
+    run.contents.append((relative, read.digest.encode()))
+    if stamp is not None:
+        run.fresh[str(path)] = (stamp[2], stamp[3])
     hints = _Hints.of(read.text)
     marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))
     for doc in read.docs:
@@ -577,6 +639,9 @@ def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCac
             relative=relative,
             layer=layer,
             resolve_secrets=run.resolve_secrets,
+            # The walk's stat predates the bytes read: a write in between changes the stat seen next pass.
+            stamp=stamp,
+            read_at=read.read_at,
             groups=tuple(run.groups[marks[0] :]),
             errors=tuple(run.errors[marks[1] :]),
             warnings=tuple(run.warnings[marks[2] :]),
@@ -587,10 +652,10 @@ def _load_file(run: _Pass, path: Path, layer: Layer, read: _Read, cache: LoadCac
 def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
     """A manifest file that is not loaded because its defaults are broken: count it into the revision and
     remember the groups whose name and resource group it states."""
+    read.parse(path)
     if read.data is None:
         return
-    run.contents.append((run.relative(path), read.data))
-    read.parse(path)
+    run.contents.append((run.relative(path), read.digest.encode()))
     for doc in read.docs:
         if isinstance(doc.value, dict):
             name = _find_key(doc.value, "name")
@@ -603,7 +668,7 @@ def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
 def _load_defaults(run: _Pass, path: Path, read: _Read, outer: Layer) -> Layer | None:
     """The layer of a defaults file, or None (after recording errors) when it is unusable."""
     if read.data is not None:
-        run.contents.append((run.relative(path), read.data))
+        run.contents.append((run.relative(path), read.digest.encode()))
     if read.data is None or read.text is None:
         assert read.error is not None
         run.errors.append(read.error)
@@ -663,8 +728,9 @@ class _Secrets:
     files: set[str] = field(default_factory=set)  # real paths
     dirs: list[str] = field(default_factory=list)  # real paths
 
-    def covers(self, path: Path) -> bool:
-        real = os.path.realpath(path)
+    def covers(self, path: Path, real: str = "") -> bool:
+        """`real`: the path with its links resolved, when the caller knows it."""
+        real = real or os.path.realpath(path)
         return real in self.files or any(_under(real, d) for d in self.dirs)
 
     def note_references(self, path: Path, read: _Read) -> None:
@@ -720,12 +786,12 @@ def load_manifests(
             secrets.dirs.append(os.path.realpath(top / DEFAULT_SECRETS_DIR))
         for item in walk(top):
             if item.kind in ("defaults", "manifest"):
-                real = os.path.realpath(item.path)
+                real = item.real or os.path.realpath(item.path)
                 if real in seen:
                     continue  # reached from two roots (`-f dir -f dir/a.yaml`): read once
                 seen.add(real)
                 # Defaults files are always parsed: their layer is what the cache compares.
-                read = _read_parsed(item.path, cache if item.kind == "manifest" else None)
+                read = _read_parsed(item.path, cache if item.kind == "manifest" else None, item.stamp)
                 reads[item.path] = read
                 if item.kind == "defaults":
                     value = read.docs[0].value if read.docs else None
@@ -746,7 +812,7 @@ def load_manifests(
             layers.append(layers[-1])
         elif item.kind == "leave":
             layers.pop()
-        elif item.kind in ("defaults", "manifest", "error") and secrets.covers(item.path):
+        elif item.kind in ("defaults", "manifest", "error") and secrets.covers(item.path, item.real):
             continue  # a secret file (or something under a secrets directory): never a manifest
         elif item.kind == "error":
             run.errors.append(SourceError.at(item.path, FILE_START, item.message))
@@ -765,7 +831,7 @@ def load_manifests(
                 # groups that name their own resource group are known, for their status.
                 _note_unloaded(run, item.path, reads[item.path])
                 continue
-            _load_file(run, item.path, layer, reads[item.path], cache)
+            _load_file(run, item.path, layer, reads[item.path], cache, item=item)
     if cache is not None:
         kept = {str(p) for p in reads}
         for gone in [k for k in cache.entries if k not in kept]:
@@ -778,4 +844,5 @@ def load_manifests(
         revision=_revision(roots, run.contents),
         failed_keys=tuple(dict.fromkeys(key for key, _ in run.failed)),
         files=files,
+        fresh=run.fresh,
     )

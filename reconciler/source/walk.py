@@ -32,6 +32,14 @@ MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 DEFAULTS_STEM = "_defaults"
 
 
+# A file's stat as the walk saw it: device, inode, size, mtime (ns), ctime (ns).
+Stamp = tuple[int, int, int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 @dataclass(frozen=True, slots=True)
 class WalkItem:
     """One step of the walk: enter/leave a directory, a defaults file, a manifest file, or an error."""
@@ -39,6 +47,12 @@ class WalkItem:
     kind: Literal["enter", "leave", "defaults", "manifest", "error"]
     path: Path
     message: str = ""
+    # Of files: the real path (symlinks resolved) and the path relative to the walked root, in POSIX form
+    # ("." for a root that is a file). Known as the walk goes, so the loader never asks the file system
+    # (`os.path.realpath` stats every component) or pathlib for them per file.
+    real: str = ""
+    relative: str = ""
+    stamp: Stamp | None = None
 
 
 def is_skipped(name: str) -> bool:
@@ -78,7 +92,7 @@ def walk(root: Path) -> Iterator[WalkItem]:
         yield WalkItem("error", root, _describe_os_error(exc, "the manifest directory"))
         return
     if stat.S_ISREG(st.st_mode):
-        yield WalkItem("manifest", root)
+        yield WalkItem("manifest", root, real=root_real, relative=".", stamp=stamp_of(st))
         return
     if not stat.S_ISDIR(st.st_mode):
         yield WalkItem("error", root, "not a directory or a regular file")
@@ -86,7 +100,7 @@ def walk(root: Path) -> Iterator[WalkItem]:
     seen_files: dict[tuple[int, int], Path] = {}
     seen_dirs: dict[tuple[int, int], Path] = {(st.st_dev, st.st_ino): root}
     walker = _Walker(root_real, seen_dirs, seen_files)
-    yield from walker.walk_dir(root, [(st.st_dev, st.st_ino)])
+    yield from walker.walk_dir(root, [(st.st_dev, st.st_ino)], root_real, "")
 
 
 @dataclass(slots=True)
@@ -95,7 +109,11 @@ class _Walker:
     seen_dirs: dict[tuple[int, int], Path]
     seen_files: dict[tuple[int, int], Path]
 
-    def walk_dir(self, directory: Path, ancestors: list[tuple[int, int]]) -> Iterator[WalkItem]:
+    def walk_dir(
+        self, directory: Path, ancestors: list[tuple[int, int]], real_dir: str, relative_dir: str
+    ) -> Iterator[WalkItem]:
+        """`real_dir`: `directory` with its links resolved; `relative_dir`: its path under the root ("" for
+        the root itself), POSIX."""
         root_real, seen_dirs, seen_files = self.root_real, self.seen_dirs, self.seen_files
         if len(ancestors) > MAX_DIRECTORY_DEPTH:
             yield WalkItem("error", directory, f"nested more than {MAX_DIRECTORY_DEPTH} directories deep")
@@ -107,14 +125,15 @@ class _Walker:
             yield WalkItem("error", directory, _describe_os_error(exc, "directory"))
             return
         yield WalkItem("enter", directory)
-        defaults: list[Path] = []
-        files: list[Path] = []
-        subdirs: list[tuple[Path, tuple[int, int]]] = []
+        defaults: list[tuple[Path, str, str, Stamp]] = []
+        files: list[tuple[Path, str, str, Stamp]] = []
+        subdirs: list[tuple[Path, tuple[int, int], str, str]] = []
         for entry in entries:
             name = entry.name
             if is_skipped(name):
                 continue
             path = directory / name
+            relative = f"{relative_dir}/{name}" if relative_dir else name
             try:
                 is_link = entry.is_symlink()
                 st = entry.stat(follow_symlinks=True)
@@ -128,8 +147,9 @@ class _Walker:
                 yield WalkItem("error", path, _describe_os_error(exc, "it"))
                 continue
             key = (st.st_dev, st.st_ino)
+            real = os.path.realpath(path) if is_link else os.path.join(real_dir, name)
             if stat.S_ISDIR(st.st_mode):
-                if is_link and not _inside(root_real, os.path.realpath(path)):
+                if is_link and not _inside(root_real, real):
                     yield WalkItem("error", path, _OUTSIDE)
                 elif key in ancestors:
                     yield WalkItem("error", path, f"symlink loop: leads back to {plain(seen_dirs[key])}")
@@ -141,7 +161,7 @@ class _Walker:
                     )
                 else:
                     seen_dirs[key] = path
-                    subdirs.append((path, key))
+                    subdirs.append((path, key, real, relative))
                 continue
             suffix = os.path.splitext(name)[1].lower()
             if suffix not in MANIFEST_SUFFIXES:
@@ -149,7 +169,7 @@ class _Walker:
             if not stat.S_ISREG(st.st_mode):
                 yield WalkItem("error", path, "not a regular file")
                 continue
-            if is_link and not _inside(root_real, os.path.realpath(path)):
+            if is_link and not _inside(root_real, real):
                 yield WalkItem("error", path, _OUTSIDE)
                 continue
             if key in seen_files:
@@ -158,18 +178,19 @@ class _Walker:
                 )
                 continue
             seen_files[key] = path
+            found = (path, real, relative, stamp_of(st))
             if os.path.splitext(name)[0] == DEFAULTS_STEM:
-                defaults.append(path)
+                defaults.append(found)
             else:
-                files.append(path)
-        for path in defaults[1:]:
+                files.append(found)
+        for path, _, _, _ in defaults[1:]:
             yield WalkItem(
-                "error", path, f"a second defaults file in this directory (also {plain(defaults[0].name)})"
+                "error", path, f"a second defaults file in this directory (also {plain(defaults[0][0].name)})"
             )
-        for path in defaults[:1]:
-            yield WalkItem("defaults", path)
-        for path in files:
-            yield WalkItem("manifest", path)
-        for path, key in subdirs:
-            yield from self.walk_dir(path, [*ancestors, key])
+        for path, real, relative, stamp in defaults[:1]:
+            yield WalkItem("defaults", path, real=real, relative=relative, stamp=stamp)
+        for path, real, relative, stamp in files:
+            yield WalkItem("manifest", path, real=real, relative=relative, stamp=stamp)
+        for path, key, real, relative in subdirs:
+            yield from self.walk_dir(path, [*ancestors, key], real, relative)
         yield WalkItem("leave", directory)

@@ -1,17 +1,22 @@
 """The daemon's load cache: a load with it gives exactly what a cold load gives, on generated trees through
 random edits (files changed, added and removed, defaults changed, variables changed), and it never keeps a
-file whose result depends on the environment or holds a secret."""
+file whose result depends on the environment or holds a secret. A file whose stat is unchanged and old is
+not even read; one whose stat moved in any way, or was too fresh to trust, is."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.source import Defaults, LoadCache, LoadResult, load_manifests
+from reconciler.source import Defaults, LoadCache, LoadResult, load_manifests, loader
 from tests.source.conftest import PROPS
 
 NAMES = [f"g{n}" for n in range(6)]
@@ -65,12 +70,23 @@ EDIT = st.tuples(
 )
 
 
-def apply_edit(root: Path, env: dict[str, str], edit: tuple[str, str, str, str]) -> None:
+# Distinct mtimes for the writes of a test that trusts stats: a test writes faster than the file system's
+# clock ticks, and two same-size writes in one tick have the same stat (what `LoadCache.RACY_NS` is for).
+_TICKS = itertools.count(1)
+
+
+def apply_edit(
+    root: Path, env: dict[str, str], edit: tuple[str, str, str, str], *, distinct_mtime: bool = False
+) -> None:
     what, where, name, kind = edit
     folder = root if where == "top" else root / "sub"
     folder.mkdir(exist_ok=True)
     if what == "write":
-        (folder / f"{name}.yaml").write_text(content(kind, name))
+        path = folder / f"{name}.yaml"
+        path.write_text(content(kind, name))
+        if distinct_mtime:
+            tick = next(_TICKS) * 1_000_000_000
+            os.utime(path, ns=(tick, tick))
     elif what == "remove":
         (folder / f"{name}.yaml").unlink(missing_ok=True)
     elif what == "defaults":
@@ -90,17 +106,20 @@ def apply_edit(root: Path, env: dict[str, str], edit: tuple[str, str, str, str])
         st.tuples(st.sampled_from(["top", "sub"]), st.sampled_from(NAMES), FILE_KINDS), max_size=8
     ),
     edits=st.lists(st.lists(EDIT, min_size=1, max_size=4), min_size=1, max_size=4),
+    trust_stats=st.booleans(),
 )
 def test_a_cached_load_equals_a_cold_load_through_any_edits(
-    first: list[tuple[str, str, str]], edits: list[list[tuple[str, str, str, str]]]
+    first: list[tuple[str, str, str]], edits: list[list[tuple[str, str, str, str]]], trust_stats: bool
 ) -> None:
+    """With `trust_stats` the cache's clock is an hour ahead, so every unchanged stat is old enough to be
+    trusted without reading (the writes get distinct mtimes, as writes seconds apart would have)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "manifests"
         root.mkdir()
         env = {"ACI_TAG": "1.27", "ACI_TOKEN": "s3cret-token-value"}
         for where, name, kind in first:
-            apply_edit(root, env, ("write", where, name, kind))
-        cache = LoadCache()
+            apply_edit(root, env, ("write", where, name, kind), distinct_mtime=trust_stats)
+        cache = LoadCache(clock=_an_hour_ahead) if trust_stats else LoadCache()
 
         def both() -> None:
             warm = load_manifests(root, defaults=Defaults(resource_group="rg-a"), environ=env, cache=cache)
@@ -111,7 +130,7 @@ def test_a_cached_load_equals_a_cold_load_through_any_edits(
         for batch in edits:
             both()  # unchanged: served from the cache, still the same
             for edit in batch:
-                apply_edit(root, env, edit)
+                apply_edit(root, env, edit, distinct_mtime=trust_stats)
             both()
         for entry in cache.entries.values():
             for group in entry.groups:
@@ -170,3 +189,73 @@ def test_a_changed_defaults_file_reloads_the_files_under_it(tmp_path: Path) -> N
         load_manifests(tmp_path, defaults=Defaults(), cache=cache).groups[0].manifest.location
         == "northeurope"
     )
+
+
+def _an_hour_ahead() -> int:
+    return time.time_ns() + 3600 * 1_000_000_000
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every manifest file the loader reads from disk, in order."""
+    seen: list[Path] = []
+    real_read = loader._read
+
+    def counting(path: Path) -> tuple[bytes | None, Any]:
+        seen.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(loader, "_read", counting)
+    return seen
+
+
+def test_a_file_whose_stat_is_unchanged_and_old_is_not_read_again(tmp_path: Path, reads: list[Path]) -> None:
+    for name in NAMES:
+        write(tmp_path, f"{name}.yaml", body(name))
+    cache = LoadCache(clock=_an_hour_ahead)
+    first = load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    assert len(reads) == 6
+    again = load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    assert len(reads) == 6, "nothing read the second time"
+    assert snapshot(again) == snapshot(first)
+    assert again.fresh == {}, "nothing parsed afresh either"
+
+
+def test_a_file_rewritten_with_the_same_size_and_mtime_is_read_again(
+    tmp_path: Path, reads: list[Path]
+) -> None:
+    # What only ctime tells: `cp -p`, `rsync -t` or `touch -r` can put the old mtime back, never the ctime.
+    path = tmp_path / "web.yaml"
+    path.write_text(body("web", image="nginx:1.27"))
+    before = path.stat()
+    cache = LoadCache(clock=_an_hour_ahead)
+    load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    path.write_text(body("web", image="nginx:1.29"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    result = load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    assert result.groups[0].manifest.properties.containers[0].properties.image == "nginx:1.29"
+    assert reads == [path, path]
+    assert str(path) in result.fresh
+
+
+def test_a_stat_too_recent_when_read_is_never_trusted(tmp_path: Path, reads: list[Path]) -> None:
+    # A second write in the same tick of a coarse file-system clock would leave the stat as it was.
+    write(tmp_path, "web.yaml", body("web"))
+    cache = LoadCache()  # the real clock: the file was written just now
+    load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    assert len(reads) == 2, "read again, and compared by content"
+    assert cache.hits == 1
+    (entry,) = cache.entries.values()
+    assert entry.stamp is not None
+    assert not cache.trusts(entry, entry.stamp)
+    aged = LoadCache(clock=_an_hour_ahead)
+    assert aged.trusts(entry, entry.stamp) is False, "trust is judged by when it was read, not by now"
+    old = loader._Cached(**{**_fields(entry), "read_at": max(entry.stamp[3:]) + LoadCache.RACY_NS + 1})
+    assert cache.trusts(old, entry.stamp)
+    assert not cache.trusts(old, (*entry.stamp[:4], entry.stamp[4] + 1)), "another ctime is another file"
+
+
+def _fields(entry: Any) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in entry.__slots__}
