@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from reconciler.daemon.state import Key
 from reconciler.daemon.worker import ApplyView, LiveSummary, OnEvent, PlanView
 from reconciler.engine.reconcile import EngineSettings, PlannedPass, apply_pass, load, plan_pass
 from reconciler.execution import QuotaBudget
+from reconciler.model.manifest import GroupManifest
 from reconciler.model.plan import Action, Change, Plan
 from reconciler.planning import REVISION_TAG, PlanMemo, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
@@ -80,35 +81,35 @@ class SettledFiles:
     a moment later. So a prune is held for one more settle delay when the file it came from still exists
     and either changed while it was being read (size or mtime moved across the load) or now holds fewer
     documents than at the last pass and changed since. A file that keeps its smaller count across one
-    settle delay (unchanged since) is taken as it is, and its groups are pruned then."""
+    settle delay (unchanged since) is taken as it is, and its groups are pruned then.
+
+    Only the files that can matter are stat'ed after a load: those parsed afresh by it (`LoadResult.fresh`,
+    with their stat from before the read) and those whose document count changed. A file the load cache
+    answered for holds what a complete earlier read of it held, so it is as settled as it was then."""
 
     def __init__(self) -> None:
-        # By absolute path as text: a large tree is stat'ed every pass, and `Path` objects cost more than
-        # the stat calls.
+        # By the path as walked, as text: a large tree is looked at every pass, and `Path` objects (or
+        # `abspath`) per file cost more than the rest of the work.
         self._seen: dict[str, _FileSeen] = {}
 
-    @staticmethod
-    def snapshot(paths: Iterable[str | Path]) -> dict[str, FileStat | None]:
-        out: dict[str, FileStat | None] = {}
-        for p in paths:
-            path = os.path.abspath(p)
-            out[path] = _stat(path)
-        return out
-
-    def unsettled(self, loaded: LoadResult, before: Mapping[str, FileStat | None]) -> dict[Key, str]:
+    def unsettled(self, loaded: LoadResult) -> dict[Key, str]:
         """The groups whose prune must wait (key -> why), and remember this load."""
         docs: dict[str, int] = {}
         keys: dict[str, set[Key]] = {}
         for group in loaded.groups:
-            path = os.path.abspath(group.source.path)
+            path = str(group.source.path)
             docs[path] = docs.get(path, 0) + 1
-            keys.setdefault(path, set()).add((group.key[0].lower(), group.key[1].lower()))
+            keys.setdefault(path, set()).add(group.folded_key)
+        before = loaded.fresh
         held: dict[Key, str] = {}
         seen: dict[str, _FileSeen] = {}
         for path in {*docs, *self._seen}:
-            now = _stat(path)
             previous = self._seen.get(path)
             count = docs.get(path, 0)
+            if previous is not None and path not in before and count == previous.documents:
+                seen[path] = previous
+                continue
+            now = _stat(path)
             moving = path in before and before[path] != now
             shrunk = (
                 previous is not None
@@ -131,7 +132,7 @@ class SettledFiles:
 
     def keys_last_seen_in(self, path: Path) -> frozenset[Key]:
         """The groups that `path` held when it was last read whole."""
-        seen = self._seen.get(os.path.abspath(path))
+        seen = self._seen.get(str(path))
         return seen.keys if seen is not None else frozenset()
 
 
@@ -159,12 +160,31 @@ def job_templates(loaded: LoadResult) -> tuple[JobTemplate, ...]:
     return tuple(templates)
 
 
-def _secret_values(planned: PlannedPass) -> tuple[str, ...]:
-    values: list[str] = []
-    for change in planned.plan.changes:
-        if change.desired is not None:
-            values.extend(change.desired.secret_values().values())
-    return tuple(values)
+class _SecretValues:
+    """The resolved secret values of a pass's desired manifests (for the log redactor), remembering which
+    manifest objects hold none (the load cache hands the same ones back pass after pass). Only that verdict
+    is kept: no value outlives its pass."""
+
+    def __init__(self) -> None:
+        self._none: dict[int, GroupManifest] = {}
+
+    def of(self, planned: PlannedPass) -> tuple[str, ...]:
+        values: list[str] = []
+        none: dict[int, GroupManifest] = {}
+        for change in planned.plan.changes:
+            manifest = change.desired
+            if manifest is None:
+                continue
+            if self._none.get(id(manifest)) is manifest:
+                none[id(manifest)] = manifest
+                continue
+            found = manifest.secret_values()
+            if found:
+                values.extend(found.values())
+            else:
+                none[id(manifest)] = manifest
+        self._none = none
+        return tuple(values)
 
 
 class EnginePasses:
@@ -194,6 +214,7 @@ class EnginePasses:
         self.load_cache = LoadCache()
         # ... nor are groups unchanged on both sides canonicalised and diffed again.
         self.plan_memo = PlanMemo()
+        self._secrets = _SecretValues()
         self.gateway = DrainingGateway(gateway)
         self.environ = environ
         self.sleep = sleep
@@ -219,7 +240,6 @@ class EnginePasses:
         owned = self._owned() if self._owned is not None else None
         if owned is not None:
             settings = dataclasses.replace(settings, owned=owned)
-        before = self.settled.snapshot(self._manifest_files(settings))
         loaded = await asyncio.to_thread(load, settings, self.environ, self.load_cache)
         if self._loaded_hook is not None:
             await self._loaded_hook(loaded)
@@ -229,13 +249,13 @@ class EnginePasses:
         planned = await plan_pass(
             settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded, memo=self.plan_memo
         )
-        unsettled = self.settled.unsettled(loaded, before)
+        unsettled = self.settled.unsettled(loaded)
         if unsettled:
             planned = dataclasses.replace(planned, plan=_hold_prunes(planned.plan, unsettled))
         failed = _failed_keys(loaded)
         # A file that no longer parses at all names none of its groups: those it held when it last loaded
         # are the ones whose manifest failed, so /status shows them Stalled with the error, not Ready.
-        loaded_keys = {(g.key[0].lower(), g.key[1].lower()) for g in loaded.groups}
+        loaded_keys = {g.folded_key for g in loaded.groups} if loaded.errors else set()
         for error in loaded.errors:
             for key in self.settled.keys_last_seen_in(error.path) - loaded_keys:
                 failed.setdefault(key, f"its manifest failed to load ({error})")
@@ -244,25 +264,12 @@ class EnginePasses:
             complete=loaded.complete,
             failed=failed,
             handle=(planned, settings),
-            secrets=_secret_values(planned),
+            secrets=self._secrets.of(planned),
             recheck_after=self.settle_delay if unsettled else None,
             jobs=job_templates(loaded),
             owned=owned,
             observed=_live_summaries(planned),
         )
-
-    def _manifest_files(self, settings: EngineSettings) -> list[str]:
-        roots = settings.manifests if isinstance(settings.manifests, tuple) else (settings.manifests,)
-        found: list[str] = []
-        for root in roots:
-            if Path(root).is_file():
-                found.append(str(root))
-                continue
-            for directory, _, names in os.walk(root):
-                found.extend(
-                    os.path.join(directory, n) for n in names if n.endswith((".yaml", ".yml", ".json"))
-                )
-        return found
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:
         whole, settings = planned.handle
