@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -239,11 +240,39 @@ class _OneTlsContextTransport(AioHttpTransport):
         return context
 
 
-@dataclass(frozen=True)
 class _Response:
-    status: int
-    headers: dict[str, str]
-    body: Any  # parsed JSON, or None for an empty body
+    """One answer: its status, headers (lower-case names) and raw bytes; `body`, the parsed JSON (None when
+    empty or not JSON), is decoded on first use, so a list page known by its bytes is never decoded."""
+
+    __slots__ = ("_body", "_parsed", "headers", "raw", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], raw: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+        self._body: Any = None
+        self._parsed = False
+
+    @property
+    def body(self) -> Any:
+        if not self._parsed:
+            self._body, self._parsed = _json_or_none(self.raw), True
+        return self._body
+
+
+def _json_or_none(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    groups: tuple[ObservedGroup, ...]
+    next_link: str | None
 
 
 def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
@@ -260,6 +289,20 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
         provisioning_state=props.get("provisioningState"),
         instance_state=instance_view.get("state") if isinstance(instance_view, Mapping) else None,
     )
+
+
+def _parse_page(body: Any, label: str, resource_group_of: Callable[[Mapping[str, Any]], str | None]) -> _Page:
+    page = body if isinstance(body, Mapping) else {}
+    found: list[ObservedGroup] = []
+    for item in page.get("value") or []:
+        if not isinstance(item, Mapping):
+            continue
+        rg = resource_group_of(item)
+        if rg is None:
+            raise StalledError(f"{label}: a listed group has no resource id ({item.get('name')!r})")
+        found.append(_observed(rg, item))
+    next_link = page.get("nextLink")
+    return _Page(tuple(found), str(next_link) if next_link else None)
 
 
 class _MissingFirstPageError(Exception):
@@ -324,6 +367,13 @@ class AzureGateway:
         # ARM's answer to the last read: how many reads the subscription's bucket still holds (None: unsaid).
         self._reads_remaining: int | None = None
         self.reads_paced = 0
+        # The pages of each list (by its label) at its last complete read, and of the read under way, by a
+        # hash of their bytes: a page Azure answers with the same bytes again is not decoded again, and
+        # hands back the very same `ObservedGroup` objects, which the planner's memo then recognises
+        # without hashing them. At most two reads of each list are kept.
+        self._pages: dict[str, dict[bytes, _Page]] = {}
+        self._pages_reading: dict[str, dict[bytes, _Page]] = {}
+        self.pages_reused = 0
 
     # --- URLs -----------------------------------------------------------------------------------
 
@@ -413,19 +463,13 @@ class AzureGateway:
         resp_headers = {k.lower(): v for k, v in response.headers.items()}
         if method == "GET":
             self._note_reads_remaining(resp_headers.get(READS_REMAINING_HEADER))
-        parsed: Any = None
-        raw = response.content
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                parsed = None
+        answer = _Response(response.status_code, resp_headers, response.content or b"")
         if response.status_code >= 400:
-            code, message = arm_error(parsed)
+            code, message = arm_error(answer.body)
             raise classify_http(
                 response.status_code, code=code, message=message, headers=resp_headers, operation=label
             )
-        return _Response(response.status_code, resp_headers, parsed)
+        return answer
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -466,6 +510,10 @@ class AzureGateway:
         it, so that a call again after a failure resumes at the failed page; a 404 of the first page raises
         `_MissingFirstPageError`."""
         url: str | None = cursor.next_link if cursor.pages else first
+        if not cursor.pages:
+            self._pages_reading[label] = {}
+        known = self._pages.get(label, {})
+        reading = self._pages_reading.setdefault(label, {})
         while url:
             if url in cursor.links or len(cursor.links) >= MAX_PAGES:
                 raise StalledError(f"{label}: the service returned a nextLink loop")
@@ -477,21 +525,19 @@ class AzureGateway:
                 if cursor.pages:
                     raise
                 raise _MissingFirstPageError(str(err)) from err
-            page = response.body if isinstance(response.body, Mapping) else {}
-            found: list[ObservedGroup] = []
-            for item in page.get("value") or []:
-                if not isinstance(item, Mapping):
-                    continue
-                rg = resource_group_of(item)
-                if rg is None:
-                    raise StalledError(f"{label}: a listed group has no resource id ({item.get('name')!r})")
-                found.append(_observed(rg, item))
-            next_link = page.get("nextLink")
+            digest = hashlib.blake2b(response.raw, digest_size=16).digest()
+            page = known.get(digest) or reading.get(digest)
+            if page is None:
+                page = _parse_page(response.body, label, resource_group_of)
+            else:
+                self.pages_reused += 1
+            reading[digest] = page
             # The page is taken whole or not at all: a retry never sees half of one.
             cursor.links.add(url)
-            cursor.groups.extend(found)
+            cursor.groups.extend(page.groups)
             cursor.pages += 1
-            url = cursor.next_link = str(next_link) if next_link else None
+            url = cursor.next_link = page.next_link
+        self._pages[label] = self._pages_reading.pop(label, reading)
         return cursor.groups
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:

@@ -148,3 +148,35 @@ async def test_a_missing_resource_group_costs_one_read(tmp_path: Path) -> None:
             reads=reads,
         )
         assert (found, reads.requests) == ([], 1)
+
+
+async def test_a_page_answered_with_the_same_bytes_hands_back_the_same_groups_without_decoding(
+    tmp_path: Path,
+) -> None:
+    async with in_process(tmp_path, page_size=3) as (emu, gateway):
+        seed(emu, 8)  # pages: g0000-g0002, g0003-g0005, g0006-g0007
+        first = await gateway.list_groups(RG)
+        again = await gateway.list_groups(RG)
+        assert [g.name for g in again] == [g.name for g in first]
+        assert all(a is b for a, b in zip(again, first, strict=True)), "the very same objects"
+        assert gateway.pages_reused == 3
+        store = emu.store
+        store.remove(next(r for r in store.records() if r.name == "g0004"))
+        store.insert(
+            GroupRecord(
+                SUBSCRIPTION, RG, "g0004", unmanaged_body("nginx:changed"), created=0.0,
+                provisioning_state="Succeeded",
+            )
+        )  # fmt: skip
+        third = await gateway.list_groups(RG)
+        assert gateway.pages_reused == 5, "the two unchanged pages"
+        changed = {g.name for g, before in zip(third, first, strict=True) if g is not before}
+        assert changed == {"g0003", "g0004", "g0005"}, "the changed page is decoded anew, whole"
+        assert (
+            next(g for g in third if g.name == "g0004").body["properties"]["containers"][0]["properties"][
+                "image"
+            ]
+            == "nginx:changed"
+        )
+        other_rg = await gateway.list_groups("rg-other")
+        assert other_rg == [], "pages are kept per list, never mixed"
