@@ -218,7 +218,7 @@ def _build(
     issues += _scope_issues(observation)
     issues += extra_issues
     desired = [
-        DesiredGroup(manifest=g.manifest, source=str(g.source))
+        DesiredGroup(manifest=g.manifest, source=g.where)
         for g in loaded.groups
         if g.manifest.resource_group.lower() not in unobservable and observation.failed_all is None
     ]

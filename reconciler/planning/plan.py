@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -78,10 +78,11 @@ class DesiredGroup:
 
     manifest: GroupManifest
     source: str | None = None
+    # (resource group, name) in lower case, as Azure compares them; looked up several times a pass.
+    key: tuple[str, str] = field(init=False)
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.manifest.resource_group.lower(), self.manifest.name.lower())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.manifest.resource_group.lower(), self.manifest.name.lower()))
 
 
 class IncompleteObservationError(ValueError):
@@ -477,9 +478,19 @@ def observed_fingerprint(observed: ObservedGroup | None) -> str | None:
 class _Memo:
     manifest: GroupManifest  # compared by identity: the daemon's load cache hands back the same object
     source: str | None
+    # The live group it was planned against: the object first (the adapter hands back the same one for a
+    # list page with the same bytes), else its fingerprint.
+    live: ObservedGroup | None
     observed: str | None
     context: tuple[str, str, bytes, str, bool]
     change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class _Owner:
+    live: ObservedGroup  # compared by identity
+    context: tuple[str, str, bytes]
+    status: Ownership
 
 
 @dataclass
@@ -493,8 +504,20 @@ class PlanMemo:
     it (tests: hypothesis, cached against cold)."""
 
     entries: dict[tuple[str, str], _Memo] = field(default_factory=dict)
+    # The ownership proof's verdict per live group of the last pass (an HMAC each to check again).
+    owners: dict[tuple[str, str], _Owner] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+
+    def owner(self, key: tuple[str, str], live: ObservedGroup, context: tuple[str, str, bytes]) -> _Owner:
+        """The ownership verdict of `live`: the last pass's when it checked this very object."""
+        kept = self.owners.get(key)
+        if kept is not None and kept.live is live and kept.context == context:
+            return kept
+        instance, subscription, secret_key = context
+        return _Owner(
+            live, context, ownership(live, instance=instance, subscription=subscription, key=secret_key)
+        )
 
 
 def build_plan(
@@ -529,16 +552,17 @@ def build_plan(
         return Plan(revision=revision, instance=instance, issues=tuple(out_issues))
 
     live: dict[tuple[str, str], ObservedGroup] = {}
-    for live_group in observed:
-        live[(live_group.resource_group.lower(), live_group.name.lower())] = live_group
+    for listed in observed:
+        live[(listed.resource_group.lower(), listed.name.lower())] = listed
 
     changes: list[Change] = []
     seen: dict[tuple[str, str], DesiredGroup] = {}
     remembered: dict[tuple[str, str], _Memo] = {}
+    context = (instance, revision, secret_key, subscription, rekey)
     for group in desired:
         manifest = group.manifest
-        where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
         if group.key in seen:
+            where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
             first = seen[group.key].source or "another manifest"
             out_issues.append(
                 PlanIssue(
@@ -552,32 +576,37 @@ def build_plan(
             )
             continue
         seen[group.key] = group
-        bad_tags = tag_problems(manifest.tags)
-        if bad_tags:
-            out_issues += [PlanIssue(severity="error", message=m, **where) for m in bad_tags]
-            continue
-        if manifest.policy.job is not None:
-            # Never compared, so its unresolved secrets hide nothing: `reconcile run` resolves them.
-            changes.append(_job_template(group, live.get(group.key)))
-            continue
-        # The memo first: a kept group has no secret values, so neither the warning below nor reading them
-        # again applies to a hit.
-        context = (instance, revision, secret_key, subscription, rekey)
-        fingerprint = observed_fingerprint(live.get(group.key)) if memo is not None else None
+        live_group = live.get(group.key)
+        # The memo first: a kept group passed the checks below with this very manifest and has no secret
+        # values, so neither the warning below nor reading them again applies to a hit.
+        fingerprint: str | None = None
         if memo is not None:
             kept = memo.entries.get(group.key)
             if (
                 kept is not None
                 and kept.manifest is manifest
                 and kept.source == group.source
-                and kept.observed == fingerprint
                 and kept.context == context
+                and (
+                    kept.live is live_group
+                    or kept.observed == (fingerprint := observed_fingerprint(live_group))
+                )
             ):
                 memo.hits += 1
-                remembered[group.key] = kept
+                remembered[group.key] = kept if kept.live is live_group else replace(kept, live=live_group)
                 changes.append(kept.change)
                 continue
             memo.misses += 1
+            fingerprint = fingerprint or observed_fingerprint(live_group)
+        where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
+        bad_tags = tag_problems(manifest.tags)
+        if bad_tags:
+            out_issues += [PlanIssue(severity="error", message=m, **where) for m in bad_tags]
+            continue
+        if manifest.policy.job is not None:
+            # Never compared, so its unresolved secrets hide nothing: `reconcile run` resolves them.
+            changes.append(_job_template(group, live_group))
+            continue
         secret_values = resolved_secret_values(manifest)
         if secret_values is None:
             out_issues.append(
@@ -593,7 +622,7 @@ def build_plan(
         try:
             change = diff_group(
                 group,
-                live.get(group.key),
+                live_group,
                 instance=instance,
                 revision=revision,
                 secret_key=secret_key,
@@ -608,18 +637,25 @@ def build_plan(
             continue
         changes.append(change)
         if memo is not None and secret_values == {}:
-            remembered[group.key] = _Memo(manifest, group.source, fingerprint, context, change)
+            remembered[group.key] = _Memo(manifest, group.source, live_group, fingerprint, context, change)
     if memo is not None:
         memo.entries = remembered
 
-    # One proof check per live group (an HMAC each), shared by the prune and re-key decisions below.
-    statuses = {
-        key: ownership(group_live, instance=instance, subscription=subscription, key=secret_key)
-        for key, group_live in live.items()
-    }
-
-    def owned(group: ObservedGroup) -> Ownership:
-        return statuses[(group.resource_group.lower(), group.name.lower())]
+    # One proof check per live group (an HMAC each), shared by the prune and re-key decisions below; the
+    # memo's verdict for a live group that is the very object checked last pass.
+    proof_context = (instance, subscription, secret_key)
+    statuses: dict[tuple[str, str], Ownership] = {}
+    owners: dict[tuple[str, str], _Owner] = {}
+    for key, group_live in live.items():
+        if memo is None:
+            statuses[key] = ownership(
+                group_live, instance=instance, subscription=subscription, key=secret_key
+            )
+            continue
+        owner = owners[key] = memo.owner(key, group_live, proof_context)
+        statuses[key] = owner.status
+    if memo is not None:
+        memo.owners = owners
 
     orphans: list[ObservedGroup] = []
     unproven: dict[Ownership, list[ObservedGroup]] = {}
@@ -632,7 +668,7 @@ def build_plan(
         elif key not in seen and status in _UNPROVEN:
             unproven.setdefault(status, []).append(group_live)
     out_issues += _unproven_issues(unproven, key_id(secret_key))
-    rekeyed = [g for key, g in live.items() if key in seen and owned(g) is Ownership.OTHER_KEY]
+    rekeyed = [g for key, g in live.items() if key in seen and statuses[key] is Ownership.OTHER_KEY]
     if rekeyed and not rekey:
         out_issues.append(_key_changed_issue(rekeyed, key_id(secret_key)))
     if orphans and not load_complete:

@@ -1,6 +1,6 @@
 """The daemon's plan memo: a plan made with it equals the plan made without it, pass after pass, whatever
-changes on either side (a manifest replaced, a live group drifted, deleted or adopted, the revision moved);
-groups with secret values are never kept."""
+changes on either side (a manifest replaced, a live group drifted, deleted or adopted, listed again as new
+but equal objects, the revision or the secret key moved); groups with secret values are never kept."""
 
 from __future__ import annotations
 
@@ -18,22 +18,31 @@ from tests.planning.test_properties import edited, manifests
 NAMES = ["g-one", "g-two", "g-three"]
 
 
+OTHER_KEY = b"another-secret-key-of-32-bytes!!"
+
+
 def plan_json(
-    memo: PlanMemo | None, ms: dict[str, GroupManifest], live: dict[str, ObservedGroup], rev: str
+    memo: PlanMemo | None,
+    ms: dict[str, GroupManifest],
+    live: dict[str, ObservedGroup],
+    rev: str,
+    key: bytes = KEY,
 ) -> Any:
     plan = build_plan(
         [desired(m, source=f"manifests/{n}.yaml:1:1") for n, m in sorted(ms.items())],
         list(live.values()),
         instance=INSTANCE,
         revision=rev,
-        secret_key=KEY,
+        secret_key=key,
         memo=memo,
     )
     return plan.model_dump()
 
 
 STEP = st.tuples(
-    st.sampled_from(["edit", "drift", "delete-live", "apply", "revision", "same", "drop-manifest"]),
+    st.sampled_from(
+        ["edit", "drift", "delete-live", "apply", "revision", "same", "drop-manifest", "relist", "key"]
+    ),
     st.sampled_from(NAMES),
 )
 
@@ -51,8 +60,9 @@ def test_a_memoised_plan_equals_a_fresh_one_through_any_changes(
     live = {n: applied(m) for n, m in ms.items()}
     memo = PlanMemo()
     revision = "rev-1"
+    key = KEY
     for what, name in steps:
-        assert plan_json(memo, ms, live, revision) == plan_json(None, ms, live, revision)
+        assert plan_json(memo, ms, live, revision, key) == plan_json(None, ms, live, revision, key)
         if what == "edit" and name in ms:
             ms[name] = edited(ms[name], lambda body: body["properties"]["containers"][0]["properties"].update(
                 image="edited:1"))  # fmt: skip
@@ -70,7 +80,12 @@ def test_a_memoised_plan_equals_a_fresh_one_through_any_changes(
             ms.pop(name, None)
         elif what == "same" and name not in ms:
             ms[name] = secret_one.model_copy(update={"name": name})
-    assert plan_json(memo, ms, live, revision) == plan_json(None, ms, live, revision)
+        elif what == "relist":
+            # A list page with other bytes: equal groups, but new objects (the fingerprint decides).
+            live = {n: g.model_copy(deep=True) for n, g in live.items()}
+        elif what == "key":
+            key = OTHER_KEY if key == KEY else KEY
+    assert plan_json(memo, ms, live, revision, key) == plan_json(None, ms, live, revision, key)
     for entry in memo.entries.values():
         assert entry.manifest.secret_values() == {}, "a group with secrets is never kept"
 
@@ -88,3 +103,36 @@ def test_an_unchanged_fleet_is_served_from_the_memo() -> None:
     live["g-one"] = applied(ms["g-one"], revision="other")
     plan_json(memo, ms, live, "r")
     assert (memo.hits, memo.misses) == (5, 4), "the changed live side is diffed again"
+    live = {n: g.model_copy(deep=True) for n, g in live.items()}
+    plan_json(memo, ms, live, "r")
+    assert (memo.hits, memo.misses) == (8, 4), "equal live groups listed again are recognised by content"
+
+
+def test_the_ownership_of_a_live_group_listed_again_as_the_same_object_is_not_checked_again(
+    monkeypatch: Any,
+) -> None:
+    from reconciler.planning import plan as planning_plan
+    from tests.planning.support import manifest
+
+    checked: list[str] = []
+    real = planning_plan.ownership
+
+    def counting(group: ObservedGroup, **kwargs: Any) -> Any:
+        checked.append(group.name)
+        return real(group, **kwargs)
+
+    monkeypatch.setattr(planning_plan, "ownership", counting)
+    ms = {n: manifest(name=n) for n in NAMES}
+    live = {n: applied(m) for n, m in ms.items()}
+    memo = PlanMemo()
+    plan_json(memo, ms, live, "r")
+    assert set(checked) == set(NAMES)
+    first = len(checked)
+    plan_json(memo, ms, live, "r")
+    assert len(checked) == first, "none checked again"
+    plan_json(memo, ms, live, "r", OTHER_KEY)
+    assert set(checked[first:]) == set(NAMES), "another key is another verdict"
+    second = len(checked)
+    live["g-one"] = live["g-one"].model_copy(deep=True)
+    plan_json(memo, ms, live, "r", OTHER_KEY)
+    assert set(checked[second:]) == {"g-one"}, "another object is checked again"
