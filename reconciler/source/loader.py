@@ -230,9 +230,9 @@ def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None
         # The same bytes under a new stat (touched, or checked out again): remember the stat it has now.
         entry = cache.entries[str(path)] = replace(entry, stamp=stamp, read_at=read_at)
         return _Read(data, None, digest=digest, cached=entry, read_at=read_at)
-    read = _Read(data, None, digest=digest, read_at=read_at)
-    read.parse(path)
-    return read
+    # Parsed when loaded, one file at a time, and released then: the whole tree's parse trees (with their
+    # positions) never live at once.
+    return _Read(data, None, digest=digest, read_at=read_at)
 
 
 def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
@@ -667,6 +667,7 @@ def _note_unloaded(run: _Pass, path: Path, read: _Read) -> None:
 
 def _load_defaults(run: _Pass, path: Path, read: _Read, outer: Layer) -> Layer | None:
     """The layer of a defaults file, or None (after recording errors) when it is unusable."""
+    read.parse(path)
     if read.data is not None:
         run.contents.append((run.relative(path), read.digest.encode()))
     if read.data is None or read.text is None:
@@ -734,8 +735,10 @@ class _Secrets:
         return real in self.files or any(_under(real, d) for d in self.dirs)
 
     def note_references(self, path: Path, read: _Read) -> None:
-        if read.text is None or "from" not in read.text.lower():
+        # Only UTF-8 is read, so the bytes tell as well as the text would whether "from" appears at all.
+        if read.data is None or b"from" not in read.data.lower():
             return
+        read.parse(path)
         for doc in read.docs:
             for ref in find_references(doc.value):
                 if ref.kind == "file" and not os.path.isabs(ref.name):
@@ -794,6 +797,7 @@ def load_manifests(
                 read = _read_parsed(item.path, cache if item.kind == "manifest" else None, item.stamp)
                 reads[item.path] = read
                 if item.kind == "defaults":
+                    read.parse(item.path)
                     value = read.docs[0].value if read.docs else None
                     named = secrets_dir(item.path, value)
                     if named is not None:
@@ -801,6 +805,7 @@ def load_manifests(
                 else:
                     secrets.note_references(item.path, read)
             walked.append((top, item))
+    kept = {str(p) for p in reads}
     # The layer in force per open directory; None where a defaults file is broken (its scope is skipped).
     layers: list[Layer | None] = [base]
     files = 0
@@ -821,7 +826,7 @@ def load_manifests(
         elif item.kind == "defaults":
             files += 1
             outer = layers[-1]
-            own = _load_defaults(run, item.path, reads[item.path], outer or base)
+            own = _load_defaults(run, item.path, reads.pop(item.path), outer or base)
             layers[-1] = None if own is None or outer is None else outer.under(own)
         else:
             files += 1
@@ -829,11 +834,12 @@ def load_manifests(
             if layer is None:
                 # Covered by the defaults file's own errors: nothing here is applied (or pruned), but the
                 # groups that name their own resource group are known, for their status.
-                _note_unloaded(run, item.path, reads[item.path])
+                _note_unloaded(run, item.path, reads.pop(item.path))
                 continue
-            _load_file(run, item.path, layer, reads[item.path], cache, item=item)
+            # Popped: each file's bytes and parse tree are freed once it is loaded, and a second path to
+            # the same file finds it gone.
+            _load_file(run, item.path, layer, reads.pop(item.path), cache, item=item)
     if cache is not None:
-        kept = {str(p) for p in reads}
         for gone in [k for k in cache.entries if k not in kept]:
             del cache.entries[gone]
     _check_duplicates(run)

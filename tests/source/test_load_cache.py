@@ -259,3 +259,12 @@ def test_a_stat_too_recent_when_read_is_never_trusted(tmp_path: Path, reads: lis
 
 def _fields(entry: Any) -> dict[str, Any]:
     return {name: getattr(entry, name) for name in entry.__slots__}
+
+
+def test_a_file_reached_from_two_roots_is_loaded_once(tmp_path: Path) -> None:
+    # `reconcile plan -f manifests -f manifests/web.yaml`: one group, not a duplicate of itself.
+    write(tmp_path, "web.yaml", body("web"))
+    for cache in (None, LoadCache()):
+        result = load_manifests([tmp_path, tmp_path / "web.yaml"], defaults=Defaults(), cache=cache)
+        assert not result.errors, result.errors
+        assert [g.manifest.name for g in result.groups] == ["web"]
