@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.planning import REVISION_TAG, PlanMemo, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
 from reconciler.source import LoadCache, LoadResult
+from reconciler.source.walk import DEFAULTS_STEM, MANIFEST_SUFFIXES
 
 
 def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
@@ -135,6 +136,41 @@ class SettledFiles:
         seen = self._seen.get(str(path))
         return seen.keys if seen is not None else frozenset()
 
+    def keys_by_file(self, files: Collection[str]) -> dict[str, frozenset[Key]]:
+        """Of these absolute paths, those read at the last pass, with the groups each held then."""
+        return _by_file(files, ((path, seen.keys) for path, seen in self._seen.items()))
+
+
+def _by_file(files: Collection[str], held: Iterable[tuple[str, Iterable[Key]]]) -> dict[str, frozenset[Key]]:
+    """Of `files` (absolute paths), the keys `held` lists for each, where paths are as walked (perhaps
+    relative): compared by name first, so only the few that may match are made absolute."""
+    names = {os.path.basename(f) for f in files}
+    out: dict[str, set[Key]] = {}
+    for path, keys in held:
+        if os.path.basename(path) in names:
+            absolute = os.path.abspath(path)
+            if absolute in files:
+                out.setdefault(absolute, set()).update(keys)
+    return {path: frozenset(keys) for path, keys in out.items()}
+
+
+def focus_keys(loaded: LoadResult, settled: SettledFiles, files: frozenset[str]) -> frozenset[Key] | None:
+    """The groups a pass set off by saving `files` must plan: those the files declare now and those they
+    declared at the last pass (a document removed is a prune). None when the files' effect reaches further
+    or cannot be told, so that the pass plans everything: a defaults file (it shapes a directory), anything
+    not a manifest, and a file neither loaded now nor at the last pass (a secret file, an ignored one)."""
+    for path in files:
+        name = os.path.basename(path)
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() not in MANIFEST_SUFFIXES or stem == DEFAULTS_STEM:
+            return None
+    now = _by_file(files, ((str(g.source.path), (g.folded_key,)) for g in loaded.groups))
+    before = settled.keys_by_file(files)
+    broken = _by_file(files, ((str(e.path), ()) for e in loaded.errors))
+    if any(f not in now and f not in before and f not in broken for f in files):
+        return None
+    return frozenset().union(*now.values(), *before.values())
+
 
 def _hold_prunes(plan: Plan, held: Mapping[Key, str]) -> Plan:
     changes = tuple(
@@ -232,7 +268,7 @@ class EnginePasses:
         """From now on, start no group that has not started writing (shutdown)."""
         self.gateway.drain()
 
-    async def plan(self) -> PlanView:
+    async def plan(self, focus: frozenset[str] | None = None) -> PlanView:
         self.gateway.new_pass()
         settings = self.settings
         if self._manifests is not None:
@@ -246,8 +282,15 @@ class EnginePasses:
         revision = self._revision() if self._revision is not None else None
         if revision:
             loaded = dataclasses.replace(loaded, revision=revision)
+        keys = focus_keys(loaded, self.settled, focus) if focus else None
         planned = await plan_pass(
-            settings, self.gateway, environ=self.environ, sleep=self.sleep, loaded=loaded, memo=self.plan_memo
+            settings,
+            self.gateway,
+            environ=self.environ,
+            sleep=self.sleep,
+            loaded=loaded,
+            memo=None if keys is not None else self.plan_memo,
+            focus=keys,
         )
         unsettled = self.settled.unsettled(loaded)
         if unsettled:
@@ -269,6 +312,7 @@ class EnginePasses:
             jobs=job_templates(loaded),
             owned=owned,
             observed=_live_summaries(planned),
+            focus=keys,
         )
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:

@@ -40,6 +40,8 @@ class Trigger:
     kind: TriggerKind
     reason: str
     at: float  # wall-clock seconds
+    # Of a FILE trigger: the absolute paths that changed in its burst (what a focused pass plans).
+    paths: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {"kind": self.kind.value, "reason": self.reason, "at": self.at}
@@ -195,10 +197,10 @@ async def watch_files(
                 continue
             if quiet is not None and quiet in done:
                 quiet = None
-                coalescer.fire(Trigger(TriggerKind.FILE, _describe(root, burst), clock()))
+                coalescer.fire(_file_trigger(root, burst, clock()))
                 burst = set()
         if burst:
-            coalescer.fire(Trigger(TriggerKind.FILE, _describe(root, burst), clock()))
+            coalescer.fire(_file_trigger(root, burst, clock()))
     finally:
         leftovers: list[asyncio.Future[Any] | None] = [next_batch, quiet]
         for leftover in leftovers:
@@ -206,6 +208,16 @@ async def watch_files(
                 leftover.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                     await leftover
+
+
+# A burst of more files than this (a checkout, a bulk edit) plans everything: the focused way (a GET per
+# group) would ask Azure more than a full pass's list pages.
+MAX_FOCUS_FILES = 64
+
+
+def _file_trigger(root: Path, burst: set[str], at: float) -> Trigger:
+    paths = tuple(sorted(burst)) if len(burst) <= MAX_FOCUS_FILES else ()
+    return Trigger(TriggerKind.FILE, _describe(root, burst), at, paths)
 
 
 def _describe(root: Path, paths: set[str]) -> str:

@@ -25,7 +25,7 @@ from reconciler.daemon.jobs import JobTemplate
 from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.notify.events import Event, EventKind
 from reconciler.daemon.state import Key, Phase, Reason, StateBook, StateStore
-from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger
+from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger, TriggerKind
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import Action, Change, Plan, PlanIssue
 
@@ -73,6 +73,9 @@ class PlanView:
     owned: Callable[[str], bool] | None = None
     # What Azure said of each group it listed, for the status page (never a body: no secrets, little memory).
     observed: Mapping[Key, LiveSummary] = field(default_factory=dict)
+    # A focused pass (`PassEngine.plan(focus=...)`): the only groups it planned and observed; the others
+    # keep what the last passes said of them. None: the plan covers every group.
+    focus: frozenset[Key] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,10 @@ class Sharing(Protocol):
 
 
 class PassEngine(Protocol):
-    async def plan(self) -> PlanView: ...
+    async def plan(self, focus: frozenset[str] | None = None) -> PlanView:
+        """The plan of a pass. `focus`: the manifest files (absolute paths) whose change is the only
+        reason for it; the engine may then plan just their groups (`PlanView.focus`), or all of them."""
+        ...
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView: ...
 
@@ -130,6 +136,7 @@ class PassRecord:
     error: str | None = None
     applied: int = 0
     deferred: int = 0
+    focused: int | None = None  # groups planned by a focused pass; None: a full pass
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +150,7 @@ class PassRecord:
             "error": self.error,
             "applied": self.applied,
             "deferred": self.deferred,
+            "focused": self.focused,
         }
 
 
@@ -274,9 +282,20 @@ class Worker:
             )
         return record
 
+    def _focus(self, triggers: Sequence[Trigger]) -> frozenset[str] | None:
+        """The manifest files a pass may focus on: only saves of files set it off, and a full pass has run
+        before (the groups a focused pass leaves alone keep what it said of them)."""
+        if self.last_plan is None or not triggers:
+            return None
+        if any(t.kind is not TriggerKind.FILE or not t.paths for t in triggers):
+            return None
+        return frozenset(p for t in triggers for p in t.paths)
+
     async def _pass(self, record: PassRecord) -> None:
         self._drift.clear()
-        view = await self.engine.plan()
+        view = await self.engine.plan(focus=self._focus(record.triggers))
+        if view.focus is not None:
+            record.focused = len(view.focus)
         if view.secrets and self.on_secrets is not None:
             self.on_secrets(view.secrets)
         if view.jobs is not None and self.on_jobs is not None:
@@ -288,10 +307,18 @@ class Worker:
         self.revision = revision
         # /status needs the plan, not the manifests behind it (which also hold resolved secrets); keeping
         # them would keep two passes' worth of manifests alive during a resync.
-        self.last_plan = plan.model_copy(
-            update={"changes": tuple(c.model_copy(update={"desired": None}) for c in plan.changes)}
-        )
-        self.observed = view.observed
+        shown = tuple(c.model_copy(update={"desired": None}) for c in plan.changes)
+        if view.focus is not None and self.last_plan is not None:
+            # The groups out of focus keep their entries of the last full pass (or later focused ones).
+            kept = tuple(c for c in self.last_plan.changes if c.key not in view.focus)
+            shown = tuple(sorted((*kept, *shown), key=lambda c: c.key))
+            self.observed = {
+                **{k: v for k, v in self.observed.items() if k not in view.focus},
+                **view.observed,
+            }
+        else:
+            self.observed = view.observed
+        self.last_plan = plan.model_copy(update={"changes": shown})
         now = self.clock()
         self._recheck_at = None if view.recheck_after is None else now + view.recheck_after
         for issue in plan.issues:
@@ -319,7 +346,7 @@ class Worker:
         to_apply: list[Change] = []
         for change in plan.changes:
             self._decide(change, view=view, revision=revision, now=now, record=record, to_apply=to_apply)
-        if view.complete and not plan.errors:
+        if view.complete and not plan.errors and view.focus is None:
             # Only a complete picture forgets a group: an unreadable manifest or resource group is not gone.
             self.book.forget_except([c.key for c in plan.changes], within=view.owned)
 

@@ -9,6 +9,10 @@ Called by the engine's passes. The scope decides what is listed:
   list each, for principals that may read only some resource groups;
 - `manifests`: only the resource groups the manifests name (the scope is inferred, and the plan says so).
 
+A focused pass (`observe_keys`: the daemon's answer to a manifest file saved) reads only the groups of the
+files that changed, one GET each: what they are now matters, and the rest of the fleet was listed by the
+last full pass and will be by the next.
+
 Retryable failures of a list are retried through the one retry layer, `reconciler.cloud.retry` (backoff that
 honours Retry-After); a resource group that cannot be observed is reported, and nothing in it is planned
 (planning against unknown state could create duplicates or prune what exists).
@@ -174,6 +178,45 @@ async def observe(
     return Observation(
         groups=_sorted(groups), failed=failed, listed_resource_groups=tuple(wanted), reads=reads.requests
     )
+
+
+async def observe_keys(
+    gateway: Gateway,
+    keys: Iterable[tuple[str, str]],
+    *,
+    policy: RetryPolicy | None = None,
+    sleep: Sleep = asyncio.sleep,
+    concurrency: int = 8,
+) -> Observation:
+    """The live side of exactly these (resource group, name) groups, one GET each (concurrently, bounded;
+    a missing group is simply absent). A group that cannot be read marks its resource group as failed, so
+    nothing in it is planned, as when a list fails."""
+    policy = policy or RetryPolicy()
+    bound = asyncio.Semaphore(concurrency)
+    groups: list[ObservedGroup] = []
+    failed: dict[str, str] = {}
+    reads = ReadCount()
+
+    async def one(rg: str, name: str) -> None:
+        async with bound:
+            attempts = Attempts()
+            try:
+                found = await call_with_retry(
+                    lambda: gateway.get_group(rg, name), policy=policy, sleep=sleep, attempts=attempts
+                )
+            except GatewayError as err:
+                failed[rg] = f"reading {rg}/{name}: {err}"
+                return
+            finally:
+                reads.requests += max(1, attempts.count)
+        if found is not None:
+            groups.append(found)
+
+    wanted = sorted(set(keys))
+    async with asyncio.TaskGroup() as tasks:
+        for rg, name in wanted:
+            tasks.create_task(one(rg, name), name=f"observe:{rg}/{name}")
+    return Observation(groups=_sorted(groups), failed=failed, reads=reads.requests)
 
 
 async def observe_scope(

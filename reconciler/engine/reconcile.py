@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,7 +18,7 @@ from typing import Literal
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
-from reconciler.engine.observe import Observation, Scope, observe_scope
+from reconciler.engine.observe import Observation, Scope, observe_keys, observe_scope
 from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply_plan
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
@@ -247,21 +247,37 @@ async def plan_pass(
     sleep: Sleep = asyncio.sleep,
     loaded: LoadResult | None = None,
     memo: PlanMemo | None = None,
+    focus: Collection[tuple[str, str]] | None = None,
 ) -> PlannedPass:
     """Load (unless given), observe and plan. No write is made. `memo` (the daemon's) skips the diff of
-    groups unchanged since the last pass."""
+    groups unchanged since the last pass.
+
+    `focus` (lower-case keys) plans only those groups, each observed by a GET (`observe_keys`): a group of
+    them that is live and no longer declared is pruned as a full pass would, and no other group is looked at
+    or touched. The emptiness guard counts every loaded manifest, not just the focused ones."""
     if loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
     scope = settings.scope
     if settings.owned is not None:
         loaded, scope = _owned_only(loaded, scope, settings.owned)
-    observation = await observe_scope(
-        gateway,
-        scope,
-        _manifest_resource_groups(settings, loaded),
-        policy=settings.retry,
-        sleep=sleep,
-    )
+    if focus is not None:
+        keys = {key for key in focus if settings.owned is None or settings.owned(key[0])}
+        if loaded.groups and not settings.allow_empty:
+            settings = dataclasses.replace(settings, allow_empty=True)
+        loaded = dataclasses.replace(
+            loaded,
+            groups=tuple(g for g in loaded.groups if g.folded_key in keys),
+            failed_keys=tuple(k for k in loaded.failed_keys if (k[0].lower(), k[1].lower()) in keys),
+        )
+        observation = await observe_keys(gateway, keys, policy=settings.retry, sleep=sleep)
+    else:
+        observation = await observe_scope(
+            gateway,
+            scope,
+            _manifest_resource_groups(settings, loaded),
+            policy=settings.retry,
+            sleep=sleep,
+        )
     if settings.owned is not None:
         observation = _observed_owned(observation, settings.owned)
     groups = list(observation.groups)

@@ -144,6 +144,7 @@ class FakeEngine:
         self.outcomes: dict[str, Outcome] = {}
         self.applied: list[list[str]] = []
         self.plan_calls = 0
+        self.focus_asked: list[frozenset[str] | None] = []
         self.gate: asyncio.Event | None = None
         self.in_apply = asyncio.Event()
         # Blocks inside plan (a long plan of a large fleet).
@@ -159,8 +160,9 @@ class FakeEngine:
     def set_plan(self, p: Plan, **kwargs: Any) -> None:
         self.view = PlanView(plan=p, **kwargs)
 
-    async def plan(self) -> PlanView:
+    async def plan(self, focus: frozenset[str] | None = None) -> PlanView:
         self.plan_calls += 1
+        self.focus_asked.append(focus)
         if self.plan_error is not None:
             raise self.plan_error
         if self.plan_gate is not None:

@@ -1,0 +1,181 @@
+"""Focused passes: a manifest file saved makes the daemon plan only that file's groups, each read by one GET
+(no list of the fleet), with the same decisions a full pass would make for them; anything whose effect
+reaches further (a defaults file, a file the last load did not know) gets a full pass.
+
+The daemon's passes (`EnginePasses`) against the in-process emulator, and the worker with a scripted engine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.daemon.passes import EnginePasses, SettledFiles, focus_keys
+from reconciler.daemon.state import StateBook
+from reconciler.daemon.triggers import Trigger, TriggerKind
+from reconciler.model.plan import Action
+from reconciler.source import Defaults, load_manifests
+from tests.daemon.fakes import FakeClock, FakeEngine, change, plan
+from tests.inprocess import engine_settings, in_process
+from tests.reliability.support import Spec, run, write_specs, writes
+
+RG = "rg-focus"
+
+
+def _lists(emu: object) -> int:
+    log = emu.request_log  # type: ignore[attr-defined]
+    return sum(1 for e in log if e.method == "GET" and e.route != "containerGroup")
+
+
+def _gets(emu: object) -> list[str]:
+    log = emu.request_log  # type: ignore[attr-defined]
+    return [e.path.rsplit("/", 1)[-1] for e in log if e.method == "GET" and e.route == "containerGroup"]
+
+
+async def _apply_all(passes: EnginePasses, focus: frozenset[str] | None = None) -> list[tuple[str, Action]]:
+    view = await passes.plan(focus)
+    await passes.apply(view, [c for c in view.plan.changes if c.changes_something], lambda _: None)
+    return [(c.name, c.action) for c in view.plan.changes if c.action is not Action.NOOP]
+
+
+def test_a_saved_file_is_planned_alone_with_one_get_per_group_and_no_list(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with in_process(tmp_path / "tls") as (emu, gateway):
+            m = tmp_path / "m"
+            for n in range(6):
+                write_specs(m / f"app{n}.yaml", [Spec(name=f"app{n}", rg=RG)])
+            passes = EnginePasses(engine_settings(m), gateway, environ={})
+            await _apply_all(passes)
+            lists, gets = _lists(emu), len(_gets(emu))
+
+            write_specs(m / "app2.yaml", [Spec(name="app2", rg=RG, image="nginx:1.27")])
+            view = await passes.plan(frozenset({str(m / "app2.yaml")}))
+            assert view.focus == frozenset({(RG, "app2")})
+            assert [(c.name, c.action) for c in view.plan.changes] == [("app2", Action.UPDATE)]
+            assert _lists(emu) == lists, "no list call"
+            assert _gets(emu)[gets:] == ["app2"], "one GET, of the saved group"
+            await passes.apply(view, list(view.plan.changes), lambda _: None)
+            assert writes(emu, "app2")[-1][0] == "PUT"
+
+            full = await passes.plan()
+            assert full.focus is None
+            assert [c.action for c in full.plan.changes] == [Action.NOOP] * 6, "all in sync after it"
+
+    run(body)
+
+
+def test_a_document_removed_from_a_saved_file_is_pruned_as_a_full_pass_would(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with in_process(tmp_path / "tls") as (emu, gateway):
+            m = tmp_path / "m"
+            write_specs(m / "both.yaml", [Spec(name="first", rg=RG), Spec(name="second", rg=RG)])
+            write_specs(m / "other.yaml", [Spec(name="other", rg=RG)])
+            passes = EnginePasses(engine_settings(m), gateway, environ={}, settle_delay=0.0)
+            await _apply_all(passes)
+
+            write_specs(m / "both.yaml", [Spec(name="first", rg=RG)])
+            focus = frozenset({str(m / "both.yaml")})  # tmp_path is absolute
+            view = await passes.plan(focus)
+            assert view.focus == frozenset({(RG, "first"), (RG, "second")})
+            [(name, action, held)] = [
+                (c.name, c.action, c.held) for c in view.plan.changes if c.name != "first"
+            ]
+            assert (name, action) == ("second", Action.DELETE)
+            assert held is not None, "held once, as a shrunk file is by any pass (it may be half-written)"
+            assert await _apply_all(passes, focus) == [("second", Action.DELETE)]
+            assert emu.get_group(RG, "second") is None
+            assert emu.get_group(RG, "other") is not None, "the file set is not empty: nothing else goes"
+
+    run(body)
+
+
+def test_a_defaults_file_or_an_unknown_file_gets_a_full_pass(tmp_path: Path) -> None:
+    m = tmp_path / "m"
+    write_specs(m / "web.yaml", [Spec(name="web", rg=RG)])
+    (m / "notes.txt").write_text("not a manifest\n")
+    loaded = load_manifests(m, defaults=Defaults())
+    settled = SettledFiles()
+    settled.unsettled(loaded)
+    web = os.path.abspath(m / "web.yaml")
+    assert focus_keys(loaded, settled, frozenset({web})) == frozenset({(RG, "web")})
+    assert focus_keys(loaded, settled, frozenset({os.path.abspath(m / "_defaults.yaml")})) is None
+    assert focus_keys(loaded, settled, frozenset({os.path.abspath(m / "notes.txt")})) is None
+    assert focus_keys(loaded, settled, frozenset({os.path.abspath(m / "secrets" / "x.yaml")})) is None
+    assert focus_keys(loaded, settled, frozenset({web, os.path.abspath(m / "_defaults.yml")})) is None
+
+
+def test_a_file_deleted_is_planned_by_the_groups_it_held(tmp_path: Path) -> None:
+    m = tmp_path / "m"
+    write_specs(m / "web.yaml", [Spec(name="web", rg=RG), Spec(name="api", rg=RG)])
+    write_specs(m / "keep.yaml", [Spec(name="keep", rg=RG)])
+    settled = SettledFiles()
+    settled.unsettled(load_manifests(m, defaults=Defaults()))
+    (m / "web.yaml").unlink()
+    loaded = load_manifests(m, defaults=Defaults())
+    assert focus_keys(loaded, settled, frozenset({os.path.abspath(m / "web.yaml")})) == frozenset(
+        {(RG, "web"), (RG, "api")}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The worker
+
+
+def _worker(engine: FakeEngine) -> tuple[object, FakeClock]:
+    from reconciler.daemon.metrics import DaemonMetrics
+    from reconciler.daemon.triggers import Coalescer, RetryTimer
+    from reconciler.daemon.worker import Worker
+
+    clock, coalescer = FakeClock(), Coalescer()
+    worker = Worker(
+        engine,
+        coalescer,
+        StateBook(),
+        metrics=DaemonMetrics(),
+        retry_timer=RetryTimer(coalescer, sleep=clock.sleep, clock=clock.time),
+        clock=clock.time,
+        monotonic=clock.monotonic,
+    )
+    return worker, clock
+
+
+def test_the_worker_focuses_only_passes_set_off_by_file_saves_alone_after_a_full_pass() -> None:
+    async def body() -> None:
+        engine = FakeEngine()
+        worker, clock = _worker(engine)
+        saved = Trigger(TriggerKind.FILE, "changed: a.yaml", clock.time(), ("/m/a.yaml",))
+        await worker.run_pass([saved])  # type: ignore[attr-defined]
+        await worker.run_pass([saved])  # type: ignore[attr-defined]
+        await worker.run_pass([saved, Trigger(TriggerKind.INTERVAL, "resync", clock.time())])  # type: ignore[attr-defined]
+        await worker.run_pass([Trigger(TriggerKind.FILE, "changed: 100 files", clock.time())])  # type: ignore[attr-defined]
+        await worker.run_pass(
+            [saved, Trigger(TriggerKind.FILE, "changed: b.yaml", clock.time(), ("/m/b.yaml",))]
+        )  # type: ignore[attr-defined]
+        assert engine.focus_asked == [
+            None,  # no full pass yet
+            frozenset({"/m/a.yaml"}),
+            None,  # a resync came with it
+            None,  # a burst too large to name its files
+            frozenset({"/m/a.yaml", "/m/b.yaml"}),
+        ]
+
+    run(body)
+
+
+def test_a_focused_plan_replaces_only_its_groups_in_what_the_status_page_shows() -> None:
+    async def body() -> None:
+        engine = FakeEngine()
+        worker, clock = _worker(engine)
+        engine.set_plan(plan("r1", *(change(n, Action.NOOP) for n in "abc")))
+        await worker.run_pass([Trigger(TriggerKind.STARTUP, "start", clock.time())])  # type: ignore[attr-defined]
+        focused = plan("r2", change("b", Action.UPDATE))
+        engine.set_plan(focused, focus=frozenset({("rg", "b"), ("rg", "gone")}))
+        record = await worker.run_pass(  # type: ignore[attr-defined]
+            [Trigger(TriggerKind.FILE, "changed: b.yaml", clock.time(), ("/m/b.yaml",))]
+        )
+        assert record.focused == 2
+        shown = {c.name: c.action for c in worker.last_plan.changes}  # type: ignore[attr-defined]
+        assert shown == {"a": Action.NOOP, "b": Action.UPDATE, "c": Action.NOOP}
+        assert set(worker.book.groups) >= {("rg", "a"), ("rg", "c")}, "a focused pass forgets nothing else"  # type: ignore[attr-defined]
+
+    run(body)
