@@ -1,10 +1,12 @@
-"""Footprint: peak RSS of `reconcile daemon` managing 5,000 converged groups, and the CPU seconds of one idle
-resync pass (an interval pass that finds nothing to do).
+"""Footprint: peak RSS of `reconcile daemon` managing converged fleets of several sizes, the memory each group
+adds, and the CPU seconds of one idle resync pass (an interval pass that finds nothing to do).
 
-Run: `.venv/bin/python bench/bench_footprint.py [--quick] [--groups 5000] [--interval 20]`.
+Run: `.venv/bin/python bench/bench_footprint.py [--quick] [--sizes 1000,5000,10000] [--interval 20]`
+(`--sizes 1000,5000,10000,50000` adds the largest fleet: about 6 more minutes).
 The emulator runs in its own process (its memory is not the daemon's); the daemon runs as users run it. Peak
-RSS is the kernel's VmHWM of the daemon process; CPU is utime+stime from /proc, with the idle rate between
-passes measured and subtracted. The per-group way is not run here; the ratio line compares with the targets.
+RSS is the kernel's VmHWM of the daemon process over its first pass and the resyncs after it; CPU is
+utime+stime from /proc, with the idle rate between passes (measured once the first pass has settled) taken
+out. The per-group way is not run here; the ratio line compares with the targets.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from common import (
     Daemon,
@@ -25,79 +29,124 @@ from common import (
     write_manifests,
 )
 
+LIST_CALLS = ("GET containerGroups.listByResourceGroup", "GET containerGroups.listBySubscription")
+WRITE_CALLS = ("PUT containerGroup", "PATCH containerGroup")
+
+
+async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    manifests = work / f"m{n}"
+    write_manifests(manifests, n, resource_groups(4))
+    interval = args.interval
+    async with emulator_process(work / f"emu{n}") as emu:
+        seeding = await seed(emu, settings_for(manifests))
+        emu.set_config(latency=args.latency)
+        async with Daemon(emu, manifests, work, "--interval", f"{interval:g}s", "--jitter", "0") as daemon:
+            await daemon.wait_passes(1, limit_s=1200)
+            ended = time.monotonic()
+            rss_first = daemon.rss_peak_mb()
+            cpu_first = daemon.cpu_seconds()
+            # The idle rate, in a window well after the first pass and well before the next one.
+            await asyncio.sleep(max(0.0, ended + 0.3 * interval - time.monotonic()))
+            cpu_a = daemon.cpu_seconds()
+            await asyncio.sleep(max(0.0, ended + 0.6 * interval - time.monotonic()))
+            cpu_b = daemon.cpu_seconds()
+            idle_rate = (cpu_b - cpu_a) / (0.3 * interval)
+            emu.reset_counters()
+            first_metrics = await daemon.metrics()
+            await daemon.wait_passes(2, limit_s=interval * 3 + 1200)
+            cpu_c = daemon.cpu_seconds()
+            second_metrics = await daemon.metrics()
+            calls = dict(emu.counters)
+            peaks = [daemon.rss_peak_mb()]
+            for k in range(3, 3 + args.more_passes):
+                await daemon.wait_passes(k, limit_s=interval * 3 + 1200)
+                peaks.append(daemon.rss_peak_mb())
+            rss_idle = daemon.rss_mb()
+    return {
+        "groups": n,
+        "seeded_s": seeding,
+        "rss_first": rss_first,
+        "rss_peak": max(peaks),
+        "rss_peaks": peaks,
+        "rss_idle": rss_idle,
+        "first_cpu": cpu_first,
+        "resync_cpu": (cpu_c - cpu_b) - idle_rate * 0.4 * interval,
+        "resync_wall": pass_seconds(second_metrics) - pass_seconds(first_metrics),
+        "idle_rate": idle_rate,
+        "lists": sum(calls.get(k, 0) for k in LIST_CALLS),
+        "writes": sum(calls.get(k, 0) for k in WRITE_CALLS),
+    }
+
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1,000 groups")
-    parser.add_argument("--groups", type=int, default=5000)
-    parser.add_argument("--interval", type=float, default=10.0, help="daemon resync interval (s)")
+    parser.add_argument("--quick", action="store_true", help="sizes 500,2000")
+    parser.add_argument("--sizes", default="1000,5000,10000")
+    parser.add_argument("--interval", type=float, default=20.0, help="daemon resync interval (s)")
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--more-passes", type=int, default=3, help="resyncs after the measured one")
+    parser.add_argument("--more-passes", type=int, default=2, help="resyncs after the measured one")
     args = parser.parse_args()
-    n = 1000 if args.quick else args.groups
+    sizes = [500, 2000] if args.quick else [int(s) for s in args.sizes.split(",")]
 
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
-        work = Path(tmp)
-        manifests = work / "m"
-        write_manifests(manifests, n, resource_groups(4))
-        async with emulator_process(work / "emu") as emu:
-            seeding = await seed(emu, settings_for(manifests))
-            emu.set_config(latency=args.latency)
-            print(f"Footprint of `reconcile daemon` managing {n} converged groups (seeded in {seeding:.1f}s)")
-            async with Daemon(
-                emu, manifests, work, "--interval", f"{args.interval:g}s", "--jitter", "0"
-            ) as daemon:
-                await daemon.wait_passes(1, limit_s=600)
-                first = await daemon.metrics()
-                rss_first = daemon.rss_peak_mb()
-                cpu_after_first = daemon.cpu_seconds()
-                # Idle rate: a few seconds with no pass running (the next one is `interval` away).
-                await asyncio.sleep(min(5.0, args.interval / 4))
-                cpu_idle_end = daemon.cpu_seconds()
-                idle_window = min(5.0, args.interval / 4)
-                idle_rate = (cpu_idle_end - cpu_after_first) / idle_window
-                emu.reset_counters()
-                await daemon.wait_passes(2, limit_s=args.interval * 3 + 600)
-                second = await daemon.metrics()
-                cpu_after_second = daemon.cpu_seconds()
-                rss_peak = daemon.rss_peak_mb()
-                rss_now = daemon.rss_mb()
-                resync_calls = emu.counters
-                # Further resyncs: does the peak settle (no growth per pass)?
-                later: list[float] = []
-                for k in range(3, 3 + args.more_passes):
-                    await daemon.wait_passes(k, limit_s=args.interval * 3 + 600)
-                    later.append(daemon.rss_peak_mb())
-            first_pass_s = pass_seconds(first)
-            resync_s = pass_seconds(second) - first_pass_s
-            between = args.interval  # the second pass starts `interval` after the first one ended
-            resync_cpu = (cpu_after_second - cpu_idle_end) - idle_rate * max(0.0, between - idle_window)
-            writes_ = sum(resync_calls.get(k, 0) for k in ("PUT containerGroup", "PATCH containerGroup"))
-            lists = resync_calls.get("GET containerGroups.listByResourceGroup", 0)
-
-    rows = [
-        ("groups managed", n),
-        ("peak RSS after the first pass (MiB)", rss_first),
-        ("peak RSS after a resync (MiB)", rss_peak),
-        ("RSS when idle (MiB)", rss_now),
-        *((f"peak RSS after resync {i + 2} (MiB)", v) for i, v in enumerate(later)),
-        ("first pass wall s", first_pass_s),
-        ("CPU s of the first pass (incl. start-up)", cpu_after_first),
-        ("idle resync pass wall s", resync_s),
-        ("idle resync pass CPU s", resync_cpu),
-        ("idle CPU between passes (s per s)", idle_rate),
-        ("ARM list calls of the resync", lists),
-        ("writes of the resync", writes_),
-    ]
-    print()
-    print(table(["measure", "value"], rows))
-    print()
-    print("target: daemon RSS under 250 MB at 5,000 groups")
-    peak = max([rss_peak, *later])
+        for n in sizes:
+            results.append(await measure(n, args, Path(tmp)))
     print(
-        f"RATIOS rss_peak={peak:.0f}MiB (target 250, {ratio(250, peak)} headroom) "
-        f"resync_cpu={resync_cpu:.2f}s ({resync_cpu / n * 1000:.2f} ms/group) "
-        f"resync_wall={resync_s:.2f}s writes={writes_}"
+        f"Footprint of `reconcile daemon` managing converged groups, {args.latency * 1000:g} ms per ARM "
+        f"request, resync every {args.interval:g}s"
+    )
+    print()
+    rows = [
+        [
+            r["groups"],
+            f"{r['rss_first']:.0f}",
+            f"{r['rss_peak']:.0f}",
+            f"{r['rss_idle']:.0f}",
+            "/".join(f"{p:.0f}" for p in r["rss_peaks"]),
+            f"{r['first_cpu']:.1f}",
+            f"{r['resync_cpu']:.2f}",
+            f"{r['resync_cpu'] / r['groups'] * 1000:.3f}",
+            f"{r['resync_wall']:.2f}",
+            f"{r['idle_rate']:.3f}",
+            r["lists"],
+            r["writes"],
+        ]
+        for r in results
+    ]
+    print(
+        table(
+            [
+                "groups",
+                "peak RSS first pass MiB",
+                "peak RSS MiB",
+                "idle RSS MiB",
+                "peak after each resync",
+                "first pass CPU s (with start-up)",
+                "resync CPU s",
+                "resync ms/group",
+                "resync wall s",
+                "idle CPU s/s",
+                "resync list calls",
+                "resync writes",
+            ],
+            rows,
+        )
+    )
+    print()
+    print("targets: peak RSS under 250 MiB at 10,000 groups; at most 15 KiB more per group")
+    low, high = results[0], results[-1]
+    growth = (
+        (high["rss_peak"] - low["rss_peak"]) * 1024 / (high["groups"] - low["groups"])
+        if high["groups"] > low["groups"]
+        else float("nan")
+    )
+    at_10k = next((r["rss_peak"] for r in results if r["groups"] == 10000), None)
+    print(
+        f"RATIOS kib_per_group={growth:.1f} (target 15) "
+        + (f"rss_peak_10k={at_10k:.0f}MiB (target 250, {ratio(250, at_10k)} headroom) " if at_10k else "")
+        + f"resync_ms_per_group_at_{high['groups']}={high['resync_cpu'] / high['groups'] * 1000:.3f} "
+        f"writes={sum(r['writes'] for r in results)}"
     )
 
 
