@@ -154,6 +154,8 @@ def _walk(
     path: tuple[str, ...],
     patterns: list[tuple[str, ...]],
 ) -> None:
+    if desired == observed:
+        return  # equal subtrees hold no difference (one comparison in C; most of a converged fleet)
     if any(len(p) == 0 for p in patterns):
         return  # an ignore pointer ends here: the live value of this subtree is never diffed
     if desired is _ABSENT and path in ctx.chosen:
@@ -171,8 +173,6 @@ def _walk(
                 (*path, key),
                 _advance(patterns, key, positions.get(key)),
             )
-        return
-    if desired == observed:
         return
     one_sided = desired is _ABSENT or observed is _ABSENT
     present = observed if desired is _ABSENT else desired

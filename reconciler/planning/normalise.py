@@ -45,6 +45,7 @@ a manifest (`GroupManifest.to_arm_body(reveal_secrets=False)`) and on the ARM JS
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -161,13 +162,18 @@ class _Obj(_Node):
     keep_empty: bool = False  # `emptyDir: {}` means something; most empty objects do not
     post: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
+    @functools.cached_property
+    def _by_lower(self) -> dict[str, str]:
+        # Made once per schema node, not once per value: canonicalising is most of a cold plan.
+        return {k.lower(): k for k in self.fields}
+
     def canon(self, value: Any) -> Any:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return value
-        by_lower = {k.lower(): k for k in self.fields}
+        by_lower = self._by_lower
         out: dict[str, Any] = {}
         for raw_key, raw_value in value.items():
-            key = by_lower.get(str(raw_key).lower())
+            key = by_lower.get(raw_key.lower() if type(raw_key) is str else str(raw_key).lower())
             if key is None:
                 continue  # read-only, server-generated or unknown to the 2023-05-01 schema
             node = self.fields[key]
@@ -523,5 +529,6 @@ def canonical(body: Mapping[str, Any]) -> dict[str, Any]:
     out = _GROUP.canon(body)
     if not isinstance(out, dict):
         return {}
-    out.setdefault("properties", _PROPERTIES.canon({}))
+    if "properties" not in out:
+        out["properties"] = _PROPERTIES.canon({})
     return out
