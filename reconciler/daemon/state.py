@@ -172,6 +172,9 @@ class GroupState:
     # The fingerprint that was last applied successfully: a later plan for the same one is drift.
     applied_fingerprint: str | None = None
     history: deque[OutcomeRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
+    # The plan entry `applied_fingerprint` was last computed from (never saved): the daemon's plan memo
+    # hands back the same entry for a group unchanged since, so a converged fleet is not hashed every pass.
+    fingerprinted: Change | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> Key:
@@ -320,6 +323,7 @@ class StateBook:
                 return None
             state.last_applied_revision = revision
             state.applied_fingerprint = _applied_fingerprint_of(change)
+            state.fingerprinted = change
             state.last_error = None
             state.failures = 0
             state.next_retry_at = None
@@ -377,8 +381,9 @@ class StateBook:
         state.in_flight = None
         # In sync at this revision is applied at this revision (as Flux's lastAppliedRevision).
         state.last_applied_revision = revision
-        if change.write_tags:
+        if change.write_tags and state.fingerprinted is not change:
             state.applied_fingerprint = _applied_fingerprint_of(change)
+            state.fingerprinted = change
         state.set(Phase.READY, Reason.IN_SYNC, "matches its manifest")
 
     def record_held(self, change: Change, reason: Reason, message: str) -> None:

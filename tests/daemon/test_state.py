@@ -135,6 +135,21 @@ def test_drift_is_a_change_to_what_was_already_applied() -> None:
     assert not book.is_drift(change("web", spec="s1"), "r2"), "a new revision is not drift"
 
 
+def test_a_plan_entry_seen_again_keeps_the_fingerprint_it_gave_even_after_another_was_applied() -> None:
+    # The plan memo hands back the same entry for an unchanged group; its fingerprint is not hashed again,
+    # but an apply in between must not leave the applied one standing for it.
+    book = StateBook()
+    kept = change("web", Action.NOOP, spec="s1")
+    book.record_noop(kept, "r1")
+    assert book.is_drift(change("web", spec="s1"), "r1")
+    other = change("web", spec="s2")
+    book.record_outcome(other, succeed(other), "r1", START)
+    assert book.is_drift(change("web", spec="s2"), "r1")
+    book.record_noop(kept, "r1")
+    assert book.is_drift(change("web", spec="s1"), "r1"), "the entry's own fingerprint, again"
+    assert not book.is_drift(change("web", spec="s2"), "r1")
+
+
 def test_history_is_bounded() -> None:
     book = StateBook(backoff=BackoffPolicy(jitter=0))
     web = change("web")
