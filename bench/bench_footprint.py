@@ -42,23 +42,30 @@ async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any
         emu.set_config(latency=args.latency)
         async with Daemon(emu, manifests, work, "--interval", f"{interval:g}s", "--jitter", "0") as daemon:
             await daemon.wait_passes(1, limit_s=1200)
-            ended = time.monotonic()
             rss_first = daemon.rss_peak_mb()
             cpu_first = daemon.cpu_seconds()
-            # The idle rate, in a window well after the first pass and well before the next one.
-            await asyncio.sleep(max(0.0, ended + 0.3 * interval - time.monotonic()))
-            cpu_a = daemon.cpu_seconds()
-            await asyncio.sleep(max(0.0, ended + 0.6 * interval - time.monotonic()))
-            cpu_b = daemon.cpu_seconds()
-            idle_rate = (cpu_b - cpu_a) / (0.3 * interval)
+            # The idle rate, in a window with no pass (a follow-up pass, such as the settle recheck of files
+            # written just before the start, is waited out first).
+            window = 0.25 * interval
+            done = await daemon.passes()
+            while True:
+                cpu_a = daemon.cpu_seconds()
+                await asyncio.sleep(window)
+                now_done = await daemon.passes()
+                if now_done == done:
+                    break
+                done = now_done
+            cpu_b, t_b = daemon.cpu_seconds(), time.monotonic()
+            idle_rate = (cpu_b - cpu_a) / window
             emu.reset_counters()
             first_metrics = await daemon.metrics()
-            await daemon.wait_passes(2, limit_s=interval * 3 + 1200)
-            cpu_c = daemon.cpu_seconds()
+            await daemon.wait_passes(done + 1, limit_s=interval * 3 + 1200)
+            cpu_c, t_c = daemon.cpu_seconds(), time.monotonic()
             second_metrics = await daemon.metrics()
+            resync_wall = pass_seconds(second_metrics) - pass_seconds(first_metrics)
             calls = dict(emu.counters)
             peaks = [daemon.rss_peak_mb()]
-            for k in range(3, 3 + args.more_passes):
+            for k in range(done + 2, done + 2 + args.more_passes):
                 await daemon.wait_passes(k, limit_s=interval * 3 + 1200)
                 peaks.append(daemon.rss_peak_mb())
             rss_idle = daemon.rss_mb()
@@ -70,8 +77,8 @@ async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any
         "rss_peaks": peaks,
         "rss_idle": rss_idle,
         "first_cpu": cpu_first,
-        "resync_cpu": (cpu_c - cpu_b) - idle_rate * 0.4 * interval,
-        "resync_wall": pass_seconds(second_metrics) - pass_seconds(first_metrics),
+        "resync_cpu": (cpu_c - cpu_b) - idle_rate * max(0.0, t_c - t_b - resync_wall),
+        "resync_wall": resync_wall,
         "idle_rate": idle_rate,
         "lists": sum(calls.get(k, 0) for k in LIST_CALLS),
         "writes": sum(calls.get(k, 0) for k in WRITE_CALLS),
