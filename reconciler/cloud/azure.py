@@ -277,17 +277,25 @@ class _Page:
 
 def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     props = data.get("properties") or {}
+    if not isinstance(props, Mapping):
+        props = {}
     instance_view = props.get("instanceView") or {}
     tags = data.get("tags") or {}
-    return ObservedGroup(
+    if not isinstance(tags, Mapping):
+        tags = {}
+    provisioning = props.get("provisioningState")
+    state = instance_view.get("state") if isinstance(instance_view, Mapping) else None
+    # Built without validation (every field is made the right type here): validating would copy the body,
+    # a large part of what a pass holds per group, and cost a cold pass's CPU for nothing.
+    return ObservedGroup.model_construct(
         resource_group=resource_group,
         name=str(data.get("name", "")),
         id=str(data.get("id", "")),
         location=str(data.get("location", "")),
         tags={str(k): "" if v is None else str(v) for k, v in tags.items()},
-        body=dict(data),
-        provisioning_state=props.get("provisioningState"),
-        instance_state=instance_view.get("state") if isinstance(instance_view, Mapping) else None,
+        body=data if type(data) is dict else dict(data),
+        provisioning_state=None if provisioning is None else str(provisioning),
+        instance_state=None if state is None else str(state),
     )
 
 
