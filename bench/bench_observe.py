@@ -89,38 +89,48 @@ async def measure(
         seeding = await seed(emu, settings)
         emu.set_config(latency=latency)
 
-        gateway = gateway_for(emu)
-        per_group = PerGroupGateway(gateway, names, parallelism)
+        def ours_way(fresh: Any) -> Any:
+            return fresh
 
-        async def timed(gw: Any, loaded: Any = None, how: Any = settings) -> tuple[float, int, Any]:
-            """Best wall time of `repeat` dry-runs (the machine is shared), the ARM calls of one, its plan."""
+        def per_group_way(fresh: Any) -> Any:
+            return PerGroupGateway(fresh, names, parallelism)
+
+        async def timed(way: Any, loaded: Any = None, how: Any = settings) -> tuple[float, int, Any]:
+            """Best wall time of `repeat` dry-runs (the machine is shared), the ARM calls of one, its plan.
+            Each run gets a gateway of its own, so nothing one run read is reused by the next (the adapter
+            keeps list pages by their bytes): every run is as cold as a CLI run."""
             best, calls, result = float("inf"), 0, None
             for _ in range(repeat):
                 emu.reset_counters()
-                with Stopwatch() as sw:
-                    result = await plan_pass(how, gw, environ={}, loaded=loaded)
+                fresh = gateway_for(emu)
+                try:
+                    with Stopwatch() as sw:
+                        result = await plan_pass(how, way(fresh), environ={}, loaded=loaded)
+                finally:
+                    await fresh.close()
                 calls = arm_calls(emu.counters)
                 best = min(best, sw.elapsed)
             return best, calls, result
 
-        try:
-            ours_s, ours_calls, ours = await timed(gateway)
-            ours_observe_s, _, _ = await timed(gateway, ours.load)
-            # The same engine told to list each resource group (a principal that may read only those).
-            per_rg = dataclasses.replace(settings, scope=Scope.parse([",".join(rgs)]))
-            rg_s, rg_calls, by_rg = await timed(gateway, how=per_rg)
-            base_s, base_calls, base = await timed(per_group)
-            base_observe_s, _, _ = await timed(per_group, ours.load)
-            seq_s = float("nan")
-            if sequential:
-                # The Airflow operator's way: one existence check after the other (measured once).
-                emu.reset_counters()
+        ours_s, ours_calls, ours = await timed(ours_way)
+        ours_observe_s, _, _ = await timed(ours_way, ours.load)
+        # The same engine told to list each resource group (a principal that may read only those).
+        per_rg = dataclasses.replace(settings, scope=Scope.parse([",".join(rgs)]))
+        rg_s, rg_calls, by_rg = await timed(ours_way, how=per_rg)
+        base_s, base_calls, base = await timed(per_group_way)
+        base_observe_s, _, _ = await timed(per_group_way, ours.load)
+        seq_s = float("nan")
+        if sequential:
+            # The Airflow operator's way: one existence check after the other (measured once).
+            emu.reset_counters()
+            gateway = gateway_for(emu)
+            try:
                 with Stopwatch() as sw:
                     one_at_a_time: Any = PerGroupGateway(gateway, names, 1)  # duck-typed Gateway
                     await plan_pass(settings, one_at_a_time, environ={})
-                seq_s = sw.elapsed
-        finally:
-            await gateway.close()
+            finally:
+                await gateway.close()
+            seq_s = sw.elapsed
 
         cli_time = float("nan")
         cli_calls = 0

@@ -380,3 +380,20 @@ def test_a_converged_group_compacts_to_what_is_not_a_default() -> None:
         "last_applied_revision",
         "applied_fingerprint",
     }
+
+
+def test_the_state_file_is_written_only_when_what_it_holds_changed(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    book = StateBook()
+    book.record_noop(change("web", Action.NOOP), "r1")
+    store.save(book.to_json())
+    first = store.path.stat()
+    store.save(book.to_json())  # a converged pass: the same state
+    assert store.path.stat().st_ino == first.st_ino, "not written again"
+    book.record_noop(change("web", Action.NOOP), "r2")
+    store.save(book.to_json())
+    assert store.path.stat().st_ino != first.st_ino
+    assert StateStore(tmp_path).load() == book.to_json()
+    store.path.unlink()
+    store.save(book.to_json())
+    assert store.path.exists(), "a file removed meanwhile is written again"
