@@ -9,13 +9,11 @@ import pytest
 
 from reconciler.cloud.errors import StalledError
 from reconciler.daemon.drain import SHUTTING_DOWN, DrainingGateway
-from reconciler.daemon.metrics import DaemonMetrics
-from reconciler.daemon.state import Reason, StateBook
-from reconciler.daemon.triggers import Coalescer, RetryTimer
-from reconciler.daemon.worker import Worker
+from reconciler.daemon.state import Reason
 from reconciler.model.outcome import Result
 from reconciler.model.plan import Action
 from tests.daemon.fakes import FakeClock, FakeEngine, change, fail, plan, settle
+from tests.daemon.test_worker import make
 from tests.fakes.gateway import FakeGateway
 
 BODY = {"location": "westeurope", "properties": {}}
@@ -44,16 +42,7 @@ async def test_outcomes_refused_by_the_drain_are_interrupted_not_stalled() -> No
     engine.set_plan(plan("r1", change("web"), change("api")))
     engine.gate = asyncio.Event()
     engine.outcomes["api"] = fail(retryable=False, message="ShuttingDown: not started")
-    coalescer = Coalescer()
-    worker = Worker(
-        engine,
-        coalescer,
-        StateBook(),
-        metrics=DaemonMetrics(),
-        retry_timer=RetryTimer(coalescer, sleep=clock.sleep, clock=clock.time),
-        clock=clock.time,
-        monotonic=clock.monotonic,
-    )
+    worker = make(engine, clock)
     task = asyncio.create_task(worker.run_pass([]), name="test-pass")
     await settle()
     worker.drain()

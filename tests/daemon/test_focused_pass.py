@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 from reconciler.daemon.passes import EnginePasses, SettledFiles, focus_keys
-from reconciler.daemon.state import StateBook
 from reconciler.daemon.triggers import Trigger, TriggerKind
 from reconciler.model.plan import Action
 from reconciler.source import Defaults, load_manifests
 from tests.daemon.fakes import FakeClock, FakeEngine, change, plan
+from tests.daemon.test_worker import make
 from tests.inprocess import engine_settings, in_process
 from tests.reliability.support import Spec, run, write_specs, writes
 
@@ -23,12 +23,12 @@ RG = "rg-focus"
 
 
 def _lists(emu: object) -> int:
-    log = emu.request_log  # type: ignore[attr-defined]
+    log = emu.request_log  # type: ignore[attr-defined]  # the in-process emulator
     return sum(1 for e in log if e.method == "GET" and e.route != "containerGroup")
 
 
 def _gets(emu: object) -> list[str]:
-    log = emu.request_log  # type: ignore[attr-defined]
+    log = emu.request_log  # type: ignore[attr-defined]  # the in-process emulator
     return [e.path.rsplit("/", 1)[-1] for e in log if e.method == "GET" and e.route == "containerGroup"]
 
 
@@ -121,36 +121,19 @@ def test_a_file_deleted_is_planned_by_the_groups_it_held(tmp_path: Path) -> None
 # The worker
 
 
-def _worker(engine: FakeEngine) -> tuple[object, FakeClock]:
-    from reconciler.daemon.metrics import DaemonMetrics
-    from reconciler.daemon.triggers import Coalescer, RetryTimer
-    from reconciler.daemon.worker import Worker
-
-    clock, coalescer = FakeClock(), Coalescer()
-    worker = Worker(
-        engine,
-        coalescer,
-        StateBook(),
-        metrics=DaemonMetrics(),
-        retry_timer=RetryTimer(coalescer, sleep=clock.sleep, clock=clock.time),
-        clock=clock.time,
-        monotonic=clock.monotonic,
-    )
-    return worker, clock
-
-
 def test_the_worker_focuses_only_passes_set_off_by_file_saves_alone_after_a_full_pass() -> None:
     async def body() -> None:
         engine = FakeEngine()
-        worker, clock = _worker(engine)
+        clock = FakeClock()
+        worker = make(engine, clock)
         saved = Trigger(TriggerKind.FILE, "changed: a.yaml", clock.time(), ("/m/a.yaml",))
-        await worker.run_pass([saved])  # type: ignore[attr-defined]
-        await worker.run_pass([saved])  # type: ignore[attr-defined]
-        await worker.run_pass([saved, Trigger(TriggerKind.INTERVAL, "resync", clock.time())])  # type: ignore[attr-defined]
-        await worker.run_pass([Trigger(TriggerKind.FILE, "changed: 100 files", clock.time())])  # type: ignore[attr-defined]
+        await worker.run_pass([saved])
+        await worker.run_pass([saved])
+        await worker.run_pass([saved, Trigger(TriggerKind.INTERVAL, "resync", clock.time())])
+        await worker.run_pass([Trigger(TriggerKind.FILE, "changed: 100 files", clock.time())])
         await worker.run_pass(
             [saved, Trigger(TriggerKind.FILE, "changed: b.yaml", clock.time(), ("/m/b.yaml",))]
-        )  # type: ignore[attr-defined]
+        )
         assert engine.focus_asked == [
             None,  # no full pass yet
             frozenset({"/m/a.yaml"}),
@@ -165,17 +148,19 @@ def test_the_worker_focuses_only_passes_set_off_by_file_saves_alone_after_a_full
 def test_a_focused_plan_replaces_only_its_groups_in_what_the_status_page_shows() -> None:
     async def body() -> None:
         engine = FakeEngine()
-        worker, clock = _worker(engine)
+        clock = FakeClock()
+        worker = make(engine, clock)
         engine.set_plan(plan("r1", *(change(n, Action.NOOP) for n in "abc")))
-        await worker.run_pass([Trigger(TriggerKind.STARTUP, "start", clock.time())])  # type: ignore[attr-defined]
+        await worker.run_pass([Trigger(TriggerKind.STARTUP, "start", clock.time())])
         focused = plan("r2", change("b", Action.UPDATE))
         engine.set_plan(focused, focus=frozenset({("rg", "b"), ("rg", "gone")}))
-        record = await worker.run_pass(  # type: ignore[attr-defined]
+        record = await worker.run_pass(
             [Trigger(TriggerKind.FILE, "changed: b.yaml", clock.time(), ("/m/b.yaml",))]
         )
         assert record.focused == 2
-        shown = {c.name: c.action for c in worker.last_plan.changes}  # type: ignore[attr-defined]
+        assert worker.last_plan is not None
+        shown = {c.name: c.action for c in worker.last_plan.changes}
         assert shown == {"a": Action.NOOP, "b": Action.UPDATE, "c": Action.NOOP}
-        assert set(worker.book.groups) >= {("rg", "a"), ("rg", "c")}, "a focused pass forgets nothing else"  # type: ignore[attr-defined]
+        assert set(worker.book.groups) >= {("rg", "a"), ("rg", "c")}, "a focused pass forgets nothing else"
 
     run(body)
