@@ -8,10 +8,16 @@ The daemon's passes (`EnginePasses`) against the in-process emulator, and the wo
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.daemon.passes import EnginePasses, SettledFiles, focus_keys
 from reconciler.daemon.triggers import Trigger, TriggerKind
+from reconciler.engine.reconcile import plan_pass
 from reconciler.model.plan import Action
 from reconciler.source import Defaults, load_manifests
 from tests.daemon.fakes import FakeClock, FakeEngine, change, plan
@@ -162,5 +168,69 @@ def test_a_focused_plan_replaces_only_its_groups_in_what_the_status_page_shows()
         shown = {c.name: c.action for c in worker.last_plan.changes}
         assert shown == {"a": Action.NOOP, "b": Action.UPDATE, "c": Action.NOOP}
         assert set(worker.book.groups) >= {("rg", "a"), ("rg", "c")}, "a focused pass forgets nothing else"
+
+    run(body)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A focused plan is the full plan of its groups
+
+EDIT = st.tuples(
+    st.sampled_from(["image", "drop-doc", "add-doc", "new-file", "delete-file"]), st.integers(0, 3)
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    docs=st.lists(st.integers(1, 2), min_size=2, max_size=4),
+    edits=st.lists(EDIT, min_size=1, max_size=3),
+)
+def test_a_focused_plan_equals_the_full_plan_of_its_groups_through_any_edits(
+    tmp_path_factory: pytest.TempPathFactory, docs: list[int], edits: list[tuple[str, int]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("focus")
+    m = tmp / "m"
+    files: dict[str, list[Spec]] = {
+        f"f{i}.yaml": [Spec(name=f"g{i}-{d}", rg=RG) for d in range(count)] for i, count in enumerate(docs)
+    }
+
+    async def body() -> None:
+        async with in_process(tmp / "tls") as (_emu, gateway):
+            for name, specs in files.items():
+                write_specs(m / name, specs)
+            settings = engine_settings(m)
+            passes = EnginePasses(settings, gateway, environ={}, settle_delay=0.0)
+            await _apply_all(passes)
+            declared = {name: {(RG, spec.name) for spec in specs} for name, specs in files.items()}
+            touched: set[str] = set()
+            for n, (what, which) in enumerate(edits):
+                name = sorted(files)[which % len(files)]
+                if what == "image":
+                    files[name] = [replace(s, image=f"nginx:1.{n}") for s in files[name]]
+                elif what == "drop-doc" and len(files[name]) > 1:
+                    files[name] = files[name][:-1]
+                elif what == "add-doc":
+                    files[name] = [*files[name], Spec(name=f"added-{n}", rg=RG)]
+                elif what == "new-file":
+                    name = f"new{n}.yaml"
+                    files[name] = [Spec(name=f"new-{n}", rg=RG)]
+                elif what == "delete-file":
+                    del files[name]
+                    (m / name).unlink()
+                    touched.add(str(m / name))
+                    continue
+                write_specs(m / name, files[name])
+                touched.add(str(m / name))
+            # What the touched files declared before the edits and declare after them: what must be planned.
+            expected = set()
+            for path in touched:
+                name = os.path.basename(path)
+                expected |= declared.get(name, set()) | {(RG, spec.name) for spec in files.get(name, [])}
+            focused = await passes.plan(frozenset(touched))
+            assert focused.focus == frozenset(expected)
+            full = await plan_pass(settings, gateway, environ={})
+            assert [(c.key, c.action, c.changed_paths) for c in focused.plan.changes] == [
+                (c.key, c.action, c.changed_paths) for c in full.plan.changes if c.key in expected
+            ]
 
     run(body)
