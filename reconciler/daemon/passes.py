@@ -222,6 +222,10 @@ class _SecretValues:
         self._none = none
         return tuple(values)
 
+    def holds_none(self, manifest: GroupManifest) -> bool:
+        """Whether the last `of` found no secret value in this very manifest object."""
+        return self._none.get(id(manifest)) is manifest
+
 
 class EnginePasses:
     def __init__(
@@ -313,6 +317,7 @@ class EnginePasses:
             owned=owned,
             observed=_live_summaries(planned),
             focus=keys,
+            secret_free=self._secrets.holds_none,
         )
 
     async def apply(self, planned: PlanView, changes: Sequence[Change], on_event: OnEvent) -> ApplyView:

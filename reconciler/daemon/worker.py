@@ -26,6 +26,7 @@ from reconciler.daemon.metrics import DaemonMetrics
 from reconciler.daemon.notify.events import Event, EventKind
 from reconciler.daemon.state import Key, Phase, Reason, StateBook, StateStore
 from reconciler.daemon.triggers import Clock, Coalescer, RetryTimer, Trigger, TriggerKind
+from reconciler.model.manifest import GroupManifest
 from reconciler.model.outcome import ApplyResult, GroupOutcome, Result
 from reconciler.model.plan import Action, Change, Plan, PlanIssue
 
@@ -76,6 +77,9 @@ class PlanView:
     # A focused pass (`PassEngine.plan(focus=...)`): the only groups it planned and observed; the others
     # keep what the last passes said of them. None: the plan covers every group.
     focus: frozenset[Key] | None = None
+    # Whether a desired manifest of this plan holds no secret value (so it may be kept after the pass);
+    # None: treat every one as holding some.
+    secret_free: Callable[[GroupManifest], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -305,9 +309,16 @@ class Worker:
         revision = plan.revision
         record.revision = revision
         self.revision = revision
-        # /status needs the plan, not the manifests behind it (which also hold resolved secrets); keeping
-        # them would keep two passes' worth of manifests alive during a resync.
-        shown = tuple(c.model_copy(update={"desired": None}) for c in plan.changes)
+        # /status needs the plan, not the manifests behind it: one holding resolved secrets is dropped from
+        # the entry kept (no secret outlives its pass). One the engine says holds none is kept as it is: the
+        # engine's caches keep it anyway, and a copy per group per pass costs memory and CPU for nothing.
+        free = view.secret_free
+        shown = tuple(
+            c
+            if c.desired is None or (free is not None and free(c.desired))
+            else c.model_copy(update={"desired": None})
+            for c in plan.changes
+        )
         if view.focus is not None and self.last_plan is not None:
             # The groups out of focus keep their entries of the last full pass (or later focused ones).
             kept = tuple(c for c in self.last_plan.changes if c.key not in view.focus)

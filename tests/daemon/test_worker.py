@@ -313,3 +313,37 @@ async def _passes_for(bursts: list[int]) -> None:
 @given(bursts=st.lists(st.integers(min_value=0, max_value=5), max_size=8))
 def test_any_triggers_during_a_pass_collapse_into_exactly_one_more(bursts: list[int]) -> None:
     asyncio.run(_passes_for(bursts))
+
+
+async def test_the_plan_kept_for_status_drops_every_manifest_holding_a_secret_and_keeps_the_others() -> None:
+    from tests.planning.support import base_properties, manifest
+
+    plain = manifest(name="plain")
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"] = [
+        {"name": "TOKEN", "secureValue": "s3cr3t"}
+    ]
+    secret = manifest(name="secret", properties=props)
+    clock = FakeClock()
+    engine = FakeEngine()
+    changes = (
+        change("plain", Action.NOOP).model_copy(update={"desired": plain}),
+        change("secret", Action.NOOP).model_copy(update={"desired": secret}),
+    )
+    from types import SimpleNamespace
+
+    from reconciler.daemon.passes import _SecretValues
+
+    told = _SecretValues()
+    assert told.of(SimpleNamespace(plan=plan("r1", *changes))) == ("s3cr3t",)  # type: ignore[arg-type]
+    assert told.holds_none(plain)
+    assert not told.holds_none(secret)
+    assert not told.holds_none(manifest(name="plain")), "by identity: another object is not vouched for"
+    for secret_free in (None, told.holds_none):
+        engine.set_plan(plan("r1", *changes), secret_free=secret_free)
+        worker = make(engine, clock)
+        await worker.run_pass([trig()])
+        assert worker.last_plan is not None
+        kept = {c.name: c.desired for c in worker.last_plan.changes}
+        assert kept["secret"] is None, "a manifest with a resolved secret never outlives its pass"
+        assert kept["plain"] is (plain if secret_free is not None else None)
