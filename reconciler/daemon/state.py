@@ -20,7 +20,6 @@ import json
 import os
 import random
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -171,7 +170,9 @@ class GroupState:
     in_flight: str | None = None
     # The fingerprint that was last applied successfully: a later plan for the same one is drift.
     applied_fingerprint: str | None = None
-    history: deque[OutcomeRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_LENGTH))
+    # The last `HISTORY_LENGTH` outcomes, oldest first. A tuple, replaced on each outcome: most groups of a
+    # large fleet have none, and an empty deque costs 760 bytes apiece.
+    history: tuple[OutcomeRecord, ...] = ()
     # The plan entry `applied_fingerprint` was last computed from (never saved): the daemon's plan memo
     # hands back the same entry for a group unchanged since, so a converged fleet is not hashed every pass.
     fingerprinted: Change | None = field(default=None, repr=False, compare=False)
@@ -179,6 +180,9 @@ class GroupState:
     @property
     def key(self) -> Key:
         return (self.resource_group.lower(), self.name.lower())
+
+    def remember(self, outcome: OutcomeRecord) -> None:
+        self.history = (*self.history[-(HISTORY_LENGTH - 1) :], outcome)
 
     def set(self, phase: Phase, reason: Reason, message: str = "") -> None:
         self.phase = phase
@@ -226,7 +230,7 @@ class GroupState:
         for entry in item.history[-HISTORY_LENGTH:]:
             with contextlib.suppress(ValidationError):
                 record = _OutcomeIn.model_validate(entry)
-                state.history.append(OutcomeRecord(**record.model_dump()))
+                state.remember(OutcomeRecord(**record.model_dump()))
         return state
 
 
@@ -307,7 +311,7 @@ class StateBook:
         """Update a group from what applying its change did; returns None when the group is gone (pruned)."""
         state = self.get(change.resource_group, change.name)
         state.in_flight = None
-        state.history.append(
+        state.remember(
             OutcomeRecord(
                 at=now,
                 action=outcome.action.value,

@@ -346,7 +346,7 @@ def _group_state(draw: st.DrawFn) -> GroupState:
         applied_fingerprint=draw(_OPTIONAL_TEXT),
     )
     for _ in range(draw(st.integers(0, 3))):
-        state.history.append(
+        state.remember(
             OutcomeRecord(
                 at=draw(st.floats(0, 1e10)),
                 action=draw(st.sampled_from(["create", "update"])),

@@ -50,7 +50,7 @@ def state(name: str, message: str) -> GroupState:
     group = GroupState(resource_group="rg", name=name)
     group.set(Phase.STALLED, Reason.APPLY_REJECTED, message)
     group.last_error = message
-    group.history.append(OutcomeRecord(at=0.0, action="update", result="failed", duration_s=1.0, revision="r",
+    group.remember(OutcomeRecord(at=0.0, action="update", result="failed", duration_s=1.0, revision="r",
                                        message=message))  # fmt: skip
     return group
 
