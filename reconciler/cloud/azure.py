@@ -66,6 +66,7 @@ from reconciler.cloud.errors import (
     StalledError,
 )
 from reconciler.cloud.gateway import ListCursor, WriteGuard
+from reconciler.model.compact import shared_fields_set
 from reconciler.model.observed import ObservedGroup
 
 API_VERSION = "2023-05-01"
@@ -275,6 +276,9 @@ class _Page:
     next_link: str | None
 
 
+_OBSERVED_FIELDS = frozenset(ObservedGroup.model_fields)
+
+
 def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     props = data.get("properties") or {}
     if not isinstance(props, Mapping):
@@ -288,6 +292,7 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     # Built without validation (every field is made the right type here): validating would copy the body,
     # a large part of what a pass holds per group, and cost a cold pass's CPU for nothing.
     return ObservedGroup.model_construct(
+        _fields_set=shared_fields_set(ObservedGroup, _OBSERVED_FIELDS),
         resource_group=resource_group,
         name=str(data.get("name", "")),
         id=str(data.get("id", "")),

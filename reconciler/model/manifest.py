@@ -77,6 +77,7 @@ from reconciler.model.aci import (
     each,
     fail,
 )
+from reconciler.model.compact import share_fields_sets
 from reconciler.model.job import JobPolicy
 from reconciler.model.text import shown
 
@@ -867,9 +868,11 @@ def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
         # A Mapping that is not a dict (a loader's own node type) is copied; anything else (a list, a
         # scalar) is left for pydantic to reject as "not a mapping" at the document's root.
         document: Any = dict(data) if isinstance(data, Mapping) and not isinstance(data, dict) else data
-        return GroupManifest.model_validate(document)
+        manifest = GroupManifest.model_validate(document)
     except ValidationError as exc:
         raise _rewrite(exc, data) from None
+    share_fields_sets(manifest)
+    return manifest
 
 
 def _rewrite(exc: ValidationError, data: Any) -> ValidationError:

@@ -1,0 +1,77 @@
+"""Shared field sets of frozen models: manifests parsed apart share one set per class and fields, a copy with
+changes gets its own, and nothing a model says (its dump, its fields set, equality) changes."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reconciler.model import compact
+from reconciler.model.compact import share_fields_sets, shared_fields_set
+from tests.planning.support import base_properties, manifest
+
+
+def test_manifests_parsed_apart_share_their_field_sets_and_read_the_same() -> None:
+    one, two = manifest(name="one"), manifest(name="two")
+    assert one.__pydantic_fields_set__ is two.__pydantic_fields_set__
+    first = one.properties.containers[0]
+    assert first.__pydantic_fields_set__ is two.properties.containers[0].__pydantic_fields_set__
+    assert one.model_dump(exclude={"name"}) == two.model_dump(exclude={"name"})
+    assert one.model_fields_set == {"name", "resource_group", "location", "tags", "properties"}
+
+
+def test_a_copy_with_changes_gets_a_set_of_its_own_and_leaves_the_shared_one_alone() -> None:
+    one, two = manifest(name="one"), manifest(name="two", tags={"team": "a"})
+    before = set(one.__pydantic_fields_set__)
+    copied = one.model_copy(update={"policy": two.policy})
+    assert copied.__pydantic_fields_set__ is not one.__pydantic_fields_set__
+    assert "policy" in copied.model_fields_set
+    assert set(one.__pydantic_fields_set__) == before, "the shared set was not touched"
+    assert set(two.__pydantic_fields_set__) == before
+
+
+def test_a_frozen_model_still_refuses_assignment_so_no_shared_set_grows() -> None:
+    one = manifest(name="one")
+    shared = one.__pydantic_fields_set__
+    size = len(shared)
+    with pytest.raises(ValidationError):
+        one.name = "other"  # type: ignore[misc]  # frozen: the point of the test
+    assert len(shared) == size
+
+
+def test_models_that_are_not_frozen_keep_their_own_set() -> None:
+    class Loose(BaseModel):
+        a: int = 0
+
+    class Tight(BaseModel):
+        model_config = ConfigDict(frozen=True)
+        loose: Loose
+
+    x, y = Tight(loose=Loose(a=1)), Tight(loose=Loose(a=2))
+    share_fields_sets([x, y])
+    assert x.__pydantic_fields_set__ is y.__pydantic_fields_set__
+    assert x.loose.__pydantic_fields_set__ is not y.loose.__pydantic_fields_set__
+    x.loose.a = 3
+    assert y.loose.model_fields_set == {"a"}
+
+
+def test_the_shared_sets_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compact, "_SHARED", {})
+    monkeypatch.setattr(compact, "_MAX_SHARED", 2)
+
+    class M(BaseModel):
+        model_config = ConfigDict(frozen=True)
+
+    for n in range(5):
+        shared_fields_set(M, {f"f{n}"})
+    assert len(compact._SHARED) == 2
+    assert shared_fields_set(M, {"f9"}) == {"f9"}
+
+
+def test_a_manifest_with_secrets_keeps_its_secret_values_after_sharing() -> None:
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"] = [{"name": "T", "secureValue": "v4lue"}]
+    m = manifest(name="s", properties=props)
+    assert m.secret_values() == {
+        "/properties/containers/web/properties/environmentVariables/T/secureValue": "v4lue"
+    }
