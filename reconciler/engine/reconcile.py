@@ -218,7 +218,7 @@ def _build(
     issues += _scope_issues(observation)
     issues += extra_issues
     desired = [
-        DesiredGroup(manifest=g.manifest, source=g.where)
+        DesiredGroup(manifest=g.manifest, source=g.where, folded=g.folded_key)
         for g in loaded.groups
         if g.manifest.resource_group.lower() not in unobservable and observation.failed_all is None
     ]
@@ -283,14 +283,11 @@ async def plan_pass(
     groups = list(observation.groups)
     plan = _build(settings, loaded, observation, groups, memo=memo)
 
-    by_key = {(g.resource_group.lower(), g.name.lower()): i for i, g in enumerate(groups)}
-    jobs = [
-        c
-        for c in plan.changes
-        if c.action in _NEEDS_INSTANCE_VIEW
-        and c.key in by_key
-        and groups[by_key[c.key]].restart_policy != "Always"
-    ]
+    candidates = [c for c in plan.changes if c.action in _NEEDS_INSTANCE_VIEW]
+    by_key = (
+        {(g.resource_group.lower(), g.name.lower()): i for i, g in enumerate(groups)} if candidates else {}
+    )
+    jobs = [c for c in candidates if c.key in by_key and groups[by_key[c.key]].restart_policy != "Always"]
     if jobs:
         extra: list[PlanIssue] = []
         for change in jobs:

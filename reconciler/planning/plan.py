@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -79,11 +79,14 @@ class DesiredGroup:
 
     manifest: GroupManifest
     source: str | None = None
+    # The key when the caller knows it already (the loader made it once for the file's cached groups).
+    folded: InitVar[tuple[str, str] | None] = None
     # (resource group, name) in lower case, as Azure compares them; looked up several times a pass.
     key: tuple[str, str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.manifest.resource_group.lower(), self.manifest.name.lower()))
+    def __post_init__(self, folded: tuple[str, str] | None) -> None:
+        key = folded or (self.manifest.resource_group.lower(), self.manifest.name.lower())
+        object.__setattr__(self, "key", key)
 
 
 class IncompleteObservationError(ValueError):
