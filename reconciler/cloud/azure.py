@@ -279,6 +279,14 @@ class _Page:
 _OBSERVED_FIELDS = frozenset(ObservedGroup.model_fields)
 
 
+def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
+    """The tags as text. Azure's are text already: then the body's own dict is used, not a copy of it (a
+    listed group is never changed in place, and a copy per group is memory a large fleet keeps)."""
+    if type(tags) is dict and all(type(k) is str and type(v) is str for k, v in tags.items()):
+        return tags
+    return {str(k): "" if v is None else str(v) for k, v in tags.items()}
+
+
 def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     props = data.get("properties") or {}
     if not isinstance(props, Mapping):
@@ -297,7 +305,7 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
         name=str(data.get("name", "")),
         id=str(data.get("id", "")),
         location=str(data.get("location", "")),
-        tags={str(k): "" if v is None else str(v) for k, v in tags.items()},
+        tags=_text_tags(tags),
         body=data if type(data) is dict else dict(data),
         provisioning_state=None if provisioning is None else str(provisioning),
         instance_state=None if state is None else str(state),
