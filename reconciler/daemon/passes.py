@@ -29,7 +29,7 @@ from reconciler.model.plan import Action, Change, Plan
 from reconciler.planning import REVISION_TAG, PlanMemo, desired_canonical
 from reconciler.planning.ownership import spec_fingerprint
 from reconciler.source import LoadCache, LoadResult
-from reconciler.source.walk import DEFAULTS_STEM, MANIFEST_SUFFIXES
+from reconciler.source.walk import file_kind
 
 
 def _failed_keys(loaded: LoadResult) -> dict[Key, str]:
@@ -159,11 +159,8 @@ def focus_keys(loaded: LoadResult, settled: SettledFiles, files: frozenset[str])
     declared at the last pass (a document removed is a prune). None when the files' effect reaches further
     or cannot be told, so that the pass plans everything: a defaults file (it shapes a directory), anything
     not a manifest, and a file neither loaded now nor at the last pass (a secret file, an ignored one)."""
-    for path in files:
-        name = os.path.basename(path)
-        stem, suffix = os.path.splitext(name)
-        if suffix.lower() not in MANIFEST_SUFFIXES or stem == DEFAULTS_STEM:
-            return None
+    if any(file_kind(os.path.basename(path)) != "manifest" for path in files):
+        return None
     now = _by_file(files, ((str(g.source.path), (g.folded_key,)) for g in loaded.groups))
     before = settled.keys_by_file(files)
     broken = _by_file(files, ((str(e.path), ()) for e in loaded.errors))

@@ -19,6 +19,8 @@ from enum import StrEnum
 from pathlib import Path, PurePath
 from typing import Any
 
+from reconciler.source.walk import MANIFEST_SUFFIXES
+
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 # One batch of file events as watchfiles reports them: (change kind, absolute path).
@@ -120,7 +122,6 @@ _IGNORED_NAMES = frozenset({"4913", ".DS_Store"})
 # `sed -i` writes `sedXXXXXX` (mkstemp's six characters) and renames it over the file; atomic writers often
 # write `NAME.tmp.PID` or `NAME.tmpXXXXX` first.
 _IGNORED_PATTERN = re.compile(r"sed[A-Za-z0-9]{6}|.*\.tmp(\.?[A-Za-z0-9]+)?")
-_MANIFEST_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 
 
 def absolute(path: Path) -> Path:
@@ -223,7 +224,7 @@ def _file_trigger(root: Path, burst: set[str], at: float) -> Trigger:
 def _describe(root: Path, paths: set[str]) -> str:
     names = []
     # Manifests first: they are what people look for in "why did this pass run".
-    for path in sorted(paths, key=lambda p: (PurePath(p).suffix.lower() not in _MANIFEST_SUFFIXES, p)):
+    for path in sorted(paths, key=lambda p: (PurePath(p).suffix.lower() not in MANIFEST_SUFFIXES, p)):
         try:
             names.append(str(PurePath(path).relative_to(root)))
         except ValueError:

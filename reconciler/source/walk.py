@@ -64,6 +64,14 @@ def is_skipped(name: str) -> bool:
     )
 
 
+def file_kind(name: str) -> Literal["defaults", "manifest"] | None:
+    """What a file of this name is to the walk (its name only: hidden and temporary files aside)."""
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() not in MANIFEST_SUFFIXES:
+        return None
+    return "defaults" if stem == DEFAULTS_STEM else "manifest"
+
+
 def _inside(root_real: str, real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
@@ -163,8 +171,8 @@ class _Walker:
                     seen_dirs[key] = path
                     subdirs.append((path, key, real, relative))
                 continue
-            suffix = os.path.splitext(name)[1].lower()
-            if suffix not in MANIFEST_SUFFIXES:
+            kind = file_kind(name)
+            if kind is None:
                 continue
             if not stat.S_ISREG(st.st_mode):
                 yield WalkItem("error", path, "not a regular file")
@@ -179,7 +187,7 @@ class _Walker:
                 continue
             seen_files[key] = path
             found = (path, real, relative, stamp_of(st))
-            if os.path.splitext(name)[0] == DEFAULTS_STEM:
+            if kind == "defaults":
                 defaults.append(found)
             else:
                 files.append(found)
