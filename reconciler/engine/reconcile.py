@@ -283,7 +283,9 @@ async def plan_pass(
     groups = list(observation.groups)
     plan = _build(settings, loaded, observation, groups, memo=memo)
 
-    candidates = [c for c in plan.changes if c.action in _NEEDS_INSTANCE_VIEW]
+    # A list omits the instance view that some actions depend on; a focused pass read each group by a GET,
+    # which has it already.
+    candidates = [c for c in plan.changes if c.action in _NEEDS_INSTANCE_VIEW] if focus is None else []
     by_key = (
         {(g.resource_group.lower(), g.name.lower()): i for i, g in enumerate(groups)} if candidates else {}
     )
