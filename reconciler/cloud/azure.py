@@ -276,7 +276,8 @@ class _Page:
     next_link: str | None
 
 
-_OBSERVED_FIELDS = frozenset(ObservedGroup.model_fields)
+# Every listed group is given every field: they all share this one fields set.
+_OBSERVED_FIELDS = shared_fields_set(ObservedGroup, frozenset(ObservedGroup.model_fields))
 
 
 def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
@@ -300,7 +301,7 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
     # Built without validation (every field is made the right type here): validating would copy the body,
     # a large part of what a pass holds per group, and cost a cold pass's CPU for nothing.
     return ObservedGroup.model_construct(
-        _fields_set=shared_fields_set(ObservedGroup, _OBSERVED_FIELDS),
+        _fields_set=_OBSERVED_FIELDS,
         resource_group=resource_group,
         name=str(data.get("name", "")),
         id=str(data.get("id", "")),
