@@ -30,6 +30,14 @@ def shared_fields_set(cls: type[BaseModel], fields: set[str] | frozenset[str]) -
     return found
 
 
+def share_fields_set(model: BaseModel) -> None:
+    """Make frozen `model` itself (not what it holds) use the shared set of its fields."""
+    fields = model.__pydantic_fields_set__
+    shared = shared_fields_set(type(model), fields)
+    if shared is not fields:
+        object.__setattr__(model, "__pydantic_fields_set__", shared)
+
+
 def share_fields_sets(value: Any) -> None:
     """Make every frozen model in `value` (models, and lists, tuples and dicts of them) use the shared set
     of its fields. Models that are not frozen keep their own (an assignment would add to it)."""
@@ -38,10 +46,7 @@ def share_fields_sets(value: Any) -> None:
         item = stack.pop()
         if isinstance(item, BaseModel):
             if item.model_config.get("frozen"):
-                fields = item.__pydantic_fields_set__
-                shared = shared_fields_set(type(item), fields)
-                if shared is not fields:
-                    object.__setattr__(item, "__pydantic_fields_set__", shared)
+                share_fields_set(item)
             stack.extend(item.__dict__.values())
             if item.__pydantic_extra__:
                 stack.extend(item.__pydantic_extra__.values())

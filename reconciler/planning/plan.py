@@ -34,7 +34,7 @@ from dataclasses import InitVar, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from reconciler.model.compact import shared_fields_set
+from reconciler.model.compact import share_fields_set
 from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
@@ -640,9 +640,7 @@ def build_plan(
             out_issues.append(PlanIssue(severity="error", message=f"reconcile.ignore: {exc}", **where))
             continue
         # Kept by the memo and the daemon between passes: its set of given fields is shared with its like.
-        object.__setattr__(
-            change, "__pydantic_fields_set__", shared_fields_set(Change, change.__pydantic_fields_set__)
-        )
+        share_fields_set(change)
         changes.append(change)
         if memo is not None and secret_values == {}:
             remembered[group.key] = _Memo(manifest, group.source, live_group, fingerprint, context, change)
