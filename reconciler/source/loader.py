@@ -4,7 +4,8 @@ Called by the engine at the start of each reconcile pass and by `reconcile valid
 `load_manifests(root, defaults=..., environ=...) -> LoadResult`. It never raises for bad input: one bad file
 or document becomes errors in the result, and every other file is still loaded.
 
-A document goes through these steps, all of which keep positions so that each error points at its place:
+A document goes through these steps, each of which can point an error at its place (a plain document is read
+without positions, and its file is read again with them when a step has something to report):
 read (size limit, UTF-8) -> YAML events -> plain values (`yamlread`) -> `${VAR}` substitution (`substitute`)
 -> secret references resolved (`secrets`) -> directory and CLI defaults filled in (`defaults`) -> the manifest
 model (`reconciler.model.manifest.parse_manifest`) -> secrets set on the model. Then `(resourceGroup, name)`

@@ -70,19 +70,48 @@ class _Abort(Exception):
 
 @dataclass(slots=True)
 class ParsedDocument:
-    """One document of a file: its plain value and where each part of it was written."""
+    """One document of a file: its plain value and where each part of it was written.
+
+    A document read by the fast path (`_fast_documents`) learns where its parts were written only when
+    asked: the first question re-reads its file with the positioned builder (a valid manifest never asks;
+    an error or a warning does)."""
 
     index: int
     start: Pos
     value: Any = None
-    positions: dict[DocPath, Pos] = field(default_factory=dict)
-    key_positions: dict[DocPath, Pos] = field(default_factory=dict)
     errors: list[SourceError] = field(default_factory=list)
     complete: bool = True  # False when the file's syntax broke off inside this document
+    located: dict[DocPath, Pos] | None = field(default=None, repr=False)
+    key_located: dict[DocPath, Pos] | None = field(default=None, repr=False)
+    # The text and file a fast-path document came from, until it is located.
+    source: tuple[str, Path] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.complete and not self.errors
+
+    @property
+    def positions(self) -> dict[DocPath, Pos]:
+        """Where each value was written, by its path in the document."""
+        if self.located is None:
+            self._locate()
+        return self.located or {}
+
+    @property
+    def key_positions(self) -> dict[DocPath, Pos]:
+        """Where each mapping key was written, by the path of its value."""
+        if self.key_located is None:
+            self._locate()
+        return self.key_located or {}
+
+    def _locate(self) -> None:
+        if self.source is None:
+            return
+        positioned, _ = _positioned_documents(*self.source)
+        self.source = None
+        if self.index < len(positioned):
+            twin = positioned[self.index]
+            self.located, self.key_located = twin.located, twin.key_located
 
     def position(self, path: DocPath) -> Pos:
         """Where `path` (or its nearest ancestor that has a position) was written."""
@@ -407,8 +436,8 @@ class _DocumentBuilder:
         self._add(_copy(anchor.value), pos)
 
     def finish(self) -> None:
-        self.doc.positions = dict(self.positions)
-        self.doc.key_positions = dict(self.key_positions)
+        self.doc.located = dict(self.positions)
+        self.doc.key_located = dict(self.key_positions)
 
 
 def _copy(value: Any) -> Any:
@@ -460,7 +489,117 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
 
     Never raises for any input: every problem is a `SourceError` naming `path` and a position. Documents
     before a syntax error are complete and usable; the one it interrupts is marked incomplete.
+
+    Plain text (what nearly every manifest is) is read without positions, about twice as fast; where each
+    part was written is worked out on first use (`ParsedDocument.positions`). Anything else, and every
+    text with a problem, is read by the positioned builder at once, which reports it.
     """
+    fast = _fast_documents(text)
+    if fast is None:
+        return _positioned_documents(text, path)
+    source = (text, path)
+    return [
+        ParsedDocument(index=i, start=start, value=value, source=source)
+        for i, (start, value) in enumerate(fast)
+    ], []
+
+
+class _NoKey:
+    """The mapping at the top of the fast path's stack waits for a key."""
+
+
+_NO_KEY = _NoKey()
+
+
+def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
+    """Every document's start and value, or None when the text needs the positioned builder: an anchor,
+    an alias, a tag, a merge key, a key that is not a plain string, a duplicate key (also one that differs
+    only in case), more than `MAX_DEPTH` levels or `MAX_DOCUMENT_NODES` values, or a syntax error.
+    Whatever it returns, the positioned builder returns the same values for (a property test holds it)."""
+    docs: list[tuple[Pos, Any]] = []
+    stack: list[Any] = []  # the open mappings and lists
+    keys: list[Any] = []  # per open collection, the key its next value goes under (`_NO_KEY`: none yet)
+    start: Pos = FILE_START
+    value: Any = None
+    size = 0
+    scalar_event, mapping_start, sequence_start = (
+        yaml.ScalarEvent,
+        yaml.MappingStartEvent,
+        yaml.SequenceStartEvent,
+    )
+    mapping_end, sequence_end = yaml.MappingEndEvent, yaml.SequenceEndEvent
+    parser: Any = None
+    try:
+        parser = _Loader(text)
+        get_event = parser.get_event
+        while True:
+            event = get_event()
+            kind = type(event)
+            if kind is scalar_event:
+                if event.anchor is not None:
+                    return None
+                tag = event.tag
+                if keys and keys[-1] is _NO_KEY and type(stack[-1]) is dict:
+                    key = event.value
+                    if tag is not None or key == "<<" or key in stack[-1]:
+                        return None
+                    keys[-1] = key
+                    continue
+                if tag is None:
+                    done = (
+                        resolve_plain_scalar(event.value)
+                        if event.implicit[0] and not event.style
+                        else event.value
+                    )
+                elif tag == "!":
+                    done = event.value
+                else:
+                    return None
+                size += 1
+            elif kind is mapping_start or kind is sequence_start:
+                if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
+                    return None
+                if keys and keys[-1] is _NO_KEY and type(stack[-1]) is dict:
+                    return None  # a mapping or a list as a key
+                size += 1
+                stack.append({} if kind is mapping_start else [])
+                keys.append(_NO_KEY)
+                continue
+            elif kind is mapping_end or kind is sequence_end:
+                done = stack.pop()
+                keys.pop()
+                if type(done) is dict and len(done) > 1 and len({k.casefold() for k in done}) != len(done):
+                    return None
+            elif kind is yaml.DocumentStartEvent:
+                start, value, size = _pos(event.start_mark), None, 0
+                continue
+            elif kind is yaml.DocumentEndEvent:
+                docs.append((start, value))
+                continue
+            elif kind is yaml.StreamEndEvent:
+                return docs
+            elif kind is yaml.StreamStartEvent:
+                continue
+            else:  # an alias
+                return None
+            if size > MAX_DOCUMENT_NODES:
+                return None
+            if not stack:
+                value = done
+            elif keys[-1] is _NO_KEY:
+                stack[-1].append(done)
+            else:
+                stack[-1][keys[-1]] = done
+                keys[-1] = _NO_KEY
+    except yaml.YAMLError:
+        return None
+    finally:
+        if parser is not None:
+            parser.dispose()
+
+
+def _positioned_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[SourceError]]:
+    """`parse_documents` with every value's and key's position, and every problem reported."""
     docs: list[ParsedDocument] = []
     file_errors: list[SourceError] = []
     builder: _DocumentBuilder | None = None

@@ -6,10 +6,15 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from reconciler.source.yamlread import (
     MAX_DEPTH,
     MAX_DOCUMENT_NODES,
+    _fast_documents,
+    _positioned_documents,
     parse_documents,
     resolve_plain_scalar,
 )
@@ -203,3 +208,96 @@ def test_many_merge_keys_stay_fast() -> None:
     assert time.perf_counter() - started < 5.0
     assert docs[0].ok
     assert docs[0].value["m299"]["k199"] == 199
+
+
+# The fast path (no positions) and the positioned builder must agree on every value; the positions of a
+# fast-path document are worked out when first asked for, and are the positioned builder's.
+
+_KEYS = st.sampled_from(
+    ["name", "Name", "image", "ports", "port", "value", "secret", "<<", "a", "A", "80", "true"]
+)
+_SCALARS = st.one_of(
+    st.sampled_from(
+        ["yes", "on", "0123", "1.10", "22:30", "~", "null", "", "1e3", "2018-10-01", "x: y", "- z"]
+    ),
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=8),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_KEYS, inner, max_size=4)),
+    max_leaves=25,
+)
+
+
+def _documents(text: str) -> list[tuple[object, object]]:
+    docs, errors = _positioned_documents(text, F)
+    return [(d.start, d.value) for d in docs] if not errors and all(d.ok for d in docs) else []
+
+
+def _fast_agrees_with_positioned(text: str) -> bool:
+    """True when the fast path read `text`; then its values are exactly the positioned builder's."""
+    fast = _fast_documents(text)
+    if fast is None:
+        return False
+    assert fast == _documents(text)
+    for (_, a), (_, b) in zip(fast, _documents(text), strict=True):
+        assert repr(a) == repr(b)  # the same types too (1 is not 1.0, True is not 1)
+    return True
+
+
+@given(st.lists(_VALUES, min_size=1, max_size=3), st.sampled_from([False, True]))
+def test_fast_path_reads_plain_yaml_exactly_as_the_positioned_builder(
+    values: list[object], flow: bool
+) -> None:
+    text = yaml.safe_dump_all(values, default_flow_style=flow, allow_unicode=True)
+    # Plain YAML takes the fast path unless a mapping's keys repeat (case-folded) or hold a merge key.
+    assert _fast_agrees_with_positioned(text) == all(_plain_keys(v) for v in values)
+
+
+def _plain_keys(value: object) -> bool:
+    if isinstance(value, dict):
+        folded = {k.casefold() for k in value}
+        return len(folded) == len(value) and "<<" not in value and all(_plain_keys(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_plain_keys(v) for v in value)
+    return True
+
+
+@given(
+    st.lists(
+        st.sampled_from([*"ab:-[]{}&*!|>'\"#,?~ \n", "---\n", "<<: ", "!!str ", "Ab: "]), max_size=120
+    ).map("".join)
+)
+def test_fast_path_never_reads_noise_differently(text: str) -> None:
+    _fast_agrees_with_positioned(text)
+
+
+def test_a_plain_document_is_located_only_when_asked_and_then_exactly() -> None:
+    text = "name: a\nproperties:\n  containers:\n  - name: web\n    image: x\n"
+    docs, _ = parse_documents(text, F)
+    assert docs[0].located is None  # read by the fast path: no positions built
+    positioned, _ = _positioned_documents(text, F)
+    assert docs[0].positions == positioned[0].positions
+    assert docs[0].key_positions == positioned[0].key_positions
+    assert docs[0].position(("properties", "containers", 0, "image")) == (5, 12)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x 1\nb: *x\n",  # anchor, alias
+        "a: !!str 1\n",  # tag
+        "<<: {a: 1}\n",  # merge key
+        "a: 1\nA: 2\n",  # keys equal but for case
+        "a: 1\na: 2\n",  # duplicate
+        "? [a]\n: b\n",  # a list as key
+        "a: [1,\n",  # syntax error
+        "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),  # too deep
+    ],
+)
+def test_the_fast_path_leaves_anything_unusual_to_the_positioned_builder(text: str) -> None:
+    assert _fast_documents(text) is None
