@@ -83,8 +83,8 @@ class ParsedDocument:
     complete: bool = True  # False when the file's syntax broke off inside this document
     located: dict[DocPath, Pos] | None = field(default=None, repr=False)
     key_located: dict[DocPath, Pos] | None = field(default=None, repr=False)
-    # The text and file a fast-path document came from, until it is located.
-    source: tuple[str, Path] | None = field(default=None, repr=False, compare=False)
+    # The text a fast-path document came from, until it is located.
+    source: _Source | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -107,10 +107,9 @@ class ParsedDocument:
     def _locate(self) -> None:
         if self.source is None:
             return
-        positioned, _ = _positioned_documents(*self.source)
+        twin = self.source.twin(self.index)
         self.source = None
-        if self.index < len(positioned):
-            twin = positioned[self.index]
+        if twin is not None:
             self.located, self.key_located = twin.located, twin.key_located
 
     def position(self, path: DocPath) -> Pos:
@@ -120,6 +119,21 @@ class ParsedDocument:
             if pos is not None:
                 return pos
         return self.start
+
+
+@dataclass(slots=True)
+class _Source:
+    """A file's text read by the fast path, read again with positions once, for all its documents (a file
+    of many bad documents is not read again per document)."""
+
+    text: str
+    path: Path
+    positioned: list[ParsedDocument] | None = None
+
+    def twin(self, index: int) -> ParsedDocument | None:
+        if self.positioned is None:
+            self.positioned, _ = _positioned_documents(self.text, self.path)
+        return self.positioned[index] if index < len(self.positioned) else None
 
 
 def _pos(mark: Any) -> Pos:
@@ -497,7 +511,7 @@ def parse_documents(text: str, path: Path) -> tuple[list[ParsedDocument], list[S
     fast = _fast_documents(text)
     if fast is None:
         return _positioned_documents(text, path)
-    source = (text, path)
+    source = _Source(text, path)
     return [
         ParsedDocument(index=i, start=start, value=value, source=source)
         for i, (start, value) in enumerate(fast)

@@ -301,3 +301,20 @@ def test_a_plain_document_is_located_only_when_asked_and_then_exactly() -> None:
 )
 def test_the_fast_path_leaves_anything_unusual_to_the_positioned_builder(text: str) -> None:
     assert _fast_documents(text) is None
+
+
+def test_the_documents_of_one_file_are_located_by_one_read_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.source import yamlread
+
+    reads: list[str] = []
+    positioned = yamlread._positioned_documents
+
+    def counting(text: str, path: Path) -> object:
+        reads.append(text)
+        return positioned(text, path)
+
+    monkeypatch.setattr(yamlread, "_positioned_documents", counting)
+    docs, _ = parse_documents("".join(f"---\nname: g{i}\n" for i in range(50)), F)
+    assert reads == [], "plain documents take the fast path"
+    assert [d.position(("name",)) for d in docs] == [(2 + 2 * i, 7) for i in range(50)]
+    assert len(reads) == 1
