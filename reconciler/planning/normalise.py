@@ -71,10 +71,6 @@ class _Node:
         raise NotImplementedError
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or value in ({}, [], "")
-
-
 @dataclass(frozen=True)
 class _Scalar(_Node):
     kind: str  # "str" | "int" | "number" | "bool"
@@ -167,29 +163,67 @@ class _Obj(_Node):
         # Made once per schema node, not once per value: canonicalising is most of a cold plan.
         return {k.lower(): k for k in self.fields}
 
+    @functools.cached_property
+    def _known(self) -> dict[str, tuple[str, _Node, bool, int] | None]:
+        """Per key as written: its field, the field's node, whether an empty value is kept, and the field's
+        place in the schema; None for a key the schema does not have. Filled as keys are met (the spellings
+        met are few: Azure's and the model's are the schema's own), bounded against hostile bodies."""
+        return {}
+
+    def _resolve(self, raw_key: Any) -> tuple[str, _Node, bool, int] | None:
+        known = self._known
+        if type(raw_key) is str:
+            if raw_key in known:
+                return known[raw_key]
+            lower = raw_key.lower()
+        else:
+            lower = str(raw_key).lower()
+        key = self._by_lower.get(lower)
+        found = None
+        if key is not None:
+            node = self.fields[key]
+            keep = isinstance(node, _Obj) and node.keep_empty
+            found = (key, node, keep, list(self.fields).index(key))
+        if type(raw_key) is str and len(known) < _MAX_SPELLINGS:
+            known[raw_key] = found
+        return found
+
     def canon(self, value: Any) -> Any:
         if type(value) is not dict and not isinstance(value, Mapping):
             return value
-        by_lower = self._by_lower
+        resolve = self._resolve
         out: dict[str, Any] = {}
+        ordered = True
+        last = -1
         for raw_key, raw_value in value.items():
-            key = by_lower.get(raw_key.lower() if type(raw_key) is str else str(raw_key).lower())
-            if key is None:
+            found = resolve(raw_key)
+            if found is None:
                 continue  # read-only, server-generated or unknown to the 2023-05-01 schema
-            node = self.fields[key]
+            key, node, keep, place = found
             v = node.canon(raw_value)
-            keep = isinstance(node, _Obj) and node.keep_empty and v == {}
-            if _is_empty(v) and not keep:
+            if v is None or v in ("", []) or (v == {} and not keep):
                 continue
             out[key] = v
+            if place < last:
+                ordered = False
+            last = place
         for key, default in self.defaults.items():
-            out.setdefault(key, default)
+            if key not in out:
+                out[key] = default
+                ordered = False
         if self.post is not None:
             out = self.post(out)
+            ordered = False
         if not out and not self.keep_empty:
             return None
+        if ordered:
+            return out
         # Keep the schema's key order so two canonical forms serialise identically.
         return {k: out[k] for k in self.fields if k in out}
+
+
+# How many spellings of its keys one schema node remembers.
+_MAX_SPELLINGS = 256
 
 
 @dataclass(frozen=True)
@@ -212,12 +246,31 @@ class _Keyed(_Node):
         for element in items:
             if not isinstance(element, Mapping):
                 continue
-            raw_key = next((v for k, v in element.items() if str(k).lower() == self.key.lower()), None)
+            raw_key, rest = _take(element, self.key)
             if raw_key is None:
                 continue
-            body = self.item.canon({k: v for k, v in element.items() if str(k).lower() != self.key.lower()})
+            body = self.item.canon(rest)
             out[self.key_fn(raw_key)] = body if body is not None else {}
         return out or None
+
+
+def _take(element: Mapping[Any, Any], key: str) -> tuple[Any, dict[Any, Any]]:
+    """The value of `key` (an ASCII name) in `element`, spelled in any case (the first spelling's), and the
+    element without it (without any spelling of it)."""
+    lower = key.lower()
+    size = len(key)
+    found: Any = None
+    seen = False
+    rest: dict[Any, Any] = {}
+    for k, v in element.items():
+        text = k if type(k) is str else str(k)
+        # Only a name of the same length can be a spelling of an ASCII one: others are not lower-cased.
+        if text == key or (len(text) == size and text.lower() == lower):
+            if not seen:
+                found, seen = v, True
+        else:
+            rest[k] = v
+    return found, rest
 
 
 def canonical_number(value: Any) -> Any:
@@ -284,8 +337,15 @@ class _EnvList(_Keyed):
 
 
 def _env_element(element: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in element.items() if str(k).lower() != "securevalue"}
-    if any(str(k).lower() == "securevalue" and v not in (None, "") for k, v in element.items()):
+    out: dict[str, Any] = {}
+    secure = False
+    for k, v in element.items():
+        text = k if type(k) is str else str(k)
+        if len(text) == len("secureValue") and text.lower() == "securevalue":
+            secure = secure or v not in (None, "")
+        else:
+            out[k] = v
+    if secure:
         out["secure"] = True
     return out
 
@@ -311,11 +371,11 @@ class _PortList(_Keyed):
         for element in value:
             if not isinstance(element, Mapping):
                 continue
-            raw = next((v for k, v in element.items() if str(k).lower() == "port"), None)
+            raw, rest = _take(element, "port")
             if raw is None:
                 continue
             number = str(canonical_number(raw))
-            body = self.item.canon({k: v for k, v in element.items() if str(k).lower() != "port"}) or {}
+            body = self.item.canon(rest) or {}
             numbers[number] = numbers.get(number, 0) + 1
             elements.append((number, body))
         out: dict[str, Any] = {}

@@ -136,6 +136,33 @@ def test_canonical_form_is_idempotent(m: GroupManifest) -> None:
     assert canonical(live) == live
 
 
+# Under these keys, keys are data (map entries), not field names: their case is theirs.
+DATA_KEYS = {"tags", "metadata", "settings", "protectedSettings", "secret", "userAssignedIdentities"}
+
+
+def respelled(value: Any, data: st.DataObject) -> Any:
+    """`value` with every field name in a case hypothesis picks (ARM's JSON names are case-insensitive)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            spelled = data.draw(st.sampled_from([k, k.lower(), k.upper(), k.swapcase()]))
+            out[spelled] = v if k in DATA_KEYS else respelled(v, data)
+        return out
+    if isinstance(value, list):
+        return [respelled(v, data) for v in value]
+    return value
+
+
+@given(manifests(), st.data())
+def test_the_case_of_field_names_never_changes_the_canonical_form(
+    m: GroupManifest, data: st.DataObject
+) -> None:
+    body = m.to_arm_body(reveal_secrets=False)
+    assert canonical(respelled(body, data)) == canonical(body)
+    live = applied(m).body
+    assert canonical(respelled(dict(live), data)) == canonical(live)
+
+
 @given(manifests(), st.data())
 def test_changing_only_cpu_memory_or_gpu_of_any_container_replaces(
     m: GroupManifest, data: st.DataObject
