@@ -18,6 +18,7 @@ import base64
 import binascii
 import datetime
 import difflib
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -183,13 +184,12 @@ class ArmModel(BaseModel):
         """This object as ARM JSON: canonical camelCase keys, omitted fields omitted, ours left out, secrets
         included only when `reveal_secrets` (unresolved references are the caller's concern)."""
         out: dict[str, Any] = {}
-        for name, alias in self._fields:
-            if name in self._ours or name in self._secret_pairs.values():
-                continue
-            value = getattr(self, name)
+        fields = self.__dict__
+        for name, alias, hidden in _arm_fields(type(self)):
+            value = fields[name]
             if value is None:
                 continue
-            if name in self._hidden and not reveal_secrets:
+            if hidden and not reveal_secrets:
                 # A GET returns a secret volume as an empty map: keep the volume's type visible.
                 if isinstance(value, dict):
                     out[alias] = {}
@@ -213,7 +213,23 @@ class ArmModel(BaseModel):
         return out
 
 
+@functools.cache
+def _arm_fields(cls: type[ArmModel]) -> tuple[tuple[str, str, bool], ...]:
+    """(field name, alias, hidden) of each field of `cls` that an ARM body has, in declaration order."""
+    refs = set(cls._secret_pairs.values())
+    return tuple(
+        (name, alias, name in cls._hidden)
+        for name, alias in cls._fields
+        if name not in cls._ours and name not in refs
+    )
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool})
+
+
 def _arm_value(value: Any, reveal: bool) -> Any:
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, ArmModel):
         return value.arm(reveal_secrets=reveal)
     if isinstance(value, SecretStr):
