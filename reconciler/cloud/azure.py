@@ -66,8 +66,9 @@ from reconciler.cloud.errors import (
     StalledError,
 )
 from reconciler.cloud.gateway import ListCursor, WriteGuard
+from reconciler.cloud.listpage import page_items
 from reconciler.model.compact import shared_fields_set
-from reconciler.model.observed import ObservedGroup
+from reconciler.model.observed import ObservedGroup, PackedBody
 
 API_VERSION = "2023-05-01"
 # Microsoft.Resources' Tags API (resource-group scope), for the daemon's heartbeat tag.
@@ -281,14 +282,29 @@ _OBSERVED_FIELDS = shared_fields_set(ObservedGroup, frozenset(ObservedGroup.mode
 
 
 def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
-    """The tags as text. Azure's are text already: then the body's own dict is used, not a copy of it (a
-    listed group is never changed in place, and a copy per group is memory a large fleet keeps)."""
-    if type(tags) is dict and all(type(k) is str and type(v) is str for k, v in tags.items()):
-        return tags
-    return {str(k): "" if v is None else str(v) for k, v in tags.items()}
+    """The tags as text, their names shared by every group (each group's JSON is decoded on its own, and
+    our dozen tag names on every group are memory a large fleet keeps)."""
+    known = _TAG_NAMES
+    out: dict[str, str] = {}
+    for k, v in tags.items():
+        name = str(k)
+        shared = known.get(name)
+        if shared is None:
+            shared = name
+            if len(known) < _MAX_TAG_NAMES:
+                known[name] = name
+        out[shared] = v if type(v) is str else "" if v is None else str(v)
+    return out
 
 
-def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
+# Tag names seen so far, one object each; bounded, since tag names are the user's (past this many a name
+# is simply not shared).
+_TAG_NAMES: dict[str, str] = {}
+_MAX_TAG_NAMES = 4096
+
+
+def _observed(resource_group: str, data: Mapping[str, Any], text: str | None = None) -> ObservedGroup:
+    """`text`: `data` as JSON text, when the caller has it (a list page's item), kept as the body."""
     props = data.get("properties") or {}
     if not isinstance(props, Mapping):
         props = {}
@@ -298,8 +314,9 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
         tags = {}
     provisioning = props.get("provisioningState")
     state = instance_view.get("state") if isinstance(instance_view, Mapping) else None
-    # Built without validation (every field is made the right type here): validating would copy the body,
-    # a large part of what a pass holds per group, and cost a cold pass's CPU for nothing.
+    # Built without validation (every field is made the right type here): validating would copy the body
+    # and cost a cold pass's CPU for nothing. The body is kept as its JSON text (`PackedBody`): the decoded
+    # page is let go, but for the tags.
     return ObservedGroup.model_construct(
         _fields_set=_OBSERVED_FIELDS,
         resource_group=resource_group,
@@ -307,23 +324,25 @@ def _observed(resource_group: str, data: Mapping[str, Any]) -> ObservedGroup:
         id=str(data.get("id", "")),
         location=str(data.get("location", "")),
         tags=_text_tags(tags),
-        body=data if type(data) is dict else dict(data),
+        body=PackedBody(text) if text is not None else PackedBody.of(data),
         provisioning_state=None if provisioning is None else str(provisioning),
         instance_state=None if state is None else str(state),
     )
 
 
-def _parse_page(body: Any, label: str, resource_group_of: Callable[[Mapping[str, Any]], str | None]) -> _Page:
-    page = body if isinstance(body, Mapping) else {}
+def _parse_page(
+    raw: bytes, label: str, resource_group_of: Callable[[Mapping[str, Any]], str | None]
+) -> _Page:
+    """A list page's groups and next link (a page that is not a JSON object lists nothing)."""
+    items, next_link = page_items(raw) or ([], None)
     found: list[ObservedGroup] = []
-    for item in page.get("value") or []:
+    for item, text in items:
         if not isinstance(item, Mapping):
             continue
         rg = resource_group_of(item)
         if rg is None:
             raise StalledError(f"{label}: a listed group has no resource id ({item.get('name')!r})")
-        found.append(_observed(rg, item))
-    next_link = page.get("nextLink")
+        found.append(_observed(rg, item, text))
     return _Page(tuple(found), str(next_link) if next_link else None)
 
 
@@ -550,7 +569,7 @@ class AzureGateway:
             digest = hashlib.blake2b(response.raw, digest_size=16).digest()
             page = known.get(digest) or reading.get(digest)
             if page is None:
-                page = _parse_page(response.body, label, resource_group_of)
+                page = _parse_page(response.raw, label, resource_group_of)
             else:
                 self.pages_reused += 1
             reading[digest] = page

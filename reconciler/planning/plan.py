@@ -36,7 +36,7 @@ from typing import Any
 
 from reconciler.model.compact import share_fields_set
 from reconciler.model.manifest import GroupManifest
-from reconciler.model.observed import ObservedGroup
+from reconciler.model.observed import ObservedGroup, PackedBody
 from reconciler.model.plan import Action, Change, FieldChange, Plan, PlanIssue
 from reconciler.planning.classify import classify
 from reconciler.planning.diff import diff, pointer, secret_changes
@@ -466,9 +466,10 @@ def observed_fingerprint(observed: ObservedGroup | None) -> str | None:
     reordered one only costs a diff."""
     if observed is None:
         return None
+    body = observed.body
     material = repr(
         (
-            observed.body,
+            body.text if isinstance(body, PackedBody) else body,
             observed.tags,
             observed.location,
             observed.provisioning_state,

@@ -1,0 +1,112 @@
+"""An ARM list page (`{"value": [...], "nextLink": ...}`) read item by item, each with its own JSON text.
+
+Called by the adapter (`reconciler.cloud.azure`) for every list page it decodes: it keeps a listed group's
+body as that text (`reconciler.model.observed.PackedBody`) rather than as decoded JSON, and the text is cut
+out of the page as the page is decoded, never encoded again. The items are decoded by the standard library's
+scanner (the C one), so the values are exactly `json.loads`'s; a page of any other shape (or that is not
+JSON, or names `value` twice) is decoded by `json.loads` whole and its items encoded again, so the answer is
+the same for any page, only slower.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# The decoder's scanner (the C one json.loads itself uses); typeshed leaves out this attribute it sets.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def page_items(raw: bytes) -> tuple[list[tuple[Any, str]], Any] | None:
+    """Each item of the page's `value` list with its JSON text, and the page's `nextLink` (None when it has
+    none); None when `raw` is not a JSON object."""
+    try:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    try:
+        found = _split(text)
+    except (StopIteration, ValueError):  # not JSON where an item or key was due
+        found = None
+    if found is not None:
+        return found
+    try:
+        page = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(page, Mapping):
+        return None
+    items = page.get("value")
+    listed = items if isinstance(items, list) else []
+    return [(item, _text(item)) for item in listed], page.get("nextLink")
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _skip(text: str, i: int) -> int:
+    found = _SPACE.match(text, i)
+    return found.end() if found is not None else i
+
+
+def _split(text: str) -> tuple[list[tuple[Any, str]], Any] | None:
+    """The fast way: one scan of the text, items cut out where the scanner says they end."""
+    items: list[tuple[Any, str]] = []
+    next_link: Any = None
+    keys: set[str] = set()
+    i = _skip(text, 0)
+    if text[i : i + 1] != "{":
+        return None
+    i = _skip(text, i + 1)
+    if text[i : i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i : i + 1] != '"':
+                return None
+            key, i = _SCAN(text, i)
+            if key in keys:
+                return None  # json.loads keeps the last of a repeated key: leave that to it
+            keys.add(key)
+            i = _skip(text, i)
+            if text[i : i + 1] != ":":
+                return None
+            i = _skip(text, i + 1)
+            if key == "value" and text[i : i + 1] == "[":
+                i = _skip(text, i + 1)
+                if text[i : i + 1] == "]":
+                    i += 1
+                else:
+                    while True:
+                        start = i
+                        item, i = _SCAN(text, i)
+                        items.append((item, text[start:i]))
+                        i = _skip(text, i)
+                        mark = text[i : i + 1]
+                        if mark == "]":
+                            i += 1
+                            break
+                        if mark != ",":
+                            return None
+                        i = _skip(text, i + 1)
+            else:
+                value, i = _SCAN(text, i)
+                if key == "nextLink":
+                    next_link = value
+                elif key == "value":
+                    return None  # not a list: the caller's rule for that is json.loads's page
+            i = _skip(text, i)
+            mark = text[i : i + 1]
+            if mark == "}":
+                i += 1
+                break
+            if mark != ",":
+                return None
+            i = _skip(text, i + 1)
+    if _skip(text, i) != len(text):
+        return None
+    return items, next_link
