@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 from reconciler.model.manifest import GroupManifest
 
@@ -80,8 +80,10 @@ class Change(BaseModel):
     source: str | None = None
     # The tags every write of this change puts on the group: the manifest's plus the ownership tags.
     write_tags: dict[str, str] = Field(default_factory=dict)
-    # What execution needs to build the PUT; never rendered (it may hold resolved secrets).
-    desired: GroupManifest | None = Field(default=None, exclude=True, repr=False)
+    # What execution needs to build the PUT; never rendered (it may hold resolved secrets). Taken as the
+    # validated manifest it is (`InstanceOf`): validating it again for every plan entry ran the manifest's
+    # rules once more per group and pass.
+    desired: InstanceOf[GroupManifest] | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -75,3 +75,19 @@ def test_a_manifest_with_secrets_keeps_its_secret_values_after_sharing() -> None
     assert m.secret_values() == {
         "/properties/containers/web/properties/environmentVariables/T/secureValue": "v4lue"
     }
+
+
+def test_a_plan_entry_takes_its_manifest_as_validated_without_checking_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reconciler.model import manifest as manifest_module
+    from reconciler.model.plan import Action, Change
+
+    desired = manifest(name="one")
+    checks: list[object] = []
+    monkeypatch.setattr(manifest_module, "_issues", lambda m: checks.append(m) or iter(()))
+    change = Change(resource_group="rg", name="one", action=Action.CREATE, desired=desired)
+    assert change.desired is desired
+    assert checks == [], "the manifest's rules ran again"
+    with pytest.raises(ValidationError):
+        Change(resource_group="rg", name="one", action=Action.CREATE, desired={"name": "one"})
