@@ -3,13 +3,12 @@
 pydantic keeps, per model instance, the set of the fields that were given (`__pydantic_fields_set__`): 216
 to 728 bytes each, about half of a validated manifest (14 models for a one-container group). Frozen models
 never change that set in place (assignment is refused before it would be touched, and `model_copy` copies
-it first), so instances of one class with the same fields can share one. Called by
-`reconciler.model.manifest.parse_manifest` and by the adapter for the live groups it builds.
+it first), so instances of one class with the same fields can share one. Called by every manifest model
+as it is validated (`reconciler.model.aci.ArmModel`), by the adapter for the live groups it builds and by the
+planner for its plan entries.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -31,26 +30,11 @@ def shared_fields_set(cls: type[BaseModel], fields: set[str] | frozenset[str]) -
 
 
 def share_fields_set(model: BaseModel) -> None:
-    """Make frozen `model` itself (not what it holds) use the shared set of its fields."""
+    """Make `model` itself (not what it holds) use the shared set of its fields, if it is frozen (a model
+    that is not keeps its own: an assignment would add to it)."""
+    if not model.model_config.get("frozen"):
+        return
     fields = model.__pydantic_fields_set__
     shared = shared_fields_set(type(model), fields)
     if shared is not fields:
         object.__setattr__(model, "__pydantic_fields_set__", shared)
-
-
-def share_fields_sets(value: Any) -> None:
-    """Make every frozen model in `value` (models, and lists, tuples and dicts of them) use the shared set
-    of its fields. Models that are not frozen keep their own (an assignment would add to it)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseModel):
-            if item.model_config.get("frozen"):
-                share_fields_set(item)
-            stack.extend(item.__dict__.values())
-            if item.__pydantic_extra__:
-                stack.extend(item.__pydantic_extra__.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())

@@ -77,7 +77,6 @@ from reconciler.model.aci import (
     each,
     fail,
 )
-from reconciler.model.compact import share_fields_sets
 from reconciler.model.job import JobPolicy
 from reconciler.model.text import shown
 
@@ -871,7 +870,6 @@ def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
         manifest = GroupManifest.model_validate(document)
     except ValidationError as exc:
         raise _rewrite(exc, data) from None
-    share_fields_sets(manifest)
     return manifest
 
 

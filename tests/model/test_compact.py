@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.model import compact
-from reconciler.model.compact import share_fields_sets, shared_fields_set
+from reconciler.model.compact import share_fields_set, shared_fields_set
 from tests.planning.support import base_properties, manifest
 
 
@@ -48,7 +48,8 @@ def test_models_that_are_not_frozen_keep_their_own_set() -> None:
         loose: Loose
 
     x, y = Tight(loose=Loose(a=1)), Tight(loose=Loose(a=2))
-    share_fields_sets([x, y])
+    for model in (x, y, x.loose, y.loose):
+        share_fields_set(model)
     assert x.__pydantic_fields_set__ is y.__pydantic_fields_set__
     assert x.loose.__pydantic_fields_set__ is not y.loose.__pydantic_fields_set__
     x.loose.a = 3
