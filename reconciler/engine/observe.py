@@ -222,15 +222,22 @@ async def observe_keys(
 async def observe_scope(
     gateway: Gateway,
     scope: Scope,
-    manifest_resource_groups: Iterable[str],
+    manifest_resource_groups: Iterable[str] | Callable[[], Awaitable[Iterable[str]]],
     *,
     policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: int = 8,
 ) -> Observation:
-    """Observe `scope`; `manifest_resource_groups` are always included (their groups are planned)."""
+    """Observe `scope`; `manifest_resource_groups` are always included (their groups are planned). Given
+    as a coroutine function (the manifests still loading), they are awaited only when needed: never for a
+    subscription-wide list that Azure answers."""
+
+    async def resource_groups() -> list[str]:
+        if callable(manifest_resource_groups):
+            return list(await manifest_resource_groups())
+        return list(manifest_resource_groups)
+
     policy = policy or RetryPolicy()
-    named = list(manifest_resource_groups)
     if scope.mode == "subscription":
         reads = ReadCount()
         try:
@@ -244,6 +251,7 @@ async def observe_scope(
             if err.status != 403:
                 return Observation(failed_all=str(err), reads=reads.requests)
             # The principal may read only some resource groups: observe those the manifests name.
+            named = await resource_groups()
             fallback = await observe(gateway, named, policy=policy, sleep=sleep, concurrency=concurrency)
             return replace(
                 fallback,
@@ -251,6 +259,7 @@ async def observe_scope(
                 reads=fallback.reads + reads.requests,
             )
         return Observation(groups=_sorted(found), reads=reads.requests)
+    named = await resource_groups()
     observed = await observe(
         gateway, [*named, *scope.resource_groups], policy=policy, sleep=sleep, concurrency=concurrency
     )

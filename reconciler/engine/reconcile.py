@@ -239,6 +239,30 @@ def _build(
     ).model_copy(update={"reads": observation.reads})
 
 
+async def _load_while_listing(
+    settings: EngineSettings, gateway: Gateway, *, environ: Mapping[str, str], sleep: Sleep
+) -> tuple[LoadResult, Observation]:
+    """Load the manifests while the subscription is listed: the list needs nothing of them (their resource
+    groups only if Azure refuses it), and its pages' round trips are most of a cold pass's wait."""
+    loading = asyncio.create_task(asyncio.to_thread(load, settings, environ), name="plan-pass:load")
+
+    async def named() -> set[str]:
+        return _manifest_resource_groups(settings, await asyncio.shield(loading))
+
+    try:
+        observation = await observe_scope(gateway, settings.scope, named, policy=settings.retry, sleep=sleep)
+    except BaseException:
+        loading.cancel()  # the thread finishes on its own; nobody waits for what it loads
+        loading.add_done_callback(_forget)
+        raise
+    return await loading, observation
+
+
+def _forget(task: asyncio.Task[LoadResult]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a load that failed while the pass was failing is not reported twice
+
+
 async def plan_pass(
     settings: EngineSettings,
     gateway: Gateway,
@@ -250,12 +274,16 @@ async def plan_pass(
     focus: Collection[tuple[str, str]] | None = None,
 ) -> PlannedPass:
     """Load (unless given), observe and plan. No write is made. `memo` (the daemon's) skips the diff of
-    groups unchanged since the last pass.
+    groups unchanged since the last pass. A pass that loads and lists the whole subscription does both at
+    once (`_load_while_listing`).
 
     `focus` (lower-case keys) plans only those groups, each observed by a GET (`observe_keys`): a group of
     them that is live and no longer declared is pruned as a full pass would, and no other group is looked at
     or touched. The emptiness guard counts every loaded manifest, not just the focused ones."""
-    if loaded is None:
+    listed: Observation | None = None
+    if loaded is None and focus is None and settings.scope.mode == "subscription":
+        loaded, listed = await _load_while_listing(settings, gateway, environ=environ, sleep=sleep)
+    elif loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
     scope = settings.scope
     if settings.owned is not None:
@@ -270,6 +298,8 @@ async def plan_pass(
             failed_keys=tuple(k for k in loaded.failed_keys if (k[0].lower(), k[1].lower()) in keys),
         )
         observation = await observe_keys(gateway, keys, policy=settings.retry, sleep=sleep)
+    elif listed is not None:
+        observation = listed
     else:
         observation = await observe_scope(
             gateway,

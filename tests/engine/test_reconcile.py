@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.cloud.errors import RetryableError, StalledError
 from reconciler.cloud.retry import RetryPolicy
+from reconciler.engine import reconcile
 from reconciler.engine.keys import SecretKeyError, derive_default_key, resolve_secret_key
 from reconciler.engine.observe import Scope, ScopeError, observe
 from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
@@ -119,6 +122,61 @@ async def test_a_refused_subscription_list_falls_back_to_the_manifests_resource_
     assert "rg-a" in warning.message
     assert "--scope" in warning.message
     assert planned.plan.errors == ()
+
+
+async def test_a_cold_pass_lists_the_subscription_while_its_manifests_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest(tmp_path, "web", rg="rg-a")
+    fake = FakeGateway()
+    fake.add("rg-a", "web")
+    listed = threading.Event()
+    seen_while_loading: list[bool] = []
+    real_load = reconcile.load
+
+    def slow_load(*args: Any) -> Any:
+        # Fails the test (after a bounded wait) unless the list is asked for while this load runs.
+        seen_while_loading.append(listed.wait(timeout=10))
+        return real_load(*args)
+
+    real_list = fake.list_subscription_groups
+
+    async def list_subscription_groups(*, cursor: Any = None) -> Any:
+        listed.set()
+        return await real_list(cursor=cursor)
+
+    monkeypatch.setattr(reconcile, "load", slow_load)
+    monkeypatch.setattr(fake, "list_subscription_groups", list_subscription_groups)
+    planned = await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+    assert seen_while_loading == [True]
+    assert [(c.name, c.action) for c in planned.plan.changes] == [("web", Action.CONFLICT)]
+
+
+async def test_a_failed_list_does_not_wait_for_the_load_it_overlapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest(tmp_path, "web", rg="rg-a")
+    fake = FakeGateway()
+    release = threading.Event()
+    finished: list[bool] = []
+    real_load = reconcile.load
+
+    def stuck_load(*args: Any) -> Any:
+        release.wait(timeout=10)
+        finished.append(True)
+        return real_load(*args)
+
+    async def broken(*, cursor: Any = None) -> Any:
+        raise RuntimeError("a bug in a gateway")
+
+    monkeypatch.setattr(reconcile, "load", stuck_load)
+    monkeypatch.setattr(fake, "list_subscription_groups", broken)
+    try:
+        with pytest.raises(RuntimeError, match="a bug in a gateway"):
+            await plan_pass(settings(tmp_path), fake, environ={}, sleep=Sleeps())
+        assert finished == [], "the pass waited for the load"
+    finally:
+        release.set()
 
 
 async def test_a_scope_inferred_by_choice_is_warned_about_in_the_plan(tmp_path: Path) -> None:
