@@ -45,12 +45,16 @@ async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any
             await daemon.wait_passes(1, limit_s=1200)
             rss_first = daemon.rss_peak_mb()
             cpu_first = daemon.cpu_seconds()
-            # The idle rate, in a window with no pass (a follow-up pass, such as the settle recheck of files
-            # written just before the start, is waited out first), while polling /metrics as `wait_passes`
-            # does: the daemon's CPU for answering the benchmark is then taken out with the idle rate.
+            # Every window starts just after a pass has ended (a counter reset or a CPU reading in the middle
+            # of a pass would count part of it): the next pass starts an interval later. First the idle rate,
+            # over a quarter interval while polling /metrics as `wait_passes` does (the daemon's CPU for
+            # answering the benchmark is then taken out with it), then one whole resync. A follow-up pass (the
+            # settle recheck of files written just before the start) can end within the window: then the
+            # window is taken again after it.
             window = 0.25 * interval
             done = await daemon.passes()
             while True:
+                done = await daemon.wait_passes(done + 1, limit_s=interval * 3 + 1200)
                 cpu_a = daemon.cpu_seconds()
                 until = time.monotonic() + window
                 while time.monotonic() < until:
@@ -58,7 +62,7 @@ async def measure(n: int, args: argparse.Namespace, work: Path) -> dict[str, Any
                     await asyncio.sleep(0.05)
                 if now_done == done:
                     break
-                done = now_done
+                done = now_done - 1
             cpu_b, t_b = daemon.cpu_seconds(), time.monotonic()
             idle_rate = (cpu_b - cpu_a) / window
             emu.reset_counters()
