@@ -257,8 +257,7 @@ def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
             return None, SourceError.at(path, FILE_START, "not a regular file")
         if st.st_size > MAX_FILE_BYTES:
             return None, SourceError.at(path, FILE_START, too_big)
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        data = _read_all(fd, st.st_size)
     except OSError as exc:
         return None, SourceError.at(path, FILE_START, f"cannot be read: {exc.strerror or exc}")
     finally:
@@ -266,6 +265,20 @@ def _read(path: Path) -> tuple[bytes | None, SourceError | None]:
     if len(data) > MAX_FILE_BYTES:  # it grew while we looked
         return None, SourceError.at(path, FILE_START, too_big)
     return data, None
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """Up to `MAX_FILE_BYTES + 1` bytes of `fd`, by plain reads (a buffered file object per manifest cost
+    more than the read): one for a file of the size its stat said, one more to see the end."""
+    chunks: list[bytes] = []
+    left = MAX_FILE_BYTES + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, size + 1 if not chunks else 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 _BOMS = (
