@@ -58,55 +58,64 @@ def _split(text: str) -> tuple[list[tuple[Any, str]], Any] | None:
     items: list[tuple[Any, str]] = []
     next_link: Any = None
     keys: set[str] = set()
-    i = _skip(text, 0)
-    if text[i : i + 1] != "{":
+    opened = _open(text, 0, "{", "}")
+    if opened is None:
         return None
-    i = _skip(text, i + 1)
-    if text[i : i + 1] == "}":
-        i += 1
-    else:
-        while True:
-            if text[i : i + 1] != '"':
-                return None
-            key, i = _SCAN(text, i)
-            if key in keys:
-                return None  # json.loads keeps the last of a repeated key: leave that to it
-            keys.add(key)
-            i = _skip(text, i)
-            if text[i : i + 1] != ":":
-                return None
-            i = _skip(text, i + 1)
-            if key == "value" and text[i : i + 1] == "[":
-                i = _skip(text, i + 1)
-                if text[i : i + 1] == "]":
-                    i += 1
-                else:
-                    while True:
-                        start = i
-                        item, i = _SCAN(text, i)
-                        items.append((item, text[start:i]))
-                        i = _skip(text, i)
-                        mark = text[i : i + 1]
-                        if mark == "]":
-                            i += 1
-                            break
-                        if mark != ",":
-                            return None
-                        i = _skip(text, i + 1)
-            else:
-                value, i = _SCAN(text, i)
-                if key == "nextLink":
-                    next_link = value
-                elif key == "value":
-                    return None  # not a list: the caller's rule for that is json.loads's page
-            i = _skip(text, i)
-            mark = text[i : i + 1]
-            if mark == "}":
-                i += 1
-                break
-            if mark != ",":
-                return None
-            i = _skip(text, i + 1)
+    i, done = opened
+    while not done:
+        if text[i : i + 1] != '"':
+            return None
+        key, i = _SCAN(text, i)
+        if key in keys:
+            return None  # json.loads keeps the last of a repeated key: leave that to it
+        keys.add(key)
+        i = _skip(text, i)
+        if text[i : i + 1] != ":":
+            return None
+        if key == "value":
+            listed = _open(text, i + 1, "[", "]")
+            if listed is None:
+                return None  # not a list: what that lists is json.loads's page's business
+            i, end = listed
+            while not end:
+                start = i
+                item, i = _SCAN(text, i)
+                items.append((item, text[start:i]))
+                step = _next(text, i, "]")
+                if step is None:
+                    return None
+                i, end = step
+        else:
+            value, i = _SCAN(text, _skip(text, i + 1))
+            if key == "nextLink":
+                next_link = value
+        step = _next(text, i, "}")
+        if step is None:
+            return None
+        i, done = step
     if _skip(text, i) != len(text):
         return None
     return items, next_link
+
+
+def _open(text: str, i: int, opener: str, closer: str) -> tuple[int, bool] | None:
+    """At `opener` (after spaces): where its first member starts, and whether it is empty (then: past its
+    `closer`); None when something else is there."""
+    i = _skip(text, i)
+    if text[i : i + 1] != opener:
+        return None
+    i = _skip(text, i + 1)
+    if text[i : i + 1] == closer:
+        return i + 1, True
+    return i, False
+
+
+def _next(text: str, i: int, closer: str) -> tuple[int, bool] | None:
+    """After a member: where the next one starts, or past `closer` and True; None for anything else."""
+    i = _skip(text, i)
+    mark = text[i : i + 1]
+    if mark == closer:
+        return i + 1, True
+    if mark != ",":
+        return None
+    return _skip(text, i + 1), False
