@@ -282,25 +282,31 @@ _OBSERVED_FIELDS = shared_fields_set(ObservedGroup, frozenset(ObservedGroup.mode
 
 
 def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
-    """The tags as text, their names shared by every group (each group's JSON is decoded on its own, and
-    our dozen tag names on every group are memory a large fleet keeps)."""
-    known = _TAG_NAMES
-    out: dict[str, str] = {}
-    for k, v in tags.items():
-        name = str(k)
-        shared = known.get(name)
-        if shared is None:
-            shared = name
-            if len(known) < _MAX_TAG_NAMES:
-                known[name] = name
-        out[shared] = v if type(v) is str else "" if v is None else str(v)
-    return out
+    """The tags as text, their names and short values shared by every group that has them (each group's
+    JSON is decoded on its own, and our dozen tags, `true`, `auto` and the like, on every group are memory a
+    large fleet keeps)."""
+    return {
+        _shared(str(k)): _shared(v if type(v) is str else "" if v is None else str(v))
+        for k, v in tags.items()
+    }
 
 
-# Tag names seen so far, one object each; bounded, since tag names are the user's (past this many a name
-# is simply not shared).
-_TAG_NAMES: dict[str, str] = {}
-_MAX_TAG_NAMES = 4096
+def _shared(text: str) -> str:
+    if len(text) > _MAX_SHARED_LENGTH:
+        return text  # a hash or a revision: one group's own, or not worth the lookup
+    found = _SHARED_TEXT.get(text)
+    if found is None:
+        found = text
+        if len(_SHARED_TEXT) < _MAX_SHARED_TEXTS:
+            _SHARED_TEXT[text] = text
+    return found
+
+
+# Tag names and short values seen so far, one object each; bounded, since they are the users' (past this
+# many a text is simply not shared).
+_SHARED_TEXT: dict[str, str] = {}
+_MAX_SHARED_TEXTS = 4096
+_MAX_SHARED_LENGTH = 40
 
 
 def _observed(resource_group: str, data: Mapping[str, Any], text: str | None = None) -> ObservedGroup:

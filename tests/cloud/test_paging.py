@@ -5,6 +5,7 @@ bucket holds completes (slower, never failing). Time is the emulator's and the g
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from reconciler.cloud.retry import RetryExhaustedError, RetryPolicy
 from reconciler.emulator.limits import FaultSettings
 from reconciler.emulator.store import GroupRecord
 from reconciler.engine.observe import ReadCount, Scope, list_resuming, observe_scope
+from reconciler.model.observed import PackedBody
 from tests.execution.conftest import FakeClock
 from tests.inprocess import SUBSCRIPTION, in_process
 from tests.reliability.support import unmanaged_body
@@ -180,3 +182,19 @@ async def test_a_page_answered_with_the_same_bytes_hands_back_the_same_groups_wi
         )
         other_rg = await gateway.list_groups("rg-other")
         assert other_rg == [], "pages are kept per list, never mixed"
+
+
+async def test_listed_groups_keep_their_bodies_as_text_and_share_tag_names_and_short_values(
+    tmp_path: Path,
+) -> None:
+    async with in_process(tmp_path, page_size=3) as (emu, gateway):
+        seed(emu, 4)  # two pages, so two decodes
+        first, _, _, last = await gateway.list_groups(RG)
+        for group in (first, last):
+            assert isinstance(group.body, PackedBody)
+            assert json.loads(group.body.text)["name"] == group.name
+            assert group.body["properties"]["containers"][0]["name"] == "main"
+        assert first.tags == last.tags == {"owner": "someone-else"}
+        [(name_a, value_a)], [(name_b, value_b)] = first.tags.items(), last.tags.items()
+        assert name_a is name_b
+        assert value_a is value_b
