@@ -44,7 +44,12 @@ from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer
 from reconciler.source.envpolicy import read_env
 from reconciler.source.errors import FILE_START, Pos, SourceError, SourceLocation
 from reconciler.source.revision import content_digest, git_revision
-from reconciler.source.secrets import find_references, literal_secret_warnings, resolve_references
+from reconciler.source.secrets import (
+    LITERAL_SECRET_KEYS,
+    find_references,
+    literal_secret_warnings,
+    resolve_references,
+)
 from reconciler.source.substitute import substitute
 from reconciler.source.walk import Stamp, WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
@@ -379,11 +384,15 @@ class _Hints:
 
     @classmethod
     def of(cls, text: str) -> _Hints:
-        lowered = text.lower()
+        if "\\" in text:
+            # An escape in a quoted key or value can spell any name or `${`: nothing is ruled out.
+            return cls(dollar=True, references=True, secrets=True)
+        # Case-folded as the walks fold keys (a long s, U+017F, folds to an s for them).
+        folded = text.casefold()
         return cls(
             dollar="${" in text,
-            references="from" in lowered,
-            secrets=any(word in lowered for word in ("secure", "password", "key", "secret")),
+            references="from" in folded,
+            secrets=any(key in folded for key in LITERAL_SECRET_KEYS),
         )
 
 
@@ -752,8 +761,9 @@ class _Secrets:
         return real in self.files or any(_under(real, d) for d in self.dirs)
 
     def note_references(self, path: Path, read: _Read) -> None:
-        # Only UTF-8 is read, so the bytes tell as well as the text would whether "from" appears at all.
-        if read.data is None or b"from" not in read.data.lower():
+        # Only UTF-8 is read, so the bytes tell as well as the text would whether "from" appears at all (no
+        # letter outside ASCII folds to one of its letters), unless an escape spells it.
+        if read.data is None or (b"from" not in read.data.lower() and b"\\" not in read.data):
             return
         read.parse(path)
         for doc in read.docs:

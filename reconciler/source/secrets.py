@@ -41,6 +41,9 @@ _REFERENCE_FOR = {
     "workspacekey": "workspaceKeyFrom",
 }
 REFERENCE_KEYS = frozenset(v.casefold() for v in _REFERENCE_FOR.values())
+# The keys (case-folded) under which `literal_secret_warnings` finds a secret written out: a document whose
+# text holds none of them holds no literal secret.
+LITERAL_SECRET_KEYS = frozenset({*_REFERENCE_FOR, "secret", "protectedsettings"})
 # `secretFrom` of a secret volume: a mapping of file name -> reference.
 FILE_REFERENCES_KEY = "secretfrom"
 

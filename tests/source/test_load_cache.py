@@ -177,6 +177,41 @@ def test_a_file_with_a_secret_is_never_kept(tmp_path: Path) -> None:
     assert cache.entries == {}
 
 
+EXTENSION = """\
+  extensions:
+  - name: kube
+    properties: {extensionType: kube-proxy, version: '1.0', %s}
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(EXTENSION % "protectedSettings: {token: t0ken-value}", id="protected settings"),
+        pytest.param(
+            EXTENSION % '"protected\\x53ettings": {token: t0ken-value}', id="key spelled by an escape"
+        ),
+        pytest.param(
+            '  volumes:\n  - name: v\n    "s\\x65cret": {token: dDBrZW4tdmFsdWU=}\n',
+            id="secret volume by an escape",
+        ),
+        pytest.param(
+            '  imageRegistryCredentials:\n  - {server: r.io, username: u, "pass\\u0077ord": t0ken-value}\n',
+            id="password by an escape",
+        ),
+    ],
+)
+def test_every_literal_secret_is_warned_about_and_its_file_never_kept(tmp_path: Path, extra: str) -> None:
+    write(tmp_path, "web.yaml", body("web") + extra)
+    cache = LoadCache()
+    result = load_manifests(tmp_path, defaults=Defaults(), cache=cache)
+    assert not result.errors, result.errors
+    [warning] = result.warnings
+    assert "literal secret" in warning.message
+    assert "t0ken-value" not in str(warning)
+    assert cache.entries == {}
+
+
 def test_a_changed_defaults_file_reloads_the_files_under_it(tmp_path: Path) -> None:
     write(tmp_path, "web.yaml", body("web", location=False))
     write(tmp_path, "_defaults.yaml", "location: westeurope\n")

@@ -33,6 +33,16 @@ def test_a_file_named_by_a_secret_reference_is_not_a_manifest(
     assert list(result.groups[0].manifest.secret_values().values()) == [SECRET]
 
 
+def test_a_reference_whose_key_is_spelled_by_an_escape_still_keeps_its_file_out(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("token.yaml", SECRET + "\n")
+    write("a.yaml", referencing("token.yaml").replace("secureValueFrom", '"secureValue\\x46rom"'))
+    result = load()
+    assert result.errors == ()
+    assert list(result.groups[0].manifest.secret_values().values()) == [SECRET]
+
+
 def test_a_secret_file_referenced_from_a_subdirectory_is_found_relative_to_its_manifest(
     root: Path, write: Writer, load: Loader
 ) -> None:
