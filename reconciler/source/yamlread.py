@@ -13,7 +13,8 @@ stream (libyaml's C parser when available) rather than its composer or construct
   `22:30` (sexagesimal), `0x1F`, `1_0`, `1e400`, `.inf`, and any number longer than `MAX_NUMBER_TEXT`
   characters (which `int()` could refuse or `float()` overflow). The manifest model reads numbers written as
   strings by one rule (`reconciler.model.aci.to_decimal`), so it decides what is a number, with a location;
-- every value and every mapping key keeps its 1-based (line, column), indexed by its path in the document.
+- every value and every mapping key keeps its 1-based (line, column), indexed by its path in the document
+  (for plain text worked out only when asked: see `parse_documents`).
 """
 
 from __future__ import annotations
