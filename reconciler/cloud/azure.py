@@ -36,6 +36,7 @@ import json
 import logging
 import re
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -292,20 +293,11 @@ def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
 
 
 def _shared(text: str) -> str:
-    if len(text) > _MAX_SHARED_LENGTH:
-        return text  # a hash or a revision: one group's own, or not worth the lookup
-    found = _SHARED_TEXT.get(text)
-    if found is None:
-        found = text
-        if len(_SHARED_TEXT) < _MAX_SHARED_TEXTS:
-            _SHARED_TEXT[text] = text
-    return found
+    # Interned strings are freed when no group holds them any more; a long one (a hash, a revision) is one
+    # group's own, or not worth the lookup.
+    return sys.intern(text) if len(text) <= _MAX_SHARED_LENGTH else text
 
 
-# Tag names and short values seen so far, one object each; bounded, since they are the users' (past this
-# many a text is simply not shared).
-_SHARED_TEXT: dict[str, str] = {}
-_MAX_SHARED_TEXTS = 4096
 _MAX_SHARED_LENGTH = 40
 
 
