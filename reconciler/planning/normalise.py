@@ -258,19 +258,23 @@ def _take(element: Mapping[Any, Any], key: str) -> tuple[Any, dict[Any, Any]]:
     """The value of `key` (an ASCII name) in `element`, spelled in any case (the first spelling's), and the
     element without it (without any spelling of it)."""
     lower = key.lower()
-    size = len(key)
     found: Any = None
     seen = False
     rest: dict[Any, Any] = {}
     for k, v in element.items():
-        text = k if type(k) is str else str(k)
-        # Only a name of the same length can be a spelling of an ASCII one: others are not lower-cased.
-        if text == key or (len(text) == size and text.lower() == lower):
+        if _spells(k, key, lower):
             if not seen:
                 found, seen = v, True
         else:
             rest[k] = v
     return found, rest
+
+
+def _spells(k: Any, key: str, lower: str) -> bool:
+    """Whether the mapping key `k` is `key` (an ASCII name; `lower`, its lower case) spelled in any case. Only
+    a name of the same length can be one, so others are not lower-cased."""
+    text = k if type(k) is str else str(k)
+    return text == key or (len(text) == len(key) and text.lower() == lower)
 
 
 def canonical_number(value: Any) -> Any:
@@ -340,8 +344,7 @@ def _env_element(element: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     secure = False
     for k, v in element.items():
-        text = k if type(k) is str else str(k)
-        if len(text) == len("secureValue") and text.lower() == "securevalue":
+        if _spells(k, "secureValue", "securevalue"):
             secure = secure or v not in (None, "")
         else:
             out[k] = v
