@@ -867,10 +867,9 @@ def parse_manifest(data: Mapping[str, Any]) -> GroupManifest:
         # A Mapping that is not a dict (a loader's own node type) is copied; anything else (a list, a
         # scalar) is left for pydantic to reject as "not a mapping" at the document's root.
         document: Any = dict(data) if isinstance(data, Mapping) and not isinstance(data, dict) else data
-        manifest = GroupManifest.model_validate(document)
+        return GroupManifest.model_validate(document)
     except ValidationError as exc:
         raise _rewrite(exc, data) from None
-    return manifest
 
 
 def _rewrite(exc: ValidationError, data: Any) -> ValidationError:
