@@ -68,7 +68,7 @@ from reconciler.cloud.errors import (
 )
 from reconciler.cloud.gateway import ListCursor, WriteGuard
 from reconciler.cloud.listpage import page_items
-from reconciler.model.compact import shared_fields_set
+from reconciler.model.compact import share_keys, shared_fields_set
 from reconciler.model.observed import ObservedGroup, PackedBody
 
 API_VERSION = "2023-05-01"
@@ -315,17 +315,19 @@ def _observed(resource_group: str, data: Mapping[str, Any], text: str | None = N
     # Built without validation (every field is made the right type here): validating would copy the body
     # and cost a cold pass's CPU for nothing. The body is kept as its JSON text (`PackedBody`): the decoded
     # page is let go, but for the tags.
-    return ObservedGroup.model_construct(
+    group = ObservedGroup.model_construct(
         _fields_set=_OBSERVED_FIELDS,
         resource_group=resource_group,
         name=str(data.get("name", "")),
         id=str(data.get("id", "")),
-        location=str(data.get("location", "")),
+        location=_shared(str(data.get("location", ""))),
         tags=_text_tags(tags),
         body=PackedBody(text) if text is not None else PackedBody.of(data),
-        provisioning_state=None if provisioning is None else str(provisioning),
-        instance_state=None if state is None else str(state),
+        provisioning_state=None if provisioning is None else _shared(str(provisioning)),
+        instance_state=None if state is None else _shared(str(state)),
     )
+    share_keys(group)
+    return group
 
 
 def _parse_page(

@@ -3,6 +3,8 @@ changes gets its own, and nothing a model says (its dump, its fields set, equali
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -92,3 +94,50 @@ def test_a_plan_entry_takes_its_manifest_as_validated_without_checking_it_again(
     assert checks == [], "the manifest's rules ran again"
     with pytest.raises(ValidationError):
         Change(resource_group="rg", name="one", action=Action.CREATE, desired={"name": "one"})
+
+
+def _models(model: BaseModel) -> list[BaseModel]:
+    """`model` and every model it holds, however deep."""
+    found = [model]
+    for value in model.__dict__.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, BaseModel):
+                found += _models(item)
+    return found
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="key-sharing dicts are CPython's")
+def test_every_model_of_a_validated_manifest_keeps_its_values_over_its_classs_shared_keys() -> None:
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"] = [{"name": "A", "value": "1"}]
+    models = _models(manifest(name="one", properties=props))
+    assert len(models) > 5
+    for model in models:
+        ordinary = dict(model.__dict__)
+        assert model.__dict__ == ordinary
+        assert sys.getsizeof(model.__dict__) < sys.getsizeof(ordinary), type(model).__name__
+
+
+def test_a_model_over_shared_keys_reads_compares_and_copies_as_an_ordinary_one() -> None:
+    one, again = manifest(name="one"), manifest(name="one")
+    ordinary = type(one).model_construct(_fields_set=set(one.model_fields_set), **dict(one.__dict__))
+    assert one == again == ordinary
+    assert one.model_dump() == ordinary.model_dump()
+    assert one.model_dump_json() == ordinary.model_dump_json()
+    renamed = one.model_copy(update={"name": "two"})
+    assert (renamed.name, one.name, again.name) == ("two", "one", "one")
+    assert renamed != one
+
+
+def test_a_model_whose_dict_holds_more_than_its_fields_keeps_it_as_it_is() -> None:
+    class Cached(BaseModel):
+        model_config = ConfigDict(frozen=True)
+        a: int = 0
+
+    model = Cached(a=1)
+    model.__dict__["extra"] = 2  # what a cached property would leave
+    held = model.__dict__
+    share_fields_set(model)
+    assert model.__dict__ is held
+    assert held == {"a": 1, "extra": 2}
