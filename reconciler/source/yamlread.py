@@ -23,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from sys import intern
 from typing import Any
 
 import yaml
@@ -523,6 +524,13 @@ class _NoKey:
     """The mapping at the top of the fast path's stack waits for a key."""
 
 
+# Short texts (names, images, env var names, ports, regions) repeat across a fleet's files and are kept as
+# long as the manifests are: the fast path makes each one a single object, through `sys.intern`. An
+# interned text is freed as soon as nothing holds it, so a secret written in a file lives no longer than it
+# would without this.
+_MAX_SHARED_TEXT = 64
+
+
 _NO_KEY = _NoKey()
 
 
@@ -558,7 +566,7 @@ def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
                     key = event.value
                     if tag is not None or key == "<<" or key in stack[-1]:
                         return None
-                    keys[-1] = key
+                    keys[-1] = intern(key) if len(key) <= _MAX_SHARED_TEXT else key
                     continue
                 if tag is None:
                     done = (
@@ -570,6 +578,8 @@ def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
                     done = event.value
                 else:
                     return None
+                if type(done) is str and len(done) <= _MAX_SHARED_TEXT:
+                    done = intern(done)
                 size += 1
             elif kind is mapping_start or kind is sequence_start:
                 if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:

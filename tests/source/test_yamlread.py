@@ -318,3 +318,18 @@ def test_the_documents_of_one_file_are_located_by_one_read_of_it(monkeypatch: py
     assert reads == [], "plain documents take the fast path"
     assert [d.position(("name",)) for d in docs] == [(2 + 2 * i, 7) for i in range(50)]
     assert len(reads) == 1
+
+
+def test_short_texts_of_files_read_apart_are_one_object_and_long_ones_are_left_alone() -> None:
+    long = "x" * 65
+    text = "name: web\nimage: {image}\nenv: [MODE, prod]\nnote: {long}\n"
+    first = one(text.format(image="nginx:1.25", long=long))
+    second = one(text.format(image="nginx" + ":1.25", long=long))
+    assert isinstance(first, dict)
+    assert isinstance(second, dict)
+    assert first == second
+    assert first["image"] is second["image"]
+    assert first["env"][0] is second["env"][0]
+    assert next(iter(first)) is next(iter(second)), "keys too (a tags map keeps them)"
+    assert first["note"] == second["note"]
+    assert first["note"] is not second["note"]
