@@ -67,11 +67,13 @@ def _stat(path: str) -> FileStat | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _FileSeen:
     documents: int
     stat: FileStat | None
-    keys: frozenset[Key]
+    # A tuple, not a set: one is kept per manifest file for the daemon's life (a set of one key takes 216
+    # bytes, a tuple 48), and it is only looked at when its file changed.
+    keys: tuple[Key, ...]
 
 
 class SettledFiles:
@@ -123,18 +125,18 @@ class SettledFiles:
                     f"its file {path} is still being written ({count} of {previous.documents} documents "
                     "read); held until it settles"
                 )
-                held.update(dict.fromkeys(previous.keys - keys.get(path, set()), why))
+                held.update(dict.fromkeys(set(previous.keys) - keys.get(path, set()), why))
                 # Keep the larger picture until the file holds still for one settle delay.
-                seen[path] = _FileSeen(previous.documents, now, previous.keys | frozenset(keys.get(path, ())))
+                seen[path] = _FileSeen(previous.documents, now, tuple({*previous.keys, *keys.get(path, ())}))
             elif now is not None:
-                seen[path] = _FileSeen(count, now, frozenset(keys.get(path, ())))
+                seen[path] = _FileSeen(count, now, tuple(keys.get(path, ())))
         self._seen = seen
         return held
 
     def keys_last_seen_in(self, path: Path) -> frozenset[Key]:
         """The groups that `path` held when it was last read whole."""
         seen = self._seen.get(str(path))
-        return seen.keys if seen is not None else frozenset()
+        return frozenset(seen.keys) if seen is not None else frozenset()
 
     def keys_by_file(self, files: Collection[str]) -> dict[str, frozenset[Key]]:
         """Of these absolute paths, those read at the last pass, with the groups each held then."""
