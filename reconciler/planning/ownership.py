@@ -38,6 +38,7 @@ one-way and keyed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -148,8 +149,12 @@ _PROOF_CONTEXT = "aci-reconciler/ownership/v1"
 _HEX64 = frozenset("0123456789abcdef")
 
 
+@functools.lru_cache(maxsize=4)
 def key_id(key: bytes) -> str:
-    """A short public name of a key: 16 hex digits of a one-way hash; never the key."""
+    """A short public name of a key: 16 hex digits of a one-way hash; never the key.
+
+    Asked twice per group and pass, of the one key a process uses (a few across a re-key): worked out once,
+    and every plan entry's tags hold the one text."""
     return hashlib.sha256(_KEY_ID_SALT + key).hexdigest()[:16]
 
 

@@ -131,6 +131,15 @@ def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in tags.items() if k.lower() == wanted), None)
 
 
+def _folded(tags: Mapping[str, str]) -> dict[str, str]:
+    """`tags` by lower-cased name, the first spelling's value where one name is spelled twice: a dict of
+    what `_get_tag` answers, for a group whose tags are asked after a dozen times."""
+    out: dict[str, str] = {}
+    for name, value in tags.items():
+        out.setdefault(name.lower(), value)
+    return out
+
+
 def write_tags_for(
     desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes, subscription: str = ""
 ) -> dict[str, str]:
@@ -186,14 +195,30 @@ def _with_tags(base: Mapping[str, str], updates: Mapping[str, str | None]) -> di
     return out
 
 
+def _sharing(tags: dict[str, str], live: Mapping[str, str]) -> dict[str, str]:
+    """`tags`, each value that equals the live group's tag of that name taken from the live group: the plan
+    entry of a converged group is kept for the daemon's life, and would otherwise hold second copies of
+    its hashes and proof."""
+    for name, value in tags.items():
+        held = live.get(name)
+        if held is not None and held is not value and held == value:
+            tags[name] = held
+    return tags
+
+
 def _tag_changes(
-    manifest: GroupManifest, live: Mapping[str, str], own: Mapping[str, str], ignore: Sequence[str]
+    manifest: GroupManifest,
+    live: Mapping[str, str],
+    folded: Mapping[str, str],
+    own: Mapping[str, str],
+    ignore: Sequence[str],
 ) -> list[FieldChange]:
+    """`folded`: `live` by lower-cased name (`_folded`)."""
     changes = diff({"tags": dict(manifest.tags)}, {"tags": user_tags(live)}, ignore=ignore, server_chosen=())
     for name in OWNERSHIP_TAGS:
         if name in INFORMATIONAL_TAGS or name == SECRETS_TAG:
             continue
-        want, have = own.get(name), _get_tag(live, name)
+        want, have = own.get(name), folded.get(name.lower())
         if want is not None and want != have:
             changes.append(
                 FieldChange(
@@ -215,11 +240,13 @@ def diff_group(
     secret_key: bytes,
     subscription: str = "",
     rekey: bool = False,
+    status: Ownership | None = None,
 ) -> Change:
     """The plan entry of one desired group against its live group (None: it does not exist).
 
     Ownership is decided by the keyed proof (`ownership.ownership`): a group with copied or forged plain
-    tags is foreign. `rekey`: a group whose proof was written under another key is re-tagged under this one.
+    tags is foreign; `status` is that verdict when the caller has it already (`build_plan` checks every live
+    group once). `rekey`: a group whose proof was written under another key is re-tagged under this one.
     Raises `IncompleteObservationError` when the live body has no properties (before comparing an owned
     or adoptable group), and ValueError when a `reconcile.ignore` entry is not a JSON Pointer.
     """
@@ -260,7 +287,8 @@ def diff_group(
             recreate_never=False,
         )
 
-    status = ownership(observed, instance=instance, subscription=subscription, key=secret_key)
+    if status is None:
+        status = ownership(observed, instance=instance, subscription=subscription, key=secret_key)
     adopt = False
     if status is Ownership.OTHER:
         owner = owner_of(observed)
@@ -293,15 +321,16 @@ def diff_group(
             "a full GET of the group is needed to compare it"
         )
     live = live_tags(observed)
+    folded = _folded(live)
     if secret_values is None:
         # Keep what the live group says about its secrets: this pass cannot know better.
-        tags = _with_tags(tags, {SECRETS_TAG: _get_tag(live, SECRETS_TAG)})
+        tags = _with_tags(tags, {SECRETS_TAG: folded.get(SECRETS_TAG)})
     other_key = status is Ownership.OTHER_KEY
     # A PUT sends every secret, so the tags it writes are true under this key; a PATCH or nothing keeps the
     # live proof and hash of a group tagged under another key, unless --rekey asks to re-tag it.
     put_tags = tags
     if other_key and not rekey:
-        tags = _with_tags(tags, {t: _get_tag(live, t) for t in (SECRETS_TAG, *PROOF_TAGS)})
+        tags = _with_tags(tags, {t: folded.get(t) for t in (SECRETS_TAG, *PROOF_TAGS)})
     spec = diff(want, observed_canonical(observed), ignore=policy.ignore)
     secrets = (
         []  # unresolved: not comparable in this pass (build_plan warns)
@@ -309,12 +338,12 @@ def diff_group(
         # A hash under another key says nothing about the values: no secret update is proposed from it.
         or other_key
         else secret_changes(
-            secret_values, want_hash, _get_tag(live, SECRETS_TAG), ignore=policy.ignore, desired=want
+            secret_values, want_hash, folded.get(SECRETS_TAG), ignore=policy.ignore, desired=want
         )
     )
     # One synthetic path (`diff.SECRETS_PATH`) no row of the table matches: secrets alone update in place.
     result = classify([*spec, *secrets], terminated=observed.terminated)
-    tag_fields = _tag_changes(manifest, live, tags, policy.ignore)
+    tag_fields = _tag_changes(manifest, live, folded, tags, policy.ignore)
 
     if observed.provisioning_state == PROVISIONING_DELETING:
         # Going away (a replace cut short, someone else's delete): a no-op would leave the group missing.
@@ -343,7 +372,7 @@ def diff_group(
         action, reason = Action.NOOP, "in sync"
     if adopt:
         reason = f"adopting an unmanaged group (failIfExists: false): {reason}"
-    write = put_tags if action in (Action.UPDATE, Action.REPLACE) else tags
+    write = _sharing(put_tags if action in (Action.UPDATE, Action.REPLACE) else tags, live)
 
     all_fields = (*result.fields, *tag_fields)
     change = Change(
@@ -560,6 +589,22 @@ def build_plan(
     for listed in observed:
         live[(listed.resource_group.lower(), listed.name.lower())] = listed
 
+    # One proof check per live group (an HMAC each), shared by the plan entries and the prune and re-key
+    # decisions below; the memo's verdict for a live group that is the very object checked last pass.
+    proof_context = (instance, subscription, secret_key)
+    statuses: dict[tuple[str, str], Ownership] = {}
+    owners: dict[tuple[str, str], _Owner] = {}
+    for key, group_live in live.items():
+        if memo is None:
+            statuses[key] = ownership(
+                group_live, instance=instance, subscription=subscription, key=secret_key
+            )
+            continue
+        owner = owners[key] = memo.owner(key, group_live, proof_context)
+        statuses[key] = owner.status
+    if memo is not None:
+        memo.owners = owners
+
     changes: list[Change] = []
     seen: dict[tuple[str, str], DesiredGroup] = {}
     remembered: dict[tuple[str, str], _Memo] = {}
@@ -633,6 +678,7 @@ def build_plan(
                 secret_key=secret_key,
                 subscription=subscription,
                 rekey=rekey,
+                status=None if live_group is None else statuses[group.key],
             )
         except IncompleteObservationError as exc:
             out_issues.append(PlanIssue(severity="error", message=str(exc), **where))
@@ -647,22 +693,6 @@ def build_plan(
             remembered[group.key] = _Memo(manifest, group.source, live_group, fingerprint, context, change)
     if memo is not None:
         memo.entries = remembered
-
-    # One proof check per live group (an HMAC each), shared by the prune and re-key decisions below; the
-    # memo's verdict for a live group that is the very object checked last pass.
-    proof_context = (instance, subscription, secret_key)
-    statuses: dict[tuple[str, str], Ownership] = {}
-    owners: dict[tuple[str, str], _Owner] = {}
-    for key, group_live in live.items():
-        if memo is None:
-            statuses[key] = ownership(
-                group_live, instance=instance, subscription=subscription, key=secret_key
-            )
-            continue
-        owner = owners[key] = memo.owner(key, group_live, proof_context)
-        statuses[key] = owner.status
-    if memo is not None:
-        memo.owners = owners
 
     orphans: list[ObservedGroup] = []
     unproven: dict[Ownership, list[ObservedGroup]] = {}

@@ -136,3 +136,19 @@ def test_the_ownership_of_a_live_group_listed_again_as_the_same_object_is_not_ch
     live["g-one"] = live["g-one"].model_copy(deep=True)
     plan_json(memo, ms, live, "r", OTHER_KEY)
     assert set(checked[second:]) == {"g-one"}, "another object is checked again"
+
+
+def test_a_converged_groups_plan_entry_holds_the_live_groups_own_tag_texts_not_copies() -> None:
+    from reconciler.model.plan import Action
+    from tests.planning.support import manifest
+
+    m = manifest(name="g-one")
+    live = applied(m)
+    live = live.model_copy(update={"tags": {k: "".join(v) for k, v in live.tags.items()}})
+    plan = build_plan([desired(m)], [live], instance=INSTANCE, revision="r", secret_key=KEY)
+    (change,) = plan.changes
+    assert change.action is Action.NOOP
+    shared = [name for name, value in change.write_tags.items() if value is live.tags.get(name)]
+    equal = [name for name, value in change.write_tags.items() if value == live.tags.get(name)]
+    assert len(equal) > 5
+    assert shared == equal
