@@ -78,6 +78,8 @@ class _Scalar(_Node):
     def canon(self, value: Any) -> Any:
         if value is None:
             return None
+        if type(value) is str and self.kind == "str":
+            return value
         if self.kind in ("int", "number"):
             return canonical_number(value)
         if self.kind == "bool":
@@ -191,17 +193,20 @@ class _Obj(_Node):
     def canon(self, value: Any) -> Any:
         if type(value) is not dict and not isinstance(value, Mapping):
             return value
-        resolve = self._resolve
+        known = self._known
         out: dict[str, Any] = {}
         ordered = True
         last = -1
         for raw_key, raw_value in value.items():
-            found = resolve(raw_key)
+            found = known.get(raw_key, _UNSEEN) if type(raw_key) is str else _UNSEEN
+            if found is _UNSEEN:
+                found = self._resolve(raw_key)
             if found is None:
                 continue  # read-only, server-generated or unknown to the 2023-05-01 schema
             key, node, keep, place = found
             v = node.canon(raw_value)
-            if v is None or v in ("", []) or (v == {} and not keep):
+            # Empty text, lists and (unless kept) objects are absent; 0 and false are values.
+            if not v and (v is None or type(v) is str or type(v) is list or (type(v) is dict and not keep)):
                 continue
             out[key] = v
             if place < last:
@@ -224,6 +229,8 @@ class _Obj(_Node):
 
 # How many spellings of its keys one schema node remembers.
 _MAX_SPELLINGS = 256
+# A key not met yet (None in `_Obj._known` is a key met and not in the schema).
+_UNSEEN: Any = object()
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,8 @@ def _spells(k: Any, key: str, lower: str) -> bool:
 
 def canonical_number(value: Any) -> Any:
     """`1`, `1.0` and `'1'` are one number; integral floats become ints so that JSON and hashes agree."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
