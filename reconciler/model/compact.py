@@ -40,19 +40,19 @@ def shared_fields_set(cls: type[BaseModel], fields: set[str] | frozenset[str]) -
     return found
 
 
-# Per frozen model class: a dict of its fields (values None) whose keys CPython keeps in a shared table.
-_KEYS: dict[type[BaseModel], dict[str, Any]] = {}
+# Per frozen model class: a dict of its fields (values None) whose keys CPython keeps in a shared table, and
+# how many fields it has (`model_fields` is a property that costs a third of the whole remake).
+_KEYS: dict[type[BaseModel], tuple[dict[str, Any], int]] = {}
 
 
-def _shared_keys(cls: type[BaseModel]) -> dict[str, Any]:
-    found = _KEYS.get(cls)
-    if found is None:
-        # An instance given its attributes one by one, in field order, gets the class's shared key table;
-        # a copy of its dict shares that table too.
-        holder = cls.__new__(cls)
-        for name in cls.model_fields:
-            object.__setattr__(holder, name, None)
-        found = _KEYS[cls] = holder.__dict__
+def _shared_keys(cls: type[BaseModel]) -> tuple[dict[str, Any], int]:
+    # An instance given its attributes one by one, in field order, gets the class's shared key table; a
+    # copy of its dict shares that table too.
+    holder = cls.__new__(cls)
+    fields = cls.model_fields
+    for name in fields:
+        object.__setattr__(holder, name, None)
+    found = _KEYS[cls] = (holder.__dict__, len(fields))
     return found
 
 
@@ -72,10 +72,11 @@ def share_fields_set(model: BaseModel) -> None:
 def share_keys(model: BaseModel) -> None:
     """Remake the `__dict__` of frozen `model` over the shared key table of its class (the same values)."""
     cls = type(model)
+    template, count = _KEYS.get(cls) or _shared_keys(cls)
     values = model.__dict__
-    if len(values) == len(cls.model_fields):
+    if len(values) == count:
         # Only a dict of exactly the fields is remade: anything else in it (a cached property's value)
         # would not fit the shared keys and is kept as it is.
-        compact = _shared_keys(cls).copy()
+        compact = template.copy()
         compact.update(values)
         object.__setattr__(model, "__dict__", compact)

@@ -525,9 +525,10 @@ class _NoKey:
 
 
 # Short texts (names, images, env var names, ports, regions) repeat across a fleet's files and are kept as
-# long as the manifests are: the fast path makes each one a single object, through `sys.intern`. An
-# interned text is freed as soon as nothing holds it, so a secret written in a file lives no longer than it
-# would without this.
+# long as the manifests are: the fast path makes each value one object, through `sys.intern`. An interned
+# text is freed as soon as nothing holds it, so a secret written in a file lives no longer than it would
+# without this. Keys are not interned: the models keep their own field names (interning them cost a tenth
+# of a load).
 _MAX_SHARED_TEXT = 64
 
 
@@ -566,7 +567,7 @@ def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
                     key = event.value
                     if tag is not None or key == "<<" or key in stack[-1]:
                         return None
-                    keys[-1] = intern(key) if len(key) <= _MAX_SHARED_TEXT else key
+                    keys[-1] = key
                     continue
                 if tag is None:
                     done = (
