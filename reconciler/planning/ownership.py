@@ -109,13 +109,25 @@ def live_tags(observed: ObservedGroup) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
 
 
+def folded_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """`tags` by lower-cased name, the first spelling's value where one name is spelled twice: what `_get`
+    answers, as one dict for a group whose tags are asked after several times."""
+    out: dict[str, str] = {}
+    for name, value in tags.items():
+        out.setdefault(name.lower(), value)
+    return out
+
+
 def owner_of(observed: ObservedGroup) -> str | None:
     """The instance that manages a live group: None when no aci-reconciler manages it, the instance name
     otherwise ('' when the `managed-by` tag is there but the instance tag is not)."""
-    tags = live_tags(observed)
-    if (_get(tags, MANAGED_BY_TAG) or "").lower() != MANAGED_BY_VALUE:
+    return _owner(folded_tags(live_tags(observed)))
+
+
+def _owner(folded: Mapping[str, str]) -> str | None:
+    if (folded.get(MANAGED_BY_TAG) or "").lower() != MANAGED_BY_VALUE:
         return None
-    return _get(tags, INSTANCE_TAG) or ""
+    return folded.get(INSTANCE_TAG) or ""
 
 
 def is_managed_by(observed: ObservedGroup, instance: str) -> bool:
@@ -180,16 +192,16 @@ def proof_tags(
 
 def ownership(observed: ObservedGroup, *, instance: str, subscription: str, key: bytes) -> Ownership:
     """Whose the live group is, by its tags and the proof on them."""
-    owner = owner_of(observed)
+    tags = folded_tags(live_tags(observed))
+    owner = _owner(tags)
     if owner is None:
         return Ownership.NONE
     if owner != instance:
         return Ownership.OTHER
-    tags = live_tags(observed)
-    proof, kid = _get(tags, PROOF_TAG), _get(tags, KEY_ID_TAG)
+    proof, kid = tags.get(PROOF_TAG), tags.get(KEY_ID_TAG)
     if proof is None and kid is None:
-        spec = (_get(tags, SPEC_TAG) or "").lower()
-        prune = (_get(tags, PRUNE_TAG) or "").lower()
+        spec = (tags.get(SPEC_TAG) or "").lower()
+        prune = (tags.get(PRUNE_TAG) or "").lower()
         # Every earlier release wrote the fingerprint and the prune policy with the plain tags.
         if len(spec) == 64 and set(spec) <= _HEX64 and prune in ("true", "false"):
             return Ownership.LEGACY

@@ -48,6 +48,7 @@ from reconciler.planning.ownership import (
     PROOF_TAGS,
     SECRETS_TAG,
     Ownership,
+    folded_tags,
     instance_problems,
     job_of,
     key_id,
@@ -131,15 +132,6 @@ def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in tags.items() if k.lower() == wanted), None)
 
 
-def _folded(tags: Mapping[str, str]) -> dict[str, str]:
-    """`tags` by lower-cased name, the first spelling's value where one name is spelled twice: a dict of
-    what `_get_tag` answers, for a group whose tags are asked after a dozen times."""
-    out: dict[str, str] = {}
-    for name, value in tags.items():
-        out.setdefault(name.lower(), value)
-    return out
-
-
 def write_tags_for(
     desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes, subscription: str = ""
 ) -> dict[str, str]:
@@ -213,7 +205,7 @@ def _tag_changes(
     own: Mapping[str, str],
     ignore: Sequence[str],
 ) -> list[FieldChange]:
-    """`folded`: `live` by lower-cased name (`_folded`)."""
+    """`folded`: `live` by lower-cased name (`folded_tags`)."""
     changes = diff({"tags": dict(manifest.tags)}, {"tags": user_tags(live)}, ignore=ignore, server_chosen=())
     for name in OWNERSHIP_TAGS:
         if name in INFORMATIONAL_TAGS or name == SECRETS_TAG:
@@ -321,7 +313,7 @@ def diff_group(
             "a full GET of the group is needed to compare it"
         )
     live = live_tags(observed)
-    folded = _folded(live)
+    folded = folded_tags(live)
     if secret_values is None:
         # Keep what the live group says about its secrets: this pass cannot know better.
         tags = _with_tags(tags, {SECRETS_TAG: folded.get(SECRETS_TAG)})

@@ -260,3 +260,16 @@ def test_the_property_above_would_see_a_prune_of_a_proven_group() -> None:
         [], [group], instance="prod", revision="r", secret_key=KEY, subscription=SUB, allow_empty=True
     )
     assert [(c.action, c.held) for c in plan.changes] == [(Action.DELETE, None)]
+
+
+_SPELLINGS = st.sampled_from(
+    ["managed-by", "Managed-By", "MANAGED-BY", "aci-reconciler.proof", "Aci-Reconciler.Proof"]
+)
+
+
+@given(st.lists(st.tuples(_SPELLINGS, st.text(max_size=3)), max_size=6), _SPELLINGS)
+def test_folded_tags_answer_every_name_in_any_case_as_a_scan_of_the_tags_does(
+    pairs: list[tuple[str, str]], name: str
+) -> None:
+    tags = dict(pairs)
+    assert own.folded_tags(tags).get(name.lower()) == own._get(tags, name)
