@@ -524,15 +524,14 @@ class _NoKey:
     """The mapping at the top of the fast path's stack waits for a key."""
 
 
+_NO_KEY = _NoKey()
+
 # Short texts (names, images, env var names, ports, regions) repeat across a fleet's files and are kept as
 # long as the manifests are: the fast path makes each value one object, through `sys.intern`. An interned
 # text is freed as soon as nothing holds it, so a secret written in a file lives no longer than it would
 # without this. Keys are not interned: the models keep their own field names (interning them cost a tenth
 # of a load).
 _MAX_SHARED_TEXT = 64
-
-
-_NO_KEY = _NoKey()
 
 
 def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
