@@ -127,11 +127,6 @@ def resolved_secret_values(manifest: GroupManifest) -> dict[str, str] | None:
         return None
 
 
-def _get_tag(tags: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in tags.items() if k.lower() == wanted), None)
-
-
 def write_tags_for(
     desired: DesiredGroup, *, instance: str, revision: str, secret_key: bytes, subscription: str = ""
 ) -> dict[str, str]:
@@ -400,15 +395,16 @@ def _record_policy(held: Change, live: Mapping[str, str], tags: Mapping[str, str
     (one tags PATCH, no restart), so that a group whose manifest goes away is pruned, or kept, as its
     manifest said. Everything else on the group (its spec, user tags, fingerprint) is left as it is."""
     recorded = {t: tags[t] for t in (*POLICY_TAGS, *PROOF_TAGS) if t in tags}
+    folded = folded_tags(live)
     fields = [
         FieldChange(
             path=pointer(("tags", name)),
-            kind="add" if _get_tag(live, name) is None else "change",
-            before=_get_tag(live, name),
+            kind="add" if folded.get(name) is None else "change",
+            before=folded.get(name),
             after=value,
         )
         for name, value in recorded.items()
-        if _get_tag(live, name) != value
+        if folded.get(name) != value
     ]
     if not fields:
         return held
