@@ -173,14 +173,9 @@ class _Obj(_Node):
         return {}
 
     def _resolve(self, raw_key: Any) -> tuple[str, _Node, bool, int] | None:
+        """What `_known` says of a key not met yet (`canon` asks `_known` first), remembered for next time."""
         known = self._known
-        if type(raw_key) is str:
-            if raw_key in known:
-                return known[raw_key]
-            lower = raw_key.lower()
-        else:
-            lower = str(raw_key).lower()
-        key = self._by_lower.get(lower)
+        key = self._by_lower.get(raw_key.lower() if type(raw_key) is str else str(raw_key).lower())
         found = None
         if key is not None:
             node = self.fields[key]
