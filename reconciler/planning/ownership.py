@@ -97,8 +97,7 @@ def is_reserved(name: str) -> bool:
 
 
 def _get(tags: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in tags.items() if k.lower() == wanted), None)
+    return folded_tags(tags).get(name.lower())
 
 
 def live_tags(observed: ObservedGroup) -> dict[str, str]:
@@ -110,8 +109,8 @@ def live_tags(observed: ObservedGroup) -> dict[str, str]:
 
 
 def folded_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """`tags` by lower-cased name, the first spelling's value where one name is spelled twice: what `_get`
-    answers, as one dict for a group whose tags are asked after several times."""
+    """`tags` by lower-cased name (as Azure compares tag names), the first spelling's value where one name is
+    spelled twice; one dict for a group whose tags are asked after several times."""
     out: dict[str, str] = {}
     for name, value in tags.items():
         out.setdefault(name.lower(), value)

@@ -272,4 +272,5 @@ def test_folded_tags_answer_every_name_in_any_case_as_a_scan_of_the_tags_does(
     pairs: list[tuple[str, str]], name: str
 ) -> None:
     tags = dict(pairs)
-    assert own.folded_tags(tags).get(name.lower()) == own._get(tags, name)
+    first_spelling = next((v for k, v in tags.items() if k.lower() == name.lower()), None)
+    assert own.folded_tags(tags).get(name.lower()) == first_spelling
