@@ -36,7 +36,6 @@ import json
 import logging
 import re
 import ssl
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -68,7 +67,7 @@ from reconciler.cloud.errors import (
 )
 from reconciler.cloud.gateway import ListCursor, WriteGuard
 from reconciler.cloud.listpage import page_items
-from reconciler.model.compact import share_keys, shared_fields_set
+from reconciler.model.compact import share_keys, shared_fields_set, shared_text
 from reconciler.model.observed import ObservedGroup, PackedBody
 
 API_VERSION = "2023-05-01"
@@ -293,11 +292,10 @@ def _text_tags(tags: Mapping[Any, Any]) -> dict[str, str]:
 
 
 def _shared(text: str) -> str:
-    # Interned strings are freed when no group holds them any more; a long one (a hash, a revision) is one
-    # group's own, or not worth the lookup.
-    return sys.intern(text) if len(text) <= _MAX_SHARED_LENGTH else text
+    return shared_text(text, _MAX_SHARED_LENGTH)
 
 
+# A longer tag value (a hash, a revision) is one group's own, or not worth the lookup.
 _MAX_SHARED_LENGTH = 40
 
 

@@ -13,12 +13,16 @@ Two things each pydantic model instance holds are the same for all instances of 
   Measured: a 10,000-group daemon keeps about 2 KiB less per group. Where the interpreter does not share
   keys this way, the copy is an ordinary dict: the same values, just no saving.
 
+Short texts that many models hold alike (image names, regions, tag names) are shared too (`shared_text`).
+
 Called by every manifest model as it is validated (`reconciler.model.aci.ArmModel`), by the adapter for the
-live groups it builds and by the planner for its plan entries.
+live groups it builds and by the planner for its plan entries; `shared_text` by the YAML reader and the
+adapter.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import BaseModel
@@ -80,3 +84,10 @@ def share_keys(model: BaseModel) -> None:
         compact = template.copy()
         compact.update(values)
         object.__setattr__(model, "__dict__", compact)
+
+
+def shared_text(text: str, limit: int) -> str:
+    """`text` as the one object every equal text of at most `limit` characters is (`sys.intern`); a longer
+    one (a hash, a proof: one holder's own) as it is. CPython frees an interned text as soon as nothing
+    holds it, so a secret lives no longer for being shared."""
+    return sys.intern(text) if len(text) <= limit else text

@@ -23,11 +23,11 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from sys import intern
 from typing import Any
 
 import yaml
 
+from reconciler.model.compact import shared_text
 from reconciler.model.text import plain, shown
 from reconciler.source.errors import FILE_START, Pos, SourceError
 
@@ -527,10 +527,8 @@ class _NoKey:
 _NO_KEY = _NoKey()
 
 # Short texts (names, images, env var names, ports, regions) repeat across a fleet's files and are kept as
-# long as the manifests are: the fast path makes each value one object, through `sys.intern`. An interned
-# text is freed as soon as nothing holds it, so a secret written in a file lives no longer than it would
-# without this. Keys are not interned: the models keep their own field names (interning them cost a tenth
-# of a load).
+# long as the manifests are: the fast path makes each value one object (`shared_text`). Keys are not
+# shared: the models keep their own field names (sharing them cost a tenth of a load).
 _MAX_SHARED_TEXT = 64
 
 
@@ -578,8 +576,8 @@ def _fast_documents(text: str) -> list[tuple[Pos, Any]] | None:
                     done = event.value
                 else:
                     return None
-                if type(done) is str and len(done) <= _MAX_SHARED_TEXT:
-                    done = intern(done)
+                if type(done) is str:
+                    done = shared_text(done, _MAX_SHARED_TEXT)
                 size += 1
             elif kind is mapping_start or kind is sequence_start:
                 if event.anchor is not None or event.tag is not None or len(stack) >= MAX_DEPTH:
