@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from reconciler.source.yamlread import (
     MAX_DEPTH,
     MAX_DOCUMENT_NODES,
+    _event_documents,
     _fast_documents,
+    _line_documents,
     _positioned_documents,
     parse_documents,
     resolve_plain_scalar,
@@ -332,3 +335,290 @@ def test_short_values_of_files_read_apart_are_one_object_and_long_ones_are_left_
     assert first["env"][0] is second["env"][0]
     assert first["note"] == second["note"]
     assert first["note"] is not second["note"]
+
+
+# The line reader (`_line_documents`) reads the common shape of a manifest without libyaml; whatever it
+# takes it must read exactly as libyaml's events do, and anything else it must leave to them.
+
+
+def _line_agrees_with_events(text: str) -> bool:
+    """True when the line reader read `text`; then its documents are exactly the events' (types too)."""
+    lines = _line_documents(text)
+    if lines is None:
+        return False
+    events = _event_documents(text)
+    assert events is not None, (
+        f"the line reader took a text libyaml's events leave to the positioned builder: {text!r}"
+    )
+    assert repr(lines) == repr(events), text
+    return True
+
+
+# Scalars as written on a line: plain, quoted, flow collections, and texts that are not one value at all.
+_SAFE_WRITTEN = [
+    "web",
+    "nginx:1.25",
+    "myregistry.azurecr.io/web:1.25",
+    "/healthz",
+    "1",
+    "-3",
+    "1.5",
+    "80",
+    "0123",
+    "1.10",
+    "1e3",
+    "~",
+    "null",
+    "Null",
+    "true",
+    "FALSE",
+    "yes",
+    "on",
+    "22:30",
+    "a b  c",
+    "http://x:80/y",
+    "--port",
+    "-a",
+    "a#b",
+    "a,b",
+    "a]",
+    "a[0]",
+    "x=y",
+    "$(VAR)",
+    "''",
+    '""',
+    "'it''s'",
+    '"x # y"',
+    "'a: b'",
+    '"- z"',
+    "[]",
+    "{}",
+    "[a, b]",
+    "[ a ,b ]",
+    '["/app/serve", "--port", "80"]',
+    "[-1, -a, 1.5]",
+    "{cpu: 1, memoryInGB: 1.5}",
+    "{path: /healthz, port: 80}",
+    "[a, [b, c], {d: e}]",
+    "{a: [1, 2], b: x}",
+    "[{port: 80}]",
+    "['a''b', \"c\"]",
+    "a :b",
+    "a ,b",
+    "a  # c",
+    "x #",
+    "'#'",
+    "0x1F",
+    "1_000",
+    ".inf",
+    "-.5",
+    "+5",
+    "1e400",
+    "1" * 40,
+    "=",
+    "a'b",
+    "a?b",
+    "a!b",
+    "a&b",
+    "a|b",
+    "a%b",
+    "[a b, c]",
+    "[~, null, true]",
+    "{a: b,c: d}",
+    "[ ]",
+    "a\\b",
+]
+_ODD_WRITTEN = [
+    "a: b",
+    "a:",
+    "- a",
+    "-",
+    "&a x",
+    "*a",
+    "!t x",
+    "!!str 1",
+    "|",
+    ">",
+    "|-",
+    "@x",
+    "`x",
+    "%x",
+    "?x",
+    ":x",
+    ",a",
+    "]",
+    "}",
+    '"unterminated',
+    "'unterminated",
+    "[a,",
+    "{a: 1",
+    "[a,]",
+    "{a:1}",
+    "[a: b]",
+    '{"a": 1}',
+    "{a: 1, a: 2}",
+    "{a: 1, A: 2}",
+    '"a\\tb"',
+    '"a" b',
+    "'a'b",
+    "[a] b",
+    "[- a]",
+    "[a, - b]",
+    "a\tb",
+    "é",
+    "a\\b",
+    "{? a}",
+    "{a b: c}",
+    "[a]]",
+    "{a: b}}",
+    "[a #c]",
+    "{a: }",
+    "[,]",
+    "- - a",
+]
+_KEYS_WRITTEN = [
+    "name",
+    "Name",
+    "image",
+    "a.b",
+    "x-y",
+    "a/b",
+    "_k",
+    "80",
+    "true",
+    "<<",
+    "a b",
+    '"q"',
+    "-k",
+    "k:",
+]
+
+
+@st.composite
+def _block_texts(draw: st.DrawFn, odd: bool) -> str:
+    """A text of one to three documents in the block style of a hand-written manifest: indentation of any
+    width, lists under keys indented or not, comments and blank lines anywhere; with `odd`, also keys,
+    values and lines the line reader leaves to libyaml."""
+    # An odd part now and then: a text full of them is only ever an error.
+    written = st.sampled_from(_SAFE_WRITTEN * (6 if odd else 1) + (_ODD_WRITTEN if odd else []))
+    keys = st.sampled_from(_KEYS_WRITTEN[:9] * (6 if odd else 1) + (_KEYS_WRITTEN[9:] if odd else []))
+    lines: list[str] = []
+
+    def comment() -> None:
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(" " * draw(st.integers(0, 6)) + draw(st.sampled_from(["# note", "#", ""])))
+
+    def trailer() -> str:
+        return draw(st.sampled_from(["", "", "", " # why", "  ", "  #"]))
+
+    def mapping(indent: int, depth: int, first_prefix: str | None = None) -> None:
+        used: set[str] = set()
+        for i in range(draw(st.integers(1, 4))):
+            key = draw(keys)
+            if not odd and key.lower() in used:
+                continue
+            used.add(key.lower())
+            prefix = first_prefix if (i == 0 and first_prefix is not None) else " " * indent
+            comment()
+            shape = draw(st.integers(0, 3)) if depth < 4 else 0
+            if shape == 0:
+                lines.append(f"{prefix}{key}: {draw(written)}{trailer()}")
+            elif shape == 1:
+                lines.append(f"{prefix}{key}:{trailer()}")
+                mapping(indent + draw(st.integers(1, 4)), depth + 1)
+            else:
+                lines.append(f"{prefix}{key}:{trailer()}")
+                sequence(indent + (0 if shape == 2 else draw(st.integers(1, 4))), depth + 1)
+        if odd and draw(st.integers(0, 15)) == 0:
+            lines.append(" " * (indent + draw(st.integers(1, 3))) + draw(written))  # a continued line
+
+    def sequence(indent: int, depth: int) -> None:
+        for _ in range(draw(st.integers(1, 3))):
+            comment()
+            dash = " " * indent + "-" + " " * draw(st.integers(1, 3))
+            if depth < 4 and draw(st.booleans()):
+                mapping(len(dash), depth + 1, first_prefix=dash)
+            else:
+                lines.append(f"{dash}{draw(written)}{trailer()}")
+
+    for n in range(draw(st.integers(1, 3))):
+        if n or draw(st.booleans()):
+            lines.append(
+                draw(
+                    st.sampled_from(["---", "--- # doc", "---  "] + (["---x", "...", "--- a"] if odd else []))
+                )
+            )
+        comment()
+        if draw(st.integers(0, 4)) == 0:
+            sequence(draw(st.integers(0, 2)), 1)
+        else:
+            mapping(draw(st.integers(0, 2)), 1)
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n\n"]))
+
+
+@given(_block_texts(odd=False))
+def test_line_reader_reads_hand_written_block_yaml_exactly_as_libyaml(text: str) -> None:
+    assert _line_agrees_with_events(text), f"the line reader left plain block YAML to libyaml: {text!r}"
+
+
+@given(_block_texts(odd=True))
+def test_line_reader_reads_odd_block_yaml_as_libyaml_or_leaves_it_to_libyaml(text: str) -> None:
+    _line_agrees_with_events(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [*"ab1:-[]{}&*!|>'\"#,?~ \n", "\n  ", "\n- ", "---\n", "<<: ", "!!str ", "Ab: ", "a: "]
+        ),
+        max_size=120,
+    ).map("".join)
+)
+def test_line_reader_never_reads_noise_differently(text: str) -> None:
+    _line_agrees_with_events(text)
+
+
+@given(st.data())
+def test_line_reader_reads_edited_manifests_as_libyaml_or_leaves_them(data: st.DataObject) -> None:
+    text = data.draw(st.sampled_from(_EXAMPLES))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        piece = data.draw(
+            st.sampled_from([*" -:#'\"[]{},\n&*!|>%@`\t", "  ", "\n  ", "- ", ": ", " #", "---"])
+        )
+        text = text[:at] + piece + text[at + data.draw(st.integers(0, 2)) :]
+    _line_agrees_with_events(text)
+
+
+_EXAMPLES = [p.read_text() for p in sorted((Path(__file__).parents[2] / "manifests").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("text", _EXAMPLES, ids=range(len(_EXAMPLES)))
+def test_line_reader_reads_the_example_manifests_as_libyaml(text: str) -> None:
+    # Only a block scalar (`|`, `>-`: a script) sends an example to libyaml.
+    assert _line_agrees_with_events(text) or re.search(r": [|>][-+]?$|^ *- [|>][-+]?$", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\n  b: 2\n",  # a deeper line after a value
+        "a: b\n  c\n",  # a plain scalar continued on the next line
+        "a: |\n  x\n",  # a block scalar
+        'a: "x\n  y"\n',  # a quoted scalar continued
+        'a: "x\\ty"\n',  # an escape
+        "a: [1,\n  2]\n",  # a flow collection continued
+        "a:\n\tb: 1\n",  # a tab
+        "a: caf\u00e9\n",  # not ASCII
+        "a: 1\r\nb: 2\r\n",  # CR
+        "-\n  a: 1\n",  # a dash alone
+        "- - a\n",  # a list in a list on one line
+        '"a": 1\n',  # a quoted key
+        "a: 1\n...\n",  # a document end marker
+        "%YAML 1.2\n---\na: 1\n",  # a directive
+        "x\n",  # a scalar document
+        "a: &x 1\nb: *x\n",  # an anchor and an alias
+    ],
+)
+def test_line_reader_leaves_what_it_does_not_read_to_libyaml(text: str) -> None:
+    assert _line_documents(text) is None
