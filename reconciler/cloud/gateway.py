@@ -121,6 +121,12 @@ class WriteGuard(Protocol):
 
     def writing(self, resource_group: str | None) -> AbstractContextManager[str]: ...
 
+    def check(self, resource_group: str | None) -> None:
+        """Raise `FencedError` when a write to `resource_group` may no longer be sent. Asked again inside
+        `writing`, as the request leaves the SDK's pipeline for the wire: the pipeline may have waited (for a
+        token, most of all) past the fence."""
+        ...
+
 
 class TagStore(Protocol):
     """The tags of a resource group, through ARM's Tags API (`Microsoft.Resources/tags/default`): where a

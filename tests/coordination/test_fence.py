@@ -3,10 +3,13 @@ it before every write request (and never before a read) and labels the writes it
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from azure.core.credentials import AccessToken
 
 from reconciler.cloud.azure import AzureGateway, Target, connect
 from reconciler.cloud.errors import NOT_LEADER, FencedError
@@ -155,3 +158,42 @@ async def test_the_adapter_labels_each_write_with_the_replica_and_its_lease(emul
     assert all("aci-reconciler-replica/leader-1 lease/0.01234567.1" in e.user_agent for e in writes)
     reads = [e for e in emulator.request_log if e.method == "GET"]
     assert all("aci-reconciler-replica" not in e.user_agent for e in reads)
+
+
+class SlowTokens:
+    """A credential whose token takes `delay` seconds of `clock` to come (a refresh from a slow identity
+    endpoint, or a starved event loop)."""
+
+    def __init__(self, clock: Clock, delay: float) -> None:
+        self.clock = clock
+        self.delay = delay
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        self.clock.now += self.delay
+        return AccessToken("token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> SlowTokens:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+async def test_a_write_whose_token_comes_after_the_fence_is_never_sent(emulator: Emulator) -> None:
+    clock = Clock()
+    table = LeaseTable("leader-1", 1, margin=5.0, monotonic=clock)
+    holding(table, 0, renewed_at=clock.now)  # writable until 1010
+    target = Target(
+        subscription_id=SUB, endpoint=emulator.endpoint, ca_cert=emulator.ca_cert_path, poll_interval=0.0
+    )
+    gateway = connect(target, write_guard=table, credential=SlowTokens(clock, delay=10.5))
+    try:
+        with pytest.raises(FencedError, match="not renewed in time"):
+            await gateway.create_or_update("rg", "web", body(), timeout=30)
+    finally:
+        await gateway.close()
+    assert [e.method for e in emulator.request_log] == []
+    assert table.holds[0].in_flight == 0

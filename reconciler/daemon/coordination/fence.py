@@ -111,15 +111,19 @@ class LeaseTable:
     @contextlib.contextmanager
     def writing(self, resource_group: str | None) -> Iterator[str]:
         """The write guard (see `reconciler.cloud.gateway.WriteGuard`)."""
+        hold = self.holds[self.check(resource_group)]
+        hold.in_flight += 1
+        try:
+            yield f"aci-reconciler-replica/{self.replica} lease/{hold.tenure}"
+        finally:
+            hold.in_flight -= 1
+
+    def check(self, resource_group: str | None) -> int:
+        """The shard of `resource_group` when this replica may write to it now; raises `FencedError` else."""
         if resource_group is None:
             raise FencedError("not written: a write outside any resource group is not this daemon's to make")
         shard = self.shard_of(resource_group)
         if not self.writable(shard):
             why = self.refusal(resource_group) or "standby"
             raise FencedError(f"not written: replica {self.replica}: {why} (resource group {resource_group})")
-        hold = self.holds[shard]
-        hold.in_flight += 1
-        try:
-            yield f"aci-reconciler-replica/{self.replica} lease/{hold.tenure}"
-        finally:
-            hold.in_flight -= 1
+        return shard
