@@ -235,8 +235,14 @@ _PLAIN_TYPES = frozenset({str, int, float, bool})
 
 
 def _arm_value(value: Any, reveal: bool) -> Any:
-    if type(value) in _PLAIN_TYPES:
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
         return value
+    # Exact types first: a model's lists are tuples, and the checks below are slower (a union, an ABC).
+    if kind is tuple or kind is list:
+        return [_arm_value(v, reveal) for v in value]
+    if kind is dict:
+        return {k: _arm_value(v, reveal) for k, v in value.items()}
     if isinstance(value, ArmModel):
         return value.arm(reveal_secrets=reveal)
     if isinstance(value, SecretStr):

@@ -237,16 +237,19 @@ class _Keyed(_Node):
     key_fn: Callable[[Any], str] = str
 
     def canon(self, value: Any) -> Any:
-        if isinstance(value, Mapping):
+        items: Any
+        if type(value) is list:
+            items = value
+        elif isinstance(value, Mapping):
             # Already canonical (idempotence): a map key -> element.
             items = [{self.key: k, **(v if isinstance(v, Mapping) else {})} for k, v in value.items()]
         elif isinstance(value, list):
-            items = list(value)
+            items = value
         else:
             return value
         out: dict[str, Any] = {}
         for element in items:
-            if not isinstance(element, Mapping):
+            if type(element) is not dict and not isinstance(element, Mapping):
                 continue
             raw_key, rest = _take(element, self.key)
             if raw_key is None:
@@ -260,11 +263,13 @@ def _take(element: Mapping[Any, Any], key: str) -> tuple[Any, dict[Any, Any]]:
     """The value of `key` (an ASCII name) in `element`, spelled in any case (the first spelling's), and the
     element without it (without any spelling of it)."""
     lower = key.lower()
+    size = len(key)
     found: Any = None
     seen = False
     rest: dict[Any, Any] = {}
     for k, v in element.items():
-        if _spells(k, key, lower):
+        # `_spells`, inlined: this runs for every element of every keyed list.
+        if k == key or (len(text := k if type(k) is str else str(k)) == size and text.lower() == lower):
             if not seen:
                 found, seen = v, True
         else:
@@ -337,8 +342,8 @@ class _EnvList(_Keyed):
     """Environment variables keyed by name; a `secureValue` (or its absence on GET) becomes `SECURE`."""
 
     def canon(self, value: Any) -> Any:
-        if isinstance(value, list):
-            value = [_env_element(e) if isinstance(e, Mapping) else e for e in value]
+        if type(value) is list or isinstance(value, list):
+            value = [_env_element(e) if type(e) is dict or isinstance(e, Mapping) else e for e in value]
         elif isinstance(value, Mapping):
             value = {k: _env_element(v) if isinstance(v, Mapping) else v for k, v in value.items()}
         return super().canon(value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from reconciler.planning.diff import diff, is_ignored, pointer, split_pointer
-from reconciler.planning.normalise import canonical
+from reconciler.planning.diff import _Walk, _walk, diff, is_ignored, pointer, split_pointer
+from reconciler.planning.normalise import SERVER_CHOSEN, canonical
 
 
 def group(**container_props: Any) -> dict[str, Any]:
@@ -212,3 +215,55 @@ def test_is_ignored_uses_the_same_rules_as_diff() -> None:
     assert is_ignored(f"{prefix}/image", ["/properties/containers/*/properties/image"], desired)
     assert not is_ignored(f"{prefix}/image", ["/properties/containers/1"], desired)
     assert not is_ignored(f"{prefix}/image", [], desired)
+
+
+# `diff` answers a converged pair (equal once the server's own choices are set aside) with one comparison
+# instead of a walk; whatever the bodies, it must answer exactly as the walk does.
+
+_LEAVES = st.one_of(
+    st.sampled_from(["a", "b", "", "20.1.2.3", "Z2Vu"]), st.integers(0, 2), st.none(), st.booleans()
+)
+_SEGMENTS = st.sampled_from(
+    ["properties", "ipAddress", "ip", "confidentialComputeProperties", "ccePolicy", "x"]
+)
+_BODIES = st.recursive(
+    _LEAVES, lambda inner: st.dictionaries(_SEGMENTS, inner, max_size=4), max_leaves=12
+).filter(lambda b: isinstance(b, dict))
+
+
+def _walked(desired: dict[str, Any], observed: dict[str, Any], chosen: tuple[str, ...]) -> list[Any]:
+    walk = _Walk(chosen=frozenset(split_pointer(p) for p in chosen))
+    _walk(walk, desired, observed, (), [])
+    return walk.out
+
+
+@given(_BODIES, _BODIES, st.sampled_from([SERVER_CHOSEN, (), ("/x", "/properties/x/ip")]))
+def test_the_converged_shortcut_answers_as_the_walk_does(
+    desired: dict[str, Any], observed: dict[str, Any], chosen: tuple[str, ...]
+) -> None:
+    assert diff(desired, observed, server_chosen=chosen) == _walked(desired, observed, chosen)
+    # The live side as the server may have filled it in: the desired body plus its own choices.
+    filled = {
+        **desired,
+        "properties": {
+            "ipAddress": {"ip": "20.1.2.3"},
+            "confidentialComputeProperties": {"ccePolicy": "Z2Vu"},
+        },
+    }
+    assert diff(desired, filled, server_chosen=chosen) == _walked(desired, filled, chosen)
+
+
+def test_a_live_group_that_differs_only_by_its_allocated_ip_is_not_walked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = importlib.import_module("reconciler.planning.diff")  # the package exports its `diff` function
+
+    def no_walk(*_: object) -> None:
+        raise AssertionError("walked")
+
+    desired = canonical({"properties": {"ipAddress": {"type": "Public", "ports": [{"port": 80}]}}})
+    live = canonical(
+        {"properties": {"ipAddress": {"type": "Public", "ip": "20.1.2.3", "ports": [{"port": 80}]}}}
+    )
+    monkeypatch.setattr(module, "_walk", no_walk)
+    assert diff(desired, live) == []
