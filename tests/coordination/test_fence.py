@@ -3,7 +3,6 @@ it before every write request (and never before a read) and labels the writes it
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from reconciler.cloud.azure import AzureGateway, Target, connect
+from reconciler.cloud.azure import AzureGateway, StaticTokenCredential, Target, connect
 from reconciler.cloud.errors import NOT_LEADER, FencedError
 from reconciler.daemon.coordination.fence import Hold, LeaseTable
 from reconciler.daemon.coordination.shards import shard_of
@@ -160,26 +159,18 @@ async def test_the_adapter_labels_each_write_with_the_replica_and_its_lease(emul
     assert all("aci-reconciler-replica" not in e.user_agent for e in reads)
 
 
-class SlowTokens:
-    """A credential whose token takes `delay` seconds of `clock` to come (a refresh from a slow identity
-    endpoint, or a starved event loop)."""
+class SlowTokens(StaticTokenCredential):
+    """A token that takes `delay` seconds of `clock` to come (a refresh from a slow identity endpoint, or a
+    starved event loop)."""
 
     def __init__(self, clock: Clock, delay: float) -> None:
+        super().__init__("token")
         self.clock = clock
         self.delay = delay
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         self.clock.now += self.delay
-        return AccessToken("token", int(time.time()) + 3600)
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> SlowTokens:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
+        return await super().get_token(*scopes, **kwargs)
 
 
 async def test_a_write_whose_token_comes_after_the_fence_is_never_sent(emulator: Emulator) -> None:
