@@ -24,14 +24,17 @@ Design choices, so the integrator knows what to expect:
 - `on_request(operation, status, duration_s)` is called once per HTTP request (operations `list`, `get`,
   `put`, `patch`, `delete`, `poll`, `logs`; status the HTTP status or `error`), for the daemon's metrics.
 - `write_guard` (the daemon's lease fence, DESIGN section 13) is asked right before every request that
-  writes, retries included, and again as the request leaves the SDK's pipeline for the wire (after a token
-  was fetched): a replica that may have lost its lease sends nothing.
+  writes, retries included, again as the request leaves the SDK's pipeline (after a token was fetched), and
+  once more when its connection is ready, right before it is written: a replica that may have lost its
+  lease sends nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -215,6 +218,29 @@ def connect(
     )
 
 
+# The write fence of the request this task is sending (None for a read): asked by `_FencedConnector` once the
+# connection is ready, right before the request is written to it.
+_FENCE: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("fence", default=None)
+
+
+class _FencedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, asking the write fence of the request being sent (`_FENCE`) once its connection
+    is ready: opening one (TCP, TLS, a proxy's CONNECT) can take longer than the fence's margin, and the
+    request is written right after. A refused write gives its connection back unused."""
+
+    # aiohttp's own signature (it passes `traces=` and `timeout=` by name), hence the parameter's name.
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
+        connection = await super().connect(req, traces, timeout)
+        fence = _FENCE.get()
+        if fence is not None:
+            try:
+                fence()
+            except BaseException:
+                connection.release()
+                raise
+        return connection
+
+
 class _ArmTransport(AioHttpTransport):
     """azure-core's aiohttp transport, with what it does per request done once:
 
@@ -246,6 +272,18 @@ class _ArmTransport(AioHttpTransport):
         if context is None:
             context = self._contexts[str(verify)] = ssl.create_default_context(cafile=str(verify))
         return context
+
+    async def open(self) -> None:
+        if self.session is None and not self._has_been_opened:
+            # As azure-core opens it (no cookies, no decompression), without `trust_env` (see above), with the
+            # connector that asks the write fence once a connection is ready.
+            self.session = aiohttp.ClientSession(
+                connector=_FencedConnector(),
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+        await super().open()  # type: ignore[no-untyped-call]  # azure-core's transport is untyped
 
     async def send(self, request: Any, **config: Any) -> Any:
         if "proxy" not in config and not config.get("proxies"):
@@ -507,8 +545,10 @@ class AzureGateway:
             resource_group = _resource_group_in(url)
             guarded = guard.writing(resource_group)
             # Asked again by azure-core's custom-hook policy, after authentication (which may have waited
-            # for a token past the fence), as the request leaves the pipeline for the transport.
+            # for a token past the fence), as the request leaves the pipeline for the transport; and by the
+            # transport's connector once the connection is ready (`_FencedConnector`).
             options["raw_request_hook"] = lambda _request: guard.check(resource_group)
+        fence = _FENCE.set(functools.partial(guard.check, resource_group) if guard is not None else None)
         started = time.perf_counter()
         try:
             with guarded as writer:
@@ -534,6 +574,8 @@ class AzureGateway:
             if "unexpected error" in error.message:
                 log.warning("unexpected error from the Azure SDK during %s", label, exc_info=exc)
             raise error from exc
+        finally:
+            _FENCE.reset(fence)
         self._record(operation, str(response.status_code), started)
         resp_headers = {k.lower(): v for k, v in response.headers.items()}
         if method == "GET":

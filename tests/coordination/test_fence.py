@@ -16,6 +16,7 @@ from reconciler.daemon.coordination.fence import Hold, LeaseTable
 from reconciler.daemon.coordination.shards import shard_of
 from reconciler.emulator.server import Emulator, EmulatorConfig
 from tests.cloud.test_emulator_roundtrip import SUB, body
+from tests.support.proxy import ConnectProxy
 
 
 class Clock:
@@ -186,5 +187,30 @@ async def test_a_write_whose_token_comes_after_the_fence_is_never_sent(emulator:
             await gateway.create_or_update("rg", "web", body(), timeout=30)
     finally:
         await gateway.close()
+    assert [e.method for e in emulator.request_log] == []
+    assert table.holds[0].in_flight == 0
+
+
+async def test_a_write_whose_connection_opens_after_the_fence_is_never_sent(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    table = LeaseTable("leader-1", 1, margin=5.0, monotonic=clock)
+    holding(table, 0, renewed_at=clock.now)  # writable until 1010
+
+    def slow_connection() -> None:
+        clock.now += 10.5  # the TCP, TLS and proxy round trips took this long
+
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with ConnectProxy(on_connect=slow_connection) as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        gateway = _gateway(emulator, table)
+        try:
+            with pytest.raises(FencedError, match="not renewed in time"):
+                await gateway.create_or_update("rg", "web", body(), timeout=30)
+        finally:
+            await gateway.close()
+    assert proxy.tunnels, "the request went through the proxy"
     assert [e.method for e in emulator.request_log] == []
     assert table.holds[0].in_flight == 0
