@@ -24,9 +24,9 @@ Design choices, so the integrator knows what to expect:
 - `on_request(operation, status, duration_s)` is called once per HTTP request (operations `list`, `get`,
   `put`, `patch`, `delete`, `poll`, `logs`; status the HTTP status or `error`), for the daemon's metrics.
 - `write_guard` (the daemon's lease fence, DESIGN section 13) is asked right before every request that
-  writes, retries included, again as the request leaves the SDK's pipeline (after a token was fetched), and
-  once more when its connection is ready, right before it is written: a replica that may have lost its
-  lease sends nothing.
+  writes, retries included, and again when its connection is ready, right before it is written (after the
+  SDK's pipeline fetched a token and a connection was opened): a replica that may have lost its lease sends
+  nothing.
 """
 
 from __future__ import annotations
@@ -539,21 +539,19 @@ class AzureGateway:
         if method == "GET":
             await self._pace_reads()
         guarded: contextlib.AbstractContextManager[str] = contextlib.nullcontext("")
-        options: dict[str, Any] = {}
-        guard = self._write_guard if method != "GET" else None
-        if guard is not None:
+        check: Callable[[], None] | None = None
+        if method != "GET" and self._write_guard is not None:
             resource_group = _resource_group_in(url)
-            guarded = guard.writing(resource_group)
-            # Asked again by azure-core's custom-hook policy, after authentication (which may have waited
-            # for a token past the fence), as the request leaves the pipeline for the transport; and by the
-            # transport's connector once the connection is ready (`_FencedConnector`).
-            options["raw_request_hook"] = lambda _request: guard.check(resource_group)
-        fence = _FENCE.set(functools.partial(guard.check, resource_group) if guard is not None else None)
+            guarded = self._write_guard.writing(resource_group)
+            # Asked again by the transport's connector once the connection is ready, right before the
+            # request is written: the pipeline may have waited for a token, and opening a connection takes
+            # time too (`_FencedConnector`).
+            check = functools.partial(self._write_guard.check, resource_group)
+        fence = _FENCE.set(check)
         started = time.perf_counter()
         try:
             with guarded as writer:
-                if writer:
-                    options["user_agent"] = writer
+                options = {"user_agent": writer} if writer else {}
                 # A read's body is read here, once: not streamed, the SDK's content-decode policy would
                 # parse every list page's JSON before we parse it again (half a warm pass's decoding). Writes
                 # stay unstreamed: the pipeline reads their (often empty) bodies itself.

@@ -123,8 +123,8 @@ class WriteGuard(Protocol):
 
     def check(self, resource_group: str | None) -> None:
         """Raise `FencedError` when a write to `resource_group` may no longer be sent. Asked again inside
-        `writing`, as the request leaves the SDK's pipeline and once its connection is ready: fetching a
-        token or opening a connection may have taken it past the fence."""
+        `writing`, once the request's connection is ready: fetching a token or opening a connection may have
+        taken it past the fence."""
         ...
 
 

@@ -263,13 +263,11 @@ def _take(element: Mapping[Any, Any], key: str) -> tuple[Any, dict[Any, Any]]:
     """The value of `key` (an ASCII name) in `element`, spelled in any case (the first spelling's), and the
     element without it (without any spelling of it)."""
     lower = key.lower()
-    size = len(key)
     found: Any = None
     seen = False
     rest: dict[Any, Any] = {}
     for k, v in element.items():
-        # `_spells`, inlined: this runs for every element of every keyed list.
-        if k == key or (len(text := k if type(k) is str else str(k)) == size and text.lower() == lower):
+        if _spells(k, key, lower):
             if not seen:
                 found, seen = v, True
         else:
@@ -342,7 +340,7 @@ class _EnvList(_Keyed):
     """Environment variables keyed by name; a `secureValue` (or its absence on GET) becomes `SECURE`."""
 
     def canon(self, value: Any) -> Any:
-        if type(value) is list or isinstance(value, list):
+        if isinstance(value, list):
             value = [_env_element(e) if type(e) is dict or isinstance(e, Mapping) else e for e in value]
         elif isinstance(value, Mapping):
             value = {k: _env_element(v) if isinstance(v, Mapping) else v for k, v in value.items()}
