@@ -23,7 +23,7 @@ from typing import Any
 
 from common import emulator_process, gateway_for, resource_groups, seed, settings_for, table, write_manifests
 
-from reconciler.cli import tune_collector
+from reconciler.cli import tune_runtime
 from reconciler.daemon.passes import EnginePasses
 from reconciler.engine.reconcile import plan_pass
 from reconciler.source import LoadCache
@@ -128,7 +128,7 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--repeat", type=int, default=2)
     parsed = parser.parse_args()
-    tune_collector()  # as `reconcile daemon` runs
+    tune_runtime()  # as `reconcile daemon` runs
     if parsed.quick:
         parsed.sizes = "500,2000"
     asyncio.run(main(parsed))

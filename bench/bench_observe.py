@@ -35,6 +35,7 @@ from common import (
     write_manifests,
 )
 
+from reconciler.cli import tune_runtime
 from reconciler.engine.observe import Scope
 from reconciler.engine.reconcile import plan_pass
 from reconciler.model.observed import ObservedGroup
@@ -261,4 +262,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    tune_runtime()  # as `reconcile` runs: both ways' loads overlap their reads
     asyncio.run(main())

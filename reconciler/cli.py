@@ -1288,16 +1288,28 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Mapping[str, str]], int]] = {
 }
 
 
-def tune_collector() -> None:
-    """A pass allocates many small objects that live until it ends (manifests, bodies, plan entries); the
-    default collector thresholds rescan them over and over. Measured: 13% of a 5,000-group dry run. Called
-    by `main` (every command, the daemon included) and by the benchmarks, which measure what it runs."""
+def tune_runtime() -> None:
+    """Interpreter settings for how a pass runs. Called by `main` (every command, the daemon included) and by
+    the benchmarks, which measure what it runs.
+
+    - The collector: a pass allocates many small objects that live until it ends (manifests, bodies, plan
+      entries); the default thresholds rescan them over and over. Measured: 13% of a 5,000-group dry run.
+    - The GIL's switch interval: a cold pass loads manifests on a worker thread while the event loop follows
+      the list's pages. The loop waits for the GIL up to the interval every time a response arrives; at the
+      default 5 ms a list page of 1,000 groups took ~100 ms instead of ~35 ms while the load ran (and the
+      daemon's lease renewals and status page wait alike). At 1 ms the page chain keeps pace with the load:
+      a cold dry-run of 1,000 groups at 20 ms a request 0.76-0.80 s -> 0.58-0.63 s, for the same CPU."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
+# The GIL switch interval `tune_runtime` sets (CPython's default is 5 ms).
+SWITCH_INTERVAL_S = 0.001
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    tune_collector()
+    tune_runtime()
     environ = dict(os.environ)
     command = ""
     try:

@@ -425,3 +425,18 @@ def test_run_with_manifests_that_do_not_exist_exits_125(tmp_path: Path) -> None:
     assert (
         main(["run", "nightly", "-f", str(tmp_path / "nowhere"), "--local", str(tmp_path / "state")]) == 125
     )
+
+
+def test_every_command_runs_with_a_gil_switch_interval_short_enough_for_the_loop_to_follow_reads() -> None:
+    """A cold pass loads on a thread while the event loop follows the list's pages: at CPython's 5 ms the
+    loop waits that long for the GIL at every response (see `tune_runtime`)."""
+    from reconciler.cli import SWITCH_INTERVAL_S, main
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        assert main(["run"]) == 125  # any command, even one refused at once
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert SWITCH_INTERVAL_S <= 0.001
+    finally:
+        sys.setswitchinterval(before)
