@@ -652,6 +652,8 @@ class AzureGateway:
             cursor.groups.extend(page.groups)
             cursor.pages += 1
             url = cursor.next_link = page.next_link
+            if cursor.on_page is not None:
+                cursor.on_page(page.groups)
         self._pages[label] = self._pages_reading.pop(label, reading)
         return cursor.groups
 

@@ -7,7 +7,7 @@ Execution and the engine depend on this protocol, never on the SDK. Every method
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +27,9 @@ class ListCursor:
     groups: list[ObservedGroup] = field(default_factory=list)
     pages: int = 0  # pages read
     links: set[str] = field(default_factory=set)  # the page links followed (a nextLink loop is an error)
+    # Told each page's groups as the page is taken whole, before the next is asked for (the engine plans
+    # them while the rest of the chain is read). A gateway that never calls it is slower, not wrong.
+    on_page: Callable[[Sequence[ObservedGroup]], None] | None = None
 
 
 class Gateway(Protocol):

@@ -39,6 +39,10 @@ MANIFESTS = "manifests"
 _RESOURCE_GROUP = re.compile(r"^[\w().-]{1,90}$")
 
 
+# Told the groups of a list page as it is read (`ListCursor.on_page`).
+OnPage = Callable[[Sequence[ObservedGroup]], None]
+
+
 class ScopeError(ValueError):
     """A `--scope` value that names no valid scope; the message says the fix."""
 
@@ -115,12 +119,14 @@ async def list_resuming(
     policy: RetryPolicy,
     sleep: Sleep,
     reads: ReadCount | None = None,
+    on_page: OnPage | None = None,
 ) -> list[ObservedGroup]:
     """A paged list under the retry policy, resumed from the page that failed, with a fresh attempt budget
     whenever pages were read since the last one: a chain longer than ARM's read budget is slower, never
     failing, while a page that keeps failing still ends it after `max_attempts`. `reads` counts the
-    requests: every page read, plus one per refused attempt."""
-    cursor = ListCursor()
+    requests: every page read, plus one per refused attempt. `on_page` is told each page's groups once,
+    as the page is read (`ListCursor.on_page`)."""
+    cursor = ListCursor(on_page=on_page)
     attempts = Attempts()
     try:
         while True:
@@ -149,6 +155,7 @@ async def observe(
     policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: int = 8,
+    on_page: OnPage | None = None,
 ) -> Observation:
     """List every resource group concurrently (bounded); never one GET per group."""
     policy = policy or RetryPolicy()
@@ -166,6 +173,7 @@ async def observe(
                     policy=policy,
                     sleep=sleep,
                     reads=reads,
+                    on_page=on_page,
                 )
             except GatewayError as err:
                 failed[rg] = str(err)
@@ -227,10 +235,12 @@ async def observe_scope(
     policy: RetryPolicy | None = None,
     sleep: Sleep = asyncio.sleep,
     concurrency: int = 8,
+    on_page: OnPage | None = None,
 ) -> Observation:
     """Observe `scope`; `manifest_resource_groups` are always included (their groups are planned). Given
     as a coroutine function (the manifests still loading), they are awaited only when needed: never for a
-    subscription-wide list that Azure answers."""
+    subscription-wide list that Azure answers. `on_page` is told the groups of every list page as it is
+    read (the engine plans them while the next pages are read)."""
 
     async def resource_groups() -> list[str]:
         if callable(manifest_resource_groups):
@@ -246,13 +256,16 @@ async def observe_scope(
                 policy=policy,
                 sleep=sleep,
                 reads=reads,
+                on_page=on_page,
             )
         except GatewayError as err:
             if err.status != 403:
                 return Observation(failed_all=str(err), reads=reads.requests)
             # The principal may read only some resource groups: observe those the manifests name.
             named = await resource_groups()
-            fallback = await observe(gateway, named, policy=policy, sleep=sleep, concurrency=concurrency)
+            fallback = await observe(
+                gateway, named, policy=policy, sleep=sleep, concurrency=concurrency, on_page=on_page
+            )
             return replace(
                 fallback,
                 inferred=f"the subscription-wide list was refused ({err})",
@@ -261,7 +274,12 @@ async def observe_scope(
         return Observation(groups=_sorted(found), reads=reads.requests)
     named = await resource_groups()
     observed = await observe(
-        gateway, [*named, *scope.resource_groups], policy=policy, sleep=sleep, concurrency=concurrency
+        gateway,
+        [*named, *scope.resource_groups],
+        policy=policy,
+        sleep=sleep,
+        concurrency=concurrency,
+        on_page=on_page,
     )
     if scope.mode == "manifests":
         return replace(observed, inferred="--scope manifests was chosen")

@@ -8,24 +8,33 @@ talks to Azure goes through the `Gateway` given in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 from reconciler.cloud.errors import GatewayError
 from reconciler.cloud.gateway import Gateway
 from reconciler.cloud.retry import RetryPolicy, Sleep, call_with_retry
-from reconciler.engine.observe import Observation, Scope, observe_keys, observe_scope
+from reconciler.engine.observe import Observation, OnPage, Scope, observe_keys, observe_scope
 from reconciler.execution import ApplyOptions, ProgressEvent, QuotaBudget, apply_plan
 from reconciler.model.observed import ObservedGroup
 from reconciler.model.outcome import ApplyResult, Result
 from reconciler.model.plan import Action, Plan, PlanIssue
 from reconciler.model.text import plain
 from reconciler.planning import DesiredGroup, PlanMemo, build_plan
-from reconciler.source import Defaults, LoadCache, LoadResult, SourceError, SourceLocation, load_manifests
+from reconciler.source import (
+    Defaults,
+    LoadCache,
+    LoadedGroup,
+    LoadResult,
+    SourceError,
+    SourceLocation,
+    load_manifests,
+)
 
 # Changes whose group may have run to completion: ACI rejects updates to a terminated group, so for these the
 # instance view (a GET: list does not return it) decides between update and replace.
@@ -218,29 +227,127 @@ def _build(
     issues += _scope_issues(observation)
     issues += extra_issues
     desired = [
-        DesiredGroup(manifest=g.manifest, source=g.where, folded=g.folded_key)
+        _desired(g)
         for g in loaded.groups
         if g.manifest.resource_group.lower() not in unobservable and observation.failed_all is None
     ]
     return build_plan(
         desired,
         groups,
-        instance=settings.instance,
-        revision=loaded.revision,
-        secret_key=settings.secret_key,
+        **_entry_arguments(settings, loaded),
         prune=settings.prune,
         allow_empty=settings.allow_empty,
         load_complete=loaded.complete,
         issues=issues,
-        subscription=settings.subscription,
-        rekey=settings.rekey,
         key_is_private=settings.key_is_private,
         memo=memo,
     ).model_copy(update={"reads": observation.reads})
 
 
+class _EntryArguments(TypedDict):
+    instance: str
+    revision: str
+    secret_key: bytes
+    subscription: str
+    rekey: bool
+
+
+def _entry_arguments(settings: EngineSettings, loaded: LoadResult) -> _EntryArguments:
+    """What a group's plan entry depends on besides its two sides: the same for `build_plan` and for
+    `PlanMemo.plan_ahead`, whose entries `build_plan` takes only if they were made alike."""
+    return _EntryArguments(
+        instance=settings.instance,
+        revision=loaded.revision,
+        secret_key=settings.secret_key,
+        subscription=settings.subscription,
+        rekey=settings.rekey,
+    )
+
+
+def _desired(group: LoadedGroup) -> DesiredGroup:
+    return DesiredGroup(manifest=group.manifest, source=group.where, folded=group.folded_key)
+
+
+class _PlanAhead:
+    """Plans the groups of each list page while the next page is read: a cold pass's plan is then mostly
+    done when the list ends, inside the round trips it waits for anyway. It plans into a memo of its own,
+    which `build_plan` takes entries from (`PlanMemo.plan_ahead`: the same entries it would make itself);
+    what is not planned ahead when the list ends (the last pages, a group with secrets), `build_plan`
+    plans. Not for the daemon's passes with its memo: that memo spares their groups the work already."""
+
+    # Groups planned between two turns of the event loop (~0.15 ms each): a page's answer waits no longer.
+    BATCH = 16
+
+    def __init__(self, settings: EngineSettings) -> None:
+        self.memo = PlanMemo(across_passes=False)
+        self._settings = settings
+        self._listed: list[ObservedGroup] = []
+        self._more = asyncio.Event()
+
+    def listed(self, groups: Sequence[ObservedGroup]) -> None:
+        self._listed.extend(groups)
+        self._more.set()
+
+    async def run(self, loading: asyncio.Future[LoadResult]) -> None:
+        """Until cancelled (when the list has ended): plan what was listed, once the manifests are loaded."""
+        try:
+            loaded = await asyncio.shield(loading)  # a cancelled plan-ahead leaves the load to the pass
+        except Exception:  # the pass itself reports why the load failed
+            return
+        settings = self._settings
+        owned = settings.owned
+        desired: dict[tuple[str, str], DesiredGroup] = {}
+        for found in loaded.groups:
+            if owned is None or owned(found.manifest.resource_group):
+                # The first of a name declared twice, as `build_plan` keeps it.
+                desired.setdefault(found.folded_key, _desired(found))
+        arguments = _entry_arguments(settings, loaded)
+        done = 0
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            while done < len(self._listed):
+                for live in self._listed[done : done + self.BATCH]:
+                    group = desired.get((live.resource_group.lower(), live.name.lower()))
+                    if group is not None:
+                        self.memo.plan_ahead(group, live, **arguments)
+                done = min(done + self.BATCH, len(self._listed))
+                await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def _planning_ahead(
+    ahead: _PlanAhead | None, loading: asyncio.Future[LoadResult]
+) -> AsyncIterator[OnPage | None]:
+    """While the body lists: `ahead` plans each page it is told of (the `on_page` this yields)."""
+    if ahead is None:
+        yield None
+        return
+    task = asyncio.create_task(ahead.run(loading), name="plan-pass:plan-ahead")
+    try:
+        yield ahead.listed
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+    error = None if task.cancelled() else task.exception()
+    if error is not None:
+        raise error
+
+
+def _ready(result: LoadResult) -> asyncio.Future[LoadResult]:
+    """`result`, as what `_PlanAhead.run` awaits (a future: nothing is left unawaited if it never runs)."""
+    ready: asyncio.Future[LoadResult] = asyncio.get_running_loop().create_future()
+    ready.set_result(result)
+    return ready
+
+
 async def _load_while_listing(
-    settings: EngineSettings, gateway: Gateway, *, environ: Mapping[str, str], sleep: Sleep
+    settings: EngineSettings,
+    gateway: Gateway,
+    *,
+    environ: Mapping[str, str],
+    sleep: Sleep,
+    ahead: _PlanAhead | None,
 ) -> tuple[LoadResult, Observation]:
     """Load the manifests while the subscription is listed: the list needs nothing of them (their resource
     groups only if Azure refuses it), and its pages' round trips are most of a cold pass's wait."""
@@ -250,7 +357,10 @@ async def _load_while_listing(
         return _manifest_resource_groups(settings, await asyncio.shield(loading))
 
     try:
-        observation = await observe_scope(gateway, settings.scope, named, policy=settings.retry, sleep=sleep)
+        async with _planning_ahead(ahead, loading) as on_page:
+            observation = await observe_scope(
+                gateway, settings.scope, named, policy=settings.retry, sleep=sleep, on_page=on_page
+            )
     except BaseException:
         loading.cancel()  # the thread finishes on its own; nobody waits for what it loads
         loading.add_done_callback(_forget)
@@ -281,8 +391,11 @@ async def plan_pass(
     them that is live and no longer declared is pruned as a full pass would, and no other group is looked at
     or touched. The emptiness guard counts every loaded manifest, not just the focused ones."""
     listed: Observation | None = None
+    ahead = _PlanAhead(settings) if memo is None and focus is None else None
     if loaded is None and focus is None and settings.scope.mode == "subscription":
-        loaded, listed = await _load_while_listing(settings, gateway, environ=environ, sleep=sleep)
+        loaded, listed = await _load_while_listing(
+            settings, gateway, environ=environ, sleep=sleep, ahead=ahead
+        )
     elif loaded is None:
         loaded = await asyncio.to_thread(load, settings, environ)
     scope = settings.scope
@@ -301,13 +414,17 @@ async def plan_pass(
     elif listed is not None:
         observation = listed
     else:
-        observation = await observe_scope(
-            gateway,
-            scope,
-            _manifest_resource_groups(settings, loaded),
-            policy=settings.retry,
-            sleep=sleep,
-        )
+        async with _planning_ahead(ahead, _ready(loaded)) as on_page:
+            observation = await observe_scope(
+                gateway,
+                scope,
+                _manifest_resource_groups(settings, loaded),
+                policy=settings.retry,
+                sleep=sleep,
+                on_page=on_page,
+            )
+    if ahead is not None:
+        memo = ahead.memo
     if settings.owned is not None:
         observation = _observed_owned(observation, settings.owned)
     groups = list(observation.groups)

@@ -530,6 +530,9 @@ class PlanMemo:
     owners: dict[tuple[str, str], _Owner] = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    # False for the memo of one pass (the engine's plan-ahead): an entry serves only the very live object it
+    # was planned against, and `build_plan` keeps nothing for a next pass (no fingerprint is taken).
+    across_passes: bool = True
 
     def owner(self, key: tuple[str, str], live: ObservedGroup, context: tuple[str, str, bytes]) -> _Owner:
         """The ownership verdict of `live`: the last pass's when it checked this very object."""
@@ -540,6 +543,47 @@ class PlanMemo:
         return _Owner(
             live, context, ownership(live, instance=instance, subscription=subscription, key=secret_key)
         )
+
+    def plan_ahead(
+        self,
+        group: DesiredGroup,
+        live: ObservedGroup,
+        *,
+        instance: str,
+        revision: str,
+        secret_key: bytes,
+        subscription: str = "",
+        rekey: bool = False,
+    ) -> None:
+        """Plan `group` against `live` now, as `build_plan(memo=self, ...)` with the same arguments would
+        plan it and keep it, so that the plan made later takes this entry instead of diffing again (the
+        engine plans each list page's groups while the next page is read). Only what `build_plan` would
+        keep is planned here: a group with a tag problem, a job template, secret values or an error is
+        left to `build_plan`, which says why."""
+        key = group.key
+        owner = self.owners[key] = self.owner(key, live, (instance, subscription, secret_key))
+        manifest = group.manifest
+        if manifest.policy.job is not None or tag_problems(manifest.tags):
+            return
+        if resolved_secret_values(manifest) != {}:
+            return
+        try:
+            change = diff_group(
+                group,
+                live,
+                instance=instance,
+                revision=revision,
+                secret_key=secret_key,
+                subscription=subscription,
+                rekey=rekey,
+                status=owner.status,
+            )
+        except ValueError:  # IncompleteObservationError too: `build_plan` makes it a plan issue
+            return
+        share_fields_set(change)
+        context = (instance, revision, secret_key, subscription, rekey)
+        observed = observed_fingerprint(live) if self.across_passes else None
+        self.entries[key] = _Memo(manifest, group.source, live, observed, context, change)
 
 
 def build_plan(
@@ -627,7 +671,10 @@ def build_plan(
                 and kept.context == context
                 and (
                     kept.live is live_group
-                    or kept.observed == (fingerprint := observed_fingerprint(live_group))
+                    or (
+                        memo.across_passes
+                        and kept.observed == (fingerprint := observed_fingerprint(live_group))
+                    )
                 )
             ):
                 memo.hits += 1
@@ -635,7 +682,8 @@ def build_plan(
                 changes.append(kept.change)
                 continue
             memo.misses += 1
-            fingerprint = fingerprint or observed_fingerprint(live_group)
+            if memo.across_passes:
+                fingerprint = fingerprint or observed_fingerprint(live_group)
         where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
         bad_tags = tag_problems(manifest.tags)
         if bad_tags:
@@ -677,7 +725,7 @@ def build_plan(
         # Kept by the memo and the daemon between passes: its set of given fields is shared with its like.
         share_fields_set(change)
         changes.append(change)
-        if memo is not None and secret_values == {}:
+        if memo is not None and memo.across_passes and secret_values == {}:
             remembered[group.key] = _Memo(manifest, group.source, live_group, fingerprint, context, change)
     if memo is not None:
         memo.entries = remembered

@@ -1,7 +1,8 @@
 """Paged lists within ARM's read budget, through the real adapter and the in-process emulator: a chain that
 fails on a later page resumes from that page (never from page 1), a fresh attempt budget follows progress,
-reads are paced by `x-ms-ratelimit-remaining-subscription-reads`, and a list of many more pages than the read
-bucket holds completes (slower, never failing). Time is the emulator's and the gateway's shared fake clock."""
+reads are paced by `x-ms-ratelimit-remaining-subscription-reads`, each page is told to the engine once as it
+is read, and a list of many more pages than the read bucket holds completes (slower, never failing). Time is
+the emulator's and the gateway's shared fake clock."""
 
 from __future__ import annotations
 
@@ -44,15 +45,20 @@ async def test_a_chain_that_fails_on_a_later_page_resumes_there(tmp_path: Path) 
         seed(emu, 7)  # 4 pages
         emu.faults.set(FaultSettings(rate=1.0, kinds=("503",), query_contains="$skipToken", count=2))
         reads = ReadCount()
+        told: list[list[str]] = []
         found = await list_resuming(
             lambda cursor: gateway.list_groups(RG, cursor=cursor),
             policy=RetryPolicy(max_attempts=5, backoff_base=0.0, backoff_cap=0.0),
             sleep=clock.sleep,
             reads=reads,
+            on_page=lambda page: told.append([g.name for g in page]),
         )
         assert sorted(g.name for g in found) == [f"g{n:04d}" for n in range(7)]
         assert lists(emu) == [200, 503, 503, 200, 200, 200], "page 1 once; page 2 twice refused, then read"
         assert reads.requests == 6, "every request counted, refused ones too"
+        assert told == [["g0000", "g0001"], ["g0002", "g0003"], ["g0004", "g0005"], ["g0006"]], (
+            "each page told once, as it was read, the refused one too once it was"
+        )
 
 
 async def test_progress_earns_a_fresh_attempt_budget_and_a_stuck_page_still_ends_the_chain(

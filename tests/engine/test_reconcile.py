@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from reconciler.engine.observe import Scope, ScopeError, observe
 from reconciler.engine.reconcile import EngineSettings, apply_pass, plan_pass
 from reconciler.execution import ApplyOptions
 from reconciler.model.plan import Action
+from reconciler.planning import PlanMemo
 from tests.fakes.gateway import FakeGateway
 
 JOB = """\
@@ -360,3 +362,70 @@ async def test_observing_nothing_costs_nothing(count: int) -> None:
     result = await observe(fake, [f"rg-{i}" for i in range(count)], sleep=Sleeps())
     assert len(fake.calls) == count
     assert result.groups == ()
+
+
+class PagedGateway(FakeGateway):
+    """Lists two groups a page, telling the cursor of each page as Azure's adapter does, and lets the event
+    loop turn between pages until something was planned (a bounded number of turns, never a clock)."""
+
+    def __init__(self, planned: list[str]) -> None:
+        super().__init__()
+        self.planned = planned
+        self.served: list[list[str]] = []
+        self.planned_when_served: list[int] = []
+
+    async def list_subscription_groups(self, *, cursor: Any = None) -> list[Any]:
+        groups = await super().list_subscription_groups()
+        for start in range(0, len(groups), 2):
+            page = groups[start : start + 2]
+            self.planned_when_served.append(len(self.planned))
+            self.served.append([g.name for g in page])
+            if cursor is not None:
+                cursor.groups.extend(page)
+                cursor.pages += 1
+                if cursor.on_page is not None:
+                    cursor.on_page(page)
+            # The next page's round trip: the loop turns until something more was planned (the manifests
+            # may still be loading on their thread), a bounded number of times.
+            for _ in range(20_000):
+                if len(self.planned) > self.planned_when_served[-1]:
+                    break
+                await asyncio.sleep(0)
+        return groups
+
+
+@pytest.mark.parametrize("loaded_first", [False, True])
+async def test_a_cold_pass_plans_each_list_page_while_the_next_is_read_and_plans_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loaded_first: bool
+) -> None:
+    from reconciler.planning import plan as planning_plan
+
+    for i in range(6):
+        manifest(tmp_path, f"g{i}", image="busybox:1" if i % 3 else "busybox:2")
+    s = settings(tmp_path)
+    planned: list[str] = []
+    real = planning_plan.diff_group
+
+    def counting(group: Any, *args: Any, **kwargs: Any) -> Any:
+        planned.append(group.manifest.name)
+        return real(group, *args, **kwargs)
+
+    fake = PagedGateway(planned)
+    await apply_pass(await plan_pass(s, fake, environ={}, sleep=Sleeps()), s, fake, environ={}, verify=False)
+    for i in range(0, 6, 2):  # drift: every other group has another image now
+        manifest(tmp_path, f"g{i}", image="busybox:3")
+    # A memo of its own turns planning ahead off (the daemon's passes), and plans the same (test_memo).
+    without = await plan_pass(s, fake, environ={}, sleep=Sleeps(), memo=PlanMemo())
+
+    monkeypatch.setattr(planning_plan, "diff_group", counting)
+    fake.served.clear()
+    fake.planned_when_served.clear()
+    loaded = reconcile.load(s, {}) if loaded_first else None
+    result = await plan_pass(s, fake, environ={}, sleep=Sleeps(), loaded=loaded)
+
+    assert fake.served == [["g0", "g1"], ["g2", "g3"], ["g4", "g5"]]
+    assert fake.planned_when_served[1] == 2, "the first page was planned while the second was read"
+    assert fake.planned_when_served[2] == 4, "the second page was planned while the third was read"
+    assert sorted(planned) == [f"g{i}" for i in range(6)], "each group was planned once"
+    assert result.plan.model_dump() == without.plan.model_dump()
+    assert {c.name for c in result.plan.changes if c.action is Action.UPDATE} == {"g0", "g2", "g4"}

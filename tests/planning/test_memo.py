@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +153,127 @@ def test_a_converged_groups_plan_entry_holds_the_live_groups_own_tag_texts_not_c
     equal = [name for name, value in change.write_tags.items() if value == live.tags.get(name)]
     assert len(equal) > 5
     assert shared == equal
+
+
+# What the live side of a group is, for the groups planned ahead of the plan.
+LIVE_STATES = ["applied", "stale", "drifted", "unmanaged", "other-key", "missing"]
+
+
+def _live(m: GroupManifest, state: str) -> ObservedGroup | None:
+    if state == "applied":
+        return applied(m)
+    if state == "stale":
+        return applied(m, revision="an-older-revision")
+    if state == "drifted":
+        return applied(
+            edited(m, lambda body: body["properties"]["containers"][0]["properties"].update(image="drift:1"))
+        )
+    if state == "unmanaged":
+        from tests.planning.support import unmanaged
+
+        return unmanaged(m)
+    if state == "other-key":
+        return applied(m, key=OTHER_KEY)
+    return None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fleet=st.lists(
+        # Mostly without secrets: a group with secret values is never planned ahead.
+        st.tuples(
+            st.one_of(manifests(secrets=False), manifests(secrets=False), manifests()),
+            st.sampled_from(LIVE_STATES),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    twice=st.booleans(),
+    rekey=st.booleans(),
+    across_passes=st.booleans(),
+    relisted=st.booleans(),
+)
+def test_a_plan_with_groups_planned_ahead_equals_the_plan_made_without(
+    fleet: list[tuple[GroupManifest, str, bool]],
+    twice: bool,
+    rekey: bool,
+    across_passes: bool,
+    relisted: bool,
+) -> None:
+    """The engine plans each list page's groups as it arrives (`PlanMemo.plan_ahead`), some of them or none
+    before the list ends: whichever were, the plan is the one made without. So too when the plan is made
+    against equal live groups that are other objects (a one-pass memo then serves none of them)."""
+    ms = [m.model_copy(update={"name": NAMES[i % len(NAMES)] + str(i)}) for i, (m, _, _) in enumerate(fleet)]
+    groups = [desired(m, source=f"manifests/{m.name}.yaml:1:1") for m in ms]
+    if twice:  # a name declared twice: the first declaration is planned, the second is an error
+        groups.append(desired(ms[0], source="manifests/again.yaml:1:1"))
+    live = {m.name: _live(m, state) for m, (_, state, _) in zip(ms, fleet, strict=True)}
+    memo = PlanMemo(across_passes=across_passes)
+    for group, (_, _, ahead) in zip(groups, fleet, strict=False):
+        found = live[group.manifest.name]
+        if ahead and found is not None:
+            memo.plan_ahead(group, found, instance=INSTANCE, revision="rev", secret_key=KEY, rekey=rekey)
+    planned_against = [g for g in live.values() if g is not None]
+    if relisted:
+        planned_against = [g.model_copy(deep=True) for g in planned_against]
+
+    def plan(with_memo: PlanMemo | None) -> Any:
+        return build_plan(
+            groups,
+            planned_against,
+            instance=INSTANCE,
+            revision="rev",
+            secret_key=KEY,
+            rekey=rekey,
+            memo=with_memo,
+        ).model_dump()
+
+    ahead_entries = list(memo.entries.values())
+    assert plan(memo) == plan(None)
+    for entry in ahead_entries:
+        assert entry.manifest.secret_values() == {}, "a group with secrets is left to build_plan"
+    if relisted and not across_passes:
+        assert memo.hits == 0, "a one-pass memo serves only the very objects it planned against"
+
+
+def test_a_group_planned_ahead_is_not_diffed_again_by_the_plan(monkeypatch: Any) -> None:
+    from reconciler.planning import plan as planning_plan
+    from tests.planning.support import manifest
+
+    diffed: list[str] = []
+    real = planning_plan.diff_group
+
+    def counting(group: Any, *args: Any, **kwargs: Any) -> Any:
+        diffed.append(group.manifest.name)
+        return real(group, *args, **kwargs)
+
+    monkeypatch.setattr(planning_plan, "diff_group", counting)
+    ms = {n: manifest(name=n) for n in NAMES}
+    live = {n: applied(m) for n, m in ms.items()}
+    memo = PlanMemo()
+    memo.plan_ahead(desired(ms["g-one"], source="manifests/g-one.yaml:1:1"), live["g-one"],
+                    instance=INSTANCE, revision="r", secret_key=KEY)  # fmt: skip
+    assert diffed == ["g-one"]
+    plan_json(memo, ms, live, "r")
+    assert sorted(diffed) == ["g-one", "g-three", "g-two"], "g-one was planned once, ahead"
+
+
+@pytest.mark.parametrize("rekey", [False, True])
+@pytest.mark.parametrize("state", [s for s in LIVE_STATES if s != "missing"])
+def test_every_kind_of_live_group_planned_ahead_gives_the_plan_made_without(state: str, rekey: bool) -> None:
+    from tests.planning.support import manifest
+
+    m = manifest(name="g-one")
+    group, found = desired(m), _live(m, state)
+    assert found is not None
+    memo = PlanMemo()
+    memo.plan_ahead(group, found, instance=INSTANCE, revision="rev", secret_key=KEY, rekey=rekey)
+    assert memo.entries, "a group without secrets is planned ahead"
+
+    def plan(with_memo: PlanMemo | None) -> Any:
+        return build_plan(
+            [group], [found], instance=INSTANCE, revision="rev", secret_key=KEY, rekey=rekey, memo=with_memo
+        ).model_dump()
+
+    assert plan(memo) == plan(None)
