@@ -238,13 +238,11 @@ class _Keyed(_Node):
 
     def canon(self, value: Any) -> Any:
         items: Any
-        if type(value) is list:
+        if isinstance(value, list):  # first: the Mapping check is an ABC's, and slower
             items = value
         elif isinstance(value, Mapping):
             # Already canonical (idempotence): a map key -> element.
             items = [{self.key: k, **(v if isinstance(v, Mapping) else {})} for k, v in value.items()]
-        elif isinstance(value, list):
-            items = value
         else:
             return value
         out: dict[str, Any] = {}

@@ -764,10 +764,8 @@ class _LineReader:
         """The value that `text` (the rest of a line, from its first character) holds, inside `depth` open
         collections."""
         first = text[0]
-        if first in {"[", "{"}:
-            value, end = self._flow(text, 0, depth)
-        elif first in {'"', "'"}:
-            value, end = self._quoted(text, 0)
+        if first in {"[", "{", '"', "'"}:
+            value, end = self._flow(text, 0, depth)  # a flow collection, or a quoted scalar
         else:
             if first in _INDICATORS and (first != "-" or len(text) < 2 or text[1] == " "):
                 raise _Bail

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
 from reconciler.planning import PlanMemo, build_plan
-from tests.planning.support import INSTANCE, KEY, applied, desired
+from tests.planning.support import INSTANCE, KEY, applied, desired, unmanaged
 from tests.planning.test_properties import edited, manifests
 
 NAMES = ["g-one", "g-two", "g-three"]
@@ -169,8 +169,6 @@ def _live(m: GroupManifest, state: str) -> ObservedGroup | None:
             edited(m, lambda body: body["properties"]["containers"][0]["properties"].update(image="drift:1"))
         )
     if state == "unmanaged":
-        from tests.planning.support import unmanaged
-
         return unmanaged(m)
     if state == "other-key":
         return applied(m, key=OTHER_KEY)
