@@ -253,6 +253,15 @@ def _clip(value: str) -> str:
     return value[:TAG_VALUE_MAX]
 
 
+def at_revision(tags: Mapping[str, str], revision: str) -> Mapping[str, str]:
+    """`tags` (written by `ownership_tags` at some revision) as they are at `revision`: the revision tag is
+    the only one that depends on it. `tags` itself when it has no revision tag or already this one."""
+    value = _clip(revision)
+    if tags.get(REVISION_TAG, value) == value:
+        return tags
+    return {**tags, REVISION_TAG: value}
+
+
 def ownership_tags(
     *,
     instance: str,

@@ -48,6 +48,7 @@ from reconciler.planning.ownership import (
     PROOF_TAGS,
     SECRETS_TAG,
     Ownership,
+    at_revision,
     folded_tags,
     instance_problems,
     job_of,
@@ -504,7 +505,10 @@ class _Memo:
     # list page with the same bytes), else its fingerprint.
     live: ObservedGroup | None
     observed: str | None
-    context: tuple[str, str, bytes, str, bool]
+    context: tuple[str, bytes, str, bool]  # instance, key, subscription, rekey
+    # The revision its change's write tags carry. Not part of `context`: the revision tag is informational
+    # (it never causes a write), so an entry differs from one planned at another revision in that tag only.
+    revision: str
     change: Change
 
 
@@ -519,7 +523,8 @@ class _Owner:
 class PlanMemo:
     """The plan entries of the last pass, kept by the daemon across passes so that a group whose manifest
     (the very object its load cache handed back) and live side (`observed_fingerprint`) are unchanged, under
-    the same instance, revision, key and subscription, is not canonicalised and diffed again.
+    the same instance, key and subscription, is not canonicalised and diffed again. A new revision (any
+    commit) does not make it plan every group again: a kept entry takes the new revision tag.
 
     Only groups without secret values are kept (an entry holds its manifest), and only the groups of the
     last pass: the memo never grows beyond one plan. `build_plan(memo=...)` gives the same plan as without
@@ -581,9 +586,21 @@ class PlanMemo:
         except ValueError:  # IncompleteObservationError too: `build_plan` makes it a plan issue
             return
         share_fields_set(change)
-        context = (instance, revision, secret_key, subscription, rekey)
+        context = (instance, secret_key, subscription, rekey)
         observed = observed_fingerprint(live) if self.across_passes else None
-        self.entries[key] = _Memo(manifest, group.source, live, observed, context, change)
+        self.entries[key] = _Memo(manifest, group.source, live, observed, context, revision, change)
+
+
+def _rebased(kept: _Memo, live: ObservedGroup | None, revision: str) -> _Memo:
+    """`kept` as this pass's entry: planned against `live` (equal to the group it was planned against) and
+    writing the tags it would write if planned at `revision`."""
+    change = kept.change
+    if kept.revision != revision:
+        tags = at_revision(change.write_tags, revision)
+        if tags is not change.write_tags:
+            change = change.model_copy(update={"write_tags": tags})
+            share_fields_set(change)
+    return replace(kept, live=live, revision=revision, change=change)
 
 
 def build_plan(
@@ -640,7 +657,7 @@ def build_plan(
     changes: list[Change] = []
     seen: dict[tuple[str, str], DesiredGroup] = {}
     remembered: dict[tuple[str, str], _Memo] = {}
-    context = (instance, revision, secret_key, subscription, rekey)
+    context = (instance, secret_key, subscription, rekey)
     for group in desired:
         manifest = group.manifest
         if group.key in seen:
@@ -678,7 +695,9 @@ def build_plan(
                 )
             ):
                 memo.hits += 1
-                remembered[group.key] = kept if kept.live is live_group else replace(kept, live=live_group)
+                if kept.live is not live_group or kept.revision != revision:
+                    kept = _rebased(kept, live_group, revision)
+                remembered[group.key] = kept
                 changes.append(kept.change)
                 continue
             memo.misses += 1
@@ -726,7 +745,9 @@ def build_plan(
         share_fields_set(change)
         changes.append(change)
         if memo is not None and memo.across_passes and secret_values == {}:
-            remembered[group.key] = _Memo(manifest, group.source, live_group, fingerprint, context, change)
+            remembered[group.key] = _Memo(
+                manifest, group.source, live_group, fingerprint, context, revision, change
+            )
     if memo is not None:
         memo.entries = remembered
 

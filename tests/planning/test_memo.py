@@ -109,6 +109,25 @@ def test_an_unchanged_fleet_is_served_from_the_memo() -> None:
     assert (memo.hits, memo.misses) == (8, 4), "equal live groups listed again are recognised by content"
 
 
+def test_a_new_revision_alone_is_served_from_the_memo_with_the_new_revision_tag() -> None:
+    # Any commit changes the revision every group's writes carry; it never causes a write by itself.
+    from reconciler.planning.ownership import REVISION_TAG
+    from tests.planning.support import manifest
+
+    ms = {n: manifest(name=n) for n in NAMES}
+    live = {n: applied(m) for n, m in ms.items()}
+    memo = PlanMemo()
+    plan_json(memo, ms, live, "r1")
+    plan = plan_json(memo, ms, live, "r2")
+    assert (memo.hits, memo.misses) == (3, 3), "nothing planned again"
+    assert plan == plan_json(None, ms, live, "r2")
+    assert {c["write_tags"][REVISION_TAG] for c in plan["changes"]} == {"r2"}
+    rebased = {key: entry.change for key, entry in memo.entries.items()}
+    plan_json(memo, ms, live, "r2")
+    assert all(memo.entries[key].change is change for key, change in rebased.items()), "rebased once"
+    assert plan_json(memo, ms, live, "r1") == plan_json(None, ms, live, "r1"), "and back"
+
+
 def test_the_ownership_of_a_live_group_listed_again_as_the_same_object_is_not_checked_again(
     monkeypatch: Any,
 ) -> None:
