@@ -9,9 +9,10 @@ side in one run at several sizes, with the marginal CPU per group from the diffe
 - the daemon's full pass after a commit: one file changed (a comment added: its group stays in sync), so
   the revision of every group moved with it.
 
-Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000]`. The emulator runs in its
-own process (Azure is remote: its CPU is not ours); each figure is this process's CPU time
-(`time.process_time`, the loading thread included), the best of `--repeat`.
+Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000] [--variables]`
+(`--variables`: every manifest's image tag is `${ACI_TAG}`, as a CI that injects the tag writes them). The
+emulator runs in its own process (Azure is remote: its CPU is not ours); each figure is this process's CPU
+time (`time.process_time`, the loading thread included), the best of `--repeat`.
 """
 
 from __future__ import annotations
@@ -56,14 +57,14 @@ async def after_commit_cpu(passes: EnginePasses, changed: Path, repeat: int) -> 
     return best
 
 
-async def dry_run_cpu(emu: Any, manifests: Path, repeat: int) -> float:
+async def dry_run_cpu(emu: Any, manifests: Path, repeat: int, environ: dict[str, str]) -> float:
     """A cold dry-run, as `reconcile plan` makes it: a gateway and an engine pass of its own, no cache."""
     best = float("inf")
     for _ in range(repeat):
         gateway = gateway_for(emu)
         try:
             started = time.process_time()
-            planned = await plan_pass(settings_for(manifests), gateway, environ={})
+            planned = await plan_pass(settings_for(manifests), gateway, environ=environ)
             best = min(best, time.process_time() - started)
         finally:
             await gateway.close()
@@ -71,15 +72,20 @@ async def dry_run_cpu(emu: Any, manifests: Path, repeat: int) -> float:
     return best
 
 
-async def measure(size: int, repeat: int, root: Path) -> tuple[float, float, float, float]:
+async def measure(
+    size: int, repeat: int, root: Path, *, variables: bool
+) -> tuple[float, float, float, float]:
     manifests = root / f"m{size}"
-    paths = write_manifests(manifests, size, resource_groups(4))
+    environ = {"ACI_TAG": "1.25"} if variables else {}
+    paths = write_manifests(
+        manifests, size, resource_groups(4), image_tag="${ACI_TAG}" if variables else "1.25"
+    )
     written = time.time()
     async with emulator_process(root / f"emu{size}") as emu:
-        await seed(emu, settings_for(manifests))
+        await seed(emu, settings_for(manifests), environ=environ)
         gateway = gateway_for(emu)
         try:
-            passes = EnginePasses(settings_for(manifests), gateway, environ={})
+            passes = EnginePasses(settings_for(manifests), gateway, environ=environ)
             # As in a daemon's life, the files were written a while before: the load cache trusts the stat
             # of a file read at least `LoadCache.RACY_NS` after it was last written (and reads it else).
             await asyncio.sleep(max(0.0, written + LoadCache.RACY_NS / 1e9 + 1 - time.time()))
@@ -89,7 +95,7 @@ async def measure(size: int, repeat: int, root: Path) -> tuple[float, float, flo
             cold = await plan_cpu(passes, warm=False, repeat=repeat)
         finally:
             await gateway.close()
-        dry_run = await dry_run_cpu(emu, manifests, repeat)
+        dry_run = await dry_run_cpu(emu, manifests, repeat, environ)
     return cold, warm, dry_run, committed
 
 
@@ -99,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
     results: dict[int, tuple[float, float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         for size in sizes:
-            results[size] = await measure(size, args.repeat, Path(tmp))
+            results[size] = await measure(size, args.repeat, Path(tmp), variables=args.variables)
             cold, warm, dry_run, committed = results[size]
             rows.append(
                 [
@@ -145,6 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="sizes 500,2000")
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--variables", action="store_true", help="image tags written as ${ACI_TAG}")
     parsed = parser.parse_args()
     tune_runtime()  # as `reconcile daemon` runs
     if parsed.quick:

@@ -31,7 +31,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,37 @@ class _Cached:
     errors: tuple[SourceError, ...]
     warnings: tuple[SourceError, ...]
     failed: tuple[tuple[tuple[str, str], SourceLocation], ...]
+    # Each variable its `${VAR}` substitutions read, with the value read (None: unset).
+    env: tuple[tuple[str, str | None], ...] = ()
+
+    def same_env(self, environ: Mapping[str, str]) -> bool:
+        return all(environ.get(name) == value for name, value in self.env)
+
+
+class _EnvReads(Mapping[str, str]):
+    """The environment as one file's substitutions see it, noting every variable they read (by key: all
+    that `envpolicy.read_env` does), so that the load cache can keep the file with what it depended on. A
+    walk over the whole environment (`whole`) is a dependency on all of it: such a file is not kept."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.read: dict[str, str | None] = {}
+        self.whole = False
+
+    def __getitem__(self, key: str) -> str:
+        value = self._environ.get(key)
+        self.read[key] = value
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        self.whole = True
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        self.whole = True
+        return len(self._environ)
 
 
 @dataclass
@@ -194,12 +225,12 @@ class LoadCache:
     """Per manifest file, what loading it gave, kept across the daemon's passes so that an unchanged file is
     not parsed and validated again (`load_manifests(cache=...)`).
 
-    Only files whose result depends on nothing but their bytes, their path and the defaults in force are
-    kept: a file with a `${VAR}` substitution, a secret reference (`...From:`) or a literal secret field is
-    loaded afresh every pass, so a changed variable is always seen and no resolved secret outlives its pass.
-    An entry is used only when the file's sha256, its place in the tree, the defaults layer in force and the
-    secrets mode are all the same (keyed by the path as walked); files that are gone are forgotten at the
-    end of each load.
+    Only files whose result depends on nothing but their bytes, their path, the defaults in force and the
+    variables their `${VAR}` substitutions read are kept: a file with a secret reference (`...From:`) or a
+    literal secret field is loaded afresh every pass, so no resolved secret outlives its pass. An entry is
+    used only when the file's sha256, its place in the tree, the defaults layer in force, the secrets mode
+    and the value of each variable it read (or its absence) are all the same (keyed by the path as walked);
+    files that are gone are forgotten at the end of each load.
 
     A file is not even read when its stat (device, inode, size, mtime and ctime, all in ns) is the one
     recorded when it was last read and that mtime and ctime were already `RACY_NS` old then: git's rule for
@@ -400,10 +431,20 @@ class _Document:
     """One document of one file on its way to a `LoadedGroup`."""
 
     def __init__(
-        self, run: _Pass, path: Path, doc: ParsedDocument, layer: Layer, digest: str, *, hints: _Hints
+        self,
+        run: _Pass,
+        path: Path,
+        doc: ParsedDocument,
+        layer: Layer,
+        digest: str,
+        *,
+        hints: _Hints,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.run = run
         self.hints = hints
+        # What `${VAR}` substitutions read (the load cache's record of them, or the pass's environment).
+        self.environ = run.environ if environ is None else environ
         self.path = path
         self.doc = doc
         self.layer = layer
@@ -461,7 +502,7 @@ class _Document:
                 self.run.warnings.append(SourceError(where.path, where.line, where.column, message))
         value = raw
         if hints.dollar:
-            value, problems = substitute(raw, self.run.environ, self.layer.policy)
+            value, problems = substitute(raw, self.environ, self.layer.policy)
             for at, message in problems:
                 self.error(at, f"{_display(at)}: {message}" if at else message)
                 self.reported.add(at)
@@ -634,6 +675,7 @@ def _load_file(
         and entry.relative == relative
         and entry.resolve_secrets == run.resolve_secrets
         and entry.layer == layer
+        and entry.same_env(run.environ)
     ):
         cache.hits += 1
         run.contents.append((relative, read.digest.encode()))
@@ -651,13 +693,16 @@ def _load_file(
     if stamp is not None:
         run.fresh[str(path)] = (stamp[2], stamp[3])
     hints = _Hints.of(read.text)
+    # A file that can hold a secret value is never kept; one with substitutions is, with what they read.
+    keep = cache is not None and not (hints.references or hints.secrets)
+    reads = _EnvReads(run.environ) if keep and hints.dollar else None
     marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))
     for doc in read.docs:
-        _Document(run, path, doc, layer, read.digest, hints=hints).load()
+        _Document(run, path, doc, layer, read.digest, hints=hints, environ=reads).load()
     run.errors.extend(read.file_errors)
     if cache is not None:
         cache.misses += 1
-        if hints.dollar or hints.references or hints.secrets:
+        if not keep or (reads is not None and reads.whole):
             cache.entries.pop(str(path), None)
             return
         cache.entries[str(path)] = _Cached(
@@ -672,6 +717,7 @@ def _load_file(
             errors=tuple(run.errors[marks[1] :]),
             warnings=tuple(run.warnings[marks[2] :]),
             failed=tuple(run.failed[marks[3] :]),
+            env=tuple(reads.read.items()) if reads is not None else (),
         )
 
 

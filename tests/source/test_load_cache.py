@@ -1,7 +1,7 @@
 """The daemon's load cache: a load with it gives exactly what a cold load gives, on generated trees through
-random edits (files changed, added and removed, defaults changed, variables changed), and it never keeps a
-file whose result depends on the environment or holds a secret. A file whose stat is unchanged and old is
-not even read; one whose stat moved in any way, or was too fresh to trust, is."""
+random edits (files changed, added and removed, defaults changed, variables changed); it keeps a file with
+`${VAR}` substitutions with the values they read, and never a file that holds a secret. A file whose stat is
+unchanged and old is not even read; one whose stat moved in any way, or was too fresh to trust, is."""
 
 from __future__ import annotations
 
@@ -159,14 +159,40 @@ def test_unchanged_files_come_from_the_cache_and_changed_ones_are_parsed_again(t
     assert sorted(cache.entries) == sorted(str(tmp_path / f"{n}.yaml") for n in NAMES if n != "g1")
 
 
-def test_a_file_with_a_variable_is_resolved_every_pass_and_never_kept(tmp_path: Path) -> None:
+def _image(result: LoadResult) -> str:
+    return str(result.groups[0].manifest.properties.containers[0].properties.image)
+
+
+def test_a_file_with_variables_is_kept_with_the_values_it_read_and_loaded_again_when_one_changes(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "web.yaml", body("web", image="nginx:${ACI_TAG}${ACI_SUFFIX:-}"))
+    cache = LoadCache()
+
+    def load(env: dict[str, str]) -> LoadResult:
+        return load_manifests(tmp_path, defaults=Defaults(), environ=env, cache=cache)
+
+    first = load({"ACI_TAG": "1.25", "ACI_OTHER": "x"})
+    assert _image(first) == "nginx:1.25"
+    [entry] = cache.entries.values()
+    assert entry.env == (("ACI_TAG", "1.25"), ("ACI_SUFFIX", None)), "each variable read, set or not"
+    again = load({"ACI_TAG": "1.25", "ACI_OTHER": "y"})
+    assert (cache.hits, cache.misses) == (1, 1), "a variable it does not read changes nothing"
+    assert again.groups[0].manifest is first.groups[0].manifest
+    assert _image(load({"ACI_TAG": "1.27"})) == "nginx:1.27"
+    assert _image(load({"ACI_TAG": "1.27", "ACI_SUFFIX": "-slim"})) == "nginx:1.27-slim", "set since"
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def test_a_file_whose_variable_is_unset_keeps_its_error_until_the_variable_is_set(tmp_path: Path) -> None:
     write(tmp_path, "web.yaml", body("web", image="nginx:${ACI_TAG}"))
     cache = LoadCache()
-    first = load_manifests(tmp_path, defaults=Defaults(), environ={"ACI_TAG": "1.25"}, cache=cache)
-    second = load_manifests(tmp_path, defaults=Defaults(), environ={"ACI_TAG": "1.27"}, cache=cache)
-    assert first.groups[0].manifest.properties.containers[0].properties.image == "nginx:1.25"
-    assert second.groups[0].manifest.properties.containers[0].properties.image == "nginx:1.27"
-    assert cache.entries == {}
+    for _ in range(2):
+        failed = load_manifests(tmp_path, defaults=Defaults(), environ={}, cache=cache)
+        assert not failed.groups
+        assert ["ACI_TAG is not set" in e.message for e in failed.errors] == [True]
+    fixed = load_manifests(tmp_path, defaults=Defaults(), environ={"ACI_TAG": "1.25"}, cache=cache)
+    assert _image(fixed) == "nginx:1.25"
 
 
 def test_a_file_with_a_secret_is_never_kept(tmp_path: Path) -> None:
