@@ -266,8 +266,8 @@ def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None
     if cache is not None and entry is not None and entry.digest == digest:
         # The same bytes under a new stat (touched, or checked out again): remember the stat it has now. The
         # bytes are let go (a whole checkout's would be held until each file's turn): the entry has what
-        # they gave, and no secret reference (a file with one is never kept), and a file whose defaults
-        # changed meanwhile is read again when it is loaded.
+        # they gave, and no secret reference (a file with one is never kept), and a file whose defaults or
+        # variables changed meanwhile is read again when it is loaded.
         entry = cache.entries[str(path)] = replace(entry, stamp=stamp, read_at=read_at)
         return _Read(None, None, digest=digest, cached=entry, unread=True, read_at=read_at, clock=cache.clock)
     # Parsed when loaded, one file at a time, and released then: the whole tree's parse trees (with their
