@@ -9,8 +9,9 @@ side in one run at several sizes, with the marginal CPU per group from the diffe
 - the daemon's full pass after a commit: one file changed (a comment added: its group stays in sync), so
   the revision of every group moved with it.
 
-Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000] [--variables]`
-(`--variables`: every manifest's image tag is `${ACI_TAG}`, as a CI that injects the tag writes them). The
+Run: `.venv/bin/python bench/bench_incremental.py [--quick] [--sizes 1000,5000] [--variables] [--secrets]`
+(`--variables`: every manifest's image tag is `${ACI_TAG}`, as a CI that injects the tag writes them;
+`--secrets`: every group has a secure environment variable read from `BENCH_SECRET`). The
 emulator runs in its own process (Azure is remote: its CPU is not ours); each figure is this process's CPU
 time (`time.process_time`, the loading thread included), the best of `--repeat`.
 """
@@ -73,12 +74,16 @@ async def dry_run_cpu(emu: Any, manifests: Path, repeat: int, environ: dict[str,
 
 
 async def measure(
-    size: int, repeat: int, root: Path, *, variables: bool
+    size: int, repeat: int, root: Path, *, variables: bool, secrets: bool
 ) -> tuple[float, float, float, float]:
     manifests = root / f"m{size}"
-    environ = {"ACI_TAG": "1.25"} if variables else {}
+    environ = {"ACI_TAG": "1.25", "BENCH_SECRET": "bench-secret-value"}
     paths = write_manifests(
-        manifests, size, resource_groups(4), image_tag="${ACI_TAG}" if variables else "1.25"
+        manifests,
+        size,
+        resource_groups(4),
+        image_tag="${ACI_TAG}" if variables else "1.25",
+        secret=secrets,
     )
     written = time.time()
     async with emulator_process(root / f"emu{size}") as emu:
@@ -105,7 +110,9 @@ async def main(args: argparse.Namespace) -> None:
     results: dict[int, tuple[float, float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-incremental-") as tmp:
         for size in sizes:
-            results[size] = await measure(size, args.repeat, Path(tmp), variables=args.variables)
+            results[size] = await measure(
+                size, args.repeat, Path(tmp), variables=args.variables, secrets=args.secrets
+            )
             cold, warm, dry_run, committed = results[size]
             rows.append(
                 [
@@ -152,6 +159,7 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", default="1000,5000")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--variables", action="store_true", help="image tags written as ${ACI_TAG}")
+    parser.add_argument("--secrets", action="store_true", help="a secure env var in every group")
     parsed = parser.parse_args()
     tune_runtime()  # as `reconcile daemon` runs
     if parsed.quick:

@@ -94,9 +94,11 @@ def group_name(index: int) -> str:
     return f"app-{index:05d}"
 
 
-def manifest_text(index: int, rg: str, *, image_tag: str = "1.25") -> str:
-    """One realistic group: a web container with env, probes, ports and a public IP; no secrets."""
+def manifest_text(index: int, rg: str, *, image_tag: str = "1.25", secret: bool = False) -> str:
+    """One realistic group: a web container with env, probes, ports and a public IP; with `secret`, one
+    secure environment variable read from `BENCH_SECRET`."""
     name = group_name(index)
+    secure = "\n      - name: TOKEN\n        secureValueFrom: {env: BENCH_SECRET}" if secret else ""
     return f"""\
 name: {name}
 resourceGroup: {rg}
@@ -116,7 +118,7 @@ properties:
       - name: MODE
         value: prod
       - name: SHARD
-        value: "{index}"
+        value: "{index}"{secure}
       resources:
         requests: {{cpu: 1, memoryInGB: 1.5}}
       ports:
@@ -137,14 +139,16 @@ def manifest_path(root: Path, index: int, rg: str) -> Path:
     return root / rg / f"{group_name(index)}.yaml"
 
 
-def write_manifests(root: Path, count: int, rgs: Sequence[str], *, image_tag: str = "1.25") -> list[Path]:
+def write_manifests(
+    root: Path, count: int, rgs: Sequence[str], *, image_tag: str = "1.25", secret: bool = False
+) -> list[Path]:
     """One file per group, one directory per resource group (the common repository layout)."""
     paths = []
     for i in range(count):
         rg = rgs[i % len(rgs)]
         path = manifest_path(root, i, rg)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(manifest_text(i, rg, image_tag=image_tag))
+        path.write_text(manifest_text(i, rg, image_tag=image_tag, secret=secret))
         paths.append(path)
     return paths
 
