@@ -265,7 +265,9 @@ def _entry_arguments(settings: EngineSettings, loaded: LoadResult) -> _EntryArgu
 
 
 def _desired(group: LoadedGroup) -> DesiredGroup:
-    return DesiredGroup(manifest=group.manifest, source=group.where, folded=group.folded_key)
+    return DesiredGroup(
+        manifest=group.manifest, source=group.where, folded=group.folded_key, unresolved=group.unresolved
+    )
 
 
 class _PlanAhead:

@@ -83,6 +83,9 @@ class DesiredGroup:
     source: str | None = None
     # The key when the caller knows it already (the loader made it once for the file's cached groups).
     folded: InitVar[tuple[str, str] | None] = None
+    # `manifest` as validated before its secret references were given their values, when it has any (the
+    # loader's `LoadedGroup.unresolved`: the same object pass after pass, which the plan memo keys by).
+    unresolved: GroupManifest | None = field(default=None, kw_only=True)
     # (resource group, name) in lower case, as Azure compares them; looked up several times a pass.
     key: tuple[str, str] = field(init=False)
 
@@ -509,6 +512,9 @@ class _Memo:
     # The revision its change's write tags carry. Not part of `context`: the revision tag is informational
     # (it never causes a write), so an entry differs from one planned at another revision in that tag only.
     revision: str
+    # A group with secret values: their keyed hash (what its secrets tag says). Then `manifest` is the one
+    # validated before the values were put in and `change` has no `desired`: no value is kept.
+    secrets: str | None
     change: Change
 
 
@@ -526,8 +532,10 @@ class PlanMemo:
     the same instance, key and subscription, is not canonicalised and diffed again. A new revision (any
     commit) does not make it plan every group again: a kept entry takes the new revision tag.
 
-    Only groups without secret values are kept (an entry holds its manifest), and only the groups of the
-    last pass: the memo never grows beyond one plan. `build_plan(memo=...)` gives the same plan as without
+    A group with secret values is kept only when its values came from references: by its manifest as
+    validated before they were put in, the keyed hash of the values (served while this pass's values hash
+    the same) and its entry without the manifest; a literal secret is never kept. Only the groups of the
+    last pass are: the memo never grows beyond one plan. `build_plan(memo=...)` gives the same plan as without
     it (tests: hypothesis, cached against cold)."""
 
     entries: dict[tuple[str, str], _Memo] = field(default_factory=dict)
@@ -588,7 +596,19 @@ class PlanMemo:
         share_fields_set(change)
         context = (instance, secret_key, subscription, rekey)
         observed = observed_fingerprint(live) if self.across_passes else None
-        self.entries[key] = _Memo(manifest, group.source, live, observed, context, revision, change)
+        self.entries[key] = _Memo(manifest, group.source, live, observed, context, revision, None, change)
+
+
+def _values_hash(manifest: GroupManifest, secret_key: bytes) -> str | None:
+    """The keyed hash of `manifest`'s secret values (None when it has none, or they are unresolved)."""
+    return secrets_hash(resolved_secret_values(manifest) or {}, secret_key)
+
+
+def _with_desired(change: Change, manifest: GroupManifest | None) -> Change:
+    """`change` taking `manifest` (this pass's, with its secret values) to write, or none to keep."""
+    found = change.model_copy(update={"desired": manifest})
+    share_fields_set(found)
+    return found
 
 
 def _rebased(kept: _Memo, live: ObservedGroup | None, revision: str) -> _Memo:
@@ -683,7 +703,7 @@ def build_plan(
             kept = memo.entries.get(group.key)
             if (
                 kept is not None
-                and kept.manifest is manifest
+                and kept.manifest is (group.unresolved or manifest)
                 and kept.source == group.source
                 and kept.context == context
                 and (
@@ -693,12 +713,13 @@ def build_plan(
                         and kept.observed == (fingerprint := observed_fingerprint(live_group))
                     )
                 )
+                and (kept.secrets is None or kept.secrets == _values_hash(manifest, secret_key))
             ):
                 memo.hits += 1
                 if kept.live is not live_group or kept.revision != revision:
                     kept = _rebased(kept, live_group, revision)
                 remembered[group.key] = kept
-                changes.append(kept.change)
+                changes.append(kept.change if kept.secrets is None else _with_desired(kept.change, manifest))
                 continue
             memo.misses += 1
             if memo.across_passes:
@@ -746,7 +767,24 @@ def build_plan(
         changes.append(change)
         if memo is not None and memo.across_passes and secret_values == {}:
             remembered[group.key] = _Memo(
-                manifest, group.source, live_group, fingerprint, context, revision, change
+                manifest, group.source, live_group, fingerprint, context, revision, None, change
+            )
+        elif (
+            memo is not None
+            and memo.across_passes
+            and secret_values
+            and group.unresolved is not None
+            and not group.unresolved.literal_secrets()
+        ):
+            remembered[group.key] = _Memo(
+                group.unresolved,
+                group.source,
+                live_group,
+                fingerprint,
+                context,
+                revision,
+                secrets_hash(secret_values, secret_key),
+                _with_desired(change, None),
             )
     if memo is not None:
         memo.entries = remembered

@@ -46,6 +46,7 @@ from reconciler.source.errors import FILE_START, Pos, SourceError, SourceLocatio
 from reconciler.source.revision import content_digest, git_revision
 from reconciler.source.secrets import (
     LITERAL_SECRET_KEYS,
+    FoundReference,
     find_references,
     literal_secret_warnings,
     resolve_references,
@@ -72,6 +73,9 @@ class LoadedGroup:
     source: SourceLocation
     file_digest: str  # sha256 hex of the whole file's bytes
     document: int = 0  # 0-based index of the document in its file
+    # The manifest as validated before its secret references were given their values (None: it has none):
+    # what the load cache keeps of it, the same object pass after pass.
+    unresolved: GroupManifest | None = field(default=None, repr=False, compare=False)
     # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass.
     where: str = field(init=False, repr=False, compare=False)
     folded_key: tuple[str, str] = field(init=False, repr=False, compare=False)
@@ -189,6 +193,11 @@ class _Cached:
     failed: tuple[tuple[tuple[str, str], SourceLocation], ...]
     # Each variable its `${VAR}` substitutions read, with the value read (None: unset).
     env: tuple[tuple[str, str | None], ...] = ()
+    # Its secret references (what they name, never a value): resolved again every pass, and the groups
+    # above are kept as they were before their values were put in.
+    refs: tuple[FoundReference, ...] = ()
+    # The secret files its documents name, as written: marked as secrets when the file is not read again.
+    noted: tuple[str, ...] = ()
 
     def same_env(self, environ: Mapping[str, str]) -> bool:
         return all(environ.get(name) == value for name, value in self.env)
@@ -225,9 +234,12 @@ class LoadCache:
     """Per manifest file, what loading it gave, kept across the daemon's passes so that an unchanged file is
     not parsed and validated again (`load_manifests(cache=...)`).
 
-    Only files whose result depends on nothing but their bytes, their path, the defaults in force and the
-    variables their `${VAR}` substitutions read are kept: a file with a secret reference (`...From:`) or a
-    literal secret field is loaded afresh every pass, so no resolved secret outlives its pass. An entry is
+    A file is kept with what its result depends on: its bytes, its path, the defaults in force and the
+    variables its `${VAR}` substitutions read. A file with secret references (`...From:`) is kept as
+    validated before their values were put in, with the references (what they name) and the secret files it
+    names: each pass reads the values again and puts them into copies, and a reference that no longer
+    resolves loads the file afresh, so that its error names the line. No value is kept; a file with a
+    literal secret field, or a load of one with references that had errors, is not kept at all. An entry is
     used only when the file's sha256, its place in the tree, the defaults layer in force, the secrets mode
     and the value of each variable it read (or its absence) are all the same (keyed by the path as walked);
     files that are gone are forgotten at the end of each load.
@@ -266,8 +278,8 @@ def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None
     if cache is not None and entry is not None and entry.digest == digest:
         # The same bytes under a new stat (touched, or checked out again): remember the stat it has now. The
         # bytes are let go (a whole checkout's would be held until each file's turn): the entry has what
-        # they gave, and no secret reference (a file with one is never kept), and a file whose defaults or
-        # variables changed meanwhile is read again when it is loaded.
+        # they gave (its secret values are read again, from their sources), and a file whose defaults or
+        # variables changed meanwhile, or whose references no longer resolve, is read again when loaded.
         entry = cache.entries[str(path)] = replace(entry, stamp=stamp, read_at=read_at)
         return _Read(None, None, digest=digest, cached=entry, unread=True, read_at=read_at, clock=cache.clock)
     # Parsed when loaded, one file at a time, and released then: the whole tree's parse trees (with their
@@ -411,7 +423,7 @@ class _Hints:
 
     dollar: bool  # a `${` substitution (or a `$${` escape)
     references: bool  # a `...From:` secret reference
-    secrets: bool  # a literal secret field
+    secrets: bool  # a literal secret field (or a reference, whose key holds one's: `secureValueFrom`)
 
     @classmethod
     def of(cls, text: str) -> _Hints:
@@ -445,6 +457,7 @@ class _Document:
         self.hints = hints
         # What `${VAR}` substitutions read (the load cache's record of them, or the pass's environment).
         self.environ = run.environ if environ is None else environ
+        self.refs: list[FoundReference] = []  # its secret references, once substituted
         self.path = path
         self.doc = doc
         self.layer = layer
@@ -508,7 +521,7 @@ class _Document:
                 self.reported.add(at)
         resolved: dict[tuple[str, str], str] = {}
         if hints.references:
-            refs = find_references(value)
+            refs = self.refs = find_references(value)
             if self.run.resolve_secrets:
                 resolved, problems = resolve_references(
                     refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root
@@ -531,6 +544,7 @@ class _Document:
         except (ValueError, TypeError) as exc:  # a model bug must not take the other files down
             self.error((), f"manifest could not be validated: {type(exc).__name__}")
             manifest = None
+        unresolved = manifest
         if manifest is not None and not self.failed and self.run.resolve_secrets:
             manifest = self._resolve(manifest, resolved)
         if manifest is None or self.failed:
@@ -543,6 +557,7 @@ class _Document:
                 source=SourceLocation(self.path, line, column),
                 file_digest=self.digest,
                 document=doc.index,
+                unresolved=None if unresolved is manifest else unresolved,
             )
         )
 
@@ -565,18 +580,10 @@ class _Document:
         return {k: v for k, v in raw.items() if k not in found} if found else raw
 
     def _resolve(self, manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
-        if not manifest.secret_refs():
-            return manifest
-
-        def resolver(ref: SecretRef) -> str:
-            key = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
-            return resolved[key]
-
-        try:
-            return manifest.resolve_secrets(resolver)
-        except KeyError:  # a reference we did not see in the document: a mismatch with the model
+        found = _with_values(manifest, resolved)
+        if found is None:  # a reference we did not see in the document: a mismatch with the model
             self.error((), "a secret reference could not be resolved")
-            return None
+        return found
 
     def _validation_errors(self, value: dict[str, Any], exc: ValidationError) -> None:
         start = len(self.run.errors)
@@ -656,6 +663,64 @@ def _check_duplicates(run: _Pass) -> None:
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
+def _with_values(manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
+    """`manifest` with the values of its secret references (by kind and name); None when one is missing."""
+    if not manifest.secret_refs():
+        return manifest
+
+    def resolver(ref: SecretRef) -> str:
+        key = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
+        return resolved[key]
+
+    try:
+        return manifest.resolve_secrets(resolver)
+    except KeyError:
+        return None
+
+
+def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup, ...] | None:
+    """The kept groups of a file with secret references, each given this pass's values (read again now, and
+    kept nowhere); None when one does not resolve, so that the file is loaded afresh and the error names
+    its place."""
+    if not entry.refs or not run.resolve_secrets:
+        return entry.groups
+    resolved, problems = resolve_references(
+        list(entry.refs), environ=run.environ, base_dir=path.parent, root=run.secret_root
+    )
+    if problems:
+        return None
+    groups: list[LoadedGroup] = []
+    for group in entry.groups:
+        manifest = _with_values(group.manifest, resolved)
+        if manifest is None:
+            return None
+        if manifest is group.manifest:
+            groups.append(group)
+            continue
+        groups.append(
+            LoadedGroup(
+                manifest=manifest,
+                source=group.source,
+                file_digest=group.file_digest,
+                document=group.document,
+                unresolved=group.manifest,
+            )
+        )
+    return tuple(groups)
+
+
+def _kept(group: LoadedGroup) -> LoadedGroup:
+    """`group` as the load cache keeps it: as validated, before its secret references were resolved."""
+    if group.unresolved is None:
+        return group
+    return LoadedGroup(
+        manifest=group.unresolved,
+        source=group.source,
+        file_digest=group.file_digest,
+        document=group.document,
+    )
+
+
 def _load_file(
     run: _Pass,
     path: Path,
@@ -669,17 +734,20 @@ def _load_file(
     relative = run.prefix + item.relative if item is not None and item.relative else run.relative(path)
     stamp = item.stamp if item is not None else None
     entry = read.cached
-    if (
-        cache is not None
+    kept = (
+        _resolved_again(run, path, entry)
+        if cache is not None
         and entry is not None
         and entry.relative == relative
         and entry.resolve_secrets == run.resolve_secrets
         and entry.layer == layer
         and entry.same_env(run.environ)
-    ):
+        else None
+    )
+    if cache is not None and entry is not None and kept is not None:
         cache.hits += 1
         run.contents.append((relative, read.digest.encode()))
-        run.groups.extend(entry.groups)
+        run.groups.extend(kept)
         run.errors.extend(entry.errors)
         run.warnings.extend(entry.warnings)
         run.failed.extend(entry.failed)
@@ -693,16 +761,24 @@ def _load_file(
     if stamp is not None:
         run.fresh[str(path)] = (stamp[2], stamp[3])
     hints = _Hints.of(read.text)
-    # A file that can hold a secret value is never kept; one with substitutions is, with what they read.
-    keep = cache is not None and not (hints.references or hints.secrets)
-    reads = _EnvReads(run.environ) if keep and hints.dollar else None
+    reads = _EnvReads(run.environ) if cache is not None and hints.dollar else None
     marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))
+    refs: list[FoundReference] = []
     for doc in read.docs:
-        _Document(run, path, doc, layer, read.digest, hints=hints, environ=reads).load()
+        document = _Document(run, path, doc, layer, read.digest, hints=hints, environ=reads)
+        document.load()
+        refs += document.refs
     run.errors.extend(read.file_errors)
     if cache is not None:
         cache.misses += 1
-        if not keep or (reads is not None and reads.whole):
+        keeping = tuple(_kept(g) for g in run.groups[marks[0] :])
+        failed = len(run.errors) > marks[1]
+        # Kept: a file with substitutions, with what they read; one with secret references, as validated
+        # before their values were put in (read again every pass), and only from a load without errors (one
+        # that failed to resolve may not fail next pass). Never a file with a literal secret, nor one that
+        # may hold one (its text names a secret field) and had errors.
+        literal = hints.secrets and (failed or any(g.manifest.literal_secrets() for g in keeping))
+        if (refs and failed) or literal or (reads is not None and reads.whole):
             cache.entries.pop(str(path), None)
             return
         cache.entries[str(path)] = _Cached(
@@ -713,11 +789,14 @@ def _load_file(
             # The walk's stat predates the bytes read: a write in between changes the stat seen next pass.
             stamp=stamp,
             read_at=read.read_at,
-            groups=tuple(run.groups[marks[0] :]),
+            groups=keeping,
             errors=tuple(run.errors[marks[1] :]),
             warnings=tuple(run.warnings[marks[2] :]),
             failed=tuple(run.failed[marks[3] :]),
             env=tuple(reads.read.items()) if reads is not None else (),
+            refs=tuple(refs),
+            # From the bytes loaded here: a file read again after the walk may have changed since.
+            noted=_file_references(read.docs) if hints.references else (),
         )
 
 
@@ -807,15 +886,28 @@ class _Secrets:
         return real in self.files or any(_under(real, d) for d in self.dirs)
 
     def note_references(self, path: Path, read: _Read) -> None:
-        # Only UTF-8 is read, so the bytes tell as well as the text would whether "from" appears at all (no
-        # letter outside ASCII folds to one of its letters), unless an escape spells it.
-        if read.data is None or (b"from" not in read.data.lower() and b"\\" not in read.data):
-            return
-        read.parse(path)
-        for doc in read.docs:
-            for ref in find_references(doc.value):
-                if ref.kind == "file" and not os.path.isabs(ref.name):
-                    self.files.add(os.path.realpath(path.parent / ref.name))
+        if read.data is None:
+            # Not read again (the load cache has its bytes): the names it noted when it was.
+            names = read.cached.noted if read.cached is not None else ()
+        else:
+            # Only UTF-8 is read, so the bytes tell as well as the text would whether "from" appears at all
+            # (no letter outside ASCII folds to one of its letters), unless an escape spells it.
+            if b"from" not in read.data.lower() and b"\\" not in read.data:
+                return
+            read.parse(path)
+            names = _file_references(read.docs)
+        for name in names:
+            self.files.add(os.path.realpath(path.parent / name))
+
+
+def _file_references(docs: Sequence[ParsedDocument]) -> tuple[str, ...]:
+    """The secret files that documents name (relative to their file), as written."""
+    return tuple(
+        ref.name
+        for doc in docs
+        for ref in find_references(doc.value)
+        if ref.kind == "file" and not os.path.isabs(ref.name)
+    )
 
 
 def _revision(roots: Sequence[Path], contents: list[tuple[str, bytes]]) -> str:

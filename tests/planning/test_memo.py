@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from reconciler.model.manifest import GroupManifest
 from reconciler.model.observed import ObservedGroup
-from reconciler.planning import PlanMemo, build_plan
+from reconciler.planning import DesiredGroup, PlanMemo, build_plan
 from tests.planning.support import INSTANCE, KEY, applied, desired, unmanaged
 from tests.planning.test_properties import edited, manifests
 
@@ -294,3 +294,110 @@ def test_every_kind_of_live_group_planned_ahead_gives_the_plan_made_without(stat
         ).model_dump()
 
     assert plan(memo) == plan(None)
+
+
+def _with_secret_reference(name: str) -> GroupManifest:
+    from tests.planning.support import base_properties, manifest
+
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"] = [
+        {"name": "MODE", "value": "prod"},
+        {"name": "TOKEN", "secureValueFrom": {"env": "APP_TOKEN"}},
+    ]
+    return manifest(name=name, properties=props)
+
+
+def _resolved(unresolved: GroupManifest, value: str) -> DesiredGroup:
+    """As the loader hands a group with a secret reference to the plan: resolved, with its unresolved form."""
+    resolved = unresolved.resolve_secrets(lambda _ref: value)
+    return DesiredGroup(
+        manifest=resolved, source=f"manifests/{unresolved.name}.yaml:1:1", unresolved=unresolved
+    )
+
+
+def _values_held(m: GroupManifest | None) -> set[str]:
+    if m is None:
+        return set()
+    try:
+        return set(m.secret_values().values())
+    except ValueError:  # UnresolvedSecretError: references without their values
+        return set()
+
+
+SECRET_STEP = st.sampled_from(["rotate", "apply", "same", "revision", "relist", "drift"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(SECRET_STEP, st.sampled_from(NAMES[:2])), min_size=1, max_size=8))
+def test_a_memoised_plan_of_groups_with_secret_references_equals_a_fresh_one_and_keeps_no_value(
+    steps: list[tuple[str, str]],
+) -> None:
+    unresolved = {n: _with_secret_reference(n) for n in NAMES[:2]}
+    values = {n: f"first-value-of-{n}" for n in unresolved}
+    used = set(values.values())
+    live = {n: applied(_resolved(m, values[n]).manifest) for n, m in unresolved.items()}
+    memo = PlanMemo()
+    revision = "rev-1"
+
+    def both() -> None:
+        fleet = [_resolved(unresolved[n], values[n]) for n in sorted(unresolved)]
+        kwargs: dict[str, Any] = {"instance": INSTANCE, "revision": revision, "secret_key": KEY}
+        with_memo = build_plan(fleet, list(live.values()), memo=memo, **kwargs)
+        fresh = build_plan(fleet, list(live.values()), **kwargs)
+        assert with_memo.model_dump() == fresh.model_dump()
+        for change, group in zip(with_memo.changes, fleet, strict=True):
+            assert change.desired is group.manifest, "this pass's manifest, with this pass's values"
+        for entry in memo.entries.values():
+            held = _values_held(entry.manifest) | _values_held(entry.change.desired)
+            assert not held & used, "no secret value is kept"
+            assert not any(value in repr(entry) for value in used)
+
+    for what, name in steps:
+        both()
+        if what == "rotate":
+            values[name] = values[name] + "+"
+            used.add(values[name])
+        elif what == "apply":
+            live[name] = applied(_resolved(unresolved[name], values[name]).manifest, revision=revision)
+        elif what == "revision":
+            revision += "+"
+        elif what == "relist":
+            live = {n: g.model_copy(deep=True) for n, g in live.items()}
+        elif what == "drift":
+            body = dict(live[name].body)
+            body["tags"] = {**(body.get("tags") or {}), "drift": "yes"}
+            live[name] = live[name].model_copy(update={"body": body, "tags": body["tags"]})
+    both()
+
+
+def test_a_group_with_a_secret_reference_is_served_from_the_memo_until_its_value_changes() -> None:
+    unresolved = _with_secret_reference("g-one")
+    live = [applied(_resolved(unresolved, "v1").manifest)]
+    memo = PlanMemo()
+
+    def plan(value: str) -> Any:
+        return build_plan(
+            [_resolved(unresolved, value)], live, instance=INSTANCE, revision="r", secret_key=KEY, memo=memo
+        )
+
+    assert [c.action.value for c in plan("v1").changes] == ["noop"]
+    assert [c.action.value for c in plan("v1").changes] == ["noop"]
+    assert (memo.hits, memo.misses) == (1, 1)
+    rotated = plan("v2")
+    assert (memo.hits, memo.misses) == (1, 2), "a new value is planned again"
+    assert [(c.action.value, c.reason) for c in rotated.changes] == [("update", "secret values changed")]
+
+
+def test_a_group_with_a_literal_secret_beside_its_references_is_never_kept() -> None:
+    from tests.planning.support import base_properties, manifest
+
+    props = base_properties()
+    props["containers"][0]["properties"]["environmentVariables"] = [
+        {"name": "TOKEN", "secureValueFrom": {"env": "APP_TOKEN"}},
+        {"name": "OTHER", "secureValue": "written-in-the-file"},
+    ]
+    unresolved = manifest(name="g-one", properties=props)
+    group = _resolved(unresolved, "v1")
+    memo = PlanMemo()
+    build_plan([group], [applied(group.manifest)], instance=INSTANCE, revision="r", secret_key=KEY, memo=memo)
+    assert memo.entries == {}
