@@ -500,6 +500,14 @@ def observed_fingerprint(observed: ObservedGroup | None) -> str | None:
     return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
 
 
+# What a plan entry depends on besides its two sides and the revision: instance, key, subscription, rekey.
+_Context = tuple[str, bytes, str, bool]
+
+
+def _context(instance: str, secret_key: bytes, subscription: str, rekey: bool) -> _Context:
+    return (instance, secret_key, subscription, rekey)
+
+
 @dataclass(frozen=True, slots=True)
 class _Memo:
     manifest: GroupManifest  # compared by identity: the daemon's load cache hands back the same object
@@ -508,7 +516,7 @@ class _Memo:
     # list page with the same bytes), else its fingerprint.
     live: ObservedGroup | None
     observed: str | None
-    context: tuple[str, bytes, str, bool]  # instance, key, subscription, rekey
+    context: _Context
     # The revision its change's write tags carry. Not part of `context`: the revision tag is informational
     # (it never causes a write), so an entry differs from one planned at another revision in that tag only.
     revision: str
@@ -594,7 +602,7 @@ class PlanMemo:
         except ValueError:  # IncompleteObservationError too: `build_plan` makes it a plan issue
             return
         share_fields_set(change)
-        context = (instance, secret_key, subscription, rekey)
+        context = _context(instance, secret_key, subscription, rekey)
         observed = observed_fingerprint(live) if self.across_passes else None
         self.entries[key] = _Memo(manifest, group.source, live, observed, context, revision, None, change)
 
@@ -604,9 +612,9 @@ def _values_hash(manifest: GroupManifest, secret_key: bytes) -> str | None:
     return secrets_hash(resolved_secret_values(manifest) or {}, secret_key)
 
 
-def _with_desired(change: Change, manifest: GroupManifest | None) -> Change:
-    """`change` taking `manifest` (this pass's, with its secret values) to write, or none to keep."""
-    found = change.model_copy(update={"desired": manifest})
+def _updated(change: Change, **update: Any) -> Change:
+    """A copy of a kept `change` with `update`, its fields set shared as every kept entry's is."""
+    found = change.model_copy(update=update)
     share_fields_set(found)
     return found
 
@@ -618,8 +626,7 @@ def _rebased(kept: _Memo, live: ObservedGroup | None, revision: str) -> _Memo:
     if kept.revision != revision:
         tags = at_revision(change.write_tags, revision)
         if tags is not change.write_tags:
-            change = change.model_copy(update={"write_tags": tags})
-            share_fields_set(change)
+            change = _updated(change, write_tags=tags)
     return replace(kept, live=live, revision=revision, change=change)
 
 
@@ -677,7 +684,7 @@ def build_plan(
     changes: list[Change] = []
     seen: dict[tuple[str, str], DesiredGroup] = {}
     remembered: dict[tuple[str, str], _Memo] = {}
-    context = (instance, secret_key, subscription, rekey)
+    context = _context(instance, secret_key, subscription, rekey)
     for group in desired:
         manifest = group.manifest
         if group.key in seen:
@@ -719,7 +726,10 @@ def build_plan(
                 if kept.live is not live_group or kept.revision != revision:
                     kept = _rebased(kept, live_group, revision)
                 remembered[group.key] = kept
-                changes.append(kept.change if kept.secrets is None else _with_desired(kept.change, manifest))
+                # A group with secret values writes this pass's manifest (the memo keeps none).
+                changes.append(
+                    kept.change if kept.secrets is None else _updated(kept.change, desired=manifest)
+                )
                 continue
             memo.misses += 1
             if memo.across_passes:
@@ -765,17 +775,16 @@ def build_plan(
         # Kept by the memo and the daemon between passes: its set of given fields is shared with its like.
         share_fields_set(change)
         changes.append(change)
-        if memo is not None and memo.across_passes and secret_values == {}:
+        if memo is None or not memo.across_passes:
+            continue
+        if secret_values == {}:
             remembered[group.key] = _Memo(
                 manifest, group.source, live_group, fingerprint, context, revision, None, change
             )
-        elif (
-            memo is not None
-            and memo.across_passes
-            and secret_values
-            and group.unresolved is not None
-            and not group.unresolved.literal_secrets()
-        ):
+        elif secret_values and group.unresolved is not None and not group.unresolved.literal_secrets():
+            # Kept without a value: the manifest from before they were put in, their keyed hash.
+            secrets = secrets_hash(secret_values, secret_key)
+            kept_change = _updated(change, desired=None)
             remembered[group.key] = _Memo(
                 group.unresolved,
                 group.source,
@@ -783,8 +792,8 @@ def build_plan(
                 fingerprint,
                 context,
                 revision,
-                secrets_hash(secret_values, secret_key),
-                _with_desired(change, None),
+                secrets,
+                kept_change,
             )
     if memo is not None:
         memo.entries = remembered

@@ -694,17 +694,10 @@ def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup
         manifest = _with_values(group.manifest, resolved)
         if manifest is None:
             return None
-        if manifest is group.manifest:
-            groups.append(group)
-            continue
         groups.append(
-            LoadedGroup(
-                manifest=manifest,
-                source=group.source,
-                file_digest=group.file_digest,
-                document=group.document,
-                unresolved=group.manifest,
-            )
+            group
+            if manifest is group.manifest
+            else replace(group, manifest=manifest, unresolved=group.manifest)
         )
     return tuple(groups)
 
@@ -713,12 +706,7 @@ def _kept(group: LoadedGroup) -> LoadedGroup:
     """`group` as the load cache keeps it: as validated, before its secret references were resolved."""
     if group.unresolved is None:
         return group
-    return LoadedGroup(
-        manifest=group.unresolved,
-        source=group.source,
-        file_digest=group.file_digest,
-        document=group.document,
-    )
+    return replace(group, manifest=group.unresolved, unresolved=None)
 
 
 def _load_file(
@@ -734,24 +722,23 @@ def _load_file(
     relative = run.prefix + item.relative if item is not None and item.relative else run.relative(path)
     stamp = item.stamp if item is not None else None
     entry = read.cached
-    kept = (
-        _resolved_again(run, path, entry)
-        if cache is not None
+    if (
+        cache is not None
         and entry is not None
         and entry.relative == relative
         and entry.resolve_secrets == run.resolve_secrets
         and entry.layer == layer
         and entry.same_env(run.environ)
-        else None
-    )
-    if cache is not None and entry is not None and kept is not None:
-        cache.hits += 1
-        run.contents.append((relative, read.digest.encode()))
-        run.groups.extend(kept)
-        run.errors.extend(entry.errors)
-        run.warnings.extend(entry.warnings)
-        run.failed.extend(entry.failed)
-        return
+    ):
+        kept = _resolved_again(run, path, entry)
+        if kept is not None:
+            cache.hits += 1
+            run.contents.append((relative, read.digest.encode()))
+            run.groups.extend(kept)
+            run.errors.extend(entry.errors)
+            run.warnings.extend(entry.warnings)
+            run.failed.extend(entry.failed)
+            return
     read.parse(path)
     if read.data is None or read.text is None:
         assert read.error is not None
