@@ -15,6 +15,9 @@ Two things each pydantic model instance holds are the same for all instances of 
 
 Short texts that many models hold alike (image names, regions, tag names) are shared too (`shared_text`).
 
+`updated` is `model_copy(update=...)` for frozen models without the generic copy machinery: a daemon that
+puts secret values into the models it keeps copies a few of them per group on every pass.
+
 Called by every manifest model as it is validated (`reconciler.model.aci.ArmModel`), by the adapter for the
 live groups it builds and by the planner for its plan entries; `shared_text` by the YAML reader and the
 adapter.
@@ -23,9 +26,13 @@ adapter.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+M = TypeVar("M", bound=BaseModel)
 
 _SHARED: dict[tuple[type[BaseModel], frozenset[str]], set[str]] = {}
 # The distinct (class, fields) pairs are few (a schema's worth); a hostile tree cannot grow this beyond
@@ -84,6 +91,34 @@ def share_keys(model: BaseModel) -> None:
         compact = template.copy()
         compact.update(values)
         object.__setattr__(model, "__dict__", compact)
+
+
+def updated(model: M, update: Mapping[str, Any]) -> M:
+    """What `model.model_copy(update=update)` gives for a frozen `model` whose `update` names only its
+    fields (no validation, as there): a new instance with those values, the fields set grown by their
+    names, the same private attributes; cheaper: no `copy` dispatch, and a fields set that names them
+    already (a shared one) is not copied."""
+    if not model.model_config.get("frozen"):
+        return model.model_copy(update=update)
+    cls = type(model)
+    new = cls.__new__(cls)
+    values = model.__dict__.copy()
+    values.update(update)
+    object.__setattr__(new, "__dict__", values)
+    extra = model.__pydantic_extra__
+    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    given = model.__pydantic_fields_set__
+    if not given.issuperset(update):
+        given = given.union(update)  # the set of a kept model stays shared: it names the fields already
+    object.__setattr__(new, "__pydantic_fields_set__", given)
+    private = getattr(model, "__pydantic_private__", None)
+    # As `BaseModel.__copy__`: a private attribute not set yet stays unset in the copy.
+    object.__setattr__(
+        new,
+        "__pydantic_private__",
+        None if private is None else {k: v for k, v in private.items() if v is not PydanticUndefined},
+    )
+    return new
 
 
 def shared_text(text: str, limit: int) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -77,6 +77,7 @@ from reconciler.model.aci import (
     each,
     fail,
 )
+from reconciler.model.compact import updated
 from reconciler.model.job import JobPolicy
 from reconciler.model.text import shown
 
@@ -104,6 +105,10 @@ RESOURCE_GROUP_RE = re.compile(r"^[-\w._()]{1,90}\Z")
 SECRET_KEYS = frozenset(
     {"securevalue", "password", "storageaccountkey", "workspacekey", "secret", "protectedsettings"}
 )
+
+
+# The two kinds of container whose environment may hold secret references.
+_C = TypeVar("_C", Container, InitContainer)
 
 
 class UnresolvedSecretError(ValueError):
@@ -344,110 +349,79 @@ class GroupManifest(ArmModel):
 
     def resolve_secrets(self, resolver: Callable[[SecretRef], str]) -> GroupManifest:
         """A copy in which every reference has its value (from `resolver`); the reference is kept, so that
-        `to_manifest_dict()` still writes the reference and never the value."""
+        `to_manifest_dict()` still writes the reference and never the value. `self` when it has none. Only
+        the models on the way to a reference are copied: a daemon does this for each group on every pass."""
         props = self.properties
 
-        def envs(items: tuple[EnvironmentVariable, ...] | None) -> tuple[EnvironmentVariable, ...] | None:
-            if items is None:
-                return None
-            return tuple(
-                e.model_copy(update={"secure_value": SecretStr(resolver(e.secure_value_from))})
-                if e.secure_value_from is not None
-                else e
-                for e in items
-            )
+        def with_values(containers: tuple[_C, ...] | None) -> tuple[_C, ...] | None:
+            # Plain loops, and copies of only what holds a reference: this is most of a warm pass's work
+            # for a group whose manifest has references.
+            out: list[_C] | None = None
+            for i, c in enumerate(containers or ()):
+                envs = c.properties.environment_variables
+                resolved: list[EnvironmentVariable] | None = None
+                for j, e in enumerate(envs or ()):
+                    if e.secure_value_from is not None:
+                        resolved = resolved or list(envs or ())
+                        resolved[j] = updated(e, {"secure_value": SecretStr(resolver(e.secure_value_from))})
+                if resolved is not None:
+                    out = out or list(containers or ())
+                    given = updated(c.properties, {"environment_variables": tuple(resolved)})
+                    out[i] = updated(c, {"properties": given})
+            return containers if out is None else tuple(out)
 
-        containers = tuple(
-            c.model_copy(
-                update={
-                    "properties": c.properties.model_copy(
-                        update={"environment_variables": envs(c.properties.environment_variables)}
-                    )
-                }
-            )
-            for c in props.containers
-        )
-        init = (
-            tuple(
-                c.model_copy(
-                    update={
-                        "properties": c.properties.model_copy(
-                            update={"environment_variables": envs(c.properties.environment_variables)}
-                        )
-                    }
-                )
-                for c in props.init_containers
-            )
-            if props.init_containers is not None
-            else None
-        )
-        creds = (
-            tuple(
-                c.model_copy(update={"password": SecretStr(resolver(c.password_from))})
-                if c.password_from is not None
-                else c
-                for c in props.image_registry_credentials
-            )
-            if props.image_registry_credentials is not None
-            else None
-        )
-        volumes = (
-            tuple(
-                v.model_copy(
-                    update={
-                        "azure_file": v.azure_file.model_copy(
-                            update={
-                                "storage_account_key": SecretStr(
-                                    resolver(v.azure_file.storage_account_key_from)
-                                )
-                            }
-                        )
-                    }
-                )
-                if v.azure_file is not None and v.azure_file.storage_account_key_from is not None
-                else v.with_resolved({f: resolver(ref) for f, ref in v.secret_from.items()})
-                if v.secret_from
-                else v
-                for v in props.volumes
-            )
-            if props.volumes is not None
-            else None
-        )
+        def credential(c: ImageRegistryCredential) -> ImageRegistryCredential:
+            if c.password_from is None:
+                return c
+            return updated(c, {"password": SecretStr(resolver(c.password_from))})
+
+        def volume(v: Volume) -> Volume:
+            af = v.azure_file
+            if af is not None and af.storage_account_key_from is not None:
+                key = SecretStr(resolver(af.storage_account_key_from))
+                return updated(v, {"azure_file": updated(af, {"storage_account_key": key})})
+            if v.secret_from:
+                return v.with_resolved({f: resolver(ref) for f, ref in v.secret_from.items()})
+            return v
+
+        update: dict[str, Any] = {}
+        containers = with_values(props.containers)
+        if containers is not props.containers:
+            update["containers"] = containers
+        init = with_values(props.init_containers)
+        if init is not props.init_containers:
+            update["init_containers"] = init
+        creds = tuple(credential(c) for c in props.image_registry_credentials or ())
+        if any(a is not b for a, b in zip(creds, props.image_registry_credentials or (), strict=True)):
+            update["image_registry_credentials"] = creds
+        volumes = tuple(volume(v) for v in props.volumes or ())
+        if any(a is not b for a, b in zip(volumes, props.volumes or (), strict=True)):
+            update["volumes"] = volumes
         diagnostics = props.diagnostics
         la = diagnostics.log_analytics if diagnostics else None
         if diagnostics is not None and la is not None and la.workspace_key_from is not None:
-            diagnostics = diagnostics.model_copy(
-                update={
-                    "log_analytics": la.model_copy(
-                        update={"workspace_key": SecretStr(resolver(la.workspace_key_from))}
-                    )
-                }
+            update["diagnostics"] = updated(
+                diagnostics,
+                {"log_analytics": updated(la, {"workspace_key": SecretStr(resolver(la.workspace_key_from))})},
             )
-        new_props = props.model_copy(
-            update={
-                "containers": containers,
-                "init_containers": init,
-                "image_registry_credentials": creds,
-                "volumes": volumes,
-                "diagnostics": diagnostics,
-            }
-        )
-        return self.model_copy(update={"properties": new_props})
+        if not update:
+            return self
+        return updated(self, {"properties": updated(props, update)})
 
     def secret_values(self) -> dict[str, str]:
         """Resolved secret values keyed by the JSON Pointer of the field in the ARM body: secure environment
         values, registry passwords, storage account keys, secret volume files, the workspace key (and the
         write-only workspace resource ID) and extensions' protected settings (as canonical JSON)."""
-        unresolved = self.unresolved_secrets()
-        if unresolved:
-            raise UnresolvedSecretError(unresolved)
         out: dict[str, str] = {}
         for p, owner, value_field, _ in self._secret_slots():
             value = getattr(owner, value_field)
-            assert isinstance(value, SecretStr)  # unresolved_secrets() above saw to it
+            if value is None:  # a reference without its value yet
+                raise UnresolvedSecretError(self.unresolved_secrets())
             out[p] = value.get_secret_value()
         props = self.properties
         for vol in props.volumes or ():
+            if vol.secret_from and vol.unresolved_files():
+                raise UnresolvedSecretError(self.unresolved_secrets())
             for file_name, content in vol.resolved_files().items():
                 out[_secret_file_pointer(vol.name, file_name)] = content
         la = props.diagnostics.log_analytics if props.diagnostics else None

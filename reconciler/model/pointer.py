@@ -26,7 +26,14 @@ def unescape(token: str) -> str:
 
 def join(tokens: Iterable[str | int]) -> str:
     """The pointer of a path of (unescaped) tokens: `join(["properties", "volumes", "a/b"])`."""
-    return "".join("/" + escape(str(t)) for t in tokens)
+    parts = [str(t) for t in tokens]
+    if not parts:
+        return ""
+    text = "/".join(parts)
+    if "~" in text or text.count("/") >= len(parts):
+        # A token holds a character to escape: a "/" in one shows as more separators than there are gaps.
+        text = "/".join(map(escape, parts))
+    return "/" + text
 
 
 def split(pointer: str) -> list[str]:

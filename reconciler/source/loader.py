@@ -126,11 +126,15 @@ class _Pass:
     # (relative path, sha256 of the bytes) of every file read: the revision when there is no git.
     contents: list[tuple[str, bytes]] = field(default_factory=list)
     fresh: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Worked out once a pass: a kept file with secret references asks for it on every pass.
+    _secret_root: Path | None = None
 
     @property
     def secret_root(self) -> Path:
         """Secret files must stay inside this directory: the root, or the directory of a single-file root."""
-        return self.root.parent if self.root.is_file() else self.root
+        if self._secret_root is None:
+            self._secret_root = self.root.parent if self.root.is_file() else self.root
+        return self._secret_root
 
     def relative(self, path: Path) -> str:
         try:
@@ -664,9 +668,8 @@ def _check_duplicates(run: _Pass) -> None:
 
 
 def _with_values(manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
-    """`manifest` with the values of its secret references (by kind and name); None when one is missing."""
-    if not manifest.secret_refs():
-        return manifest
+    """`manifest` with the values of its secret references (by kind and name), itself when it has none;
+    None when one is missing."""
 
     def resolver(ref: SecretRef) -> str:
         key = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
@@ -697,7 +700,8 @@ def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup
         groups.append(
             group
             if manifest is group.manifest
-            else replace(group, manifest=manifest, unresolved=group.manifest)
+            # Not `dataclasses.replace`, which costs as much again for its generality.
+            else LoadedGroup(manifest, group.source, group.file_digest, group.document, group.manifest)
         )
     return tuple(groups)
 

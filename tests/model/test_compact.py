@@ -141,3 +141,40 @@ def test_a_model_whose_dict_holds_more_than_its_fields_keeps_it_as_it_is() -> No
     share_fields_set(model)
     assert model.__dict__ is held
     assert held == {"a": 1, "extra": 2}
+
+
+def test_updated_gives_what_model_copy_gives_and_keeps_a_set_that_names_the_fields_already() -> None:
+    one = manifest(name="one")
+    props = one.properties
+    other = (*manifest(name="other").properties.containers,)
+    by_copy = props.model_copy(update={"containers": other})
+    by_updated = compact.updated(props, {"containers": other})
+    assert by_updated == by_copy
+    assert by_updated.model_dump() == by_copy.model_dump()
+    assert by_updated.model_fields_set == by_copy.model_fields_set
+    assert by_updated.__pydantic_fields_set__ is props.__pydantic_fields_set__, "names its fields already"
+    assert by_updated is not props
+    assert by_updated.containers is other
+
+
+def test_updated_grows_a_set_of_its_own_for_a_field_not_given_and_leaves_the_shared_one_alone() -> None:
+    one = manifest(name="one")
+    shared = one.__pydantic_fields_set__
+    before = set(shared)
+    copied = compact.updated(one, {"zones": ("1",)})
+    assert copied.zones == ("1",)
+    assert one.zones is None
+    assert copied.model_fields_set == before | {"zones"}
+    assert set(shared) == before
+
+
+def test_updated_copies_private_attributes_and_falls_back_to_model_copy_when_not_frozen() -> None:
+    class Loose(BaseModel):
+        a: int = 0
+
+    loose = Loose(a=1)
+    copied = compact.updated(loose, {"a": 2})
+    assert copied.a == 2
+    assert loose.a == 1
+    copied.a = 3  # a model that is not frozen stays assignable, with a set of its own
+    assert loose.model_fields_set == {"a"}

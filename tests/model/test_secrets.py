@@ -311,3 +311,29 @@ def test_an_error_beside_a_secret_does_not_echo_the_object_holding_it() -> None:
         parse_manifest(doc)
     assert len(info.value.errors()) == 2
     _no_secret_in(str(info.value) + repr(info.value.errors()))
+
+
+def test_resolving_a_manifest_without_references_gives_the_manifest_itself() -> None:
+    plain = parse_manifest(base_doc())
+    assert plain.resolve_secrets(_resolve) is plain
+
+
+def test_resolving_copies_only_the_models_on_the_way_to_a_reference() -> None:
+    doc = _secret_doc()
+    doc["properties"]["containers"].append(
+        {
+            "name": "side",
+            "properties": {"image": "busybox", "resources": {"requests": {"cpu": 1, "memoryInGB": 1}}},
+        }
+    )
+    given = parse_manifest(doc)
+    resolved = given.resolve_secrets(_resolve)
+    web, side = resolved.properties.containers
+    assert side is given.properties.containers[1], "no reference in it: not copied"
+    assert web is not given.properties.containers[0]
+    envs = web.properties.environment_variables or ()
+    assert envs[0] is (given.properties.containers[0].properties.environment_variables or ())[0]
+    assert resolved.properties.extensions is given.properties.extensions
+    assert resolved.secret_values()[f"{ENV_PTR}/DB_PASSWORD/secureValue"] == "s3cret-env"
+    assert given.unresolved_secrets()
+    assert not resolved.unresolved_secrets()
