@@ -754,7 +754,7 @@ class DuplicateCheck:
         if not named and getattr(self.settings, "default_resource_group", None):
             named = [self.settings.default_resource_group]
         if not named:
-            named = [g.manifest.resource_group for g in loaded.groups]
+            named = [g.declared.resource_group for g in loaded.groups]
         return sorted(named, key=str.lower)[0] if named else None
 
     async def after_load(self, loaded: Any) -> None:

@@ -186,7 +186,7 @@ def job_templates(loaded: LoadResult) -> tuple[JobTemplate, ...]:
     `aci-reconciler.spec` tag (runOnChange runs once per fingerprint)."""
     templates: list[JobTemplate] = []
     for group in loaded.groups:
-        manifest = group.manifest
+        manifest = group.declared  # the fingerprint is of the body without secrets: no values needed
         if manifest.policy.job is not None:
             fingerprint = spec_fingerprint(desired_canonical(manifest))
             templates.append(
@@ -205,6 +205,11 @@ class _SecretValues:
 
     def of(self, planned: PlannedPass) -> tuple[str, ...]:
         values: list[str] = []
+        # The groups the load cache kept have their values read for this pass; the plan entry of one that is
+        # in sync carries no manifest with them in (`build_plan` made none).
+        for group in planned.load.groups:
+            if group.values is not None:
+                values.extend(group.secret_values().values())
         none: dict[int, GroupManifest] = {}
         for change in planned.plan.changes:
             manifest = change.desired

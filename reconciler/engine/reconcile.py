@@ -155,7 +155,7 @@ def _owned_only(loaded: LoadResult, scope: Scope, owned: Callable[[str], bool]) 
     that does not parse names no resource group, so every replica holds its prunes back."""
     kept = dataclasses.replace(
         loaded,
-        groups=tuple(g for g in loaded.groups if owned(g.manifest.resource_group)),
+        groups=tuple(g for g in loaded.groups if owned(g.declared.resource_group)),
         failed_keys=tuple(k for k in loaded.failed_keys if owned(k[0])),
     )
     named = tuple(rg for rg in scope.resource_groups if owned(rg))
@@ -172,7 +172,7 @@ def _observed_owned(observation: Observation, owned: Callable[[str], bool]) -> O
 
 
 def _manifest_resource_groups(settings: EngineSettings, loaded: LoadResult) -> set[str]:
-    named = {g.manifest.resource_group for g in loaded.groups}
+    named = {g.declared.resource_group for g in loaded.groups}
     if settings.default_resource_group:
         named.add(settings.default_resource_group)
     return named
@@ -229,7 +229,7 @@ def _build(
     desired = [
         _desired(g)
         for g in loaded.groups
-        if g.manifest.resource_group.lower() not in unobservable and observation.failed_all is None
+        if g.declared.resource_group.lower() not in unobservable and observation.failed_all is None
     ]
     return build_plan(
         desired,
@@ -265,6 +265,15 @@ def _entry_arguments(settings: EngineSettings, loaded: LoadResult) -> _EntryArgu
 
 
 def _desired(group: LoadedGroup) -> DesiredGroup:
+    if group.values is not None:
+        # Kept by the load cache, its values read but not put in: `build_plan` does that only if it plans it.
+        return DesiredGroup(
+            manifest=group.given,
+            source=group.where,
+            folded=group.folded_key,
+            unresolved=group.given,
+            pending=group,
+        )
     return DesiredGroup(
         manifest=group.manifest, source=group.where, folded=group.folded_key, unresolved=group.unresolved
     )
@@ -300,7 +309,7 @@ class _PlanAhead:
         owned = settings.owned
         desired: dict[tuple[str, str], DesiredGroup] = {}
         for found in loaded.groups:
-            if owned is None or owned(found.manifest.resource_group):
+            if owned is None or owned(found.declared.resource_group):
                 # The first of a name declared twice, as `build_plan` keeps it.
                 desired.setdefault(found.folded_key, _desired(found))
         arguments = _entry_arguments(settings, loaded)

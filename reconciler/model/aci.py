@@ -996,13 +996,19 @@ class Volume(ArmModel):
     def with_resolved(self, values: dict[str, str]) -> Volume:
         """A copy whose `secretFrom` files have these values (file name -> content, not yet base64)."""
         copy = self.model_copy()
-        copy._resolved = {f: base64.b64encode(v.encode()).decode("ascii") for f, v in values.items()}
+        copy._resolved = {f: _base64(v) for f, v in values.items()}
         return copy
 
-    def resolved_files(self) -> dict[str, str]:
-        """Every file as sent: literal ones and resolved `secretFrom` ones (file name -> base64)."""
+    def resolved_files(self, resolver: Callable[[SecretRef], str] | None = None) -> dict[str, str]:
+        """Every file as sent: literal ones and resolved `secretFrom` ones (file name -> base64); with
+        `resolver`, a `secretFrom` file without its value takes the resolver's, as `with_resolved` would
+        put it in."""
         files = {f: v.get_secret_value() for f, v in (self.secret or {}).items()}
         files.update(self._resolved)
+        if resolver is not None:
+            for name, ref in (self.secret_from or {}).items():
+                if name not in self._resolved:
+                    files[name] = _base64(resolver(ref))
         return files
 
     def arm(self, *, reveal_secrets: bool) -> dict[str, Any]:
@@ -1011,6 +1017,10 @@ class Volume(ArmModel):
             # Unresolved files are the caller's concern, as for every reference (`to_arm_body` refuses them).
             out["secret"] = self.resolved_files() if reveal_secrets else {}
         return out
+
+
+def _base64(content: str) -> str:
+    return base64.b64encode(content.encode()).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -379,9 +379,9 @@ class GroupManifest(ArmModel):
             af = v.azure_file
             if af is not None and af.storage_account_key_from is not None:
                 key = SecretStr(resolver(af.storage_account_key_from))
-                return updated(v, {"azure_file": updated(af, {"storage_account_key": key})})
+                v = updated(v, {"azure_file": updated(af, {"storage_account_key": key})})
             if v.secret_from:
-                return v.with_resolved({f: resolver(ref) for f, ref in v.secret_from.items()})
+                v = v.with_resolved({f: resolver(ref) for f, ref in v.secret_from.items()})
             return v
 
         update: dict[str, Any] = {}
@@ -408,21 +408,28 @@ class GroupManifest(ArmModel):
             return self
         return updated(self, {"properties": updated(props, update)})
 
-    def secret_values(self) -> dict[str, str]:
+    def secret_values(self, resolver: Callable[[SecretRef], str] | None = None) -> dict[str, str]:
         """Resolved secret values keyed by the JSON Pointer of the field in the ARM body: secure environment
         values, registry passwords, storage account keys, secret volume files, the workspace key (and the
-        write-only workspace resource ID) and extensions' protected settings (as canonical JSON)."""
+        write-only workspace resource ID) and extensions' protected settings (as canonical JSON).
+
+        With `resolver`, a reference without its value takes the resolver's: what
+        `resolve_secrets(resolver).secret_values()` gives, without the copy (a daemon reads the values of
+        the groups it keeps on every pass, and copies only those it writes)."""
         out: dict[str, str] = {}
-        for p, owner, value_field, _ in self._secret_slots():
+        for p, owner, value_field, ref_field in self._secret_slots():
             value = getattr(owner, value_field)
-            if value is None:  # a reference without its value yet
+            if value is not None:
+                out[p] = value.get_secret_value()
+            elif resolver is not None and ref_field is not None and getattr(owner, ref_field) is not None:
+                out[p] = resolver(getattr(owner, ref_field))
+            else:  # a reference without its value yet
                 raise UnresolvedSecretError(self.unresolved_secrets())
-            out[p] = value.get_secret_value()
         props = self.properties
         for vol in props.volumes or ():
-            if vol.secret_from and vol.unresolved_files():
+            if resolver is None and vol.secret_from and vol.unresolved_files():
                 raise UnresolvedSecretError(self.unresolved_secrets())
-            for file_name, content in vol.resolved_files().items():
+            for file_name, content in vol.resolved_files(resolver).items():
                 out[_secret_file_pointer(vol.name, file_name)] = content
         la = props.diagnostics.log_analytics if props.diagnostics else None
         if la is not None and la.workspace_resource_id is not None:

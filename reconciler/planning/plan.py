@@ -32,7 +32,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from reconciler.model.compact import share_fields_set, updated
 from reconciler.model.manifest import GroupManifest
@@ -75,6 +75,20 @@ PROVISIONING_DELETING = "Deleting"
 DELETING_REASON = "the group is being deleted (provisioningState Deleting); it is created again once gone"
 
 
+class Pending(Protocol):
+    """A group whose secret values are read but not yet put into a copy of its manifest (a group of a file
+    the daemon's load cache kept: `reconciler.source.LoadedGroup`)."""
+
+    @property
+    def manifest(self) -> GroupManifest:
+        """The manifest with the values in (made when first asked)."""
+        ...
+
+    def secret_values(self) -> dict[str, str]:
+        """`manifest.secret_values()`, without making the copy."""
+        ...
+
+
 @dataclass(frozen=True)
 class DesiredGroup:
     """One validated manifest and where it came from (`path:line:col`, for messages)."""
@@ -86,12 +100,30 @@ class DesiredGroup:
     # `manifest` as validated before its secret references were given their values, when it has any (the
     # loader's `LoadedGroup.unresolved`: the same object pass after pass, which the plan memo keys by).
     unresolved: GroupManifest | None = field(default=None, kw_only=True)
+    # Set when `manifest` is `unresolved` and this pass's values are read but not put in yet: the plan memo
+    # serves a group unchanged on both sides without the copy; `resolved()` makes it.
+    pending: Pending | None = field(default=None, kw_only=True, repr=False, compare=False)
     # (resource group, name) in lower case, as Azure compares them; looked up several times a pass.
     key: tuple[str, str] = field(init=False)
 
     def __post_init__(self, folded: tuple[str, str] | None) -> None:
         key = folded or (self.manifest.resource_group.lower(), self.manifest.name.lower())
         object.__setattr__(self, "key", key)
+
+    def resolved(self) -> DesiredGroup:
+        """This group with its secret values in its manifest (itself when they are)."""
+        if self.pending is None:
+            return self
+        return DesiredGroup(self.pending.manifest, self.source, self.key, unresolved=self.unresolved)
+
+    def secret_values(self) -> dict[str, str] | None:
+        """Its secret values as `resolved_secret_values` gives them, without putting them into a copy."""
+        if self.pending is None:
+            return resolved_secret_values(self.manifest)
+        try:
+            return self.pending.secret_values()
+        except ValueError:  # UnresolvedSecretError, as there
+            return None
 
 
 class IncompleteObservationError(ValueError):
@@ -542,7 +574,9 @@ class PlanMemo:
 
     A group with secret values is kept only when its values came from references: by its manifest as
     validated before they were put in, the keyed hash of the values (served while this pass's values hash
-    the same) and its entry without the manifest; a literal secret is never kept. Only the groups of the
+    the same) and its entry without the manifest, which a hit that writes gets back from this pass (one in
+    sync goes without: a group the load cache kept has its values read but not put into a copy, and none
+    is made for it); a literal secret is never kept. Only the groups of the
     last pass are: the memo never grows beyond one plan. `build_plan(memo=...)` gives the same plan as without
     it (tests: hypothesis, cached against cold)."""
 
@@ -586,7 +620,7 @@ class PlanMemo:
         manifest = group.manifest
         if manifest.policy.job is not None or tag_problems(manifest.tags):
             return
-        if resolved_secret_values(manifest) != {}:
+        if group.pending is not None or resolved_secret_values(manifest) != {}:
             return
         try:
             change = diff_group(
@@ -624,6 +658,16 @@ def _updated(change: Change, **update: Any) -> Change:
     if found.__pydantic_fields_set__ is not change.__pydantic_fields_set__:
         share_fields_set(found)
     return found
+
+
+def _served(kept: _Memo, group: DesiredGroup) -> Change:
+    """The change of a memo hit: the kept one; for a group with secret values (the memo keeps none), with
+    this pass's manifest when it writes, and without one when it does not (no copy with the values in is
+    made for a group that is in sync; the daemon's redactor reads its values from the load)."""
+    change = kept.change
+    if kept.secrets is None or change.action is Action.NOOP:
+        return change
+    return _updated(change, desired=group.resolved().manifest)
 
 
 def _rebased(kept: _Memo, live: ObservedGroup | None, revision: str) -> _Memo:
@@ -727,23 +771,20 @@ def build_plan(
                         and kept.observed == (fingerprint := observed_fingerprint(live_group))
                     )
                 )
-                and (
-                    kept.secrets is None
-                    or kept.secrets == _values_hash(resolved_secret_values(manifest), secret_key)
-                )
+                and (kept.secrets is None or kept.secrets == _values_hash(group.secret_values(), secret_key))
             ):
                 memo.hits += 1
                 if kept.live is not live_group or kept.revision != revision:
                     kept = _rebased(kept, live_group, revision)
                 remembered[group.key] = kept
-                # A group with secret values writes this pass's manifest (the memo keeps none).
-                changes.append(
-                    kept.change if kept.secrets is None else _updated(kept.change, desired=manifest)
-                )
+                changes.append(_served(kept, group))
                 continue
             memo.misses += 1
             if memo.across_passes:
                 fingerprint = fingerprint or observed_fingerprint(live_group)
+        # Past the memo, the group's secret values go into its manifest.
+        ready = group.resolved()
+        manifest = ready.manifest
         where = {"source": group.source, "resource_group": manifest.resource_group, "name": manifest.name}
         bad_tags = tag_problems(manifest.tags)
         if bad_tags:
@@ -751,7 +792,7 @@ def build_plan(
             continue
         if manifest.policy.job is not None:
             # Never compared, so its unresolved secrets hide nothing: `reconcile run` resolves them.
-            changes.append(_job_template(group, live_group))
+            changes.append(_job_template(ready, live_group))
             continue
         secret_values = resolved_secret_values(manifest)
         if secret_values is None:
@@ -767,7 +808,7 @@ def build_plan(
             )
         try:
             change = diff_group(
-                group,
+                ready,
                 live_group,
                 instance=instance,
                 revision=revision,

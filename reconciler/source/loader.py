@@ -65,30 +65,78 @@ DEFAULT_SECRETS_DIR = "secrets"
 MAX_DISPLAY_CHARS = 200
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LoadedGroup:
-    """One valid manifest document: the group (secrets resolved) and where it was written."""
+    """One valid manifest document: the group (secrets resolved) and where it was written.
 
-    manifest: GroupManifest
+    A group of a file that the load cache kept comes with this pass's values of its secret references
+    (`values`) but without them put into its manifest: `manifest` makes that copy when first asked, and a
+    daemon's plan memo serves a group that did not change without asking (`declared`, `secret_values`)."""
+
+    # The manifest; with `values`, the one validated before they were put in (`unresolved`, then).
+    given: GroupManifest
     source: SourceLocation
     file_digest: str  # sha256 hex of the whole file's bytes
     document: int = 0  # 0-based index of the document in its file
     # The manifest as validated before its secret references were given their values (None: it has none):
     # what the load cache keeps of it, the same object pass after pass.
-    unresolved: GroupManifest | None = field(default=None, repr=False, compare=False)
+    unresolved: GroupManifest | None = field(default=None, repr=False)
+    # This pass's values of the references of its file, by kind and name: read, not yet put in. Held for
+    # the pass only, as the manifest with the values in would be.
+    values: Mapping[tuple[str, str], str] | None = field(default=None, repr=False, kw_only=True)
     # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass.
-    where: str = field(init=False, repr=False, compare=False)
-    folded_key: tuple[str, str] = field(init=False, repr=False, compare=False)
+    where: str = field(init=False, repr=False)
+    folded_key: tuple[str, str] = field(init=False, repr=False)
+    _resolved: GroupManifest | None = field(init=False, default=None, repr=False)
+    _read: dict[str, str] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "where", str(self.source))
-        object.__setattr__(
-            self, "folded_key", (self.manifest.resource_group.lower(), self.manifest.name.lower())
-        )
+        object.__setattr__(self, "folded_key", (self.given.resource_group.lower(), self.given.name.lower()))
+
+    @property
+    def manifest(self) -> GroupManifest:
+        """The group with its secret values in."""
+        if self.values is None:
+            return self.given
+        found = self._resolved
+        if found is None:
+            found = self.given.resolve_secrets(_resolver(self.values))
+            object.__setattr__(self, "_resolved", found)
+        return found
+
+    @property
+    def declared(self) -> GroupManifest:
+        """The manifest as far as everything but secret values goes (names, policy, tags, shape), without
+        putting this pass's values into a copy of it."""
+        return self.given
+
+    def secret_values(self) -> dict[str, str]:
+        """`manifest.secret_values()`, without putting the values into a copy (worked out once: the plan
+        memo and the daemon's log redactor both ask)."""
+        if self.values is None:
+            return self.given.secret_values()
+        found = self._read
+        if found is None:
+            found = self.given.secret_values(_resolver(self.values))
+            object.__setattr__(self, "_read", found)
+        return dict(found)
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.manifest.resource_group, self.manifest.name)
+        return (self.given.resource_group, self.given.name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LoadedGroup):
+            return NotImplemented
+        return (self.manifest, self.source, self.file_digest, self.document) == (
+            other.manifest,
+            other.source,
+            other.file_digest,
+            other.document,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by content, like the dataclass it was: not hashable
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +250,8 @@ class _Cached:
     refs: tuple[FoundReference, ...] = ()
     # The secret files its documents name, as written: marked as secrets when the file is not read again.
     noted: tuple[str, ...] = ()
+    # Per group: whether it has secret references (it is kept without their values).
+    takes_values: tuple[bool, ...] = ()
 
     def same_env(self, environ: Mapping[str, str]) -> bool:
         return all(environ.get(name) == value for name, value in self.env)
@@ -241,8 +291,9 @@ class LoadCache:
     A file is kept with what its result depends on: its bytes, its path, the defaults in force and the
     variables its `${VAR}` substitutions read. A file with secret references (`...From:`) is kept as
     validated before their values were put in, with the references (what they name) and the secret files it
-    names: each pass reads the values again and puts them into copies, and a reference that no longer
-    resolves loads the file afresh, so that its error names the line. No value is kept; a file with a
+    names: each pass reads the values again and hands each group out with them (`LoadedGroup.values`), to
+    be put into a copy of its manifest only when one is asked for; a reference that no longer resolves
+    loads the file afresh, so that its error names the line. No value is kept; a file with a
     literal secret field, or a load of one with references that had errors, is not kept at all. An entry is
     used only when the file's sha256, its place in the tree, the defaults layer in force, the secrets mode
     and the value of each variable it read (or its absence) are all the same (keyed by the path as walked);
@@ -557,7 +608,7 @@ class _Document:
         line, column = doc.start
         self.run.groups.append(
             LoadedGroup(
-                manifest=manifest,
+                given=manifest,
                 source=SourceLocation(self.path, line, column),
                 file_digest=self.digest,
                 document=doc.index,
@@ -626,7 +677,7 @@ def _check_duplicates(run: _Pass) -> None:
     first: dict[tuple[str, str], LoadedGroup] = {}
     dropped: set[int] = set()
     for group in run.groups:
-        key = (group.manifest.resource_group.casefold(), group.manifest.name.casefold())
+        key = (group.declared.resource_group.casefold(), group.declared.name.casefold())
         earlier = first.get(key)
         if earlier is None:
             first[key] = group
@@ -637,8 +688,8 @@ def _check_duplicates(run: _Pass) -> None:
                 src.path,
                 src.line,
                 src.column,
-                f"container group {shown(group.manifest.name)} in resource group "
-                f"{shown(group.manifest.resource_group)} is also defined at {earlier.source}; "
+                f"container group {shown(group.declared.name)} in resource group "
+                f"{shown(group.declared.resource_group)} is also defined at {earlier.source}; "
                 "names are unique per resource group (case-insensitive)",
             )
         )
@@ -667,24 +718,28 @@ def _check_duplicates(run: _Pass) -> None:
         run.groups = [g for g in run.groups if id(g) not in dropped]
 
 
+def _resolver(resolved: Mapping[tuple[str, str], str]) -> Callable[[SecretRef], str]:
+    """The value of a reference among `resolved` (by kind and name); KeyError when it is not there."""
+
+    def resolver(ref: SecretRef) -> str:
+        return resolved[("env", ref.env) if ref.env is not None else ("file", ref.file or "")]
+
+    return resolver
+
+
 def _with_values(manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
     """`manifest` with the values of its secret references (by kind and name), itself when it has none;
     None when one is missing."""
-
-    def resolver(ref: SecretRef) -> str:
-        key = ("env", ref.env) if ref.env is not None else ("file", ref.file or "")
-        return resolved[key]
-
     try:
-        return manifest.resolve_secrets(resolver)
+        return manifest.resolve_secrets(_resolver(resolved))
     except KeyError:
         return None
 
 
 def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup, ...] | None:
-    """The kept groups of a file with secret references, each given this pass's values (read again now, and
-    kept nowhere); None when one does not resolve, so that the file is loaded afresh and the error names
-    its place."""
+    """The kept groups of a file with secret references, each with this pass's values (read again now, and
+    kept nowhere), which its manifest takes when first asked; None when one does not resolve, so that the
+    file is loaded afresh and the error names its place."""
     if not entry.refs or not run.resolve_secrets:
         return entry.groups
     resolved, problems = resolve_references(
@@ -692,25 +747,19 @@ def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup
     )
     if problems:
         return None
-    groups: list[LoadedGroup] = []
-    for group in entry.groups:
-        manifest = _with_values(group.manifest, resolved)
-        if manifest is None:
-            return None
-        groups.append(
-            group
-            if manifest is group.manifest
-            # Not `dataclasses.replace`, which costs as much again for its generality.
-            else LoadedGroup(manifest, group.source, group.file_digest, group.document, group.manifest)
-        )
-    return tuple(groups)
+    # Every reference of the file resolved, and the groups' references are among them: the file loaded
+    # without error from these very references when it was kept.
+    return tuple(
+        LoadedGroup(g.given, g.source, g.file_digest, g.document, g.given, values=resolved) if refs else g
+        for g, refs in zip(entry.groups, entry.takes_values, strict=True)
+    )
 
 
 def _kept(group: LoadedGroup) -> LoadedGroup:
     """`group` as the load cache keeps it: as validated, before its secret references were resolved."""
     if group.unresolved is None:
         return group
-    return replace(group, manifest=group.unresolved, unresolved=None)
+    return LoadedGroup(group.unresolved, group.source, group.file_digest, group.document)
 
 
 def _load_file(
@@ -762,13 +811,14 @@ def _load_file(
     run.errors.extend(read.file_errors)
     if cache is not None:
         cache.misses += 1
-        keeping = tuple(_kept(g) for g in run.groups[marks[0] :])
+        loaded = run.groups[marks[0] :]
+        keeping = tuple(_kept(g) for g in loaded)
         failed = len(run.errors) > marks[1]
         # Kept: a file with substitutions, with what they read; one with secret references, as validated
         # before their values were put in (read again every pass), and only from a load without errors (one
         # that failed to resolve may not fail next pass). Never a file with a literal secret, nor one that
         # may hold one (its text names a secret field) and had errors.
-        literal = hints.secrets and (failed or any(g.manifest.literal_secrets() for g in keeping))
+        literal = hints.secrets and (failed or any(g.given.literal_secrets() for g in keeping))
         if (refs and failed) or literal or (reads is not None and reads.whole):
             cache.entries.pop(str(path), None)
             return
@@ -788,6 +838,7 @@ def _load_file(
             refs=tuple(refs),
             # From the bytes loaded here: a file read again after the walk may have changed since.
             noted=_file_references(read.docs) if hints.references else (),
+            takes_values=tuple(g.unresolved is not None for g in loaded),
         )
 
 

@@ -335,7 +335,8 @@ async def test_the_plan_kept_for_status_drops_every_manifest_holding_a_secret_an
     from reconciler.daemon.passes import _SecretValues
 
     told = _SecretValues()
-    assert told.of(SimpleNamespace(plan=plan("r1", *changes))) == ("s3cr3t",)  # type: ignore[arg-type]
+    planned = SimpleNamespace(plan=plan("r1", *changes), load=SimpleNamespace(groups=()))
+    assert told.of(planned) == ("s3cr3t",)  # type: ignore[arg-type]
     assert told.holds_none(plain)
     assert not told.holds_none(secret)
     assert not told.holds_none(manifest(name="plain")), "by identity: another object is not vouched for"

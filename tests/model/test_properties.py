@@ -225,3 +225,11 @@ DATA_KEYS_PARENTS = {"secret", "tags", "settings", "protectedSettings", "metadat
 @given(documents(), st.booleans())
 def test_key_case_does_not_matter(doc: dict[str, Any], upper: bool) -> None:
     assert parse_manifest(_recase(doc, upper)) == parse_manifest(doc)
+
+
+@given(documents())
+def test_secret_values_read_through_a_resolver_are_those_of_the_copy_it_resolves(doc: dict[str, Any]) -> None:
+    given_manifest = parse_manifest(doc)
+    assert (
+        given_manifest.secret_values(_resolver) == given_manifest.resolve_secrets(_resolver).secret_values()
+    )

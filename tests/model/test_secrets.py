@@ -337,3 +337,17 @@ def test_resolving_copies_only_the_models_on_the_way_to_a_reference() -> None:
     assert resolved.secret_values()[f"{ENV_PTR}/DB_PASSWORD/secureValue"] == "s3cret-env"
     assert given.unresolved_secrets()
     assert not resolved.unresolved_secrets()
+
+
+def test_secret_values_through_a_resolver_equal_the_resolved_copys_for_every_kind_of_reference() -> None:
+    doc = _secret_doc()
+    doc["properties"]["volumes"].append({"name": "keys", "secretFrom": {"id.key": {"env": "STORAGE_KEY"}}})
+    doc["properties"]["containers"][0]["properties"]["volumeMounts"].append(
+        {"name": "keys", "mountPath": "/k"}
+    )
+    given = parse_manifest(doc)
+    through = given.secret_values(_resolve)
+    assert through == given.resolve_secrets(_resolve).secret_values()
+    assert through["/properties/volumes/keys/secret/id.key"] == "czNjcmV0LXN0b3JhZ2U="  # base64, as sent
+    with pytest.raises(UnresolvedSecretError):
+        given.secret_values()

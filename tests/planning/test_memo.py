@@ -315,6 +315,34 @@ def _resolved(unresolved: GroupManifest, value: str) -> DesiredGroup:
     )
 
 
+class _Kept:
+    """As the daemon's load cache hands a group with a secret reference: this pass's value read, put into a
+    copy of the manifest only when asked (`reconciler.source.LoadedGroup`)."""
+
+    def __init__(self, unresolved: GroupManifest, value: str) -> None:
+        self.unresolved = unresolved
+        self.value = value
+        self.copies = 0
+
+    @property
+    def manifest(self) -> GroupManifest:
+        self.copies += 1
+        return self.unresolved.resolve_secrets(lambda _ref: self.value)
+
+    def secret_values(self) -> dict[str, str]:
+        return self.unresolved.secret_values(lambda _ref: self.value)
+
+
+def _kept(unresolved: GroupManifest, value: str) -> DesiredGroup:
+    """As the engine hands a kept group to the plan: its manifest without the value, the value pending."""
+    return DesiredGroup(
+        manifest=unresolved,
+        source=f"manifests/{unresolved.name}.yaml:1:1",
+        unresolved=unresolved,
+        pending=_Kept(unresolved, value),
+    )
+
+
 def _values_held(m: GroupManifest | None) -> set[str]:
     if m is None:
         return set()
@@ -328,10 +356,14 @@ SECRET_STEP = st.sampled_from(["rotate", "apply", "same", "revision", "relist", 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps=st.lists(st.tuples(SECRET_STEP, st.sampled_from(NAMES[:2])), min_size=1, max_size=8))
+@given(
+    steps=st.lists(st.tuples(SECRET_STEP, st.sampled_from(NAMES[:2])), min_size=1, max_size=8),
+    forms=st.lists(st.booleans(), min_size=9, max_size=9),
+)
 def test_a_memoised_plan_of_groups_with_secret_references_equals_a_fresh_one_and_keeps_no_value(
-    steps: list[tuple[str, str]],
+    steps: list[tuple[str, str]], forms: list[bool]
 ) -> None:
+    """Each pass hands the groups as a cold load does (values in) or as the load cache does (pending)."""
     unresolved = {n: _with_secret_reference(n) for n in NAMES[:2]}
     values = {n: f"first-value-of-{n}" for n in unresolved}
     used = set(values.values())
@@ -340,13 +372,17 @@ def test_a_memoised_plan_of_groups_with_secret_references_equals_a_fresh_one_and
     revision = "rev-1"
 
     def both() -> None:
-        fleet = [_resolved(unresolved[n], values[n]) for n in sorted(unresolved)]
+        form = _kept if forms.pop() else _resolved
+        fleet = [form(unresolved[n], values[n]) for n in sorted(unresolved)]
         kwargs: dict[str, Any] = {"instance": INSTANCE, "revision": revision, "secret_key": KEY}
         with_memo = build_plan(fleet, list(live.values()), memo=memo, **kwargs)
-        fresh = build_plan(fleet, list(live.values()), **kwargs)
+        fresh = build_plan([g.resolved() for g in fleet], list(live.values()), **kwargs)
         assert with_memo.model_dump() == fresh.model_dump()
-        for change, group in zip(with_memo.changes, fleet, strict=True):
-            assert change.desired is group.manifest, "this pass's manifest, with this pass's values"
+        for change, name in zip(with_memo.changes, sorted(unresolved), strict=True):
+            if change.action.value != "noop":
+                assert change.desired is not None, "a write has its manifest"
+            if change.desired is not None:
+                assert set(_values_held(change.desired)) == {values[name]}, "with this pass's value"
         for entry in memo.entries.values():
             held = _values_held(entry.manifest) | _values_held(entry.change.desired)
             assert not held & used, "no secret value is kept"
@@ -401,3 +437,48 @@ def test_a_group_with_a_literal_secret_beside_its_references_is_never_kept() -> 
     memo = PlanMemo()
     build_plan([group], [applied(group.manifest)], instance=INSTANCE, revision="r", secret_key=KEY, memo=memo)
     assert memo.entries == {}
+
+
+def test_a_kept_group_in_sync_is_served_without_its_value_put_into_a_copy() -> None:
+    unresolved = _with_secret_reference("g-one")
+    live = [applied(_resolved(unresolved, "v1").manifest)]
+    memo = PlanMemo()
+    kwargs: dict[str, Any] = {"instance": INSTANCE, "revision": "r", "secret_key": KEY, "memo": memo}
+    first = build_plan([_resolved(unresolved, "v1")], live, **kwargs)
+    again = _kept(unresolved, "v1")
+    second = build_plan([again], live, **kwargs)
+    assert second.model_dump() == first.model_dump()
+    assert (memo.hits, memo.misses) == (1, 1)
+    assert isinstance(again.pending, _Kept)
+    assert again.pending.copies == 0, "in sync: no copy with the value in"
+    assert second.changes[0].desired is None
+
+
+def test_a_kept_group_whose_value_changed_is_planned_with_a_copy_that_holds_the_new_value() -> None:
+    unresolved = _with_secret_reference("g-one")
+    live = [applied(_resolved(unresolved, "v1").manifest)]
+    memo = PlanMemo()
+    kwargs: dict[str, Any] = {"instance": INSTANCE, "revision": "r", "secret_key": KEY, "memo": memo}
+    build_plan([_kept(unresolved, "v1")], live, **kwargs)
+    rotated = _kept(unresolved, "v2")
+    plan = build_plan([rotated], live, **kwargs)
+    assert [(c.action.value, c.reason) for c in plan.changes] == [("update", "secret values changed")]
+    desired = plan.changes[0].desired
+    assert desired is not None
+    assert set(desired.secret_values().values()) == {"v2"}
+    assert isinstance(rotated.pending, _Kept)
+    assert rotated.pending.copies == 1, "the copy is made once, for the write"
+
+
+def test_a_kept_group_planned_as_a_write_by_the_memo_is_served_with_this_passs_manifest() -> None:
+    unresolved = _with_secret_reference("g-one")
+    stale = applied(_resolved(unresolved, "v0").manifest)  # an older value: the group is to be updated
+    memo = PlanMemo()
+    kwargs: dict[str, Any] = {"instance": INSTANCE, "revision": "r", "secret_key": KEY, "memo": memo}
+    build_plan([_kept(unresolved, "v1")], [stale], **kwargs)
+    plan = build_plan([_kept(unresolved, "v1")], [stale], **kwargs)
+    assert memo.hits == 1
+    assert [c.action.value for c in plan.changes] == ["update"]
+    desired = plan.changes[0].desired
+    assert desired is not None
+    assert set(desired.secret_values().values()) == {"v1"}
