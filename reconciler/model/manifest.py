@@ -107,6 +107,8 @@ SECRET_KEYS = frozenset(
 )
 
 
+# (JSON Pointer, owning model, value field, reference field or None) of one secret slot of a manifest.
+SecretSlot = tuple[str, ArmModel, str, str | None]
 # The two kinds of container whose environment may hold secret references.
 _C = TypeVar("_C", Container, InitContainer)
 
@@ -264,7 +266,12 @@ class GroupManifest(ArmModel):
 
     # -- secrets --------------------------------------------------------------------------------------------
 
-    def _secret_slots(self) -> Iterator[tuple[str, ArmModel, str, str | None]]:
+    def secret_slots(self) -> tuple[SecretSlot, ...]:
+        """Every secret slot in use, to be kept with this very manifest and given back to `secret_values`
+        (its owners are this manifest's own models): a daemon reads a kept group's values on every pass."""
+        return tuple(self._secret_slots())
+
+    def _secret_slots(self) -> Iterator[SecretSlot]:
         """(pointer, owner, value field, reference field or None) of every secret slot that is in use."""
         props = self.properties
         base = ("properties",)
@@ -408,16 +415,22 @@ class GroupManifest(ArmModel):
             return self
         return updated(self, {"properties": updated(props, update)})
 
-    def secret_values(self, resolver: Callable[[SecretRef], str] | None = None) -> dict[str, str]:
+    def secret_values(
+        self,
+        resolver: Callable[[SecretRef], str] | None = None,
+        *,
+        slots: tuple[SecretSlot, ...] | None = None,
+    ) -> dict[str, str]:
         """Resolved secret values keyed by the JSON Pointer of the field in the ARM body: secure environment
         values, registry passwords, storage account keys, secret volume files, the workspace key (and the
         write-only workspace resource ID) and extensions' protected settings (as canonical JSON).
 
         With `resolver`, a reference without its value takes the resolver's: what
         `resolve_secrets(resolver).secret_values()` gives, without the copy (a daemon reads the values of
-        the groups it keeps on every pass, and copies only those it writes)."""
+        the groups it keeps on every pass, and copies only those it writes); `slots`: this manifest's
+        `secret_slots()`, when kept."""
         out: dict[str, str] = {}
-        for p, owner, value_field, ref_field in self._secret_slots():
+        for p, owner, value_field, ref_field in self._secret_slots() if slots is None else slots:
             value = getattr(owner, value_field)
             if value is not None:
                 out[p] = value.get_secret_value()

@@ -38,7 +38,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.model.manifest import GroupManifest, SecretRef, parse_manifest
+from reconciler.model.manifest import GroupManifest, SecretRef, SecretSlot, parse_manifest
 from reconciler.model.text import plain, shown
 from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer, secrets_dir
 from reconciler.source.envpolicy import read_env
@@ -84,6 +84,8 @@ class LoadedGroup:
     # This pass's values of the references of its file, by kind and name: read, not yet put in. Held for
     # the pass only, as the manifest with the values in would be.
     values: Mapping[tuple[str, str], str] | None = field(default=None, repr=False, kw_only=True)
+    # With `values`: the secret slots of `given`, as the load cache keeps them with it.
+    slots: tuple[SecretSlot, ...] | None = field(default=None, repr=False, kw_only=True)
     # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass.
     where: str = field(init=False, repr=False)
     folded_key: tuple[str, str] = field(init=False, repr=False)
@@ -118,7 +120,7 @@ class LoadedGroup:
             return self.given.secret_values()
         found = self._read
         if found is None:
-            found = self.given.secret_values(_resolver(self.values))
+            found = self.given.secret_values(_resolver(self.values), slots=self.slots)
             object.__setattr__(self, "_read", found)
         return dict(found)
 
@@ -250,8 +252,9 @@ class _Cached:
     refs: tuple[FoundReference, ...] = ()
     # The secret files its documents name, as written: marked as secrets when the file is not read again.
     noted: tuple[str, ...] = ()
-    # Per group: whether it has secret references (it is kept without their values).
-    takes_values: tuple[bool, ...] = ()
+    # Per group with secret references (kept without their values): the secret slots of its manifest,
+    # worked out once (`GroupManifest.secret_slots`); None for a group without.
+    slots: tuple[tuple[SecretSlot, ...] | None, ...] = ()
 
     def same_env(self, environ: Mapping[str, str]) -> bool:
         return all(environ.get(name) == value for name, value in self.env)
@@ -750,8 +753,10 @@ def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup
     # Every reference of the file resolved, and the groups' references are among them: the file loaded
     # without error from these very references when it was kept.
     return tuple(
-        LoadedGroup(g.given, g.source, g.file_digest, g.document, g.given, values=resolved) if refs else g
-        for g, refs in zip(entry.groups, entry.takes_values, strict=True)
+        g
+        if slots is None
+        else LoadedGroup(g.given, g.source, g.file_digest, g.document, g.given, values=resolved, slots=slots)
+        for g, slots in zip(entry.groups, entry.slots, strict=True)
     )
 
 
@@ -838,7 +843,7 @@ def _load_file(
             refs=tuple(refs),
             # From the bytes loaded here: a file read again after the walk may have changed since.
             noted=_file_references(read.docs) if hints.references else (),
-            takes_values=tuple(g.unresolved is not None for g in loaded),
+            slots=tuple(None if g.unresolved is None else g.unresolved.secret_slots() for g in loaded),
         )
 
 

@@ -230,6 +230,7 @@ def test_key_case_does_not_matter(doc: dict[str, Any], upper: bool) -> None:
 @given(documents())
 def test_secret_values_read_through_a_resolver_are_those_of_the_copy_it_resolves(doc: dict[str, Any]) -> None:
     given_manifest = parse_manifest(doc)
-    assert (
-        given_manifest.secret_values(_resolver) == given_manifest.resolve_secrets(_resolver).secret_values()
-    )
+    through = given_manifest.secret_values(_resolver)
+    assert through == given_manifest.resolve_secrets(_resolver).secret_values()
+    slots = given_manifest.secret_slots()
+    assert given_manifest.secret_values(_resolver, slots=slots) == through, "through its kept slots alike"
