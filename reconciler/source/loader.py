@@ -843,7 +843,10 @@ def _load_file(
             refs=tuple(refs),
             # From the bytes loaded here: a file read again after the walk may have changed since.
             noted=_file_references(read.docs) if hints.references else (),
-            slots=tuple(None if g.unresolved is None else g.unresolved.secret_slots() for g in loaded),
+            # Only for a file with references (`_resolved_again` returns the others' groups as they are).
+            slots=tuple(None if g.unresolved is None else g.unresolved.secret_slots() for g in loaded)
+            if refs
+            else (),
         )
 
 
