@@ -72,7 +72,7 @@ from reconciler.cloud.errors import (
     StalledError,
 )
 from reconciler.cloud.gateway import ListCursor, WriteGuard
-from reconciler.cloud.listpage import page_items
+from reconciler.cloud.listpage import next_link_at_end, page_items
 from reconciler.model.compact import share_keys, shared_fields_set, shared_text
 from reconciler.model.observed import ObservedGroup, PackedBody
 
@@ -411,6 +411,15 @@ def _parse_page(
     return _Page(tuple(found), str(next_link) if next_link else None)
 
 
+async def _dropped(task: asyncio.Task[_Response]) -> None:
+    """Cancel a request sent ahead that will not be used, and wait until it is gone (its error, if it
+    failed first, is nobody's: the chain asks again for whatever it needs)."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
+
+
 class _MissingFirstPageError(Exception):
     """The first page of a list was 404: the resource group (or subscription) does not exist."""
 
@@ -623,39 +632,75 @@ class AzureGateway:
     ) -> list[ObservedGroup]:
         """Follow `nextLink` from where `cursor` is (`first` on a new cursor), recording each page read in
         it, so that a call again after a failure resumes at the failed page; a 404 of the first page raises
-        `_MissingFirstPageError`."""
+        `_MissingFirstPageError`. The next page is asked for while this one is decoded when the link can be
+        read off the end of its bytes (`_read_ahead`); a failure of that request is the next page's."""
         url: str | None = cursor.next_link if cursor.pages else first
         if not cursor.pages:
             self._pages_reading[label] = {}
         known = self._pages.get(label, {})
         reading = self._pages_reading.setdefault(label, {})
-        while url:
-            if url in cursor.links or len(cursor.links) >= MAX_PAGES:
-                raise StalledError(f"{label}: the service returned a nextLink loop")
-            if url.startswith("http"):
-                self._check_same_endpoint(url, label)
-            try:
-                response = await self._send("GET", url, "list", label)
-            except NotFoundError as err:
-                if cursor.pages:
-                    raise
-                raise _MissingFirstPageError(str(err)) from err
-            digest = hashlib.blake2b(response.raw, digest_size=16).digest()
-            page = known.get(digest) or reading.get(digest)
-            if page is None:
-                page = _parse_page(response.raw, label, resource_group_of)
-            else:
-                self.pages_reused += 1
-            reading[digest] = page
-            # The page is taken whole or not at all: a retry never sees half of one.
-            cursor.links.add(url)
-            cursor.groups.extend(page.groups)
-            cursor.pages += 1
-            url = cursor.next_link = page.next_link
-            if cursor.on_page is not None:
-                cursor.on_page(page.groups)
+        # The next page's request, sent before this page is decoded (its link read from the end of the
+        # bytes): the chain's round trips no longer wait for our decoding. Only for the link the page says.
+        ahead: tuple[str, asyncio.Task[_Response]] | None = None
+        try:
+            while url:
+                if url in cursor.links or len(cursor.links) >= MAX_PAGES:
+                    raise StalledError(f"{label}: the service returned a nextLink loop")
+                if url.startswith("http"):
+                    self._check_same_endpoint(url, label)
+                try:
+                    if ahead is not None and ahead[0] == url:
+                        sent, ahead = ahead[1], None
+                        response = await sent
+                    else:
+                        response = await self._send("GET", url, "list", label)
+                except NotFoundError as err:
+                    if cursor.pages:
+                        raise
+                    raise _MissingFirstPageError(str(err)) from err
+                digest = hashlib.blake2b(response.raw, digest_size=16).digest()
+                page = known.get(digest) or reading.get(digest)
+                if page is None:
+                    ahead = await self._read_ahead(response.raw, cursor, url, label)
+                    page = _parse_page(response.raw, label, resource_group_of)
+                else:
+                    self.pages_reused += 1
+                reading[digest] = page
+                # The page is taken whole or not at all: a retry never sees half of one.
+                cursor.links.add(url)
+                cursor.groups.extend(page.groups)
+                cursor.pages += 1
+                url = cursor.next_link = page.next_link
+                if ahead is not None and ahead[0] != url:
+                    await _dropped(ahead[1])  # the link read ahead is not the page's: never taken
+                    ahead = None
+                if cursor.on_page is not None:
+                    cursor.on_page(page.groups)
+        finally:
+            if ahead is not None:
+                await _dropped(ahead[1])
         self._pages[label] = self._pages_reading.pop(label, reading)
         return cursor.groups
+
+    async def _read_ahead(
+        self, raw: bytes, cursor: ListCursor, url: str, label: str
+    ) -> tuple[str, asyncio.Task[_Response]] | None:
+        """The request of the page after this one's (`raw`), sent now if its link can be read off the end of
+        the bytes and may be followed; None else (the chain then asks for it after decoding, as before)."""
+        link = next_link_at_end(raw)
+        if link is None or link == url or link in cursor.links or len(cursor.links) + 1 >= MAX_PAGES:
+            return None
+        if link.startswith("http") and urlsplit(link).netloc.lower() != self._netloc:
+            return None  # the chain refuses it with its reason when it gets there
+        sent = asyncio.create_task(self._send("GET", link, "list", label), name=f"list-ahead:{label}")
+        # One turn of the loop: the request goes out (a pooled connection, written at once) before the
+        # decoding below holds the loop.
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled here: the request is not left behind
+            await _dropped(sent)
+            raise
+        return link, sent
 
     async def get_group(self, resource_group: str, name: str) -> ObservedGroup | None:
         try:

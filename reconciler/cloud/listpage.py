@@ -44,6 +44,27 @@ def page_items(raw: bytes) -> tuple[list[tuple[Any, str]], Any] | None:
     return [(item, _text(item)) for item in listed], page.get("nextLink")
 
 
+# `"nextLink": "..."` as the last member of the page's object, as ARM writes it (after `value`). A key of
+# that name inside an item is followed by more of the item and the page: it never ends the bytes.
+_NEXT_AT_END = re.compile(rb'"nextLink"[ \t\n\r]*:[ \t\n\r]*("(?:[^"\\]|\\.)*")[ \t\n\r]*}[ \t\n\r]*\Z')
+# How far from the end the link is looked for (a nextLink with its skip token is well under this).
+_TAIL = 16384
+
+
+def next_link_at_end(raw: bytes) -> str | None:
+    """The `nextLink` a page ends with, read off its last bytes without decoding the page (so that the next
+    page can be asked for first); None when the page does not end with one. A hint: the caller follows it
+    only if the decoded page names the same link."""
+    found = _NEXT_AT_END.search(raw, max(0, len(raw) - _TAIL))
+    if found is None:
+        return None
+    try:
+        link = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return link if isinstance(link, str) and link else None
+
+
 def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.cloud.listpage import _split, page_items
+from reconciler.cloud.listpage import _split, next_link_at_end, page_items
 from reconciler.model.observed import PackedBody
 
 JSON = st.recursive(
@@ -105,3 +105,37 @@ def test_reads_of_one_body_in_a_row_decode_it_once() -> None:
     assert other == first
     assert other is not first
     assert one.decoded() is not first, "only the last body read stays decoded"
+
+
+@given(pages())
+def test_a_link_read_off_the_end_of_a_page_is_the_pages_own_and_is_found_when_it_ends_the_page(
+    text: str,
+) -> None:
+    page = json.loads(text)
+    found = next_link_at_end(text.encode())
+    link = page.get("nextLink")
+    if found is not None:
+        assert found == link, "never a link the page does not name"
+    ends_with_it = list(page)[-1] == "nextLink" and isinstance(link, str) and link != ""
+    assert (found is not None) == ends_with_it
+
+
+@pytest.mark.parametrize(
+    ("raw", "link"),
+    [
+        (
+            b'{"value":[{"name":"a"}],"nextLink":"https://m.example/x?$skipToken=2"}',
+            "https://m.example/x?$skipToken=2",
+        ),
+        (rb'{"value":[],"nextLink":"a\"b\u00e9"}' + b"\n", 'a"b\u00e9'),  # escapes, as JSON decodes them
+        (b'{"nextLink":"n","value":[]}', None),  # not the last member: the page is decoded first
+        (b'{"value":[{"tags":{"nextLink":"https://evil.example/"}}]}', None),  # an item's key, not the page's
+        (b'{"value":[],"nextLink":null}', None),
+        (b'{"value":[],"nextLink":""}', None),
+        (b'{"value":[],"nextLink":"unterminated}', None),
+    ],
+)
+def test_a_link_is_read_off_the_end_only_where_the_page_itself_ends_with_it(
+    raw: bytes, link: str | None
+) -> None:
+    assert next_link_at_end(raw) == link

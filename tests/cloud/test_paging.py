@@ -6,8 +6,10 @@ the emulator's and the gateway's shared fake clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,3 +206,58 @@ async def test_listed_groups_keep_their_bodies_as_text_and_share_tag_names_and_s
         [(name_a, value_a)], [(name_b, value_b)] = first.tags.items(), last.tags.items()
         assert name_a is name_b
         assert value_a is value_b
+
+
+async def test_each_next_page_is_asked_for_before_the_page_before_it_is_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.cloud import azure
+
+    events: list[str] = []
+    decode = azure._parse_page
+
+    def parse(raw: bytes, *args: Any) -> Any:
+        page = decode(raw, *args)
+        events.append(f"decoded {len(page.groups)}")
+        return page
+
+    monkeypatch.setattr(azure, "_parse_page", parse)
+    async with in_process(tmp_path, page_size=2) as (emu, gateway):
+        seed(emu, 7)  # 4 pages
+        send = gateway._send
+
+        async def sending(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            events.append("asked" + (" again" if "skiptoken" in url.lower() else ""))
+            return await send(method, url, *args, **kwargs)
+
+        monkeypatch.setattr(gateway, "_send", sending)
+        found = await gateway.list_groups(RG)
+        assert sorted(g.name for g in found) == [f"g{n:04d}" for n in range(7)]
+        assert events == [
+            "asked",
+            "asked again",  # page 2, before page 1 is decoded
+            "decoded 2",
+            "asked again",
+            "decoded 2",
+            "asked again",
+            "decoded 2",
+            "decoded 1",  # the last page names no next one
+        ]
+        assert lists(emu) == [200, 200, 200, 200], "no request more than the pages"
+
+
+async def test_a_link_read_ahead_that_the_page_does_not_name_is_dropped_and_the_chain_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.cloud import azure
+
+    async with in_process(tmp_path, page_size=2) as (emu, gateway):
+        seed(emu, 5)  # 3 pages
+        wrong = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance"
+            "/containerGroups?api-version=2023-05-01&$skipToken=wrong"
+        )
+        monkeypatch.setattr(azure, "next_link_at_end", lambda raw: wrong)
+        found = await gateway.list_groups(RG)
+        assert sorted(g.name for g in found) == [f"g{n:04d}" for n in range(5)]
+        assert len([t for t in asyncio.all_tasks() if t.get_name().startswith("list-ahead")]) == 0
