@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from reconciler.model.compact import share_fields_set
 from reconciler.model.text import shown
 
 API_VERSION = "2023-05-01"
@@ -130,6 +131,12 @@ class ArmModel(BaseModel):
         cls._keys = keys
         cls._aliases = frozenset(alias for _, alias in fields)
         cls._fields = tuple(fields)
+
+    @model_validator(mode="after")
+    def _share_fields_set(self) -> Self:
+        # As each model is made: a fleet's manifests are most of what a daemon keeps (`compact`).
+        share_fields_set(self)
+        return self
 
     @model_validator(mode="before")
     @classmethod

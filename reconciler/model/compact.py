@@ -18,8 +18,9 @@ Short texts that many models hold alike (image names, regions, tag names) are sh
 `updated` is `model_copy(update=...)` for frozen models without the generic copy machinery: a daemon that
 puts secret values into the models it keeps copies a few of them per group on every pass.
 
-Called by the load cache for the manifests it keeps (`share_tree`), by the adapter for the live groups it
-builds and by the planner for its plan entries; `shared_text` by the YAML reader and the adapter.
+Called by every manifest model as it is validated (`reconciler.model.aci.ArmModel`), by the adapter for the
+live groups it builds and by the planner for its plan entries; `shared_text` by the YAML reader and the
+adapter.
 """
 
 from __future__ import annotations
@@ -77,24 +78,6 @@ def share_fields_set(model: BaseModel) -> None:
     if shared is not fields:
         object.__setattr__(model, "__pydantic_fields_set__", shared)
     share_keys(model)
-
-
-def share_tree(model: BaseModel) -> None:
-    """`share_fields_set` for `model` and every model it holds (in its fields, and in the tuples, lists and
-    dict values they hold), however deep: for what is kept across passes (the daemon's load cache keeps
-    its manifests so), not for every model as it is validated, which a one-shot command would pay for
-    (a third of a manifest's validation) and drop at its end."""
-    stack = [model]
-    while stack:
-        found = stack.pop()
-        share_fields_set(found)
-        for value in found.__dict__.values():
-            if isinstance(value, BaseModel):
-                stack.append(value)
-            elif type(value) is tuple or type(value) is list:
-                stack.extend(item for item in value if isinstance(item, BaseModel))
-            elif type(value) is dict:
-                stack.extend(item for item in value.values() if isinstance(item, BaseModel))
 
 
 def share_keys(model: BaseModel) -> None:

@@ -38,7 +38,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.model.compact import share_tree
 from reconciler.model.manifest import GroupManifest, SecretRef, SecretSlot, parse_manifest
 from reconciler.model.text import plain, shown
 from reconciler.source.defaults import Defaults, Layer, apply_layer, parse_layer, secrets_dir
@@ -762,10 +761,7 @@ def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup
 
 
 def _kept(group: LoadedGroup) -> LoadedGroup:
-    """`group` as the load cache keeps it: as validated, before its secret references were resolved, its
-    models sharing what all models of their class hold alike (a fleet's manifests are most of what a
-    daemon keeps: `compact`)."""
-    share_tree(group.unresolved or group.given)
+    """`group` as the load cache keeps it: as validated, before its secret references were resolved."""
     if group.unresolved is None:
         return group
     return LoadedGroup(group.unresolved, group.source, group.file_digest, group.document)

@@ -4,25 +4,17 @@ changes gets its own, and nothing a model says (its dump, its fields set, equali
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from reconciler.model import compact
-from reconciler.model.compact import share_fields_set, share_tree, shared_fields_set
-from reconciler.model.manifest import GroupManifest
+from reconciler.model.compact import share_fields_set, shared_fields_set
 from tests.planning.support import base_properties, manifest
 
 
-def _kept(m: GroupManifest) -> GroupManifest:
-    """`m` as the load cache keeps it: every model of it shared (`share_tree`)."""
-    share_tree(m)
-    return m
-
-
-def test_manifests_parsed_apart_share_their_field_sets_once_kept_and_read_the_same() -> None:
-    one, two = _kept(manifest(name="one")), _kept(manifest(name="two"))
+def test_manifests_parsed_apart_share_their_field_sets_and_read_the_same() -> None:
+    one, two = manifest(name="one"), manifest(name="two")
     assert one.__pydantic_fields_set__ is two.__pydantic_fields_set__
     first = one.properties.containers[0]
     assert first.__pydantic_fields_set__ is two.properties.containers[0].__pydantic_fields_set__
@@ -119,7 +111,7 @@ def _models(model: BaseModel) -> list[BaseModel]:
 def test_every_model_of_a_validated_manifest_keeps_its_values_over_its_classs_shared_keys() -> None:
     props = base_properties()
     props["containers"][0]["properties"]["environmentVariables"] = [{"name": "A", "value": "1"}]
-    models = _models(_kept(manifest(name="one", properties=props)))
+    models = _models(manifest(name="one", properties=props))
     assert len(models) > 5
     for model in models:
         ordinary = dict(model.__dict__)
@@ -186,25 +178,3 @@ def test_updated_copies_private_attributes_and_falls_back_to_model_copy_when_not
     assert loose.a == 1
     copied.a = 3  # a model that is not frozen stays assignable, with a set of its own
     assert loose.model_fields_set == {"a"}
-
-
-def test_a_manifest_is_validated_without_sharing_and_the_load_cache_shares_what_it_keeps(
-    tmp_path: Path,
-) -> None:
-    from reconciler.source import LoadCache, load_manifests
-
-    for n in range(2):
-        (tmp_path / f"g{n}.yaml").write_text(
-            f"name: g{n}\nresourceGroup: rg\nlocation: westeurope\n"
-            "properties:\n  osType: Linux\n  containers:\n"
-            "  - name: web\n    properties:\n      image: nginx\n"
-            "      resources: {requests: {cpu: 1, memoryInGB: 1}}\n"
-        )
-    once = load_manifests(tmp_path)
-    one, two = (g.manifest for g in once.groups)
-    assert one.__pydantic_fields_set__ is not two.__pydantic_fields_set__, "a one-shot load shares nothing"
-    kept = load_manifests(tmp_path, cache=LoadCache())
-    one, two = (g.manifest for g in kept.groups)
-    assert one.__pydantic_fields_set__ is two.__pydantic_fields_set__
-    first, second = one.properties.containers[0], two.properties.containers[0]
-    assert first.properties.__pydantic_fields_set__ is second.properties.__pydantic_fields_set__
