@@ -265,17 +265,14 @@ def _entry_arguments(settings: EngineSettings, loaded: LoadResult) -> _EntryArgu
 
 
 def _desired(group: LoadedGroup) -> DesiredGroup:
-    if group.values is not None:
-        # Kept by the load cache, its values read but not put in: `build_plan` does that only if it plans it.
-        return DesiredGroup(
-            manifest=group.given,
-            source=group.where,
-            folded=group.folded_key,
-            unresolved=group.given,
-            pending=group,
-        )
+    # A group the load cache kept has its values read but not put in (its manifest without them, then, and
+    # `pending`): `build_plan` puts them into a copy only if it plans it.
     return DesiredGroup(
-        manifest=group.manifest, source=group.where, folded=group.folded_key, unresolved=group.unresolved
+        manifest=group.declared,
+        source=group.where,
+        folded=group.folded_key,
+        unresolved=group.unresolved,
+        pending=group if group.values is not None else None,
     )
 
 

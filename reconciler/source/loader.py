@@ -638,10 +638,11 @@ class _Document:
         return {k: v for k, v in raw.items() if k not in found} if found else raw
 
     def _resolve(self, manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
-        found = _with_values(manifest, resolved)
-        if found is None:  # a reference we did not see in the document: a mismatch with the model
+        try:
+            return manifest.resolve_secrets(_resolver(resolved))
+        except KeyError:  # a reference we did not see in the document: a mismatch with the model
             self.error((), "a secret reference could not be resolved")
-        return found
+            return None
 
     def _validation_errors(self, value: dict[str, Any], exc: ValidationError) -> None:
         start = len(self.run.errors)
@@ -728,15 +729,6 @@ def _resolver(resolved: Mapping[tuple[str, str], str]) -> Callable[[SecretRef], 
         return resolved[("env", ref.env) if ref.env is not None else ("file", ref.file or "")]
 
     return resolver
-
-
-def _with_values(manifest: GroupManifest, resolved: dict[tuple[str, str], str]) -> GroupManifest | None:
-    """`manifest` with the values of its secret references (by kind and name), itself when it has none;
-    None when one is missing."""
-    try:
-        return manifest.resolve_secrets(_resolver(resolved))
-    except KeyError:
-        return None
 
 
 def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup, ...] | None:
