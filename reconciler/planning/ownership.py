@@ -233,8 +233,16 @@ def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in tags.items() if not is_reserved(k)}
 
 
+# What `json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` writes, made once
+# rather than per call (a fingerprint a group, every cold pass). The values are canonical forms and secret
+# maps this module's callers build: never circular, so the check for it is left out (it changes no output).
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
+
+
 def _canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL_JSON.encode(value).encode()
 
 
 def spec_fingerprint(canonical_body: Mapping[str, Any]) -> str:

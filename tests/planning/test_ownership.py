@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,6 +143,38 @@ def test_fingerprint_is_stable_across_key_order() -> None:
     assert own.spec_fingerprint(a) == own.spec_fingerprint(b)
     assert own.spec_fingerprint(a) != own.spec_fingerprint({**a, "location": "y"})
     assert len(own.spec_fingerprint(a)) == 64
+
+
+def test_fingerprint_and_secret_hash_are_the_values_earlier_releases_wrote() -> None:
+    # Both live in tags on every managed group: a different serialisation would re-tag a whole fleet.
+    body = {
+        "location": "westeurope",
+        "properties": {
+            "osType": "Linux",
+            "sku": "Standard",
+            "containers": {
+                "web": {"image": "nginx:1.25", "resources": {"requests": {"cpu": 1, "memoryInGB": 1.5}}}
+            },
+            "note": "caf\u00e9 \u2603",
+        },
+    }
+    assert own.spec_fingerprint(body) == "e23a507a040a8fff2ad27b2ca4a82a03ec65baf1beb73a97ccef739f4744950e"
+    values = {"/properties/containers/web/environmentVariables/TOKEN": "s3cr\u00e9t"}
+    assert own.secrets_hash(values, KEY) == "d0db5204f5f765714f5f27c2aa709e5b6525f49d13585123320f3486a1e7ad88"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=5))
+@settings(max_examples=200)
+def test_fingerprint_is_sha256_of_sorted_compact_json(body: dict[str, object]) -> None:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert own.spec_fingerprint(body) == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_secret_hash_is_keyed_and_never_contains_the_secret() -> None:
