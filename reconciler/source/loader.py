@@ -86,15 +86,35 @@ class LoadedGroup:
     values: Mapping[tuple[str, str], str] | None = field(default=None, repr=False, kw_only=True)
     # With `values`: the secret slots of `given`, as the load cache keeps them with it.
     slots: tuple[SecretSlot, ...] | None = field(default=None, repr=False, kw_only=True)
-    # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass.
-    where: str = field(init=False, repr=False)
-    folded_key: tuple[str, str] = field(init=False, repr=False)
+    # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass
+    # (and the copy it hands out with a pass's values takes them from it, `with_values`).
+    where: str = field(default="", repr=False, kw_only=True)
+    folded_key: tuple[str, str] = field(default=("", ""), repr=False, kw_only=True)
     _resolved: GroupManifest | None = field(init=False, default=None, repr=False)
     _read: dict[str, str] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "where", str(self.source))
-        object.__setattr__(self, "folded_key", (self.given.resource_group.lower(), self.given.name.lower()))
+        if not self.where:
+            object.__setattr__(self, "where", str(self.source))
+            folded = (self.given.resource_group.lower(), self.given.name.lower())
+            object.__setattr__(self, "folded_key", folded)
+
+    def with_values(
+        self, values: Mapping[tuple[str, str], str], slots: tuple[SecretSlot, ...]
+    ) -> LoadedGroup:
+        """This kept group (validated before its values were put in) with a pass's `values` of its file's
+        references, and its manifest's secret `slots`."""
+        return LoadedGroup(
+            self.given,
+            self.source,
+            self.file_digest,
+            self.document,
+            self.given,
+            values=values,
+            slots=slots,
+            where=self.where,
+            folded_key=self.folded_key,
+        )
 
     @property
     def manifest(self) -> GroupManifest:
@@ -245,6 +265,9 @@ class _Cached:
     errors: tuple[SourceError, ...]
     warnings: tuple[SourceError, ...]
     failed: tuple[tuple[tuple[str, str], SourceLocation], ...]
+    # The file's directory: where the relative names of its secret files start (the walk's object, shared
+    # by the entries of its files).
+    directory: Path
     # Each variable its `${VAR}` substitutions read, with the value read (None: unset).
     env: tuple[tuple[str, str | None], ...] = ()
     # Its secret references (what they name, never a value): resolved again every pass, and the groups
@@ -324,12 +347,15 @@ class LoadCache:
         return max(mtime_ns, ctime_ns) < entry.read_at - self.RACY_NS
 
 
-def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None = None) -> _Read:
-    entry = cache.entries.get(str(path)) if cache is not None else None
+def _read_parsed(item: WalkItem, cache: LoadCache | None = None) -> _Read:
+    """The file the walk found at `item`: taken from `cache` when it trusts the walk's stat of it, else read
+    (not parsed: see `_Read`)."""
+    key, stamp = item.text, item.stamp
+    entry = cache.entries.get(key) if cache is not None else None
     if cache is not None and entry is not None and cache.trusts(entry, stamp):
         return _Read(None, None, digest=entry.digest, cached=entry, unread=True, clock=cache.clock)
     read_at = cache.clock() if cache is not None else 0
-    data, error = _read(path)
+    data, error = _read(item.path)
     if data is None:
         return _Read(None, error)
     digest = hashlib.sha256(data).hexdigest()
@@ -338,7 +364,7 @@ def _read_parsed(path: Path, cache: LoadCache | None = None, stamp: Stamp | None
         # bytes are let go (a whole checkout's would be held until each file's turn): the entry has what
         # they gave (its secret values are read again, from their sources), and a file whose defaults or
         # variables changed meanwhile, or whose references no longer resolve, is read again when loaded.
-        entry = cache.entries[str(path)] = replace(entry, stamp=stamp, read_at=read_at)
+        entry = cache.entries[key] = replace(entry, stamp=stamp, read_at=read_at)
         return _Read(None, None, digest=digest, cached=entry, unread=True, read_at=read_at, clock=cache.clock)
     # Parsed when loaded, one file at a time, and released then: the whole tree's parse trees (with their
     # positions) never live at once.
@@ -731,23 +757,21 @@ def _resolver(resolved: Mapping[tuple[str, str], str]) -> Callable[[SecretRef], 
     return resolver
 
 
-def _resolved_again(run: _Pass, path: Path, entry: _Cached) -> tuple[LoadedGroup, ...] | None:
+def _resolved_again(run: _Pass, entry: _Cached) -> tuple[LoadedGroup, ...] | None:
     """The kept groups of a file with secret references, each with this pass's values (read again now, and
     kept nowhere), which its manifest takes when first asked; None when one does not resolve, so that the
     file is loaded afresh and the error names its place."""
     if not entry.refs or not run.resolve_secrets:
         return entry.groups
     resolved, problems = resolve_references(
-        list(entry.refs), environ=run.environ, base_dir=path.parent, root=run.secret_root
+        list(entry.refs), environ=run.environ, base_dir=entry.directory, root=run.secret_root
     )
     if problems:
         return None
     # Every reference of the file resolved, and the groups' references are among them: the file loaded
     # without error from these very references when it was kept.
     return tuple(
-        g
-        if slots is None
-        else LoadedGroup(g.given, g.source, g.file_digest, g.document, g.given, values=resolved, slots=slots)
+        g if slots is None else g.with_values(resolved, slots)
         for g, slots in zip(entry.groups, entry.slots, strict=True)
     )
 
@@ -759,18 +783,11 @@ def _kept(group: LoadedGroup) -> LoadedGroup:
     return LoadedGroup(group.unresolved, group.source, group.file_digest, group.document)
 
 
-def _load_file(
-    run: _Pass,
-    path: Path,
-    layer: Layer,
-    read: _Read,
-    cache: LoadCache | None = None,
-    *,
-    item: WalkItem | None = None,
-) -> None:
-    """`item`: the walk's step that found the file (its relative path and stat), when there is one."""
-    relative = run.prefix + item.relative if item is not None and item.relative else run.relative(path)
-    stamp = item.stamp if item is not None else None
+def _load_file(run: _Pass, item: WalkItem, layer: Layer, read: _Read, cache: LoadCache | None = None) -> None:
+    """The manifest file the walk found at `item` (its relative path and stat): its groups from `cache`
+    when nothing they depend on changed, else loaded from `read`."""
+    relative = run.prefix + item.relative if item.relative else run.relative(item.path)
+    stamp = item.stamp
     entry = read.cached
     if (
         cache is not None
@@ -780,7 +797,7 @@ def _load_file(
         and entry.layer == layer
         and entry.same_env(run.environ)
     ):
-        kept = _resolved_again(run, path, entry)
+        kept = _resolved_again(run, entry)
         if kept is not None:
             cache.hits += 1
             run.contents.append((relative, read.digest.encode()))
@@ -789,6 +806,7 @@ def _load_file(
             run.warnings.extend(entry.warnings)
             run.failed.extend(entry.failed)
             return
+    path = item.path
     read.parse(path)
     if read.data is None or read.text is None:
         assert read.error is not None
@@ -796,7 +814,7 @@ def _load_file(
         return
     run.contents.append((relative, read.digest.encode()))
     if stamp is not None:
-        run.fresh[str(path)] = (stamp[2], stamp[3])
+        run.fresh[item.text] = (stamp[2], stamp[3])
     hints = _Hints.of(read.text)
     reads = _EnvReads(run.environ) if cache is not None and hints.dollar else None
     marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))
@@ -817,9 +835,9 @@ def _load_file(
         # may hold one (its text names a secret field) and had errors.
         literal = hints.secrets and (failed or any(g.given.literal_secrets() for g in keeping))
         if (refs and failed) or literal or (reads is not None and reads.whole):
-            cache.entries.pop(str(path), None)
+            cache.entries.pop(item.text, None)
             return
-        cache.entries[str(path)] = _Cached(
+        cache.entries[item.text] = _Cached(
             digest=read.digest,
             relative=relative,
             layer=layer,
@@ -831,6 +849,7 @@ def _load_file(
             errors=tuple(run.errors[marks[1] :]),
             warnings=tuple(run.warnings[marks[2] :]),
             failed=tuple(run.failed[marks[3] :]),
+            directory=item.directory or path.parent,
             env=tuple(reads.read.items()) if reads is not None else (),
             refs=tuple(refs),
             # From the bytes loaded here: a file read again after the walk may have changed since.
@@ -922,12 +941,13 @@ class _Secrets:
     files: set[str] = field(default_factory=set)  # real paths
     dirs: list[str] = field(default_factory=list)  # real paths
 
-    def covers(self, path: Path, real: str = "") -> bool:
+    def covers(self, path: str, real: str = "") -> bool:
         """`real`: the path with its links resolved, when the caller knows it."""
         real = real or os.path.realpath(path)
         return real in self.files or any(_under(real, d) for d in self.dirs)
 
-    def note_references(self, path: Path, read: _Read) -> None:
+    def note_references(self, item: WalkItem, read: _Read) -> None:
+        """Marks the secret files that the manifest file the walk found at `item` names."""
         if read.data is None:
             # Not read again (the load cache has its bytes): the names it noted when it was.
             names = read.cached.noted if read.cached is not None else ()
@@ -936,10 +956,10 @@ class _Secrets:
             # (no letter outside ASCII folds to one of its letters), unless an escape spells it.
             if b"from" not in read.data.lower() and b"\\" not in read.data:
                 return
-            read.parse(path)
+            read.parse(item.path)
             names = _file_references(read.docs)
         for name in names:
-            self.files.add(os.path.realpath(path.parent / name))
+            self.files.add(os.path.realpath(item.path.parent / name))
 
 
 def _file_references(docs: Sequence[ParsedDocument]) -> tuple[str, ...]:
@@ -988,7 +1008,7 @@ def load_manifests(
     base = Layer.from_cli(defaults or Defaults())
     # Walk every root, then read and parse each file once: what the files reference decides which are secrets.
     walked: list[tuple[Path, WalkItem]] = []
-    reads: dict[Path, _Read] = {}
+    reads: dict[str, _Read] = {}  # by the path's text
     secrets = _Secrets()
     seen: set[str] = set()
     for top in roots:
@@ -996,13 +1016,13 @@ def load_manifests(
             secrets.dirs.append(os.path.realpath(top / DEFAULT_SECRETS_DIR))
         for item in walk(top):
             if item.kind in ("defaults", "manifest"):
-                real = item.real or os.path.realpath(item.path)
+                real = item.real or os.path.realpath(item.text)
                 if real in seen:
                     continue  # reached from two roots (`-f dir -f dir/a.yaml`): read once
                 seen.add(real)
                 # Defaults files are always parsed: their layer is what the cache compares.
-                read = _read_parsed(item.path, cache if item.kind == "manifest" else None, item.stamp)
-                reads[item.path] = read
+                read = _read_parsed(item, cache if item.kind == "manifest" else None)
+                reads[item.text] = read
                 if item.kind == "defaults":
                     read.parse(item.path)
                     value = read.docs[0].value if read.docs else None
@@ -1010,9 +1030,9 @@ def load_manifests(
                     if named is not None:
                         secrets.dirs.append(os.path.realpath(named))
                 else:
-                    secrets.note_references(item.path, read)
+                    secrets.note_references(item, read)
             walked.append((top, item))
-    kept = {str(p) for p in reads}
+    kept = set(reads)
     # The layer in force per open directory; None where a defaults file is broken (its scope is skipped).
     layers: list[Layer | None] = [base]
     files = 0
@@ -1024,16 +1044,16 @@ def load_manifests(
             layers.append(layers[-1])
         elif item.kind == "leave":
             layers.pop()
-        elif item.kind in ("defaults", "manifest", "error") and secrets.covers(item.path, item.real):
+        elif item.kind in ("defaults", "manifest", "error") and secrets.covers(item.text, item.real):
             continue  # a secret file (or something under a secrets directory): never a manifest
         elif item.kind == "error":
             run.errors.append(SourceError.at(item.path, FILE_START, item.message))
-        elif item.path not in reads:
+        elif item.text not in reads:
             continue  # the second path to a file already read
         elif item.kind == "defaults":
             files += 1
             outer = layers[-1]
-            own = _load_defaults(run, item.path, reads.pop(item.path), outer or base)
+            own = _load_defaults(run, item.path, reads.pop(item.text), outer or base)
             layers[-1] = None if own is None or outer is None else outer.under(own)
         else:
             files += 1
@@ -1041,11 +1061,11 @@ def load_manifests(
             if layer is None:
                 # Covered by the defaults file's own errors: nothing here is applied (or pruned), but the
                 # groups that name their own resource group are known, for their status.
-                _note_unloaded(run, item.path, reads.pop(item.path))
+                _note_unloaded(run, item.path, reads.pop(item.text))
                 continue
             # Popped: each file's bytes and parse tree are freed once it is loaded, and a second path to
             # the same file finds it gone.
-            _load_file(run, item.path, layer, reads.pop(item.path), cache, item=item)
+            _load_file(run, item, layer, reads.pop(item.text), cache)
     if cache is not None:
         for gone in [k for k in cache.entries if k not in kept]:
             del cache.entries[gone]

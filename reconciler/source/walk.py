@@ -40,19 +40,56 @@ def stamp_of(st: os.stat_result) -> Stamp:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@dataclass(frozen=True, slots=True)
 class WalkItem:
-    """One step of the walk: enter/leave a directory, a defaults file, a manifest file, or an error."""
+    """One step of the walk: enter/leave a directory, a defaults file, a manifest file, or an error.
 
-    kind: Literal["enter", "leave", "defaults", "manifest", "error"]
-    path: Path
-    message: str = ""
-    # Of files: the real path (symlinks resolved) and the path relative to the walked root, in POSIX form
-    # ("." for a root that is a file). Known as the walk goes, so the loader never asks the file system
-    # (`os.path.realpath` stats every component) or pathlib for them per file.
-    real: str = ""
-    relative: str = ""
-    stamp: Stamp | None = None
+    `text` is the path as `str(path)` gives it; `path`, the `Path`, is made when first asked: a daemon's
+    load cache takes an unchanged file by its text, and pathlib's objects cost more than the rest of the
+    walk's work on such a file."""
+
+    __slots__ = ("_path", "directory", "kind", "message", "real", "relative", "stamp", "text")
+
+    def __init__(
+        self,
+        kind: Literal["enter", "leave", "defaults", "manifest", "error"],
+        path: Path | str,
+        message: str = "",
+        *,
+        real: str = "",
+        relative: str = "",
+        stamp: Stamp | None = None,
+        directory: Path | None = None,
+    ) -> None:
+        self.kind = kind
+        self._path = path if isinstance(path, Path) else None
+        self.text = str(path)
+        self.message = message
+        # Of files: the real path (symlinks resolved) and the path relative to the walked root, in POSIX
+        # form ("." for a root that is a file). Known as the walk goes, so the loader never asks the file
+        # system (`os.path.realpath` stats every component) or pathlib for them per file.
+        self.real = real
+        self.relative = relative
+        self.stamp = stamp
+        # Of a file found in a directory: that directory (one object for all its files).
+        self.directory = directory
+
+    @property
+    def path(self) -> Path:
+        found = self._path
+        if found is None:
+            found = self._path = Path(self.text)
+        return found
+
+    def __repr__(self) -> str:
+        return f"WalkItem({self.kind!r}, {self.text!r}, {self.message!r})"
+
+
+def child_text(directory: str, name: str) -> str:
+    """`str(Path(directory) / name)` for `directory` as `str` gives a `Path` and `name` an entry of it (no
+    separator, not `.` or `..`), without making either `Path`."""
+    if directory == ".":
+        return name
+    return directory + name if directory.endswith("/") else f"{directory}/{name}"
 
 
 def is_skipped(name: str) -> bool:
@@ -105,7 +142,7 @@ def walk(root: Path) -> Iterator[WalkItem]:
     if not stat.S_ISDIR(st.st_mode):
         yield WalkItem("error", root, "not a directory or a regular file")
         return
-    seen_files: dict[tuple[int, int], Path] = {}
+    seen_files: dict[tuple[int, int], str] = {}
     seen_dirs: dict[tuple[int, int], Path] = {(st.st_dev, st.st_ino): root}
     walker = _Walker(root_real, seen_dirs, seen_files)
     yield from walker.walk_dir(root, [(st.st_dev, st.st_ino)], root_real, "")
@@ -115,7 +152,7 @@ def walk(root: Path) -> Iterator[WalkItem]:
 class _Walker:
     root_real: str
     seen_dirs: dict[tuple[int, int], Path]
-    seen_files: dict[tuple[int, int], Path]
+    seen_files: dict[tuple[int, int], str]
 
     def walk_dir(
         self, directory: Path, ancestors: list[tuple[int, int]], real_dir: str, relative_dir: str
@@ -133,14 +170,15 @@ class _Walker:
             yield WalkItem("error", directory, _describe_os_error(exc, "directory"))
             return
         yield WalkItem("enter", directory)
-        defaults: list[tuple[Path, str, str, Stamp]] = []
-        files: list[tuple[Path, str, str, Stamp]] = []
+        defaults: list[tuple[str, str, str, Stamp]] = []
+        files: list[tuple[str, str, str, Stamp]] = []
         subdirs: list[tuple[Path, tuple[int, int], str, str]] = []
+        directory_text = str(directory)
         for entry in entries:
             name = entry.name
             if is_skipped(name):
                 continue
-            path = directory / name
+            path = child_text(directory_text, name)
             relative = f"{relative_dir}/{name}" if relative_dir else name
             try:
                 is_link = entry.is_symlink()
@@ -168,8 +206,9 @@ class _Walker:
                         f"the same directory as {plain(seen_dirs[key])} (a symlink); not read twice",
                     )
                 else:
-                    seen_dirs[key] = path
-                    subdirs.append((path, key, real, relative))
+                    subdir = Path(path)
+                    seen_dirs[key] = subdir
+                    subdirs.append((subdir, key, real, relative))
                 continue
             kind = file_kind(name)
             if kind is None:
@@ -193,12 +232,14 @@ class _Walker:
                 files.append(found)
         for path, _, _, _ in defaults[1:]:
             yield WalkItem(
-                "error", path, f"a second defaults file in this directory (also {plain(defaults[0][0].name)})"
+                "error",
+                path,
+                f"a second defaults file in this directory (also {plain(os.path.basename(defaults[0][0]))})",
             )
         for path, real, relative, stamp in defaults[:1]:
-            yield WalkItem("defaults", path, real=real, relative=relative, stamp=stamp)
+            yield WalkItem("defaults", path, real=real, relative=relative, stamp=stamp, directory=directory)
         for path, real, relative, stamp in files:
-            yield WalkItem("manifest", path, real=real, relative=relative, stamp=stamp)
-        for path, key, real, relative in subdirs:
-            yield from self.walk_dir(path, [*ancestors, key], real, relative)
+            yield WalkItem("manifest", path, real=real, relative=relative, stamp=stamp, directory=directory)
+        for subdir, key, real, relative in subdirs:
+            yield from self.walk_dir(subdir, [*ancestors, key], real, relative)
         yield WalkItem("leave", directory)

@@ -24,6 +24,7 @@ from reconciler.engine.observe import Scope
 from reconciler.model.plan import Action
 from reconciler.source import loader as source_loader
 from reconciler.source.loader import MAX_PROBLEMS_PER_FILE
+from reconciler.source.walk import WalkItem
 from tests.e2e.harness import DaemonProcess, EmulatorProcess, run_cli
 from tests.inprocess import engine_settings, in_process
 from tests.reliability.support import (
@@ -245,11 +246,11 @@ def test_directory_vanishing_mid_pass_is_an_error_and_prunes_nothing(
             real_read = source_loader._read_parsed
             vanished: list[Path] = []
 
-            def read_file_then_remove_the_directory(path: Path, *rest: Any) -> source_loader._Read:
-                read = real_read(path, *rest)
-                if path.name == "good.yaml" and not vanished:
+            def read_file_then_remove_the_directory(item: WalkItem, *rest: Any) -> source_loader._Read:
+                read = real_read(item, *rest)
+                if item.path.name == "good.yaml" and not vanished:
                     shutil.rmtree(doomed)
-                    vanished.append(path)
+                    vanished.append(item.path)
                 return read
 
             # The loader reads (and parses) every file while it walks, before loading any: the directory
