@@ -103,8 +103,10 @@ def is_skipped(name: str) -> bool:
 
 def file_kind(name: str) -> Literal["defaults", "manifest"] | None:
     """What a file of this name is to the walk (its name only: hidden and temporary files aside)."""
-    stem, suffix = os.path.splitext(name)
-    if suffix.lower() not in MANIFEST_SUFFIXES:
+    # `os.path.splitext`'s reading (a name of leading dots then a suffix has none), in fewer steps: it runs
+    # for every file of the tree on every pass.
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem.strip(".") or f".{suffix.lower()}" not in MANIFEST_SUFFIXES:
         return None
     return "defaults" if stem == DEFAULTS_STEM else "manifest"
 
@@ -193,7 +195,7 @@ class _Walker:
                 yield WalkItem("error", path, _describe_os_error(exc, "it"))
                 continue
             key = (st.st_dev, st.st_ino)
-            real = os.path.realpath(path) if is_link else os.path.join(real_dir, name)
+            real = os.path.realpath(path) if is_link else child_text(real_dir, name)
             if stat.S_ISDIR(st.st_mode):
                 if is_link and not _inside(root_real, real):
                     yield WalkItem("error", path, _OUTSIDE)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.source import LoadCache, load_manifests
-from reconciler.source.walk import WalkItem, child_text, walk
+from reconciler.source.walk import DEFAULTS_STEM, MANIFEST_SUFFIXES, WalkItem, child_text, file_kind, walk
 from tests.source.conftest import PROPS
 
 # Directory texts as a `Path` gives them, from spellings with dots, repeated and trailing separators.
@@ -79,3 +79,27 @@ def test_the_files_of_a_directory_share_one_directory_object(tmp_path: Path) -> 
         (tmp_path / f"{name}.yaml").write_text(manifest(name))
     directories = {id(item.directory) for item in walk(tmp_path) if item.kind == "manifest"}
     assert len(directories) == 1
+
+
+def kind_by_splitext(name: str) -> str | None:
+    stem, suffix = os.path.splitext(name)
+    if suffix.lower() not in MANIFEST_SUFFIXES:
+        return None
+    return "defaults" if stem == DEFAULTS_STEM else "manifest"
+
+
+SUFFIXES = [".yaml", ".YML", ".json", ".Json", "..yaml", ".", "", "_defaults.yaml", "._defaults.yml"]
+ENTRY_CHARS = st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",))
+
+
+@given(
+    st.text(st.sampled_from(list("._aYyMmLlJjSsOoNn-#~ ")), max_size=12)
+    | st.builds(
+        lambda stem, suffix: stem + suffix,
+        st.text(ENTRY_CHARS, max_size=5),
+        st.sampled_from(SUFFIXES),
+    )
+    | st.text(ENTRY_CHARS)
+)
+def test_a_files_kind_is_read_from_its_suffix_as_splitext_reads_it(name: str) -> None:
+    assert file_kind(name) == kind_by_splitext(name)
