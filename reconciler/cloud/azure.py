@@ -690,7 +690,7 @@ class AzureGateway:
         link = next_link_at_end(raw)
         if link is None or link == url or link in cursor.links or len(cursor.links) + 1 >= MAX_PAGES:
             return None
-        if link.startswith("http") and urlsplit(link).netloc.lower() != self._netloc:
+        if link.startswith("http") and not self._at_endpoint(link):
             return None  # the chain refuses it with its reason when it gets there
         sent = asyncio.create_task(self._send("GET", link, "list", label), name=f"list-ahead:{label}")
         # One turn of the loop: the request goes out (a pooled connection, written at once) before the
@@ -846,8 +846,12 @@ class AzureGateway:
 
     # --- long-running operations -----------------------------------------------------------------
 
+    def _at_endpoint(self, url: str) -> bool:
+        """Whether `url` (absolute) is on the configured endpoint, the only host credentials go to."""
+        return urlsplit(url).netloc.lower() == self._netloc
+
     def _check_same_endpoint(self, url: str, label: str) -> None:
-        if urlsplit(url).netloc.lower() != self._netloc:
+        if not self._at_endpoint(url):
             raise StalledError(
                 f"{label}: Azure pointed to {urlsplit(url).netloc!r}, not the configured endpoint; "
                 "refusing to send credentials there"
