@@ -111,6 +111,16 @@ SECRET_KEYS = frozenset(
 SecretSlot = tuple[str, ArmModel, str, str | None]
 # The two kinds of container whose environment may hold secret references.
 _C = TypeVar("_C", Container, InitContainer)
+_T = TypeVar("_T")
+
+
+def _each(items: tuple[_T, ...] | None, fn: Callable[[_T], _T]) -> tuple[_T, ...] | None:
+    """`items` with `fn` applied to each; `items` itself (None too) when `fn` gave every one back as it was:
+    a copy is made only on the way to what changed (`GroupManifest.resolve_secrets`)."""
+    if not items:
+        return items
+    out = tuple(map(fn, items))
+    return items if all(a is b for a, b in zip(out, items, strict=True)) else out
 
 
 class UnresolvedSecretError(ValueError):
@@ -360,22 +370,17 @@ class GroupManifest(ArmModel):
         the models on the way to a reference are copied: a daemon does this for each group on every pass."""
         props = self.properties
 
-        def with_values(containers: tuple[_C, ...] | None) -> tuple[_C, ...] | None:
-            # Plain loops, and copies of only what holds a reference: this is most of a warm pass's work
-            # for a group whose manifest has references.
-            out: list[_C] | None = None
-            for i, c in enumerate(containers or ()):
-                envs = c.properties.environment_variables
-                resolved: list[EnvironmentVariable] | None = None
-                for j, e in enumerate(envs or ()):
-                    if e.secure_value_from is not None:
-                        resolved = resolved or list(envs or ())
-                        resolved[j] = updated(e, {"secure_value": SecretStr(resolver(e.secure_value_from))})
-                if resolved is not None:
-                    out = out or list(containers or ())
-                    given = updated(c.properties, {"environment_variables": tuple(resolved)})
-                    out[i] = updated(c, {"properties": given})
-            return containers if out is None else tuple(out)
+        def env(e: EnvironmentVariable) -> EnvironmentVariable:
+            if e.secure_value_from is None:
+                return e
+            return updated(e, {"secure_value": SecretStr(resolver(e.secure_value_from))})
+
+        def container(c: _C) -> _C:
+            envs = c.properties.environment_variables
+            resolved = _each(envs, env)
+            if resolved is envs:
+                return c
+            return updated(c, {"properties": updated(c.properties, {"environment_variables": resolved})})
 
         def credential(c: ImageRegistryCredential) -> ImageRegistryCredential:
             if c.password_from is None:
@@ -392,18 +397,18 @@ class GroupManifest(ArmModel):
             return v
 
         update: dict[str, Any] = {}
-        containers = with_values(props.containers)
-        if containers is not props.containers:
-            update["containers"] = containers
-        init = with_values(props.init_containers)
-        if init is not props.init_containers:
-            update["init_containers"] = init
-        creds = tuple(credential(c) for c in props.image_registry_credentials or ())
-        if any(a is not b for a, b in zip(creds, props.image_registry_credentials or (), strict=True)):
-            update["image_registry_credentials"] = creds
-        volumes = tuple(volume(v) for v in props.volumes or ())
-        if any(a is not b for a, b in zip(volumes, props.volumes or (), strict=True)):
-            update["volumes"] = volumes
+        for name, was, now in (
+            ("containers", props.containers, _each(props.containers, container)),
+            ("init_containers", props.init_containers, _each(props.init_containers, container)),
+            (
+                "image_registry_credentials",
+                props.image_registry_credentials,
+                _each(props.image_registry_credentials, credential),
+            ),
+            ("volumes", props.volumes, _each(props.volumes, volume)),
+        ):
+            if now is not was:
+                update[name] = now
         diagnostics = props.diagnostics
         la = diagnostics.log_analytics if diagnostics else None
         if diagnostics is not None and la is not None and la.workspace_key_from is not None:
