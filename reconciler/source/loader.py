@@ -73,8 +73,9 @@ class LoadedGroup:
     (`values`) but without them put into its manifest: `manifest` makes that copy when first asked, and a
     daemon's plan memo serves a group that did not change without asking (`declared`, `secret_values`)."""
 
-    # The manifest; with `values`, the one validated before they were put in (`unresolved`, then).
-    given: GroupManifest
+    # The manifest as far as everything but secret values goes (names, policy, tags, shape): with `values`,
+    # the one validated before they were put in (`unresolved`, then), which is read without making a copy.
+    declared: GroupManifest
     source: SourceLocation
     file_digest: str  # sha256 hex of the whole file's bytes
     document: int = 0  # 0-based index of the document in its file
@@ -84,7 +85,7 @@ class LoadedGroup:
     # This pass's values of the references of its file, by kind and name: read, not yet put in. Held for
     # the pass only, as the manifest with the values in would be.
     values: Mapping[tuple[str, str], str] | None = field(default=None, repr=False, kw_only=True)
-    # With `values`: the secret slots of `given`, as the load cache keeps them with it.
+    # With `values`: the secret slots of `declared`, as the load cache keeps them with it.
     slots: tuple[SecretSlot, ...] | None = field(default=None, repr=False, kw_only=True)
     # `str(source)` and the key in lower case, made once: a group the load cache keeps is used every pass
     # (and the copy it hands out with a pass's values takes them from it, `with_values`).
@@ -96,7 +97,7 @@ class LoadedGroup:
     def __post_init__(self) -> None:
         if not self.where:
             object.__setattr__(self, "where", str(self.source))
-            folded = (self.given.resource_group.lower(), self.given.name.lower())
+            folded = (self.declared.resource_group.lower(), self.declared.name.lower())
             object.__setattr__(self, "folded_key", folded)
 
     def with_values(
@@ -105,11 +106,11 @@ class LoadedGroup:
         """This kept group (validated before its values were put in) with a pass's `values` of its file's
         references, and its manifest's secret `slots`."""
         return LoadedGroup(
-            self.given,
+            self.declared,
             self.source,
             self.file_digest,
             self.document,
-            self.given,
+            self.declared,
             values=values,
             slots=slots,
             where=self.where,
@@ -120,33 +121,27 @@ class LoadedGroup:
     def manifest(self) -> GroupManifest:
         """The group with its secret values in."""
         if self.values is None:
-            return self.given
+            return self.declared
         found = self._resolved
         if found is None:
-            found = self.given.resolve_secrets(_resolver(self.values))
+            found = self.declared.resolve_secrets(_resolver(self.values))
             object.__setattr__(self, "_resolved", found)
         return found
-
-    @property
-    def declared(self) -> GroupManifest:
-        """The manifest as far as everything but secret values goes (names, policy, tags, shape), without
-        putting this pass's values into a copy of it."""
-        return self.given
 
     def secret_values(self) -> dict[str, str]:
         """`manifest.secret_values()`, without putting the values into a copy (worked out once: the plan
         memo and the daemon's log redactor both ask)."""
         if self.values is None:
-            return self.given.secret_values()
+            return self.declared.secret_values()
         found = self._read
         if found is None:
-            found = self.given.secret_values(_resolver(self.values), slots=self.slots)
+            found = self.declared.secret_values(_resolver(self.values), slots=self.slots)
             object.__setattr__(self, "_read", found)
         return dict(found)
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.given.resource_group, self.given.name)
+        return (self.declared.resource_group, self.declared.name)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LoadedGroup):
@@ -637,7 +632,7 @@ class _Document:
         line, column = doc.start
         self.run.groups.append(
             LoadedGroup(
-                given=manifest,
+                declared=manifest,
                 source=SourceLocation(self.path, line, column),
                 file_digest=self.digest,
                 document=doc.index,
@@ -833,7 +828,7 @@ def _load_file(run: _Pass, item: WalkItem, layer: Layer, read: _Read, cache: Loa
         # before their values were put in (read again every pass), and only from a load without errors (one
         # that failed to resolve may not fail next pass). Never a file with a literal secret, nor one that
         # may hold one (its text names a secret field) and had errors.
-        literal = hints.secrets and (failed or any(g.given.literal_secrets() for g in keeping))
+        literal = hints.secrets and (failed or any(g.declared.literal_secrets() for g in keeping))
         if (refs and failed) or literal or (reads is not None and reads.whole):
             cache.entries.pop(item.text, None)
             return
