@@ -51,7 +51,7 @@ from reconciler.source.secrets import (
     literal_secret_warnings,
     resolve_references,
 )
-from reconciler.source.substitute import substitute
+from reconciler.source.substitute import reads_of, substitute
 from reconciler.source.walk import Stamp, WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
 
@@ -601,6 +601,17 @@ class _Document:
         resolved: dict[tuple[str, str], str] = {}
         if hints.references:
             refs = self.refs = find_references(value)
+            secret_env = frozenset(ref.name for ref in refs if ref.kind == "env")
+            clashes = reads_of(raw, secret_env) if hints.dollar and secret_env else []
+            if clashes:
+                value = raw  # nothing below may show the substituted secret (a validation message would)
+            for at, name in clashes:
+                self.error(
+                    at,
+                    f"{_display(at)}: ${{{name}}} substitutes {name}, which this manifest reads as a "
+                    "secret (secureValueFrom/...From env): its value would be shown in plans and tags "
+                    "and by Azure; give this field another variable",
+                )
             if self.run.resolve_secrets:
                 resolved, problems = resolve_references(
                     refs, environ=self.run.environ, base_dir=self.path.parent, root=self.run.secret_root

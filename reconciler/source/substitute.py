@@ -80,6 +80,30 @@ def substitute_text(
     return _PATTERN.sub(replace, text), problems
 
 
+def reads_of(value: Any, names: frozenset[str], path: DocPath = ()) -> list[tuple[DocPath, str]]:
+    """Where a string in `value` substitutes one of `names` (`${NAME}` or `${NAME:-...}`), and the name.
+    The loader refuses a variable that the same manifest uses as a secret: substituted, its value would sit
+    in a plain field, which plans, tags and Azure's GET show."""
+    found: list[tuple[DocPath, str]] = []
+
+    def walk(node: Any, here: DocPath) -> None:
+        if isinstance(node, str):
+            if "${" in node:
+                for match in _PATTERN.finditer(node):
+                    name = (match.group(1) or "").partition(":-")[0]
+                    if name in names:
+                        found.append((here, name))
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*here, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*here, i))
+
+    walk(value, path)
+    return found
+
+
 def substitute(
     value: Any,
     environ: Mapping[str, str],

@@ -243,3 +243,43 @@ def test_an_empty_secret_volume_is_an_error_naming_secret_from(
         (message,) = messages(result, root)
         assert "secret volume 'certs' has no files" in message
         assert "secretFrom" in message
+
+
+# A variable the manifest reads as a secret, substituted into a plain field too: every place it could go.
+_PLAIN_FIELDS = [
+    ("image: nginx", "image: nginx:${ACI_DB_PASSWORD}"),
+    ("tags:\n  team: web", "tags:\n  team: x${ACI_DB_PASSWORD:-none}"),
+    ("dnsNameLabel: web", "dnsNameLabel: ${ACI_DB_PASSWORD}"),
+]
+
+
+def test_a_secret_variable_substituted_into_a_plain_field_is_refused_and_never_shown(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    for i, (_, plain_use) in enumerate(_PLAIN_FIELDS):
+        text = manifest(f"web{i}") + ENV_LINES % "env: ACI_DB_PASSWORD"
+        if plain_use.startswith("image"):
+            text = text.replace("image: nginx", plain_use)
+        elif plain_use.startswith("tags"):
+            text += plain_use + "\n"
+        else:
+            text += "  ipAddress:\n    type: Public\n    ports: [{port: 80}]\n    " + plain_use + "\n"
+        write(f"m{i}.yaml", text)
+    result = load(environ={"ACI_DB_PASSWORD": SECRET})
+    assert result.groups == ()
+    assert len(result.failed_keys) == len(_PLAIN_FIELDS)
+    found = messages(result, root)
+    assert (
+        len([m for m in found if "substitutes ACI_DB_PASSWORD, which this manifest reads as a secret" in m])
+        == 3
+    )
+    assert all(SECRET not in m for m in found), found
+    assert_secret_hidden(result)
+
+
+def test_a_secret_variable_alone_and_another_variable_substituted_load(write: Writer, load: Loader) -> None:
+    text = manifest() + ENV_LINES % "env: ACI_DB_PASSWORD"
+    write("a.yaml", text.replace("image: nginx", "image: nginx:${ACI_TAG}"))
+    result = load(environ={"ACI_DB_PASSWORD": SECRET, "ACI_TAG": "1.27"})
+    assert result.errors == ()
+    assert secret_of(result) == SECRET
