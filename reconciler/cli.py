@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -238,7 +239,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
 def _add_lro_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll-interval",
-        type=float,
+        type=_seconds(zero=True),
         default=None,
         metavar="SECONDS",
         help="wait between polls of a long-running operation when Azure names none "
@@ -246,11 +247,30 @@ def _add_lro_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lro-timeout",
-        type=float,
+        type=_seconds(zero=False),
         default=900.0,
         metavar="SECONDS",
         help="how long to wait for one create, update or delete (default 900)",
     )
+
+
+def _seconds(*, zero: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number of seconds, positive (or also 0 with `zero`); a usage error names
+    the value otherwise (the engine's own checks would raise past argparse, as a traceback)."""
+
+    def parse(text: str) -> float:
+        from reconciler.model.text import shown
+
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a number of seconds") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            least = "0 or more" if zero else "more than 0"
+            raise argparse.ArgumentTypeError(f"{shown(text)}: give a finite number of seconds, {least}")
+        return value
+
+    return parse
 
 
 def _timeout_value(text: str) -> float:

@@ -440,3 +440,34 @@ def test_every_command_runs_with_a_gil_switch_interval_short_enough_for_the_loop
         assert SWITCH_INTERVAL_S <= 0.001
     finally:
         sys.setswitchinterval(before)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "ok"),
+    [
+        ("--poll-interval", "0", True),
+        ("--poll-interval", "2.5", True),
+        ("--poll-interval", "-1", False),
+        ("--poll-interval", "nan", False),
+        ("--poll-interval", "inf", False),
+        ("--lro-timeout", "30", True),
+        ("--lro-timeout", "0", False),
+        ("--lro-timeout", "-5", False),
+        ("--lro-timeout", "nan", False),
+        ("--lro-timeout", "soon", False),
+    ],
+)
+def test_timing_options_take_finite_seconds_and_refuse_the_rest_as_usage_errors(
+    option: str, value: str, ok: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reconciler.cli import build_parser
+
+    for command in ("apply", "run"):
+        argv = ["nightly"] if command == "run" else []
+        if ok:
+            parsed = build_parser(command, {}).parse_args([*argv, option, value])
+            assert getattr(parsed, option[2:].replace("-", "_")) == float(value)
+            continue
+        with pytest.raises(SystemExit):
+            build_parser(command, {}).parse_args([*argv, option, value])
+        assert f"argument {option}" in capsys.readouterr().err
