@@ -283,3 +283,20 @@ def test_a_secret_variable_alone_and_another_variable_substituted_load(write: Wr
     result = load(environ={"ACI_DB_PASSWORD": SECRET, "ACI_TAG": "1.27"})
     assert result.errors == ()
     assert secret_of(result) == SECRET
+
+
+def test_an_empty_secret_from_env_or_file_is_a_positioned_error_never_a_value(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("a.yaml", with_env("env: DB_PASSWORD"))
+    write("b/b.yaml", with_env("file: secrets/db").replace("name: web", "name: web2"))
+    write("b/secrets/db", " \n")
+    for empty in ("", "  ", "\n"):
+        result = load(environ={"DB_PASSWORD": empty})
+        assert result.groups == ()
+        assert messages(result, root) == [
+            "a.yaml:14:32: properties.containers[0].properties.environmentVariables[1].secureValueFrom.env: "
+            "environment variable DB_PASSWORD is empty; a secret value is never empty",
+            "b/b.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
+            "secret file secrets/db is empty; a secret value is never empty",
+        ]
