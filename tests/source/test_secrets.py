@@ -297,6 +297,6 @@ def test_an_empty_secret_from_env_or_file_is_a_positioned_error_never_a_value(
         assert messages(result, root) == [
             "a.yaml:14:32: properties.containers[0].properties.environmentVariables[1].secureValueFrom.env: "
             "environment variable DB_PASSWORD is empty; a secret value is never empty",
-            "b/b.yaml:14:33: properties.containers[0].properties.environmentVariables[1].secureValueFrom.file: "
-            "secret file secrets/db is empty; a secret value is never empty",
+            "b/b.yaml:14:33: properties.containers[0].properties.environmentVariables[1]"
+            ".secureValueFrom.file: secret file secrets/db is empty; a secret value is never empty",
         ]
