@@ -830,6 +830,12 @@ def _load_file(run: _Pass, item: WalkItem, layer: Layer, read: _Read, cache: Loa
         document.load()
         refs += document.refs
     run.errors.extend(read.file_errors)
+    if len(run.groups) > marks[0] and (read.file_errors or not all(doc.complete for doc in read.docs)):
+        # A file that is not valid YAML holds all its groups: it is mid-edit (a group split in two, a
+        # rename), and its documents before the error must not be applied alone. (An invalid document of
+        # valid YAML holds only its own group.)
+        run.failed.extend((g.key, g.source) for g in run.groups[marks[0] :])
+        del run.groups[marks[0] :]
     if cache is not None:
         cache.misses += 1
         loaded = run.groups[marks[0] :]

@@ -381,3 +381,16 @@ def test_a_valid_group_is_not_applied_when_a_broken_copy_claims_its_name(
     ]
     assert result.groups == ()
     assert result.failed_keys == (("rg", "web"),)
+
+
+def test_a_yaml_syntax_error_in_a_later_document_holds_every_group_of_the_file(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("multi.yaml", manifest("alpha") + "---\n" + manifest("beta") + "---\nname: [bad\n")
+    write("other.yaml", manifest("gamma"))
+    result = load()
+    assert len(result.errors) == 1
+    assert "multi.yaml:" in str(result.errors[0])
+    assert [g.manifest.name for g in result.groups] == ["gamma"]
+    assert sorted(result.failed_keys) == [("rg", "alpha"), ("rg", "beta")]
+    assert not result.complete
