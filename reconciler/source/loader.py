@@ -821,6 +821,19 @@ def _load_file(run: _Pass, item: WalkItem, layer: Layer, read: _Read, cache: Loa
     run.contents.append((relative, read.digest.encode()))
     if stamp is not None:
         run.fresh[item.text] = (stamp[2], stamp[3])
+    if not read.text.strip():
+        # Truncated by a failed write or a stray `>`, a file would read as "every group it declared is
+        # gone", and pruning would delete them; an error skips pruning. (A file of comments is kept as a
+        # deliberate placeholder.)
+        run.errors.append(
+            SourceError.at(
+                path,
+                FILE_START,
+                "the file is empty: write its manifest again, or delete the file to remove its groups "
+                "(pruning is skipped while it is empty)",
+            )
+        )
+        return
     hints = _Hints.of(read.text)
     reads = _EnvReads(run.environ) if cache is not None and hints.dollar else None
     marks = (len(run.groups), len(run.errors), len(run.warnings), len(run.failed))

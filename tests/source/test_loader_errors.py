@@ -394,3 +394,18 @@ def test_a_yaml_syntax_error_in_a_later_document_holds_every_group_of_the_file(
     assert [g.manifest.name for g in result.groups] == ["gamma"]
     assert sorted(result.failed_keys) == [("rg", "alpha"), ("rg", "beta")]
     assert not result.complete
+
+
+def test_an_empty_manifest_file_is_an_error_so_that_its_groups_are_not_pruned(
+    root: Path, write: Writer, load: Loader
+) -> None:
+    write("other.yaml", manifest("gamma"))
+    for empty in ("", "\n", "  \n\n"):
+        write("web.yaml", empty)
+        result = load()
+        assert messages(result, root) == [
+            "web.yaml:1:1: the file is empty: write its manifest again, or delete the file to remove its "
+            "groups (pruning is skipped while it is empty)"
+        ]
+        assert [g.manifest.name for g in result.groups] == ["gamma"]
+        assert not result.complete
