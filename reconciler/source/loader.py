@@ -603,6 +603,8 @@ class _Document:
             refs = self.refs = find_references(value)
             secret_env = frozenset(ref.name for ref in refs if ref.kind == "env")
             clashes = reads_of(raw, secret_env) if hints.dollar and secret_env else []
+            # A place whose substitution failed (a refused or unset variable) is reported already.
+            clashes = [(at, name) for at, name in clashes if at not in self.reported]
             if clashes:
                 value = raw  # nothing below may show the substituted secret (a validation message would)
             for at, name in clashes:
