@@ -51,7 +51,7 @@ from reconciler.source.secrets import (
     literal_secret_warnings,
     resolve_references,
 )
-from reconciler.source.substitute import reads_of, substitute
+from reconciler.source.substitute import substitute
 from reconciler.source.walk import Stamp, WalkItem, walk
 from reconciler.source.yamlread import MAX_FILE_BYTES, DocPath, ParsedDocument, parse_documents
 
@@ -593,21 +593,22 @@ class _Document:
                 where = self.place(at, key=True)
                 self.run.warnings.append(SourceError(where.path, where.line, where.column, message))
         value = raw
+        used: list[tuple[DocPath, str]] = []
         if hints.dollar:
-            value, problems = substitute(raw, self.environ, self.layer.policy)
+            value, problems = substitute(raw, self.environ, self.layer.policy, used=used)
             for at, message in problems:
                 self.error(at, f"{_display(at)}: {message}" if at else message)
                 self.reported.add(at)
         resolved: dict[tuple[str, str], str] = {}
         if hints.references:
             refs = self.refs = find_references(value)
-            secret_env = frozenset(ref.name for ref in refs if ref.kind == "env")
-            clashes = reads_of(raw, secret_env) if hints.dollar and secret_env else []
-            # A place whose substitution failed (a refused or unset variable) is reported already.
-            clashes = [(at, name) for at, name in clashes if at not in self.reported]
+            secret_env = {ref.name for ref in refs if ref.kind == "env"}
+            clashes = [(at, name) for at, name in used if name in secret_env]
             if clashes:
                 value = raw  # nothing below may show the substituted secret (a validation message would)
             for at, name in clashes:
+                if at in self.reported:
+                    continue  # the place's failed substitution is reported already
                 self.error(
                     at,
                     f"{_display(at)}: ${{{name}}} substitutes {name}, which this manifest reads as a "

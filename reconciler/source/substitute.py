@@ -36,9 +36,10 @@ Problem = tuple[DocPath, str]
 
 
 def substitute_text(
-    text: str, environ: Mapping[str, str], policy: EnvPolicy | None = None
+    text: str, environ: Mapping[str, str], policy: EnvPolicy | None = None, used: list[str] | None = None
 ) -> tuple[str, list[str]]:
-    """`text` with its `${...}` references replaced, and a message for each one that failed."""
+    """`text` with its `${...}` references replaced, and a message for each one that failed; `used` gets
+    the name of each variable whose value went into the text."""
     if "$" not in text:
         return text, []
     rule = EnvPolicy() if policy is None else policy
@@ -68,40 +69,18 @@ def substitute_text(
         if refused is not None:
             problems.append(f"${{{plain(name)}}} refused: {refused}")
             return whole
-        if sep:
-            return value if value else default
+        if sep and not value:
+            return default
         if value is None:
             problems.append(
                 f"environment variable {name} is not set (use ${{{name}:-default}} to give it a default)"
             )
             return whole
+        if used is not None:
+            used.append(name)
         return value
 
     return _PATTERN.sub(replace, text), problems
-
-
-def reads_of(value: Any, names: frozenset[str], path: DocPath = ()) -> list[tuple[DocPath, str]]:
-    """Where a string in `value` substitutes one of `names` (`${NAME}` or `${NAME:-...}`), and the name.
-    The loader refuses a variable that the same manifest uses as a secret: substituted, its value would sit
-    in a plain field, which plans, tags and Azure's GET show."""
-    found: list[tuple[DocPath, str]] = []
-
-    def walk(node: Any, here: DocPath) -> None:
-        if isinstance(node, str):
-            if "${" in node:
-                for match in _PATTERN.finditer(node):
-                    name = (match.group(1) or "").partition(":-")[0]
-                    if name in names:
-                        found.append((here, name))
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, (*here, k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, (*here, i))
-
-    walk(value, path)
-    return found
 
 
 def substitute(
@@ -111,16 +90,23 @@ def substitute(
     *,
     skip: Callable[[DocPath], bool] | None = None,
     path: DocPath = (),
+    used: list[tuple[DocPath, str]] | None = None,
 ) -> tuple[Any, list[Problem]]:
-    """A copy of `value` with every string substituted, and the problems with the path of their scalar."""
+    """A copy of `value` with every string substituted, and the problems with the path of their scalar;
+    `used` gets the path and name of each variable whose value went into a string (the loader refuses one
+    that the same manifest reads as a secret: its value would sit in a plain field, which plans, tags and
+    Azure's GET show)."""
     problems: list[Problem] = []
 
     def walk(node: Any, here: DocPath) -> Any:
         if isinstance(node, str):
             if "$" not in node or (skip is not None and skip(here)):
                 return node
-            text, found = substitute_text(node, environ, policy)
+            names: list[str] = []
+            text, found = substitute_text(node, environ, policy, names)
             problems.extend((here, message) for message in found)
+            if used is not None:
+                used.extend((here, name) for name in names)
             return text
         if isinstance(node, dict):
             return {k: walk(v, (*here, k)) for k, v in node.items()}
