@@ -216,26 +216,17 @@ def resolve_references(
             if value is None:
                 problems.append((ref.path, f"environment variable {plain(ref.name)} is not set"))
                 continue
-            if not value.strip():
-                # A CI secret that is not configured usually arrives as an empty variable: sending it would
-                # restart the group with no secret (DESIGN 8: an empty value is an error, never a PUT).
-                problems.append(
-                    (
-                        ref.path,
-                        f"environment variable {plain(ref.name)} is empty; a secret value is never empty",
-                    )
-                )
-                continue
-            values[key] = value
+            what = f"environment variable {plain(ref.name)}"
         else:
-            text, message = read_secret_file(ref.name, base_dir=base_dir, root=root)
-            if text is None:
+            value, message = read_secret_file(ref.name, base_dir=base_dir, root=root)
+            if value is None:
                 problems.append((ref.path, message or "secret file cannot be read"))
                 continue
-            if not text.strip():
-                problems.append(
-                    (ref.path, f"secret file {plain(ref.name)} is empty; a secret value is never empty")
-                )
-                continue
-            values[key] = text
+            what = f"secret file {plain(ref.name)}"
+        if not value.strip():
+            # A CI secret that is not configured usually arrives as an empty variable: sending it would
+            # restart the group with no secret (DESIGN 8: an empty value is an error, never a PUT).
+            problems.append((ref.path, f"{what} is empty; a secret value is never empty"))
+            continue
+        values[key] = value
     return values, problems
